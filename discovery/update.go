@@ -1,0 +1,244 @@
+package discovery
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+)
+
+// Update is one change a source sends to the Registry. Only the Registry's goroutine applies
+// updates, in the order they were sent.
+type Update interface {
+	// apply changes st (copy-on-write: it never mutates anything already published) and
+	// reports whether anything changed.
+	apply(st *state) (changed bool, err error)
+}
+
+// state is the registry's working copy between two published snapshots.
+type state struct {
+	apps  AppSet
+	mesos *MesosState
+	rules map[string]ServiceRule
+	tasks int
+}
+
+// ErrUnknownApp is returned (and logged by the registry) for a task event naming an app the
+// registry does not know.
+var ErrUnknownApp = errors.New("unknown app")
+
+// ReplaceApps replaces every app with a full sync's result. Apps equal to the ones already
+// held keep their old pointers, so consumers can skip them.
+type ReplaceApps struct {
+	Apps []*App
+}
+
+func (u ReplaceApps) apply(st *state) (bool, error) {
+	changed := len(u.Apps) != st.apps.Len()
+	apps := make([]*App, len(u.Apps))
+	tasks := 0
+	for i, a := range u.Apps {
+		prepare(a)
+		if old := st.apps.Get(a.ID); old != nil && old.Equal(a) {
+			a = old
+		} else {
+			changed = true
+		}
+		apps[i] = a
+		tasks += len(a.Tasks)
+	}
+	if !changed {
+		return false, nil
+	}
+	st.apps = NewAppSet(apps)
+	if st.apps.Len() != len(apps) {
+		return false, fmt.Errorf("full sync lists %d apps but only %d distinct ids", len(apps), st.apps.Len())
+	}
+	st.tasks = tasks
+	return true, nil
+}
+
+// UpsertApp adds or replaces one app (after a refetch of that app).
+type UpsertApp struct {
+	App *App
+}
+
+func (u UpsertApp) apply(st *state) (bool, error) {
+	a := u.App
+	prepare(a)
+	old := st.apps.Get(a.ID)
+	if old.Equal(a) {
+		return false, nil
+	}
+	if old != nil {
+		st.tasks -= len(old.Tasks)
+	}
+	st.tasks += len(a.Tasks)
+	st.apps = st.apps.With(a)
+	return true, nil
+}
+
+// RemoveApp removes one app (it was destroyed).
+type RemoveApp struct {
+	ID string
+}
+
+func (u RemoveApp) apply(st *state) (bool, error) {
+	old := st.apps.Get(u.ID)
+	if old == nil {
+		return false, nil
+	}
+	st.tasks -= len(old.Tasks)
+	st.apps = st.apps.Without(u.ID)
+	return true, nil
+}
+
+// TaskStatus is a Marathon status_update_event: a task changed state. A terminal state removes
+// the task; any other state adds or updates it. Applied in O(tasks of that app).
+type TaskStatus struct {
+	AppID       string
+	TaskID      string
+	State       string
+	Host        string
+	SlaveID     string
+	IPAddresses []string
+	Ports       []int
+	Version     string
+	Timestamp   string
+}
+
+func (u TaskStatus) apply(st *state) (bool, error) {
+	app := st.apps.Get(u.AppID)
+	if app == nil {
+		return false, fmt.Errorf("%s for task %s: %w %s", u.State, u.TaskID, ErrUnknownApp, u.AppID)
+	}
+	old := app.Task(u.TaskID)
+	if IsTerminal(u.State) {
+		if old == nil {
+			return false, nil
+		}
+		return replaceTask(st, app, u.TaskID, nil), nil
+	}
+	t := &Task{ID: u.TaskID, AppID: app.ID}
+	if old != nil {
+		*t = *old
+	}
+	t.State = u.State
+	if u.Host != "" {
+		t.Host = u.Host
+	}
+	if u.SlaveID != "" {
+		t.SlaveID = u.SlaveID
+	}
+	if len(u.IPAddresses) > 0 {
+		t.IPAddresses = u.IPAddresses
+	}
+	if len(u.Ports) > 0 {
+		t.HostPorts = u.Ports
+	}
+	if u.Version != "" {
+		t.Version = u.Version
+	}
+	if t.StagedAt == "" {
+		t.StagedAt = u.Timestamp
+	}
+	if u.State == StateRunning && t.StartedAt == "" {
+		t.StartedAt = u.Timestamp
+	}
+	app.resolve(t)
+	if old.Equal(t) {
+		return false, nil
+	}
+	return replaceTask(st, app, u.TaskID, t), nil
+}
+
+// TaskHealth is a Marathon health_status_changed_event for one task.
+type TaskHealth struct {
+	AppID  string
+	TaskID string
+	Alive  bool
+}
+
+func (u TaskHealth) apply(st *state) (bool, error) {
+	app := st.apps.Get(u.AppID)
+	if app == nil {
+		return false, fmt.Errorf("health of task %s: %w %s", u.TaskID, ErrUnknownApp, u.AppID)
+	}
+	old := app.Task(u.TaskID)
+	if old == nil {
+		return false, fmt.Errorf("health of task %s of app %s: unknown task", u.TaskID, u.AppID)
+	}
+	t := *old
+	// The event carries one verdict for the task: it stands for every check of the app.
+	n := max(len(app.HealthChecks), len(old.Health), 1)
+	t.Health = make([]HealthResult, n)
+	for i := range t.Health {
+		t.Health[i].Alive = u.Alive
+		if i < len(old.Health) && u.Alive == old.Health[i].Alive {
+			t.Health[i].ConsecutiveFailures = old.Health[i].ConsecutiveFailures
+		}
+	}
+	app.resolve(&t)
+	if old.Equal(&t) {
+		return false, nil
+	}
+	return replaceTask(st, app, u.TaskID, &t), nil
+}
+
+// replaceTask publishes a copy of app with task id replaced by t (nil removes it).
+func replaceTask(st *state, app *App, id string, t *Task) bool {
+	a := *app
+	i, found := slices.BinarySearchFunc(app.Tasks, id, func(x *Task, id string) int { return cmpString(x.ID, id) })
+	switch {
+	case t == nil && found:
+		a.Tasks = slices.Delete(slices.Clone(app.Tasks), i, i+1)
+		st.tasks--
+	case t != nil && found:
+		a.Tasks = slices.Clone(app.Tasks)
+		a.Tasks[i] = t
+	case t != nil:
+		a.Tasks = slices.Insert(slices.Clone(app.Tasks), i, t)
+		st.tasks++
+	default:
+		return false
+	}
+	st.apps = st.apps.With(&a)
+	return true
+}
+
+// ReplaceMesosState replaces the Mesos state (frameworks, agents, leader, masters).
+type ReplaceMesosState struct {
+	State *MesosState
+}
+
+func (u ReplaceMesosState) apply(st *state) (bool, error) {
+	// Mesos state arrives every poll interval at most, so a deep comparison is affordable.
+	if reflect.DeepEqual(st.mesos, u.State) {
+		return false, nil
+	}
+	st.mesos = u.State
+	return true, nil
+}
+
+// ReplaceRules replaces every bamboo-style routing rule.
+type ReplaceRules struct {
+	Rules map[string]ServiceRule
+}
+
+func (u ReplaceRules) apply(st *state) (bool, error) {
+	if maps.Equal(st.rules, u.Rules) {
+		return false, nil
+	}
+	st.rules = maps.Clone(u.Rules)
+	return true, nil
+}
+
+// prepare sorts an app's tasks and derives their endpoints and eligibility. Apps handed to the
+// registry are owned by it from then on.
+func prepare(a *App) {
+	slices.SortFunc(a.Tasks, func(x, y *Task) int { return cmpString(x.ID, y.ID) })
+	for _, t := range a.Tasks {
+		a.resolve(t)
+	}
+}
