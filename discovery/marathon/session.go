@@ -1,0 +1,274 @@
+package marathon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/lodestar-lb/lodestar/discovery"
+)
+
+const (
+	appsQuery = "?embed=apps.tasks&embed=apps.deployments&embed=apps.readiness"
+	appQuery  = "?embed=app.tasks&embed=app.deployments&embed=app.readiness"
+)
+
+// session runs one connection to member m: open the event stream, full sync, then apply events
+// in order until something fails. The stream is opened before the sync so that no event falls
+// between the two; events that arrive during the sync wait in the stream and are applied after
+// it (they are idempotent against the synced state). synced reports whether the full sync
+// succeeded, which resets the reconnect backoff.
+func (s *Source) session(ctx context.Context, m *url.URL, sink discovery.Sink) (synced bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var lastActive atomic.Int64 // unix nanos of the last sign of life
+	touch := func() { lastActive.Store(time.Now().UnixNano()) }
+	touch()
+	frames, streamErr, err := s.openStream(ctx, m, touch)
+	if err != nil {
+		return false, err
+	}
+	if info, err := s.info(ctx, m); err == nil {
+		s.log.Info("connected to Marathon", "member", m.String(), "version", info.Version,
+			"leader", info.Leader, "framework", info.MarathonConfig.FrameworkName)
+	}
+	if err := s.fullSync(ctx, m, sink); err != nil {
+		return false, err
+	}
+	name := m.String()
+	s.connected.Store(&name)
+
+	resync := time.NewTicker(s.cfg.Resync)
+	defer resync.Stop()
+	watchdog := time.NewTicker(max(s.cfg.IdleTimeout/4, time.Millisecond))
+	defer watchdog.Stop()
+	leaderCheck := time.NewTicker(s.cfg.LeaderCheck)
+	defer leaderCheck.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case f, ok := <-frames:
+			if !ok {
+				return true, <-streamErr
+			}
+			if err := s.handle(ctx, m, sink, f); err != nil {
+				return true, err
+			}
+			touch()
+		case <-resync.C:
+			if err := s.fullSync(ctx, m, sink); err != nil {
+				return true, err
+			}
+		case <-s.resync:
+			if err := s.fullSync(ctx, m, sink); err != nil {
+				return true, err
+			}
+		case <-watchdog.C:
+			if idle := time.Since(time.Unix(0, lastActive.Load())); idle > s.cfg.IdleTimeout {
+				return true, fmt.Errorf("%w: no byte for %s (keepalives included)", errIdle, idle.Round(time.Millisecond))
+			}
+		case <-leaderCheck.C:
+			if err := s.checkLeader(ctx, m); err != nil {
+				return true, err
+			}
+		}
+	}
+}
+
+// checkLeader ends the session with errSwitch when another configured member leads and answers.
+func (s *Source) checkLeader(ctx context.Context, m *url.URL) error {
+	leader, err := s.leaderOf(ctx, m)
+	if err != nil {
+		return err
+	}
+	lm := s.memberFor(leader)
+	if lm == nil || lm == m {
+		return nil
+	}
+	if _, err := s.leaderOf(ctx, lm); err != nil {
+		return nil // the leader is not reachable from here: stay where we are
+	}
+	return &errSwitch{to: lm.String(), why: "it is the Marathon leader"}
+}
+
+// openStream connects to /v2/events and starts a goroutine that parses frames into the
+// returned channel, in order. When the stream ends, the channel is closed and the reason is
+// sent on streamErr.
+func (s *Source) openStream(ctx context.Context, m *url.URL, touch func()) (<-chan frame, <-chan error, error) {
+	q := url.Values{"event_type": discovery.MarathonEventTypes}
+	target := m.String() + "/v2/events?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.authorize(req)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := s.stream.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("event stream: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, nil, &statusError{url: target, code: resp.StatusCode}
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		resp.Body.Close()
+		return nil, nil, fmt.Errorf("event stream %s: Content-Type %q, want text/event-stream", target, ct)
+	}
+	streamConnects.Inc()
+	frames := make(chan frame, 1024)
+	streamErr := make(chan error, 1)
+	go func() {
+		defer resp.Body.Close()
+		defer close(frames)
+		r := newSSEReader(resp.Body, touch)
+		for {
+			f, err := r.next()
+			if err != nil {
+				streamErr <- fmt.Errorf("event stream: %w", err)
+				return
+			}
+			select {
+			case frames <- f:
+			case <-ctx.Done():
+				streamErr <- ctx.Err()
+				return
+			}
+		}
+	}()
+	return frames, streamErr, nil
+}
+
+// handle applies one event. Only failures to talk to Marathon end the session; a malformed
+// event is logged and skipped (the periodic full sync repairs whatever it would have changed).
+func (s *Source) handle(ctx context.Context, m *url.URL, sink discovery.Sink, f frame) error {
+	ev, err := discovery.DecodeMarathonEvent(f.Event, f.Data)
+	if err != nil {
+		eventErrors.Inc()
+		s.log.Error("bad Marathon event skipped", "type", f.Event, "err", err, "data", truncate(f.Data, 300))
+		return nil
+	}
+	events.WithLabelValues(eventLabel(f.Event, ev.Ignored)).Inc()
+	switch {
+	case ev.Ignored:
+		s.log.Debug("Marathon event ignored", "type", f.Event)
+		return nil
+	case ev.Resync:
+		s.log.Debug("Marathon event names no app; full sync", "type", f.Event)
+		return s.fullSync(ctx, m, sink)
+	case len(ev.Refetch) > 0:
+		for _, id := range ev.Refetch {
+			if err := s.refetch(ctx, m, sink, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if appID := taskAppID(ev.Update); appID != "" && !s.known[appID] {
+		// A task of an app we have not seen (created since the last sync): fetch the app; its
+		// definition comes with the task, and the event is applied after it either way.
+		s.log.Info("event for an app not yet known; fetching it", "type", f.Event, "app", appID)
+		if err := s.refetch(ctx, m, sink, appID); err != nil {
+			return err
+		}
+	}
+	return sink.Send(ctx, ev.Update)
+}
+
+func taskAppID(u discovery.Update) string {
+	switch u := u.(type) {
+	case discovery.TaskStatus:
+		return u.AppID
+	case discovery.TaskHealth:
+		return u.AppID
+	}
+	return ""
+}
+
+// fullSync replaces every app with GET /v2/apps. An app Marathon returns but that cannot be
+// decoded keeps its last good version: one bad app must not make the others, or itself, vanish.
+func (s *Source) fullSync(ctx context.Context, m *url.URL, sink discovery.Sink) error {
+	start := time.Now()
+	body, err := s.get(ctx, m, "/v2/apps"+appsQuery)
+	if err != nil {
+		return fmt.Errorf("full sync: %w", err)
+	}
+	apps, appErrs, err := discovery.DecodeMarathonApps(body)
+	if err != nil {
+		return fmt.Errorf("full sync from %s: %w", m, err)
+	}
+	cur := sink.Snapshot()
+	for _, e := range appErrs {
+		var ae *discovery.AppError
+		s.log.Error("Marathon app skipped", "err", e)
+		if errors.As(e, &ae) {
+			if old := cur.App(ae.AppID); old != nil {
+				apps = append(apps, old)
+			}
+		}
+	}
+	known := make(map[string]bool, len(apps))
+	for _, a := range apps {
+		known[a.ID] = true
+	}
+	if err := sink.Send(ctx, discovery.ReplaceApps{Apps: apps}); err != nil {
+		return err
+	}
+	s.known = known
+	sink.ReportSync(s.Name(), nil)
+	syncs.Inc()
+	syncDuration.Observe(time.Since(start).Seconds())
+	s.log.Debug("full sync", "apps", len(apps), "bad_apps", len(appErrs), "took", time.Since(start).Round(time.Microsecond))
+	return nil
+}
+
+// refetch reads one app again: a 404 means it is gone.
+func (s *Source) refetch(ctx context.Context, m *url.URL, sink discovery.Sink, id string) error {
+	refetches.Inc()
+	body, err := s.get(ctx, m, "/v2/apps"+escapeAppID(id)+appQuery)
+	var se *statusError
+	if errors.As(err, &se) && se.code == http.StatusNotFound {
+		delete(s.known, id)
+		return sink.Send(ctx, discovery.RemoveApp{ID: id})
+	}
+	if err != nil {
+		return fmt.Errorf("refetch of app %s: %w", id, err)
+	}
+	apps, appErrs, err := discovery.DecodeMarathonApps(body)
+	if err == nil && len(appErrs) > 0 {
+		err = appErrs[0]
+	}
+	if err == nil && (len(apps) != 1 || apps[0].ID != id) {
+		err = fmt.Errorf("Marathon answered for %d apps, not just %s", len(apps), id)
+	}
+	if err != nil {
+		// Keep the last good version of the app; the next full sync retries.
+		s.log.Error("Marathon app skipped; keeping its last good version", "app", id, "err", err)
+		return nil
+	}
+	s.known[id] = true
+	return sink.Send(ctx, discovery.UpsertApp{App: apps[0]})
+}
+
+// escapeAppID escapes each segment of "/group/app" for use in a URL path.
+func escapeAppID(id string) string {
+	parts := strings.Split(strings.TrimPrefix(id, "/"), "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return "/" + strings.Join(parts, "/")
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
