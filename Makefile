@@ -1,0 +1,52 @@
+# lodestar — the two commands a newcomer needs: `make demo` and `make test`.
+# Both install what they need with apt-get when it is missing (run as root on Debian).
+
+SHELL   := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin:/root/go/bin
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+BIN     := bin/lodestar
+
+# Debian packages the tests and the demo use, as "command:package" pairs: a package is
+# installed only when its command is missing.
+TEST_TOOLS := curl:curl
+DEMO_TOOLS := curl:curl
+
+.PHONY: all build test demo bench deps-test deps-demo check-go vet fmt-check clean
+
+all: build
+
+build: check-go
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/lodestar
+
+check-go:
+	@command -v $(GO) >/dev/null || { echo "Go 1.26 is needed: install it from https://go.dev/dl/ into /usr/local/go (Debian's golang package is too old)"; exit 1; }
+
+deps-test:
+	@scripts/apt-install.sh $(TEST_TOOLS)
+
+deps-demo:
+	@scripts/apt-install.sh $(DEMO_TOOLS)
+
+vet: check-go
+	$(GO) vet ./...
+
+fmt-check: check-go
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# make test: every test, with the race detector, after vet and a gofmt check.
+test: check-go deps-test vet fmt-check
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# make demo: lodestar on the example cluster (apps and Mesos state from files in examples/).
+demo: build deps-demo
+	@scripts/demo.sh $(BIN)
+
+# make bench: the Go benchmarks (figures for closing notes; nothing here asserts a time).
+bench: check-go
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,408 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lodestar-lb/lodestar/integration/fakemarathon"
+)
+
+func runCmd(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb, func(k string) string { return env[k] })
+	return code, out.String(), errb.String()
+}
+
+func TestHelp(t *testing.T) {
+	code, out, _ := runCmd(t, nil, "--help")
+	if code != 0 {
+		t.Fatalf("--help exit %d", code)
+	}
+	for _, want := range []string{"serve", "render", "version", "LODESTAR_<FLAG>"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--help lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = runCmd(t, nil, "serve", "--help")
+	if code != 0 || !strings.Contains(out, "--marathon URL") || !strings.Contains(out, "env LODESTAR_MARATHON_AUTH_CREDENTIAL_FILE") {
+		t.Errorf("serve --help (exit %d) does not explain the flags and their environment twins:\n%s", code, out)
+	}
+	code, _, errOut := runCmd(t, nil, "frobnicate")
+	if code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, stderr %q", code, errOut)
+	}
+	if code, out, _ := runCmd(t, nil, "version"); code != 0 || !strings.HasPrefix(out, "lodestar ") {
+		t.Errorf("version: exit %d, %q", code, out)
+	}
+}
+
+// TestFlagEnvConfigPrecedence: command line beats environment beats config file beats default.
+func TestFlagEnvConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	yamlFile := filepath.Join(dir, "lodestar.yaml")
+	writeFile(t, yamlFile, "marathon:\n  - http://from-config:8080\n  - http://second:8080\nmarathon-resync: 2m\nlog-level: debug\napi-listen: 127.0.0.1:9999\n")
+	jsonFile := filepath.Join(dir, "lodestar.json")
+	writeFile(t, jsonFile, `{"marathon": "http://json:8080", "marathon-idle-timeout": "3s"}`)
+
+	cases := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(c *command, s *sourceFlags) string
+	}{
+		{"defaults", nil, nil, func(c *command, s *sourceFlags) string {
+			if *s.marathonResync != 5*time.Minute || len(s.marathon.vals) != 0 {
+				return fmt.Sprintf("resync %s, marathon %v", *s.marathonResync, s.marathon.vals)
+			}
+			return ""
+		}},
+		{"config file (YAML list)", []string{"--config", yamlFile}, nil, func(c *command, s *sourceFlags) string {
+			if got := s.marathon.String(); got != "http://from-config:8080,http://second:8080" {
+				return "marathon = " + got
+			}
+			if *s.marathonResync != 2*time.Minute {
+				return "resync = " + s.marathonResync.String()
+			}
+			return ""
+		}},
+		{"config file (JSON)", []string{"--config", jsonFile}, nil, func(c *command, s *sourceFlags) string {
+			if s.marathon.String() != "http://json:8080" || *s.marathonIdle != 3*time.Second {
+				return fmt.Sprintf("marathon %s idle %s", s.marathon, *s.marathonIdle)
+			}
+			return ""
+		}},
+		{"environment beats config", []string{"--config", yamlFile},
+			map[string]string{"LODESTAR_MARATHON": "http://env1:8080,http://env2:8080", "LODESTAR_MARATHON_RESYNC": "90s"},
+			func(c *command, s *sourceFlags) string {
+				if s.marathon.String() != "http://env1:8080,http://env2:8080" || *s.marathonResync != 90*time.Second {
+					return fmt.Sprintf("marathon %s resync %s", s.marathon, *s.marathonResync)
+				}
+				return ""
+			}},
+		{"command line beats environment", []string{"--marathon", "http://flag:8080", "--marathon", "http://flag2:8080"},
+			map[string]string{"LODESTAR_MARATHON": "http://env:8080"},
+			func(c *command, s *sourceFlags) string {
+				if s.marathon.String() != "http://flag:8080,http://flag2:8080" {
+					return "marathon = " + s.marathon.String()
+				}
+				return ""
+			}},
+		{"config file from the environment", nil, map[string]string{"LODESTAR_CONFIG": yamlFile},
+			func(c *command, s *sourceFlags) string {
+				if *s.marathonResync != 2*time.Minute {
+					return "resync = " + s.marathonResync.String()
+				}
+				return ""
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCommand("test", "", "", "")
+			s := addSourceFlags(c)
+			addLogFlags(c)
+			c.fs.String("api-listen", "", "")
+			if err := c.parse(tc.args, func(k string) string { return tc.env[k] }); err != nil {
+				t.Fatal(err)
+			}
+			if msg := tc.check(c, s); msg != "" {
+				t.Error(msg)
+			}
+		})
+	}
+}
+
+func TestConfigErrorsNameTheProblem(t *testing.T) {
+	dir := t.TempDir()
+	typo := filepath.Join(dir, "typo.yaml")
+	writeFile(t, typo, "marathon-resnyc: 1m\n")
+	bad := filepath.Join(dir, "bad.yaml")
+	writeFile(t, bad, "marathon-resync: soon\n")
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{[]string{"render", "--config", typo}, nil, []string{typo, `unknown key "marathon-resnyc"`}},
+		{[]string{"render", "--config", bad}, nil, []string{bad, `key "marathon-resync"`}},
+		{[]string{"render", "--config", filepath.Join(dir, "missing.yaml")}, nil, []string{"missing.yaml", "no such file"}},
+		{[]string{"render"}, map[string]string{"LODESTAR_MARATHON_RESYNC": "never"}, []string{"LODESTAR_MARATHON_RESYNC", "never"}},
+		{[]string{"render", "--log-level", "loud"}, nil, []string{"--log-level", "loud"}},
+		{[]string{"render", "--marathon", "http://m:8080", "--apps-file", "x.json"}, nil, []string{"--marathon and --apps-file"}},
+		{[]string{"render", "--marathon", "m1:8080"}, nil, []string{`bad URL "m1:8080"`}},
+		{[]string{"render", "--apps-file", filepath.Join(dir, "nope.json")}, nil, []string{"nope.json"}},
+		{[]string{"render", "stray"}, nil, []string{`unexpected argument "stray"`}},
+	}
+	for _, tc := range cases {
+		code, _, errOut := runCmd(t, tc.env, tc.args...)
+		if code == 0 {
+			t.Errorf("%v: exit 0, want an error", tc.args)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%v: stderr %q lacks %q", tc.args, errOut, w)
+			}
+		}
+	}
+}
+
+func TestRenderFromFiles(t *testing.T) {
+	code, out, errOut := runCmd(t, nil, "render", "--apps-file", "../../examples/apps.json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"/shop/web", "127.0.0.1:31001", "127.0.0.1:31002", "/db/cache", "127.0.0.1:31004"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("render output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRenderFromMarathon(t *testing.T) {
+	fake := fakemarathon.New()
+	if err := fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	if err := fake.LoadAppsFile("../../examples/apps.json"); err != nil {
+		t.Fatal(err)
+	}
+	f := false
+	id, err := fake.AddTask("/shop/web", fakemarathon.TaskSpec{Host: "127.0.0.1", Ports: []int{31009}, Health: &f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(t, nil, "render", "--marathon", fake.URL(), "--timeout", "20s")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "127.0.0.1:31001") || !regexp.MustCompile(regexp.QuoteMeta(id)+`\s+health check failing`).MatchString(out) {
+		t.Errorf("render output should route the healthy task and say why %s is left out:\n%s", id, out)
+	}
+}
+
+func TestRenderGivesUpWithTheReason(t *testing.T) {
+	fake := fakemarathon.New()
+	if err := fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	fake.SetStatus(http.StatusServiceUnavailable)
+	defer fake.Close()
+	code, _, errOut := runCmd(t, nil, "render", "--marathon", fake.URL(), "--timeout", "1s")
+	if code != 1 || !strings.Contains(errOut, "no complete sync within 1s") || !strings.Contains(errOut, "503") {
+		t.Errorf("exit %d, stderr %q: want exit 1 naming the timeout and Marathon's 503", code, errOut)
+	}
+}
+
+// TestServeFromFiles runs the whole daemon on the example files and watches an edit go
+// through to the API.
+func TestServeFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	apps := filepath.Join(dir, "apps.json")
+	copyFile(t, "../../examples/apps.json", apps)
+	base := startServe(t, "--apps-file", apps, "--mesos-state-file", "../../examples/state.json",
+		"--file-poll-interval", "20ms", "--run-dir", dir)
+
+	waitApps(t, base, func(doc appsDoc) bool {
+		return doc.task("/shop/web", "shop_web.5a1f0c2e-b7c1-11f0-9c3e-0242ac110002") != nil
+	})
+	if code := getStatus(t, base+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz = %d after the first sync, want 200", code)
+	}
+
+	// Mark one task unhealthy in the file: it stays listed, not eligible, with the reason.
+	data, _ := os.ReadFile(apps)
+	edited := strings.Replace(string(data), `"alive": true`, `"alive": false`, 1)
+	writeFile(t, apps, edited)
+	waitApps(t, base, func(doc appsDoc) bool {
+		tk := doc.task("/shop/web", "shop_web.5a1f0c2e-b7c1-11f0-9c3e-0242ac110002")
+		return tk != nil && !tk.Eligible && tk.Reason == "health check failing"
+	})
+}
+
+func TestServeWithNoFlagsServesTheExample(t *testing.T) {
+	base := startServe(t, "--run-dir", t.TempDir())
+	waitApps(t, base, func(doc appsDoc) bool {
+		return len(doc.Apps) == 3 && doc.task("/db/cache", "db_cache.8d4c3f51-b7c1-11f0-9c3e-0242ac110002") != nil
+	})
+}
+
+func TestServeFromMarathon(t *testing.T) {
+	fake := fakemarathon.New()
+	if err := fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	if err := fake.LoadAppsFile("../../examples/apps.json"); err != nil {
+		t.Fatal(err)
+	}
+	base := startServe(t, "--marathon", fake.URL(), "--run-dir", t.TempDir())
+	waitApps(t, base, func(doc appsDoc) bool { return len(doc.Apps) == 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := fake.WaitSubscribers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	id, err := fake.AddTask("/shop/api", fakemarathon.TaskSpec{Host: "127.0.0.1", Ports: []int{31010}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApps(t, base, func(doc appsDoc) bool { tk := doc.task("/shop/api", id); return tk != nil && tk.Eligible })
+}
+
+func TestServeReportsATakenPort(t *testing.T) {
+	base := startServe(t, "--run-dir", t.TempDir())
+	addr := strings.TrimPrefix(base, "http://")
+	code, _, errOut := runCmd(t, nil, "serve", "--api-listen", addr, "--run-dir", t.TempDir())
+	if code != 1 || !strings.Contains(errOut, "address already in use") {
+		t.Errorf("second serve on %s: exit %d, stderr %q", addr, code, errOut)
+	}
+}
+
+// startServe runs `lodestar serve` with the API on a free port and returns its base URL once
+// it logs that it is serving. The daemon stops when the test ends.
+func startServe(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	lw := newLineWatcher(regexp.MustCompile(`msg="lodestar serving".* api=(http://\S+)`))
+	done := make(chan int, 1)
+	args = append([]string{"serve", "--api-listen", "127.0.0.1:0"}, args...)
+	go func() { done <- run(ctx, args, io.Discard, lw, func(string) string { return "" }) }()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited %d; log:\n%s", code, lw.String())
+		}
+	})
+	select {
+	case m := <-lw.match:
+		return m[1]
+	case code := <-done:
+		t.Fatalf("serve exited %d before serving; log:\n%s", code, lw.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not start within 20s; log:\n%s", lw.String())
+	}
+	return ""
+}
+
+// lineWatcher is a log sink that reports the first line matching re.
+type lineWatcher struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	re    *regexp.Regexp
+	match chan []string
+	sent  bool
+}
+
+func newLineWatcher(re *regexp.Regexp) *lineWatcher {
+	return &lineWatcher{re: re, match: make(chan []string, 1)}
+}
+
+func (w *lineWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if !w.sent {
+		if m := w.re.FindStringSubmatch(w.buf.String()); m != nil {
+			w.match <- m
+			w.sent = true
+		}
+	}
+	return len(p), nil
+}
+
+func (w *lineWatcher) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+type appsDoc struct {
+	Version uint64 `json:"version"`
+	Apps    []struct {
+		ID    string    `json:"id"`
+		Tasks []taskDoc `json:"tasks"`
+	} `json:"apps"`
+}
+
+type taskDoc struct {
+	ID       string `json:"id"`
+	Eligible bool   `json:"eligible"`
+	Reason   string `json:"reason"`
+}
+
+func (d appsDoc) task(app, id string) *taskDoc {
+	for _, a := range d.Apps {
+		if a.ID != app {
+			continue
+		}
+		for i := range a.Tasks {
+			if a.Tasks[i].ID == id {
+				return &a.Tasks[i]
+			}
+		}
+	}
+	return nil
+}
+
+// waitApps polls GET /v1/apps (a readiness probe, not a timing guess) until cond holds.
+func waitApps(t *testing.T, base string, cond func(appsDoc) bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/v1/apps")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			last = string(body)
+			var doc appsDoc
+			if json.Unmarshal(body, &doc) == nil && cond(doc) {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // probe interval
+	}
+	t.Fatalf("GET /v1/apps never satisfied the condition; last body: %.2000s", last)
+}
+
+func getStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, to, string(b))
+}
