@@ -58,6 +58,9 @@ func (a *App) noPortsReason(t *Task) string {
 		}
 		return "no container ports (container networking)"
 	}
+	if t.Host == "" {
+		return fmt.Sprintf("no agent host (%s networking)", a.Network)
+	}
 	return fmt.Sprintf("has %d host ports, the app needs %d", len(t.HostPorts), len(a.Ports))
 }
 

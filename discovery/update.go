@@ -35,28 +35,47 @@ type ReplaceApps struct {
 }
 
 func (u ReplaceApps) apply(st *state) (bool, error) {
-	changed := len(u.Apps) != st.apps.Len()
 	apps := make([]*App, len(u.Apps))
 	tasks := 0
+	changed := len(u.Apps) != st.apps.Len()
 	for i, a := range u.Apps {
-		prepare(a)
-		if old := st.apps.Get(a.ID); old != nil && old.Equal(a) {
-			a = old
-		} else {
-			changed = true
+		// An app that is already published (a source re-sending the last good version of an
+		// app that failed to decode) is prepared and must not be touched again.
+		if old := st.apps.Get(a.ID); old != a {
+			prepare(a)
+			if old.Equal(a) {
+				a = old
+			} else {
+				changed = true
+			}
 		}
 		apps[i] = a
 		tasks += len(a.Tasks)
 	}
+	// Reject duplicates before anything else: a full sync naming one id twice is corrupt, and
+	// nothing of it may reach the registry, even when the rest looks unchanged.
+	set := NewAppSet(apps)
+	if set.Len() != len(apps) {
+		return false, fmt.Errorf("full sync rejected: %s", duplicateIDs(apps))
+	}
 	if !changed {
 		return false, nil
 	}
-	st.apps = NewAppSet(apps)
-	if st.apps.Len() != len(apps) {
-		return false, fmt.Errorf("full sync lists %d apps but only %d distinct ids", len(apps), st.apps.Len())
-	}
+	st.apps = set
 	st.tasks = tasks
 	return true, nil
+}
+
+func duplicateIDs(apps []*App) string {
+	seen := make(map[string]bool, len(apps))
+	var dups []string
+	for _, a := range apps {
+		if seen[a.ID] && !slices.Contains(dups, a.ID) {
+			dups = append(dups, a.ID)
+		}
+		seen[a.ID] = true
+	}
+	return fmt.Sprintf("app ids listed more than once: %v", dups)
 }
 
 // UpsertApp adds or replaces one app (after a refetch of that app).
@@ -66,8 +85,11 @@ type UpsertApp struct {
 
 func (u UpsertApp) apply(st *state) (bool, error) {
 	a := u.App
-	prepare(a)
 	old := st.apps.Get(a.ID)
+	if old == a {
+		return false, nil
+	}
+	prepare(a)
 	if old.Equal(a) {
 		return false, nil
 	}
