@@ -32,15 +32,24 @@ var ErrUnknownApp = errors.New("unknown app")
 // held keep their old pointers, so consumers can skip them.
 type ReplaceApps struct {
 	Apps []*App
+	// Keep names apps the sync could not decode: the registry keeps its current version of
+	// each (if it has one), so one bad app never vanishes or takes others with it. The
+	// registry resolves them itself, so the kept version includes every delta applied so far.
+	Keep []string
 }
 
 func (u ReplaceApps) apply(st *state) (bool, error) {
-	apps := make([]*App, len(u.Apps))
+	in := u.Apps
+	for _, id := range u.Keep {
+		if old := st.apps.Get(id); old != nil {
+			in = append(in[:len(in):len(in)], old)
+		}
+	}
+	apps := make([]*App, len(in))
 	tasks := 0
-	changed := len(u.Apps) != st.apps.Len()
-	for i, a := range u.Apps {
-		// An app that is already published (a source re-sending the last good version of an
-		// app that failed to decode) is prepared and must not be touched again.
+	changed := len(in) != st.apps.Len()
+	for i, a := range in {
+		// An app that is already published (kept, above) is prepared and must not be touched.
 		if old := st.apps.Get(a.ID); old != a {
 			prepare(a)
 			if old.Equal(a) {
@@ -133,6 +142,9 @@ type TaskStatus struct {
 func (u TaskStatus) apply(st *state) (bool, error) {
 	app := st.apps.Get(u.AppID)
 	if app == nil {
+		if IsTerminal(u.State) {
+			return false, nil // the end of a task of an app already gone: nothing to do
+		}
 		return false, fmt.Errorf("%s for task %s: %w %s", u.State, u.TaskID, ErrUnknownApp, u.AppID)
 	}
 	old := app.Task(u.TaskID)

@@ -592,3 +592,44 @@ func TestReplaceAppsDuplicateIDs(t *testing.T) {
 		t.Errorf("published apps %v with Tasks=%d; want the last good apps [/api /web] and 3", got, s.Tasks)
 	}
 }
+
+// A full sync that could not decode an app keeps the registry's own current version of it,
+// including deltas applied after the snapshot the source could have read.
+func TestReplaceAppsKeep(t *testing.T) {
+	st := newState(t, twoApps()...)
+	before := st.apps.Get("/api")
+	if !mustApply(t, st, TaskStatus{AppID: "/api", TaskID: "api.new", State: StateRunning, Host: "10.0.0.9", Ports: []int{31999}}) {
+		t.Fatal("delta changed nothing")
+	}
+	withDelta := st.apps.Get("/api")
+	if withDelta == before || withDelta.Task("api.new") == nil {
+		t.Fatal("delta not applied")
+	}
+	// The sync lists only /web (changed) and keeps /api and an id the registry never had.
+	web := application(appID("/web"), withLabel("HAPROXY_GROUP", "internal"))
+	if !mustApply(t, st, ReplaceApps{Apps: []*App{web}, Keep: []string{"/api", "/never-seen"}}) {
+		t.Fatal("sync changed nothing")
+	}
+	if got := appIDs(st.apps); !slices.Equal(got, []string{"/api", "/web"}) {
+		t.Fatalf("apps %v, want [/api /web]", got)
+	}
+	if st.apps.Get("/api") != withDelta {
+		t.Error("kept app is not the registry's current version (pointer changed or delta lost)")
+	}
+	if st.tasks != len(withDelta.Tasks) {
+		t.Errorf("tasks = %d, want %d", st.tasks, len(withDelta.Tasks))
+	}
+}
+
+// The end of a task of an app that is already gone is not an error (Marathon sends the
+// kills after the app is destroyed).
+func TestTerminalStatusOfRemovedApp(t *testing.T) {
+	st := newState(t, twoApps()...)
+	changed, err := TaskStatus{AppID: "/gone", TaskID: "gone.1", State: "TASK_KILLED"}.apply(st)
+	if changed || err != nil {
+		t.Errorf("changed=%t err=%v, want a quiet no-op", changed, err)
+	}
+	if _, err := (TaskStatus{AppID: "/gone", TaskID: "gone.1", State: StateRunning}).apply(st); !errors.Is(err, ErrUnknownApp) {
+		t.Errorf("running task of unknown app: err = %v, want ErrUnknownApp", err)
+	}
+}

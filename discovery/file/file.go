@@ -295,18 +295,20 @@ func (s *Source) load(ctx context.Context, sink discovery.Sink, f *watchedFile, 
 		if err := duplicateIDs(apps); err != nil {
 			return err
 		}
+		var keep []string
 		for _, e := range appErrs {
 			id := "?"
 			if ae, ok := errors.AsType[*discovery.AppError](e); ok {
 				id = ae.AppID
+				keep = append(keep, id)
 			}
 			appErrors.Inc()
-			s.log.Error("skipping app of the apps file; the other apps load", "app", id, "file", f.path, "err", e)
+			s.log.Error("app of the apps file skipped, keeping its last good version; the other apps load", "app", id, "file", f.path, "err", e)
 		}
 		if apps == nil {
 			apps = []*discovery.App{}
 		}
-		return sink.Send(ctx, discovery.ReplaceApps{Apps: apps})
+		return sink.Send(ctx, discovery.ReplaceApps{Apps: apps, Keep: keep})
 	default:
 		st, err := discovery.DecodeMesosState(data)
 		if err != nil {

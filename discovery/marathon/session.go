@@ -27,8 +27,11 @@ func (s *Source) session(ctx context.Context, m *url.URL, sink discovery.Sink) (
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var lastActive atomic.Int64 // unix nanos of the last sign of life
-	touch := func() { lastActive.Store(time.Now().UnixNano()) }
+	// lastActive is the time of the last sign of life, as an offset from epoch: time.Since
+	// reads the monotonic clock, so a step of the wall clock cannot fake idleness.
+	epoch := time.Now()
+	var lastActive atomic.Int64
+	touch := func() { lastActive.Store(int64(time.Since(epoch))) }
 	touch()
 	frames, streamErr, err := s.openStream(ctx, m, touch)
 	if err != nil {
@@ -71,7 +74,7 @@ func (s *Source) session(ctx context.Context, m *url.URL, sink discovery.Sink) (
 				return true, err
 			}
 		case <-watchdog.C:
-			if idle := time.Since(time.Unix(0, lastActive.Load())); idle > s.cfg.IdleTimeout {
+			if idle := time.Since(epoch) - time.Duration(lastActive.Load()); idle > s.cfg.IdleTimeout {
 				return true, fmt.Errorf("%w: no byte for %s (keepalives included)", errIdle, idle.Round(time.Millisecond))
 			}
 		case <-leaderCheck.C:
@@ -171,6 +174,10 @@ func (s *Source) handle(ctx context.Context, m *url.URL, sink discovery.Sink, f 
 		}
 		return nil
 	}
+	if st, ok := ev.Update.(discovery.TaskStatus); ok && discovery.IsTerminal(st.State) && !s.known[st.AppID] {
+		s.log.Debug("end of a task of an app not known (already removed); nothing to do", "task", st.TaskID, "app", st.AppID)
+		return nil
+	}
 	if appID := taskAppID(ev.Update); appID != "" && !s.known[appID] {
 		// A task of an app we have not seen (created since the last sync): fetch the app; its
 		// definition comes with the task, and the event is applied after it either way.
@@ -204,21 +211,22 @@ func (s *Source) fullSync(ctx context.Context, m *url.URL, sink discovery.Sink) 
 	if err != nil {
 		return fmt.Errorf("full sync from %s: %w", m, err)
 	}
-	cur := sink.Snapshot()
+	var keep []string
 	for _, e := range appErrs {
+		s.log.Error("Marathon app skipped; keeping its last good version", "err", e)
 		var ae *discovery.AppError
-		s.log.Error("Marathon app skipped", "err", e)
 		if errors.As(e, &ae) {
-			if old := cur.App(ae.AppID); old != nil {
-				apps = append(apps, old)
-			}
+			keep = append(keep, ae.AppID)
 		}
 	}
-	known := make(map[string]bool, len(apps))
+	known := make(map[string]bool, len(apps)+len(keep))
 	for _, a := range apps {
 		known[a.ID] = true
 	}
-	if err := sink.Send(ctx, discovery.ReplaceApps{Apps: apps}); err != nil {
+	for _, id := range keep {
+		known[id] = true
+	}
+	if err := sink.Send(ctx, discovery.ReplaceApps{Apps: apps, Keep: keep}); err != nil {
 		return err
 	}
 	s.known = known

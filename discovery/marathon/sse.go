@@ -45,7 +45,9 @@ func (s *sseReader) next() (frame, error) {
 	for {
 		line, err := s.readLine()
 		if err != nil {
-			if errors.Is(err, io.EOF) && pending {
+			// A line cut off by the end of the stream (io.ErrUnexpectedEOF from readLine) is
+			// inside an event too, even when it is the event's first line.
+			if errors.Is(err, io.ErrUnexpectedEOF) || (errors.Is(err, io.EOF) && pending) {
 				return frame{}, fmt.Errorf("event stream ended inside an event (%q): %w", f.Event, io.ErrUnexpectedEOF)
 			}
 			return frame{}, err
