@@ -14,34 +14,16 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lodestar-lb/lodestar/discovery"
+	"github.com/lodestar-lb/lodestar/internal/logtest"
 )
 
 // waitTimeout bounds every wait on a signal; tests never sleep.
 const waitTimeout = 10 * time.Second
-
-// lockedBuffer is a log sink written by server goroutines while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // newRegistry runs a registry until the test ends.
 func newRegistry(t *testing.T) *discovery.Registry {
@@ -330,8 +312,8 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestNotFoundAndMethodNotAllowed(t *testing.T) {
-	logs := &lockedBuffer{}
-	s := newServer(t, Config{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, newRegistry(t))
+	logger, logs := logtest.New()
+	s := newServer(t, Config{Logger: logger}, newRegistry(t))
 	for _, tc := range []struct {
 		method, path string
 		code         int

@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lodestar-lb/lodestar/integration/fakemarathon"
+	"github.com/lodestar-lb/lodestar/internal/logtest"
 )
 
 func runCmd(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
@@ -275,57 +275,35 @@ func TestServeReportsATakenPort(t *testing.T) {
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	lw := newLineWatcher(regexp.MustCompile(`msg="lodestar serving".* api=(http://\S+)`))
+	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
 	args = append([]string{"serve", "--api-listen", "127.0.0.1:0"}, args...)
-	go func() { done <- run(ctx, args, io.Discard, lw, func(string) string { return "" }) }()
+	go func() { done <- run(ctx, args, io.Discard, logs, func(string) string { return "" }) }()
 	t.Cleanup(func() {
 		cancel()
 		if code := <-done; code != 0 {
-			t.Errorf("serve exited %d; log:\n%s", code, lw.String())
+			t.Errorf("serve exited %d; log:\n%s", code, logs)
 		}
 	})
-	select {
-	case m := <-lw.match:
-		return m[1]
-	case code := <-done:
-		t.Fatalf("serve exited %d before serving; log:\n%s", code, lw.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("serve did not start within 20s; log:\n%s", lw.String())
-	}
-	return ""
-}
-
-// lineWatcher is a log sink that reports the first line matching re.
-type lineWatcher struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	re    *regexp.Regexp
-	match chan []string
-	sent  bool
-}
-
-func newLineWatcher(re *regexp.Regexp) *lineWatcher {
-	return &lineWatcher{re: re, match: make(chan []string, 1)}
-}
-
-func (w *lineWatcher) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if !w.sent {
-		if m := w.re.FindStringSubmatch(w.buf.String()); m != nil {
-			w.match <- m
-			w.sent = true
+	waitCtx, stop := context.WithTimeout(ctx, 20*time.Second)
+	defer stop()
+	go func() {
+		select { // a serve that exits early ends the wait at once
+		case code := <-done:
+			done <- code
+			stop()
+		case <-waitCtx.Done():
 		}
+	}()
+	line, err := logs.Wait(waitCtx, `msg="lodestar serving"`)
+	if err != nil {
+		t.Fatalf("serve did not start (%v); log:\n%s", err, logs)
 	}
-	return len(p), nil
-}
-
-func (w *lineWatcher) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
+	m := regexp.MustCompile(` api=(http://\S+)`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no api address in %q", line)
+	}
+	return m[1]
 }
 
 type appsDoc struct {

@@ -1,40 +1,21 @@
 package file
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lodestar-lb/lodestar/discovery"
+	"github.com/lodestar-lb/lodestar/internal/logtest"
 )
 
 // waitTimeout bounds every wait on a signal; tests never sleep.
 const waitTimeout = 10 * time.Second
-
-// lockedBuffer is a log sink the source's goroutine writes while the test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // recordingSink forwards to a registry and signals every ReportSync, so a test can wait for a
 // read that changes no snapshot (a garbage file).
@@ -66,13 +47,13 @@ type harness struct {
 	src  *Source
 	reg  *discovery.Registry
 	sink *recordingSink
-	logs *lockedBuffer
+	logs *logtest.Buffer
 }
 
 func start(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	logs := &lockedBuffer{}
-	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger, logs := logtest.New()
+	cfg.Logger = logger
 	if cfg.Interval == 0 {
 		cfg.Interval = 5 * time.Millisecond
 	}

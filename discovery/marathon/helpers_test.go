@@ -1,10 +1,8 @@
 package marathon
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/lodestar-lb/lodestar/discovery"
 	"github.com/lodestar-lb/lodestar/integration/fakemarathon"
+	"github.com/lodestar-lb/lodestar/internal/logtest"
 )
 
 // waitTimeout bounds every wait of these tests. Nothing here takes near it; it only turns a hang
@@ -70,7 +69,7 @@ type harness struct {
 	reg  *discovery.Registry
 	sink *recSink
 	src  *Source
-	logs *logBuffer
+	logs *logtest.Buffer
 	stop context.CancelFunc
 
 	done   chan struct{} // closed when Run returned; runErr is its result
@@ -88,8 +87,7 @@ func start(t testing.TB, cfg Config, fakes ...*fakemarathon.Server) *harness {
 			cfg.URLs = append(cfg.URLs, f.URL())
 		}
 	}
-	logs := newLogBuffer()
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger, logs := logtest.New()
 	cfg.Logger = logger
 	src, err := New(cfg)
 	if err != nil {
@@ -122,7 +120,7 @@ func start(t testing.TB, cfg Config, fakes ...*fakemarathon.Server) *harness {
 			}
 		}
 		if t.Failed() {
-			t.Logf("log of the source and the registry:\n%s", logs.tail(12000))
+			t.Logf("log of the source and the registry:\n%s", logs.Tail(12000))
 		}
 	})
 	return h
@@ -198,7 +196,7 @@ func (h *harness) waitReport(from int, what string, match func(error) bool) int 
 // waitLog waits for a log line holding every one of parts.
 func (h *harness) waitLog(parts ...string) string {
 	h.t.Helper()
-	line, err := h.logs.wait(waitCtx(h.t), parts...)
+	line, err := h.logs.Wait(waitCtx(h.t), parts...)
 	if err != nil {
 		h.t.Fatalf("no log line with %q: %v", parts, err)
 	}
@@ -329,70 +327,6 @@ func (s *recSink) waitReport(ctx context.Context, from int, match func(error) bo
 		case <-changed:
 		case <-ctx.Done():
 			return -1, ctx.Err()
-		}
-	}
-}
-
-// logBuffer collects log output and lets tests wait for a line.
-type logBuffer struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{}
-}
-
-func newLogBuffer() *logBuffer { return &logBuffer{changed: make(chan struct{})} }
-
-// Write takes one record (slog's handlers write each record with one call).
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	close(b.changed)
-	b.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) tail(n int) string {
-	s := b.String()
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-// lines returns the lines holding every one of parts.
-func (b *logBuffer) lines(parts ...string) []string {
-	var out []string
-next:
-	for _, l := range strings.Split(b.String(), "\n") {
-		for _, p := range parts {
-			if !strings.Contains(l, p) {
-				continue next
-			}
-		}
-		out = append(out, l)
-	}
-	return out
-}
-
-func (b *logBuffer) wait(ctx context.Context, parts ...string) (string, error) {
-	for {
-		b.mu.Lock()
-		changed := b.changed
-		b.mu.Unlock()
-		if ls := b.lines(parts...); len(ls) > 0 {
-			return ls[0], nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return "", ctx.Err()
 		}
 	}
 }

@@ -753,7 +753,7 @@ func TestBadInputKeepsLastGoodSnapshot(t *testing.T) {
 			tk := task(s, green, green3)
 			return tk != nil && !tk.Eligible
 		})
-		if ls := h.logs.lines("bad Marathon event skipped", "type=status_update_event", "invalid character"); len(ls) != 1 {
+		if ls := h.logs.Lines("bad Marathon event skipped", "type=status_update_event", "invalid character"); len(ls) != 1 {
 			t.Errorf("log lines about the garbage event: %q, want one naming the type and the JSON error", ls)
 		}
 		if n := fake.StreamConnects(); n != 1 {
