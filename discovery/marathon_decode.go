@@ -12,56 +12,79 @@ import (
 // `container.portMappings` shapes). They are unexported: every source decodes through
 // DecodeMarathonApps and gets App values.
 type wireApp struct {
-	ID              string            `json:"id"`
-	Instances       int               `json:"instances"`
-	Labels          map[string]string `json:"labels"`
-	Version         string            `json:"version"`
-	Ports           []int             `json:"ports"`
-	PortDefinitions []wirePortDef     `json:"portDefinitions"`
-	Container       *struct {
-		Type   string `json:"type"`
-		Docker *struct {
-			Network      string            `json:"network"`
-			PortMappings []wirePortMapping `json:"portMappings"`
-		} `json:"docker"`
+	ID                    string                `json:"id"`
+	Instances             int                   `json:"instances"`
+	Labels                map[string]string     `json:"labels"`
+	Version               string                `json:"version"`
+	Ports                 []int                 `json:"ports"`
+	PortDefinitions       []wirePortDef         `json:"portDefinitions"`
+	Container             *wireContainer        `json:"container"`
+	Networks              []wireNetwork         `json:"networks"`
+	IPAddress             *wireIPAddress        `json:"ipAddress"`
+	HealthChecks          []wireHealthCheck     `json:"healthChecks"`
+	ReadinessChecks       []wireReadinessCheck  `json:"readinessChecks"`
+	Deployments           []wireDeployment      `json:"deployments"`
+	ReadinessCheckResults []wireReadinessResult `json:"readinessCheckResults"`
+	Tasks                 []wireTask            `json:"tasks"`
+}
+
+// The nested wire types are aliases of unnamed struct types, not named types, so that
+// encoding/json's error messages (which print the Go types) read as they always have.
+type (
+	wireContainer = struct {
+		Type         string            `json:"type"`
+		Docker       *wireDocker       `json:"docker"`
 		PortMappings []wirePortMapping `json:"portMappings"`
-	} `json:"container"`
-	Networks  []struct{ Mode, Name string } `json:"networks"`
-	IPAddress *struct {
-		NetworkName string `json:"networkName"`
-		Discovery   *struct {
-			Ports []struct {
-				Number   int    `json:"number"`
-				Name     string `json:"name"`
-				Protocol string `json:"protocol"`
-			} `json:"ports"`
-		} `json:"discovery"`
-	} `json:"ipAddress"`
-	HealthChecks []struct {
-		Protocol               string                  `json:"protocol"`
-		Path                   string                  `json:"path"`
-		PortIndex              int                     `json:"portIndex"`
-		Port                   int                     `json:"port"`
-		Command                *struct{ Value string } `json:"command"`
-		GracePeriodSeconds     int                     `json:"gracePeriodSeconds"`
-		IntervalSeconds        int                     `json:"intervalSeconds"`
-		TimeoutSeconds         int                     `json:"timeoutSeconds"`
-		MaxConsecutiveFailures int                     `json:"maxConsecutiveFailures"`
-		IgnoreHTTP1xx          bool                    `json:"ignoreHttp1xx"`
-	} `json:"healthChecks"`
-	ReadinessChecks []struct {
+	}
+	wireDocker = struct {
+		Network      string            `json:"network"`
+		PortMappings []wirePortMapping `json:"portMappings"`
+	}
+	wireNetwork   = struct{ Mode, Name string }
+	wireIPAddress = struct {
+		NetworkName string             `json:"networkName"`
+		Discovery   *wireIPAddressDisc `json:"discovery"`
+	}
+	wireIPAddressDisc = struct {
+		Ports []wireDiscoveryPort `json:"ports"`
+	}
+	wireDiscoveryPort = struct {
+		Number   int    `json:"number"`
+		Name     string `json:"name"`
+		Protocol string `json:"protocol"`
+	}
+	wireHealthCheck = struct {
+		Protocol               string       `json:"protocol"`
+		Path                   string       `json:"path"`
+		PortIndex              int          `json:"portIndex"`
+		Port                   int          `json:"port"`
+		Command                *wireCommand `json:"command"`
+		GracePeriodSeconds     int          `json:"gracePeriodSeconds"`
+		IntervalSeconds        int          `json:"intervalSeconds"`
+		TimeoutSeconds         int          `json:"timeoutSeconds"`
+		MaxConsecutiveFailures int          `json:"maxConsecutiveFailures"`
+		IgnoreHTTP1xx          bool         `json:"ignoreHttp1xx"`
+	}
+	wireCommand        = struct{ Value string }
+	wireReadinessCheck = struct {
 		Name     string `json:"name"`
 		Protocol string `json:"protocol"`
 		Path     string `json:"path"`
 		PortName string `json:"portName"`
-	} `json:"readinessChecks"`
-	Deployments           []struct{ ID string } `json:"deployments"`
-	ReadinessCheckResults []struct {
+	}
+	wireDeployment      = struct{ ID string }
+	wireReadinessResult = struct {
 		TaskID string `json:"taskId"`
 		Ready  bool   `json:"ready"`
-	} `json:"readinessCheckResults"`
-	Tasks []wireTask `json:"tasks"`
-}
+	}
+	wireTaskIP = struct {
+		IPAddress string `json:"ipAddress"`
+	}
+	wireHealthResult = struct {
+		Alive               bool `json:"alive"`
+		ConsecutiveFailures int  `json:"consecutiveFailures"`
+	}
+)
 
 type wirePortDef struct {
 	Port     int               `json:"port"`
@@ -80,22 +103,17 @@ type wirePortMapping struct {
 }
 
 type wireTask struct {
-	ID          string `json:"id"`
-	AppID       string `json:"appId"`
-	Host        string `json:"host"`
-	SlaveID     string `json:"slaveId"`
-	State       string `json:"state"`
-	StagedAt    string `json:"stagedAt"`
-	StartedAt   string `json:"startedAt"`
-	Version     string `json:"version"`
-	Ports       []int  `json:"ports"`
-	IPAddresses []struct {
-		IPAddress string `json:"ipAddress"`
-	} `json:"ipAddresses"`
-	HealthCheckResults []struct {
-		Alive               bool `json:"alive"`
-		ConsecutiveFailures int  `json:"consecutiveFailures"`
-	} `json:"healthCheckResults"`
+	ID                 string             `json:"id"`
+	AppID              string             `json:"appId"`
+	Host               string             `json:"host"`
+	SlaveID            string             `json:"slaveId"`
+	State              string             `json:"state"`
+	StagedAt           string             `json:"stagedAt"`
+	StartedAt          string             `json:"startedAt"`
+	Version            string             `json:"version"`
+	Ports              []int              `json:"ports"`
+	IPAddresses        []wireTaskIP       `json:"ipAddresses"`
+	HealthCheckResults []wireHealthResult `json:"healthCheckResults"`
 }
 
 // AppError is a problem with one app of a payload; the other apps are unaffected.
@@ -112,7 +130,17 @@ func (e *AppError) Unwrap() error { return e.Err }
 // `{"app":{…}}` (GET /v2/apps/{id}), a bare app definition, or a JSON array of them. Apps that
 // cannot be decoded are left out and reported one AppError each; err is non-nil only when
 // the payload as a whole is unreadable.
+//
+// It uses the hand-written decoder of marathon_fastjson.go, which gives the same results as
+// decodeMarathonAppsStd (encoding/json) and hands it every input it is not sure about.
 func DecodeMarathonApps(data []byte) (apps []*App, appErrs []error, err error) {
+	return decodeMarathonAppsFast(data)
+}
+
+// decodeMarathonAppsStd is DecodeMarathonApps on encoding/json: the reference implementation.
+// The fast decoder falls back to it for documents that are not well-formed or unusual, and
+// the tests compare the two.
+func decodeMarathonAppsStd(data []byte) (apps []*App, appErrs []error, err error) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
 		return nil, nil, errors.New("empty document: expected Marathon apps JSON")
@@ -166,12 +194,7 @@ func decodeAppList(data []byte) ([]*App, []error, error) {
 	var apps []*App
 	var appErrs []error
 	for i, item := range items {
-		var w wireApp
-		if err := json.Unmarshal(item, &w); err != nil {
-			appErrs = append(appErrs, &AppError{AppID: appIDOf(item, i), Err: err})
-			continue
-		}
-		a, err := convertApp(&w)
+		a, _, err := decodeAppItem(item, i)
 		if err != nil {
 			appErrs = append(appErrs, err)
 			continue
@@ -179,6 +202,18 @@ func decodeAppList(data []byte) ([]*App, []error, error) {
 		apps = append(apps, a)
 	}
 	return apps, appErrs, nil
+}
+
+// decodeAppItem decodes the i-th app of a list with encoding/json. decoded is false when
+// encoding/json rejected it (err is then an AppError naming it); a decoded app can still fail
+// convertApp.
+func decodeAppItem(item []byte, i int) (a *App, decoded bool, err error) {
+	var w wireApp
+	if err := json.Unmarshal(item, &w); err != nil {
+		return nil, false, &AppError{AppID: appIDOf(item, i), Err: err}
+	}
+	a, err = convertApp(&w)
+	return a, true, err
 }
 
 // appIDOf digs the id out of an app that failed to decode, for the error message.

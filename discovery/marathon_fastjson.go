@@ -1,0 +1,1466 @@
+package discovery
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"math"
+	"math/bits"
+	"reflect"
+	"strings"
+	"unicode/utf8"
+)
+
+// A hand-written decoder for Marathon's /v2/apps documents, several times faster than
+// encoding/json on them: most of a real payload is fields lodestar does not read (cmd, env,
+// constraints, versionInfo, …), which it skips without building anything, and what it reads it
+// decodes into the wire structs with no reflection.
+//
+// It gives the same results as decodeMarathonAppsStd, which stays the reference:
+//
+//   - Values land in the wire structs with encoding/json's semantics, including its corner
+//     cases: null leaves strings, numbers, bools and structs as they are and sets maps, slices
+//     and pointers to nil; an int takes only an integer literal that fits; a repeated key
+//     decodes into what the previous one left (maps merge, slices are reused element by
+//     element, pointers keep their target); `[]` is an empty, not a nil, slice.
+//   - Whatever it does not handle itself it hands to encoding/json, per app or for the whole
+//     document, so the results and error messages are encoding/json's. An app with a value of
+//     the wrong type, a key that is not one of its fields' exact names but that encoding/json
+//     would match case-insensitively ("Instances"), a key with escapes or non-ASCII bytes, or
+//     a repeated "tasks" key is re-decoded with encoding/json (decodeAppItem), which reports
+//     the AppError or decodes it. A document that is not well-formed JSON, nests deeper than
+//     encoding/json allows, or is not plainly one of the shapes below (a repeated or
+//     differently-cased "apps", "app" or "id" key, "apps" that is not an array, "apps" next to
+//     "app" or "id", …) goes to decodeMarathonAppsStd whole.
+//
+// So there is no deliberate difference in results: keys are matched in exact case (with both
+// Marathon's spelling and the Go field name for the fields without a json tag: "mode"/"Mode",
+// "value"/"Value", "id"/"ID"), and any other case-insensitive match costs a fallback, not a
+// different answer.
+//
+// Shapes decoded here: {"apps":[…]}, {"app":{…}}, a bare app {"id":…} and a JSON array of apps.
+
+const maxJSONDepth = 10000 // encoding/json rejects documents nested deeper than this
+
+var (
+	// errFastSyntax: the document is not well-formed JSON (or nests too deep).
+	errFastSyntax = errors.New("marathon fast decoder: malformed JSON")
+	// errFastType: a value this decoder does not take where it stands (wrong type, unusual
+	// key); encoding/json decides what it means.
+	errFastType = errors.New("marathon fast decoder: unusual value")
+)
+
+// decodeMarathonAppsFast is DecodeMarathonApps.
+func decodeMarathonAppsFast(data []byte) ([]*App, []error, error) {
+	res, ok := tryDecodeFast(data)
+	if !ok {
+		return decodeMarathonAppsStd(data)
+	}
+	return res.result()
+}
+
+// tryDecodeFast decodes data unless it has to be left to decodeMarathonAppsStd (ok=false).
+func tryDecodeFast(data []byte) (res appsResult, ok bool) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return res, false
+	}
+	d := fastDec{data: data}
+	switch data[0] {
+	case '[':
+		ok = d.appList(&res) && d.pos == len(data)
+	case '{':
+		ok = d.envelope(&res)
+	}
+	return res, ok
+}
+
+// appsResult collects the apps of a document the way decodeMarathonAppsStd does.
+type appsResult struct {
+	apps    []*App
+	appErrs []error
+	// envelope: an {"apps":…} or {"app":…} document, which decodeMarathonAppsStd returns as a
+	// non-nil (possibly empty) apps slice when encoding/json decodes every app, and from
+	// decodeAppList (nil when empty) when one fails.
+	envelope  bool
+	decodeErr bool
+	// stdDecodes counts the apps handed to encoding/json (decodeAppItem).
+	stdDecodes int
+}
+
+func (r *appsResult) add(a *App, err error) {
+	if err != nil {
+		r.appErrs = append(r.appErrs, err)
+		return
+	}
+	r.apps = append(r.apps, a)
+}
+
+func (r *appsResult) result() ([]*App, []error, error) {
+	if r.apps == nil && r.envelope && !r.decodeErr {
+		r.apps = []*App{}
+	}
+	return r.apps, r.appErrs, nil
+}
+
+// envelope decodes a document that is a JSON object: {"apps":[…]}, {"app":{…}} or a bare app.
+// It reports false when decodeMarathonAppsStd has to decode the document.
+func (d *fastDec) envelope(res *appsResult) bool {
+	d.pos, d.depth = 1, 1
+	appStart, idSeen := -1, false
+	appsSeen := false
+	for n := 0; ; n++ {
+		ks, ke, plain, more, err := d.objKey(n)
+		if err != nil {
+			return false
+		}
+		if !more {
+			break
+		}
+		if !plain {
+			return false
+		}
+		d.ws()
+		switch key := d.data[ks:ke]; string(key) {
+		case "apps":
+			if appsSeen || d.peek() != '[' {
+				return false
+			}
+			appsSeen = true
+			res.envelope = true
+			if !d.appList(res) {
+				return false
+			}
+			continue
+		case "app":
+			if appStart >= 0 || d.peek() != '{' {
+				return false
+			}
+			appStart = d.pos
+		case "id":
+			if idSeen || d.peek() != '"' {
+				return false
+			}
+			idSeen = true
+		default:
+			if envelopeFields.has(key) {
+				return false
+			}
+		}
+		if d.skip() != nil {
+			return false
+		}
+	}
+	if d.pos != len(d.data) {
+		return false
+	}
+	switch {
+	case appsSeen:
+		// With "app" or "id" next to "apps", encoding/json can fail on those and make
+		// decodeMarathonAppsStd take its other path: leave such documents to it.
+		return appStart < 0 && !idSeen
+	case appStart >= 0:
+		d.pos, d.depth = appStart, 1
+		res.envelope = true
+		return d.listItem(res, 0)
+	case idSeen:
+		// A bare app: decodeMarathonAppsStd fails the whole document when it does not decode.
+		d.pos, d.depth = 0, 0
+		err := d.app(d.startApp())
+		if err == nil {
+			res.envelope = true
+			res.add(convertApp(&d.w))
+		}
+		d.endApp(err)
+		return err == nil
+	}
+	return false
+}
+
+var envelopeFields = newFoldSet("apps", "app", "id")
+
+// appList decodes a JSON array of apps at d.pos.
+func (d *fastDec) appList(res *appsResult) bool {
+	d.pos++
+	d.depth++
+	if d.depth > maxJSONDepth {
+		return false
+	}
+	for i := 0; ; i++ {
+		more, err := d.arrNext(i)
+		if err != nil {
+			return false
+		}
+		if !more {
+			return true
+		}
+		if !d.listItem(res, i) {
+			return false
+		}
+	}
+}
+
+// listItem decodes the i-th app of a list, at d.pos; false means the document is not
+// well-formed.
+func (d *fastDec) listItem(res *appsResult, i int) bool {
+	d.ws()
+	start, depth := d.pos, d.depth
+	err := d.app(d.startApp())
+	if err == nil {
+		res.add(convertApp(&d.w))
+	}
+	d.endApp(err)
+	if err == nil {
+		return true
+	}
+	if err == errFastSyntax {
+		return false
+	}
+	// Let encoding/json have this app (after checking it is well-formed JSON, which
+	// encoding/json checks for the whole document before it decodes anything).
+	d.pos, d.depth = start, depth
+	if d.skip() != nil {
+		return false
+	}
+	res.stdDecodes++
+	a, decoded, err := decodeAppItem(d.data[start:d.pos], i)
+	if !decoded {
+		res.decodeErr = true
+	}
+	res.add(a, err)
+	return true
+}
+
+// fastDec reads JSON from data. Its methods read one value at pos (after any whitespace) into
+// their destination with encoding/json's semantics, or fail with errFastSyntax or
+// errFastType (after which pos is meaningless).
+type fastDec struct {
+	data  []byte
+	pos   int
+	depth int // containers open at pos
+
+	// w is the app being decoded (its tasks share its appId and version strings), reused
+	// for every app: convertApp copies what it needs, except the maps and the tasks' ports,
+	// which are new for each app.
+	w wireApp
+	// tasks is the backing array for w.Tasks, all zero between apps.
+	tasks []wireTask
+	// keys interns label keys.
+	keys map[string]string
+}
+
+// startApp readies d.w for decoding the next app.
+func (d *fastDec) startApp() *wireApp {
+	d.w = wireApp{}
+	return &d.w
+}
+
+// endApp cleans up after an app, decoded (err == nil) or not.
+func (d *fastDec) endApp(err error) {
+	if err != nil {
+		// The decode may have stopped in the middle of the tasks.
+		clear(d.tasks[:cap(d.tasks)])
+	} else {
+		if cap(d.w.Tasks) > cap(d.tasks) { // w.Tasks outgrew the array
+			d.tasks = d.w.Tasks[:0]
+		}
+		clear(d.tasks[:len(d.w.Tasks)])
+	}
+	d.w = wireApp{}
+}
+
+func (d *fastDec) peek() byte {
+	if d.pos < len(d.data) {
+		return d.data[d.pos]
+	}
+	return 0
+}
+
+func (d *fastDec) ws() {
+	// Compact JSON has none: one comparison (no whitespace is above ' ').
+	for d.pos < len(d.data) && d.data[d.pos] <= ' ' {
+		switch d.data[d.pos] {
+		case ' ', '\t', '\n', '\r':
+			d.pos++
+		default:
+			return
+		}
+	}
+}
+
+// lit consumes the literal lit (true, false or null).
+func (d *fastDec) lit(lit string) error {
+	if len(d.data)-d.pos >= len(lit) && string(d.data[d.pos:d.pos+len(lit)]) == lit {
+		d.pos += len(lit)
+		return nil
+	}
+	return errFastSyntax
+}
+
+// objOpen starts reading an object into a struct: true after its '{', false after a null.
+func (d *fastDec) objOpen() (bool, error) {
+	d.ws()
+	switch d.peek() {
+	case '{':
+		d.pos++
+		d.depth++
+		if d.depth > maxJSONDepth {
+			return false, errFastSyntax
+		}
+		return true, nil
+	case 'n':
+		return false, d.lit("null")
+	case 0:
+		return false, errFastSyntax
+	}
+	return false, errFastType
+}
+
+// objKey moves to the next key of the object being read, n keys having been read: it returns
+// the key's raw bytes data[ks:ke] (plain: ASCII without escapes, which is the key itself) and
+// leaves pos after the ':', or returns more=false after the closing '}'.
+func (d *fastDec) objKey(n int) (ks, ke int, plain, more bool, err error) {
+	d.ws()
+	c := d.peek()
+	if c == '}' {
+		d.pos++
+		d.depth--
+		return 0, 0, false, false, nil
+	}
+	if n > 0 {
+		if c != ',' {
+			return 0, 0, false, false, errFastSyntax
+		}
+		d.pos++
+		d.ws()
+		c = d.peek()
+	}
+	if c != '"' {
+		return 0, 0, false, false, errFastSyntax
+	}
+	ks, ke, plain, err = d.scanString()
+	if err != nil {
+		return 0, 0, false, false, err
+	}
+	d.ws()
+	if d.peek() != ':' {
+		return 0, 0, false, false, errFastSyntax
+	}
+	d.pos++
+	return ks, ke, plain, true, nil
+}
+
+// arrNext moves to the next element of the array being read, n having been read: more=false
+// after the closing ']'.
+func (d *fastDec) arrNext(n int) (more bool, err error) {
+	d.ws()
+	c := d.peek()
+	if c == ']' {
+		d.pos++
+		d.depth--
+		return false, nil
+	}
+	if n > 0 {
+		if c != ',' {
+			return false, errFastSyntax
+		}
+		d.pos++
+	}
+	return true, nil
+}
+
+// strStop marks the bytes that end the fast scan of a string: its closing quote, a
+// backslash, control characters (errors) and non-ASCII bytes (which need a UTF-8 check).
+// skipStop marks the bytes that matter when the string is only skipped.
+var strStop, skipStop [256]bool
+
+func init() {
+	for c := range 256 {
+		strStop[c] = c == '"' || c == '\\' || c < 0x20 || c >= 0x80
+		skipStop[c] = c == '"' || c == '\\' || c < 0x20
+	}
+}
+
+// scanString consumes the string at pos, which is at its opening quote, and returns the
+// bounds of its raw contents; plain means ASCII without escapes.
+func (d *fastDec) scanString() (start, end int, plain bool, err error) {
+	data := d.data
+	start = d.pos + 1
+	i := start
+	for ; i+8 <= len(data); i += 8 {
+		if m := strStopMask(binary.LittleEndian.Uint64(data[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			goto stop
+		}
+	}
+	for i < len(data) && !strStop[data[i]] {
+		i++
+	}
+stop:
+	if i < len(data) && data[i] == '"' {
+		d.pos = i + 1
+		return start, i, true, nil
+	}
+	d.pos = i
+	if err := d.skipStringRest(); err != nil {
+		return 0, 0, false, err
+	}
+	return start, d.pos - 1, false, nil
+}
+
+// skipString consumes the string at pos, which is at its opening quote.
+func (d *fastDec) skipString() error {
+	d.pos++
+	return d.skipStringRest()
+}
+
+// skipStringRest consumes the rest of a string from inside it (pos is not at a backslash's
+// escaped character).
+func (d *fastDec) skipStringRest() error {
+	data := d.data
+	i := d.pos
+	for {
+		for ; i+8 <= len(data); i += 8 {
+			if m := skipStopMask(binary.LittleEndian.Uint64(data[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				goto stop
+			}
+		}
+		for i < len(data) && !skipStop[data[i]] {
+			i++
+		}
+	stop:
+		if i >= len(data) {
+			return errFastSyntax
+		}
+		switch data[i] {
+		case '"':
+			d.pos = i + 1
+			return nil
+		case '\\':
+			i++
+			if i >= len(data) {
+				return errFastSyntax
+			}
+			switch data[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i++
+			case 'u':
+				if len(data)-i < 5 || !isHex(data[i+1]) || !isHex(data[i+2]) || !isHex(data[i+3]) || !isHex(data[i+4]) {
+					return errFastSyntax
+				}
+				i += 5
+			default:
+				return errFastSyntax
+			}
+		default: // a control character
+			return errFastSyntax
+		}
+	}
+}
+
+// strStopMask and skipStopMask look at 8 bytes of a string at once (little-endian): the
+// lowest byte with its high bit set in the result is the first strStop (skipStop) byte.
+// (Higher bytes may be flagged wrongly, after a borrow.)
+func strStopMask(x uint64) uint64 {
+	q := x ^ (lsbs * '"')
+	b := x ^ (lsbs * '\\')
+	return ((q-lsbs)&^q | (b-lsbs)&^b | (x - lsbs*0x20) | x) & msbs
+}
+
+func skipStopMask(x uint64) uint64 {
+	q := x ^ (lsbs * '"')
+	b := x ^ (lsbs * '\\')
+	return ((q-lsbs)&^q | (b-lsbs)&^b | (x-lsbs*0x20)&^x) & msbs
+}
+
+const (
+	lsbs = 0x0101010101010101
+	msbs = 0x8080808080808080
+)
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// stringAt returns the string whose raw contents are data[start:end], unescaped as
+// encoding/json does (invalid UTF-8 becomes U+FFFD).
+func (d *fastDec) stringAt(start, end int, plain bool) (string, error) {
+	raw := d.data[start:end]
+	if plain || bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return string(raw), nil
+	}
+	var s string
+	if err := json.Unmarshal(d.data[start-1:end+1], &s); err != nil {
+		return "", errFastSyntax
+	}
+	return s, nil
+}
+
+// mapKey returns the key data[ks:ke] of a labels map (see stringAt). Apps repeat the same
+// few label keys (HAPROXY_GROUP, HAPROXY_0_VHOST, …): one string each serves every app.
+func (d *fastDec) mapKey(ks, ke int, plain bool) (string, error) {
+	if !plain {
+		return d.stringAt(ks, ke, plain)
+	}
+	raw := d.data[ks:ke]
+	if k, ok := d.keys[string(raw)]; ok {
+		return k, nil
+	}
+	k := string(raw)
+	if len(d.keys) < maxInternedKeys {
+		if d.keys == nil {
+			d.keys = make(map[string]string)
+		}
+		d.keys[k] = k
+	}
+	return k, nil
+}
+
+const maxInternedKeys = 4096
+
+// str reads a string (null leaves *s as it is).
+func (d *fastDec) str(s *string) error {
+	return d.strIntern(s, "", nil)
+}
+
+// strIntern reads a string like str, without allocating when it equals same or is one of
+// the constants intern knows.
+func (d *fastDec) strIntern(s *string, same string, intern func([]byte) string) error {
+	d.ws()
+	switch d.peek() {
+	case '"':
+		start, end, plain, err := d.scanString()
+		if err != nil {
+			return err
+		}
+		if plain {
+			raw := d.data[start:end]
+			if same != "" && string(raw) == same {
+				*s = same
+				return nil
+			}
+			if intern != nil {
+				if v := intern(raw); v != "" {
+					*s = v
+					return nil
+				}
+			}
+		}
+		*s, err = d.stringAt(start, end, plain)
+		return err
+	case 'n':
+		return d.lit("null")
+	case 0:
+		return errFastSyntax
+	}
+	return errFastType
+}
+
+// internConst returns the constant string equal to b for the values every app or task
+// repeats (task states, protocols, network modes), or "".
+func internConst(b []byte) string {
+	switch string(b) {
+	case "TASK_RUNNING":
+		return "TASK_RUNNING"
+	case "TASK_STAGING":
+		return "TASK_STAGING"
+	case "TASK_STARTING":
+		return "TASK_STARTING"
+	case "TASK_KILLING":
+		return "TASK_KILLING"
+	case "TASK_UNREACHABLE":
+		return "TASK_UNREACHABLE"
+	case "tcp":
+		return "tcp"
+	case "udp":
+		return "udp"
+	case "tcp,udp":
+		return "tcp,udp"
+	case "HTTP":
+		return "HTTP"
+	case "HTTPS":
+		return "HTTPS"
+	case "TCP":
+		return "TCP"
+	case "COMMAND":
+		return "COMMAND"
+	case "MESOS_HTTP":
+		return "MESOS_HTTP"
+	case "MESOS_HTTPS":
+		return "MESOS_HTTPS"
+	case "MESOS_TCP":
+		return "MESOS_TCP"
+	case "host":
+		return "host"
+	case "container":
+		return "container"
+	case "container/bridge":
+		return "container/bridge"
+	case "BRIDGE":
+		return "BRIDGE"
+	case "HOST":
+		return "HOST"
+	case "USER":
+		return "USER"
+	case "DOCKER":
+		return "DOCKER"
+	case "MESOS":
+		return "MESOS"
+	}
+	return ""
+}
+
+// int reads an integer that fits an int (null leaves *p as it is). Numbers with a fraction or
+// an exponent are errFastType: encoding/json rejects them for an int.
+func (d *fastDec) int(p *int) error {
+	d.ws()
+	data := d.data
+	i := d.pos
+	if i >= len(data) {
+		return errFastSyntax
+	}
+	c := data[i]
+	neg := c == '-'
+	if neg {
+		i++
+		if i >= len(data) {
+			return errFastSyntax
+		}
+		c = data[i]
+	}
+	var u uint64
+	switch {
+	case c == '0':
+		i++
+	case '1' <= c && c <= '9':
+		start := i
+		for i < len(data) && '0' <= data[i] && data[i] <= '9' {
+			i++
+		}
+		if i-start > 19 {
+			return errFastType // out of range
+		}
+		for _, c := range data[start:i] { // at most 19 digits: no overflow
+			u = u*10 + uint64(c-'0')
+		}
+	case c == 'n' && !neg:
+		return d.lit("null")
+	default:
+		if neg {
+			return errFastSyntax
+		}
+		return errFastType
+	}
+	if i < len(data) && (data[i] == '.' || data[i] == 'e' || data[i] == 'E') {
+		return errFastType
+	}
+	switch {
+	case !neg && u <= math.MaxInt:
+		*p = int(u)
+	case neg && u <= math.MaxInt+1:
+		*p = -int(u)
+	default:
+		return errFastType
+	}
+	d.pos = i
+	return nil
+}
+
+// bool reads true or false (null leaves *p as it is).
+func (d *fastDec) bool(p *bool) error {
+	d.ws()
+	switch d.peek() {
+	case 't':
+		*p = true
+		return d.lit("true")
+	case 'f':
+		*p = false
+		return d.lit("false")
+	case 'n':
+		return d.lit("null")
+	case 0:
+		return errFastSyntax
+	}
+	return errFastType
+}
+
+// strMap reads an object of strings: null sets *m to nil, an object adds to *m (made if nil);
+// a null value is "".
+func (d *fastDec) strMap(m *map[string]string) error {
+	d.ws()
+	switch d.peek() {
+	case '{':
+	case 'n':
+		*m = nil
+		return d.lit("null")
+	case 0:
+		return errFastSyntax
+	default:
+		return errFastType
+	}
+	d.pos++
+	d.depth++
+	if d.depth > maxJSONDepth {
+		return errFastSyntax
+	}
+	if *m == nil {
+		*m = make(map[string]string)
+	}
+	mm := *m
+	for n := 0; ; n++ {
+		ks, ke, plain, more, err := d.objKey(n)
+		if err != nil || !more {
+			return err
+		}
+		k, err := d.mapKey(ks, ke, plain)
+		if err != nil {
+			return err
+		}
+		var v string
+		if err := d.str(&v); err != nil {
+			return err
+		}
+		mm[k] = v
+	}
+}
+
+// decodeSlice reads an array into *s with encoding/json's semantics: null sets nil, elements
+// decode into what *s already holds (up to its capacity), and [] is an empty non-nil slice.
+func decodeSlice[T any](d *fastDec, s *[]T, elem func(*fastDec, *T) error) error {
+	d.ws()
+	switch d.peek() {
+	case '[':
+	case 'n':
+		*s = nil
+		return d.lit("null")
+	case 0:
+		return errFastSyntax
+	default:
+		return errFastType
+	}
+	d.pos++
+	d.depth++
+	if d.depth > maxJSONDepth {
+		return errFastSyntax
+	}
+	v := *s
+	i := 0
+	for ; ; i++ {
+		more, err := d.arrNext(i)
+		if err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+		if i == len(v) {
+			if i < cap(v) {
+				v = v[:i+1]
+			} else {
+				var zero T
+				v = append(v, zero)
+			}
+		}
+		if err := elem(d, &v[i]); err != nil {
+			return err
+		}
+	}
+	if i < len(v) {
+		v = v[:i]
+	}
+	if i == 0 {
+		v = []T{}
+	}
+	*s = v
+	return nil
+}
+
+// decodePtr reads an object into **p, allocating it when nil; null sets nil.
+func decodePtr[T any](d *fastDec, p **T, f func(*fastDec, *T) error) error {
+	d.ws()
+	switch d.peek() {
+	case '{':
+		if *p == nil {
+			*p = new(T)
+		}
+		return f(d, *p)
+	case 'n':
+		*p = nil
+		return d.lit("null")
+	case 0:
+		return errFastSyntax
+	}
+	return errFastType
+}
+
+func (d *fastDec) intElem(p *int) error { return d.int(p) }
+
+// skip consumes any JSON value, checking that it is well-formed.
+func (d *fastDec) skip() error {
+	d.ws()
+	switch d.peek() {
+	case '"':
+		return d.skipString()
+	case '{':
+		d.pos++
+		d.depth++
+		if d.depth > maxJSONDepth {
+			return errFastSyntax
+		}
+		for n := 0; ; n++ {
+			_, _, _, more, err := d.objKey(n)
+			if err != nil || !more {
+				return err
+			}
+			if err := d.skip(); err != nil {
+				return err
+			}
+		}
+	case '[':
+		d.pos++
+		d.depth++
+		if d.depth > maxJSONDepth {
+			return errFastSyntax
+		}
+		for n := 0; ; n++ {
+			more, err := d.arrNext(n)
+			if err != nil || !more {
+				return err
+			}
+			if err := d.skip(); err != nil {
+				return err
+			}
+		}
+	case 't':
+		return d.lit("true")
+	case 'f':
+		return d.lit("false")
+	case 'n':
+		return d.lit("null")
+	}
+	return d.skipNumber()
+}
+
+// skipNumber consumes a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (d *fastDec) skipNumber() error {
+	data := d.data
+	i := d.pos
+	if i < len(data) && data[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(data):
+		return errFastSyntax
+	case data[i] == '0':
+		i++
+	case '1' <= data[i] && data[i] <= '9':
+		i = skipDigits(data, i)
+	default:
+		return errFastSyntax
+	}
+	if i < len(data) && data[i] == '.' {
+		i++
+		j := skipDigits(data, i)
+		if j == i {
+			return errFastSyntax
+		}
+		i = j
+	}
+	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
+		i++
+		if i < len(data) && (data[i] == '+' || data[i] == '-') {
+			i++
+		}
+		j := skipDigits(data, i)
+		if j == i {
+			return errFastSyntax
+		}
+		i = j
+	}
+	d.pos = i
+	return nil
+}
+
+func skipDigits(data []byte, i int) int {
+	for i < len(data) && '0' <= data[i] && data[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// foldSet holds the JSON names of a struct's fields, to tell a key encoding/json would
+// match case-insensitively ("Instances" for "instances") from an unknown one.
+type foldSet struct {
+	lens  uint64 // bit n set: a name of n bytes
+	names []string
+}
+
+func newFoldSet(names ...string) foldSet {
+	f := foldSet{names: names}
+	for _, n := range names {
+		f.lens |= 1 << len(n)
+	}
+	return f
+}
+
+// foldSetOf lists the JSON names of T's fields.
+func foldSetOf[T any]() foldSet {
+	t := reflect.TypeFor[T]()
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name = f.Name
+		}
+		names = append(names, name)
+	}
+	return newFoldSet(names...)
+}
+
+// has reports whether the ASCII key equals one of the names, ignoring case.
+func (f *foldSet) has(key []byte) bool {
+	if len(key) >= 64 || f.lens&(1<<len(key)) == 0 {
+		return false
+	}
+	for _, n := range f.names {
+		if len(n) == len(key) && asciiEqualFold(key, n) {
+			return true
+		}
+	}
+	return false
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	appFields             = foldSetOf[wireApp]()
+	portDefFields         = foldSetOf[wirePortDef]()
+	portMappingFields     = foldSetOf[wirePortMapping]()
+	containerFields       = foldSetOf[wireContainer]()
+	dockerFields          = foldSetOf[wireDocker]()
+	networkFields         = foldSetOf[wireNetwork]()
+	ipAddressFields       = foldSetOf[wireIPAddress]()
+	ipAddressDiscFields   = foldSetOf[wireIPAddressDisc]()
+	discoveryPortFields   = foldSetOf[wireDiscoveryPort]()
+	healthCheckFields     = foldSetOf[wireHealthCheck]()
+	commandFields         = foldSetOf[wireCommand]()
+	readinessCheckFields  = foldSetOf[wireReadinessCheck]()
+	deploymentFields      = foldSetOf[wireDeployment]()
+	readinessResultFields = foldSetOf[wireReadinessResult]()
+	taskFields            = foldSetOf[wireTask]()
+	taskIPFields          = foldSetOf[wireTaskIP]()
+	healthResultFields    = foldSetOf[wireHealthResult]()
+)
+
+// structKey reads the next key of a struct's object (see objKey); keys that are not plain
+// are errFastType: encoding/json unescapes them, and could fold one into a field name.
+func (d *fastDec) structKey(n int) (key []byte, more bool, err error) {
+	ks, ke, plain, more, err := d.objKey(n)
+	if err != nil || !more {
+		return nil, false, err
+	}
+	if !plain {
+		return nil, false, errFastType
+	}
+	return d.data[ks:ke], true, nil
+}
+
+// unknownField skips the value of a key that is not one of the struct's (exact-case) names,
+// or fails with errFastType if encoding/json would match it to one case-insensitively.
+func (d *fastDec) unknownField(key []byte, fields *foldSet) error {
+	if fields.has(key) {
+		return errFastType
+	}
+	return d.skip()
+}
+
+func (d *fastDec) app(w *wireApp) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	tasksSeen := false
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "id":
+			err = d.str(&w.ID)
+		case "instances":
+			err = d.int(&w.Instances)
+		case "labels":
+			err = d.strMap(&w.Labels)
+		case "version":
+			err = d.str(&w.Version)
+		case "ports":
+			err = decodeSlice(d, &w.Ports, (*fastDec).intElem)
+		case "portDefinitions":
+			err = decodeSlice(d, &w.PortDefinitions, (*fastDec).portDef)
+		case "container":
+			err = decodePtr(d, &w.Container, (*fastDec).container)
+		case "networks":
+			err = decodeSlice(d, &w.Networks, (*fastDec).network)
+		case "ipAddress":
+			err = decodePtr(d, &w.IPAddress, (*fastDec).ipAddress)
+		case "healthChecks":
+			err = decodeSlice(d, &w.HealthChecks, (*fastDec).healthCheck)
+		case "readinessChecks":
+			err = decodeSlice(d, &w.ReadinessChecks, (*fastDec).readinessCheck)
+		case "deployments":
+			err = decodeSlice(d, &w.Deployments, (*fastDec).deployment)
+		case "readinessCheckResults":
+			err = decodeSlice(d, &w.ReadinessCheckResults, (*fastDec).readinessResult)
+		case "tasks":
+			// Into d.tasks: the only slice worth reusing (convertApp copies the tasks). A
+			// repeated "tasks" key would decode into what the first left: encoding/json's job.
+			if tasksSeen {
+				return errFastType
+			}
+			tasksSeen = true
+			w.Tasks = d.tasks[:0]
+			err = decodeSlice(d, &w.Tasks, (*fastDec).task)
+		default:
+			err = d.unknownField(key, &appFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (d *fastDec) portDef(p *wirePortDef) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "port":
+			err = d.int(&p.Port)
+		case "protocol":
+			err = d.strIntern(&p.Protocol, "", internConst)
+		case "name":
+			err = d.str(&p.Name)
+		case "labels":
+			err = d.strMap(&p.Labels)
+		default:
+			err = d.unknownField(key, &portDefFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (d *fastDec) portMapping(p *wirePortMapping) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "containerPort":
+			err = d.int(&p.ContainerPort)
+		case "hostPort":
+			err = d.int(&p.HostPort)
+		case "servicePort":
+			err = d.int(&p.ServicePort)
+		case "protocol":
+			err = d.strIntern(&p.Protocol, "", internConst)
+		case "name":
+			err = d.str(&p.Name)
+		case "labels":
+			err = d.strMap(&p.Labels)
+		default:
+			err = d.unknownField(key, &portMappingFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (d *fastDec) container(c *wireContainer) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "type":
+			err = d.strIntern(&c.Type, "", internConst)
+		case "docker":
+			err = decodePtr(d, &c.Docker, (*fastDec).docker)
+		case "portMappings":
+			err = decodeSlice(d, &c.PortMappings, (*fastDec).portMapping)
+		default:
+			err = d.unknownField(key, &containerFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (d *fastDec) docker(c *wireDocker) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "network":
+			err = d.strIntern(&c.Network, "", internConst)
+		case "portMappings":
+			err = decodeSlice(d, &c.PortMappings, (*fastDec).portMapping)
+		default:
+			err = d.unknownField(key, &dockerFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// network: the fields have no json tags, so encoding/json matches Marathon's "mode" and
+// "name" case-insensitively; both spellings are exact here.
+func (d *fastDec) network(nw *wireNetwork) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "mode", "Mode":
+			err = d.strIntern(&nw.Mode, "", internConst)
+		case "name", "Name":
+			err = d.str(&nw.Name)
+		default:
+			err = d.unknownField(key, &networkFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (d *fastDec) ipAddress(ip *wireIPAddress) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "networkName":
+			err = d.str(&ip.NetworkName)
+		case "discovery":
+			err = decodePtr(d, &ip.Discovery, (*fastDec).ipAddressDisc)
+		default:
+			err = d.unknownField(key, &ipAddressFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (d *fastDec) ipAddressDisc(disc *wireIPAddressDisc) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "ports":
+			err = decodeSlice(d, &disc.Ports, (*fastDec).discoveryPort)
+		default:
+			err = d.unknownField(key, &ipAddressDiscFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (d *fastDec) discoveryPort(p *wireDiscoveryPort) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "number":
+			err = d.int(&p.Number)
+		case "name":
+			err = d.str(&p.Name)
+		case "protocol":
+			err = d.strIntern(&p.Protocol, "", internConst)
+		default:
+			err = d.unknownField(key, &discoveryPortFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (d *fastDec) healthCheck(h *wireHealthCheck) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "protocol":
+			err = d.strIntern(&h.Protocol, "", internConst)
+		case "path":
+			err = d.str(&h.Path)
+		case "portIndex":
+			err = d.int(&h.PortIndex)
+		case "port":
+			err = d.int(&h.Port)
+		case "command":
+			err = decodePtr(d, &h.Command, (*fastDec).command)
+		case "gracePeriodSeconds":
+			err = d.int(&h.GracePeriodSeconds)
+		case "intervalSeconds":
+			err = d.int(&h.IntervalSeconds)
+		case "timeoutSeconds":
+			err = d.int(&h.TimeoutSeconds)
+		case "maxConsecutiveFailures":
+			err = d.int(&h.MaxConsecutiveFailures)
+		case "ignoreHttp1xx":
+			err = d.bool(&h.IgnoreHTTP1xx)
+		default:
+			err = d.unknownField(key, &healthCheckFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// command: Marathon's key is "value", which encoding/json matches to Value case-insensitively.
+func (d *fastDec) command(c *wireCommand) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "value", "Value":
+			err = d.str(&c.Value)
+		default:
+			err = d.unknownField(key, &commandFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (d *fastDec) readinessCheck(r *wireReadinessCheck) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "name":
+			err = d.str(&r.Name)
+		case "protocol":
+			err = d.strIntern(&r.Protocol, "", internConst)
+		case "path":
+			err = d.str(&r.Path)
+		case "portName":
+			err = d.str(&r.PortName)
+		default:
+			err = d.unknownField(key, &readinessCheckFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// deployment: Marathon's key is "id", which encoding/json matches to ID case-insensitively.
+func (d *fastDec) deployment(dp *wireDeployment) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "id", "ID":
+			err = d.str(&dp.ID)
+		default:
+			err = d.unknownField(key, &deploymentFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (d *fastDec) readinessResult(r *wireReadinessResult) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "taskId":
+			err = d.str(&r.TaskID)
+		case "ready":
+			err = d.bool(&r.Ready)
+		default:
+			err = d.unknownField(key, &readinessResultFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (d *fastDec) task(t *wireTask) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	appID, version := d.w.ID, d.w.Version
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "id":
+			err = d.str(&t.ID)
+		case "appId":
+			err = d.strIntern(&t.AppID, appID, nil)
+		case "host":
+			err = d.str(&t.Host)
+		case "slaveId":
+			err = d.str(&t.SlaveID)
+		case "state":
+			err = d.strIntern(&t.State, "", internConst)
+		case "stagedAt":
+			err = d.str(&t.StagedAt)
+		case "startedAt":
+			err = d.str(&t.StartedAt)
+		case "version":
+			err = d.strIntern(&t.Version, version, nil)
+		case "ports":
+			err = decodeSlice(d, &t.Ports, (*fastDec).intElem)
+		case "ipAddresses":
+			err = decodeSlice(d, &t.IPAddresses, (*fastDec).taskIP)
+		case "healthCheckResults":
+			err = decodeSlice(d, &t.HealthCheckResults, (*fastDec).healthResult)
+		default:
+			err = d.unknownField(key, &taskFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (d *fastDec) taskIP(ip *wireTaskIP) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "ipAddress":
+			err = d.str(&ip.IPAddress)
+		default:
+			err = d.unknownField(key, &taskIPFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (d *fastDec) healthResult(h *wireHealthResult) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		switch string(key) {
+		case "alive":
+			err = d.bool(&h.Alive)
+		case "consecutiveFailures":
+			err = d.int(&h.ConsecutiveFailures)
+		default:
+			err = d.unknownField(key, &healthResultFields)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
