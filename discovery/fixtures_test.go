@@ -547,3 +547,11 @@ func TestParsePortRanges(t *testing.T) {
 		}
 	}
 }
+
+// A document naming one app twice is rejected whole: there is no telling which copy was meant.
+func TestDecodeRejectsDuplicateAppIDs(t *testing.T) {
+	_, _, err := DecodeMarathonApps([]byte(`{"apps":[{"id":"/a"},{"id":"/b"},{"id":"a"}]}`))
+	if err == nil || !strings.Contains(err.Error(), "listed more than once: [/a]") {
+		t.Fatalf("err = %v, want the duplicated id named", err)
+	}
+}

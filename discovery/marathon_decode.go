@@ -134,7 +134,16 @@ func (e *AppError) Unwrap() error { return e.Err }
 // It uses the hand-written decoder of marathon_fastjson.go, which gives the same results as
 // decodeMarathonAppsStd (encoding/json) and hands it every input it is not sure about.
 func DecodeMarathonApps(data []byte) (apps []*App, appErrs []error, err error) {
-	return decodeMarathonAppsFast(data)
+	apps, appErrs, err = decodeMarathonAppsFast(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Marathon never lists an app twice; a document that does (a hand-edited file) is wrong as
+	// a whole, since there is no telling which copy was meant.
+	if err := duplicateIDs(apps); err != nil {
+		return nil, nil, err
+	}
+	return apps, appErrs, nil
 }
 
 // decodeMarathonAppsStd is DecodeMarathonApps on encoding/json: the reference implementation.

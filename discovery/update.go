@@ -65,7 +65,7 @@ func (u ReplaceApps) apply(st *state) (bool, error) {
 	// nothing of it may reach the registry, even when the rest looks unchanged.
 	set := NewAppSet(apps)
 	if set.Len() != len(apps) {
-		return false, fmt.Errorf("full sync rejected: %s", duplicateIDs(apps))
+		return false, fmt.Errorf("full sync rejected: %w", duplicateIDs(apps))
 	}
 	if !changed {
 		return false, nil
@@ -75,7 +75,8 @@ func (u ReplaceApps) apply(st *state) (bool, error) {
 	return true, nil
 }
 
-func duplicateIDs(apps []*App) string {
+// duplicateIDs returns an error naming every app id listed more than once, or nil.
+func duplicateIDs(apps []*App) error {
 	seen := make(map[string]bool, len(apps))
 	var dups []string
 	for _, a := range apps {
@@ -84,7 +85,10 @@ func duplicateIDs(apps []*App) string {
 		}
 		seen[a.ID] = true
 	}
-	return fmt.Sprintf("app ids listed more than once: %v", dups)
+	if len(dups) > 0 {
+		return fmt.Errorf("app ids listed more than once: %v", dups)
+	}
+	return nil
 }
 
 // UpsertApp adds or replaces one app (after a refetch of that app).

@@ -292,9 +292,6 @@ func (s *Source) load(ctx context.Context, sink discovery.Sink, f *watchedFile, 
 		if err != nil {
 			return err
 		}
-		if err := duplicateIDs(apps); err != nil {
-			return err
-		}
 		var keep []string
 		for _, e := range appErrs {
 			id := "?"
@@ -316,19 +313,6 @@ func (s *Source) load(ctx context.Context, sink discovery.Sink, f *watchedFile, 
 		}
 		return sink.Send(ctx, discovery.ReplaceMesosState{State: st})
 	}
-}
-
-// duplicateIDs rejects a document listing one app id twice: the registry would reject the
-// whole sync anyway, but here the error can name the id and the file.
-func duplicateIDs(apps []*discovery.App) error {
-	seen := make(map[string]bool, len(apps))
-	for _, a := range apps {
-		if seen[a.ID] {
-			return fmt.Errorf("app %s is listed more than once", a.ID)
-		}
-		seen[a.ID] = true
-	}
-	return nil
 }
 
 // readFile reads at most MaxFileSize bytes; the limit also holds when the file grows between

@@ -340,7 +340,7 @@ func TestDuplicateAppIDsRejected(t *testing.T) {
 	writeFile(t, path, []byte(`{"apps": [{"id": "/a"}, {"id": "a"}]}`))
 	h := start(t, Config{AppsFile: path})
 	err := h.sink.nextSync(t)
-	if err == nil || !strings.Contains(err.Error(), "app /a is listed more than once") || !strings.Contains(err.Error(), path) {
+	if err == nil || !strings.Contains(err.Error(), "app ids listed more than once: [/a]") || !strings.Contains(err.Error(), path) {
 		t.Errorf("sync reported %v, want the duplicate id and the file", err)
 	}
 	if st := h.reg.Sources()[0]; st.Synced {
