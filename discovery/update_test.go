@@ -405,6 +405,16 @@ func TestReplaceRules(t *testing.T) {
 // random order so leaves split and empty everywhere. Every old set is kept and re-checked at
 // the end: With and Without must never change a set that was already returned.
 func TestAppSetRandomAgainstReference(t *testing.T) {
+	t.Run("fan-out 128", testAppSetRandom)
+	// A fan-out of 4 makes branches split and empty too, not only leaves.
+	t.Run("fan-out 4", func(t *testing.T) {
+		defer func(m, n int) { nodeMax, nodeTarget = m, n }(nodeMax, nodeTarget)
+		nodeMax, nodeTarget = 4, 2
+		testAppSetRandom(t)
+	})
+}
+
+func testAppSetRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	ids := make([]string, 1000)
 	for i := range ids {
@@ -517,9 +527,14 @@ func checkAppSet(t *testing.T, what string, s AppSet, ref []*App) {
 	if s.Get("/zzzz-not-there") != nil || s.Get("") != nil {
 		t.Fatalf("%s: Get of a missing id returned an app", what)
 	}
-	for i, l := range s.leaves {
-		if len(l) == 0 || len(l) > leafMax {
-			t.Fatalf("%s: leaf %d has %d apps", what, i, len(l))
+	for bi, b := range s.root {
+		if len(b.leaves) == 0 || len(b.leaves) > nodeMax {
+			t.Fatalf("%s: branch %d has %d leaves", what, bi, len(b.leaves))
+		}
+		for i, l := range b.leaves {
+			if len(l) == 0 || len(l) > nodeMax {
+				t.Fatalf("%s: branch %d leaf %d has %d apps", what, bi, i, len(l))
+			}
 		}
 	}
 	var each []*App
