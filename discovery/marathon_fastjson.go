@@ -982,6 +982,23 @@ func (d *fastDec) structKey(n int) (key []byte, more bool, err error) {
 	return d.data[ks:ke], true, nil
 }
 
+// object decodes a JSON object (null leaves the target alone, as encoding/json does), calling
+// field for each key with the reader on its value; field must consume the value.
+func (d *fastDec) object(field func(key []byte) error) error {
+	if ok, err := d.objOpen(); !ok {
+		return err
+	}
+	for n := 0; ; n++ {
+		key, more, err := d.structKey(n)
+		if !more {
+			return err
+		}
+		if err := field(key); err != nil {
+			return err
+		}
+	}
+}
+
 // unknownField skips the value of a key that is not one of the struct's (exact-case) names,
 // or fails with errFastType if encoding/json would match it to one case-insensitively.
 func (d *fastDec) unknownField(key []byte, fields *foldSet) error {
@@ -992,15 +1009,8 @@ func (d *fastDec) unknownField(key []byte, fields *foldSet) error {
 }
 
 func (d *fastDec) app(w *wireApp) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
 	tasksSeen := false
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "id":
 			err = d.str(&w.ID)
@@ -1040,21 +1050,12 @@ func (d *fastDec) app(w *wireApp) error {
 		default:
 			err = d.unknownField(key, &appFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *fastDec) portDef(p *wirePortDef) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "port":
 			err = d.int(&p.Port)
@@ -1067,21 +1068,12 @@ func (d *fastDec) portDef(p *wirePortDef) error {
 		default:
 			err = d.unknownField(key, &portDefFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *fastDec) portMapping(p *wirePortMapping) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "containerPort":
 			err = d.int(&p.ContainerPort)
@@ -1098,21 +1090,12 @@ func (d *fastDec) portMapping(p *wirePortMapping) error {
 		default:
 			err = d.unknownField(key, &portMappingFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *fastDec) container(c *wireContainer) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "type":
 			err = d.strIntern(&c.Type, "", internConst)
@@ -1123,21 +1106,12 @@ func (d *fastDec) container(c *wireContainer) error {
 		default:
 			err = d.unknownField(key, &containerFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *fastDec) docker(c *wireDocker) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "network":
 			err = d.strIntern(&c.Network, "", internConst)
@@ -1146,23 +1120,14 @@ func (d *fastDec) docker(c *wireDocker) error {
 		default:
 			err = d.unknownField(key, &dockerFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // network: the fields have no json tags, so encoding/json matches Marathon's "mode" and
 // "name" case-insensitively; both spellings are exact here.
 func (d *fastDec) network(nw *wireNetwork) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "mode", "Mode":
 			err = d.strIntern(&nw.Mode, "", internConst)
@@ -1171,21 +1136,12 @@ func (d *fastDec) network(nw *wireNetwork) error {
 		default:
 			err = d.unknownField(key, &networkFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *fastDec) ipAddress(ip *wireIPAddress) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "networkName":
 			err = d.str(&ip.NetworkName)
@@ -1194,42 +1150,24 @@ func (d *fastDec) ipAddress(ip *wireIPAddress) error {
 		default:
 			err = d.unknownField(key, &ipAddressFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *fastDec) ipAddressDisc(disc *wireIPAddressDisc) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "ports":
 			err = decodeSlice(d, &disc.Ports, (*fastDec).discoveryPort)
 		default:
 			err = d.unknownField(key, &ipAddressDiscFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *fastDec) discoveryPort(p *wireDiscoveryPort) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "number":
 			err = d.int(&p.Number)
@@ -1240,21 +1178,12 @@ func (d *fastDec) discoveryPort(p *wireDiscoveryPort) error {
 		default:
 			err = d.unknownField(key, &discoveryPortFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *fastDec) healthCheck(h *wireHealthCheck) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "protocol":
 			err = d.strIntern(&h.Protocol, "", internConst)
@@ -1279,43 +1208,25 @@ func (d *fastDec) healthCheck(h *wireHealthCheck) error {
 		default:
 			err = d.unknownField(key, &healthCheckFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // command: Marathon's key is "value", which encoding/json matches to Value case-insensitively.
 func (d *fastDec) command(c *wireCommand) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "value", "Value":
 			err = d.str(&c.Value)
 		default:
 			err = d.unknownField(key, &commandFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *fastDec) readinessCheck(r *wireReadinessCheck) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "name":
 			err = d.str(&r.Name)
@@ -1328,43 +1239,25 @@ func (d *fastDec) readinessCheck(r *wireReadinessCheck) error {
 		default:
 			err = d.unknownField(key, &readinessCheckFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // deployment: Marathon's key is "id", which encoding/json matches to ID case-insensitively.
 func (d *fastDec) deployment(dp *wireDeployment) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "id", "ID":
 			err = d.str(&dp.ID)
 		default:
 			err = d.unknownField(key, &deploymentFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *fastDec) readinessResult(r *wireReadinessResult) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "taskId":
 			err = d.str(&r.TaskID)
@@ -1373,22 +1266,13 @@ func (d *fastDec) readinessResult(r *wireReadinessResult) error {
 		default:
 			err = d.unknownField(key, &readinessResultFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *fastDec) task(t *wireTask) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
 	appID, version := d.w.ID, d.w.Version
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "id":
 			err = d.str(&t.ID)
@@ -1415,42 +1299,24 @@ func (d *fastDec) task(t *wireTask) error {
 		default:
 			err = d.unknownField(key, &taskFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *fastDec) taskIP(ip *wireTaskIP) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "ipAddress":
 			err = d.str(&ip.IPAddress)
 		default:
 			err = d.unknownField(key, &taskIPFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *fastDec) healthResult(h *wireHealthResult) error {
-	if ok, err := d.objOpen(); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.structKey(n)
-		if !more {
-			return err
-		}
+	return d.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "alive":
 			err = d.bool(&h.Alive)
@@ -1459,8 +1325,6 @@ func (d *fastDec) healthResult(h *wireHealthResult) error {
 		default:
 			err = d.unknownField(key, &healthResultFields)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
