@@ -38,7 +38,7 @@ fmt-check: check-go
 
 # make test: every test, with the race detector, after vet and a gofmt check.
 test: check-go deps-test vet fmt-check
-	$(GO) test -race -count=1 -timeout 20m ./...
+	scripts/gotest.sh -race -count=1 -timeout 20m ./...
 
 # make demo: lodestar on the example cluster (apps and Mesos state from files in examples/).
 demo: build deps-demo
