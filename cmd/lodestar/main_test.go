@@ -214,12 +214,10 @@ func TestServeFromFiles(t *testing.T) {
 	base := startServe(t, "--apps-file", apps, "--mesos-state-file", "../../examples/state.json",
 		"--file-poll-interval", "20ms", "--run-dir", dir)
 
+	waitReady(t, base)
 	waitApps(t, base, func(doc appsDoc) bool {
 		return doc.task("/shop/web", "shop_web.5a1f0c2e-b7c1-11f0-9c3e-0242ac110002") != nil
 	})
-	if code := getStatus(t, base+"/readyz"); code != http.StatusOK {
-		t.Errorf("/readyz = %d after the first sync, want 200", code)
-	}
 
 	// Mark one task unhealthy in the file: it stays listed, not eligible, with the reason.
 	data, _ := os.ReadFile(apps)
@@ -334,35 +332,39 @@ func (d appsDoc) task(app, id string) *taskDoc {
 	return nil
 }
 
-// waitApps polls GET /v1/apps (a readiness probe, not a timing guess) until cond holds.
-func waitApps(t *testing.T, base string, cond func(appsDoc) bool) {
+// probe polls GET url (a readiness probe, not a timing guess) until ok holds for the answer.
+func probe(t *testing.T, url string, ok func(code int, body []byte) bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/v1/apps")
+		resp, err := http.Get(url)
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			last = string(body)
-			var doc appsDoc
-			if json.Unmarshal(body, &doc) == nil && cond(doc) {
+			if ok(resp.StatusCode, body) {
 				return
 			}
+			last = fmt.Sprintf("%d %.2000s", resp.StatusCode, body)
 		}
 		time.Sleep(20 * time.Millisecond) // probe interval
 	}
-	t.Fatalf("GET /v1/apps never satisfied the condition; last body: %.2000s", last)
+	t.Fatalf("GET %s never gave the expected answer; last: %s", url, last)
 }
 
-func getStatus(t *testing.T, url string) int {
+// waitApps waits until GET /v1/apps satisfies cond.
+func waitApps(t *testing.T, base string, cond func(appsDoc) bool) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	probe(t, base+"/v1/apps", func(code int, body []byte) bool {
+		var doc appsDoc
+		return code == http.StatusOK && json.Unmarshal(body, &doc) == nil && cond(doc)
+	})
+}
+
+// waitReady waits until /readyz answers 200 (the first sync is done).
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	probe(t, base+"/readyz", func(code int, _ []byte) bool { return code == http.StatusOK })
 }
 
 func writeFile(t *testing.T, path, content string) {
