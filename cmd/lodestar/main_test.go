@@ -386,3 +386,37 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	writeFile(t, to, string(b))
 }
+
+// marathon-lb's credential file (user:pass on the first line) and --marathon-auth both reach
+// Marathon; a malformed credential is refused with a clear message.
+func TestMarathonCredentials(t *testing.T) {
+	fake := fakemarathon.New()
+	if err := fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	if err := fake.LoadAppsFile("../../examples/apps.json"); err != nil {
+		t.Fatal(err)
+	}
+	fake.SetBasicAuth("lb", "pa:ss")
+	cred := filepath.Join(t.TempDir(), "cred")
+	writeFile(t, cred, "lb:pa:ss\n")
+
+	for _, args := range [][]string{
+		{"--marathon-auth-credential-file", cred},
+		{"--marathon-auth", "lb:pa:ss"},
+	} {
+		code, out, errOut := runCmd(t, nil, append([]string{"render", "--marathon", fake.URL(), "--timeout", "20s"}, args...)...)
+		if code != 0 || !strings.Contains(out, "/shop/web") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+	code, _, errOut := runCmd(t, nil, "render", "--marathon", fake.URL(), "--marathon-auth", "nocolon")
+	if code == 0 || !strings.Contains(errOut, "user:password") {
+		t.Errorf("malformed credential: exit %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = runCmd(t, nil, "render", "--marathon", fake.URL(), "--timeout", "1s", "--marathon-auth", "lb:wrong")
+	if code == 0 || !strings.Contains(errOut, "401") {
+		t.Errorf("wrong password: exit %d, stderr %q", code, errOut)
+	}
+}
