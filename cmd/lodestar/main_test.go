@@ -143,6 +143,8 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 		{[]string{"render", "--marathon", "m1:8080"}, nil, []string{`bad URL "m1:8080"`}},
 		{[]string{"render", "--apps-file", filepath.Join(dir, "nope.json")}, nil, []string{"nope.json"}},
 		{[]string{"render", "stray"}, nil, []string{`unexpected argument "stray"`}},
+		{[]string{"render", "--marathon-idle-timeout", "1ms", "--marathon-resync", "1ms"}, nil,
+			[]string{"--marathon-idle-timeout 1ms: must be at least 100ms", "--marathon-resync 1ms: must be at least 1s"}},
 	}
 	for _, tc := range cases {
 		code, _, errOut := runCmd(t, tc.env, tc.args...)
@@ -170,14 +172,7 @@ func TestRenderFromFiles(t *testing.T) {
 }
 
 func TestRenderFromMarathon(t *testing.T) {
-	fake := fakemarathon.New()
-	if err := fake.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer fake.Close()
-	if err := fake.LoadAppsFile("../../examples/apps.json"); err != nil {
-		t.Fatal(err)
-	}
+	fake := exampleMarathon(t)
 	f := false
 	id, err := fake.AddTask("/shop/web", fakemarathon.TaskSpec{Host: "127.0.0.1", Ports: []int{31009}, Health: &f})
 	if err != nil {
@@ -193,12 +188,8 @@ func TestRenderFromMarathon(t *testing.T) {
 }
 
 func TestRenderGivesUpWithTheReason(t *testing.T) {
-	fake := fakemarathon.New()
-	if err := fake.Start(); err != nil {
-		t.Fatal(err)
-	}
+	fake := exampleMarathon(t)
 	fake.SetStatus(http.StatusServiceUnavailable)
-	defer fake.Close()
 	code, _, errOut := runCmd(t, nil, "render", "--marathon", fake.URL(), "--timeout", "1s")
 	if code != 1 || !strings.Contains(errOut, "no complete sync within 1s") || !strings.Contains(errOut, "503") {
 		t.Errorf("exit %d, stderr %q: want exit 1 naming the timeout and Marathon's 503", code, errOut)
@@ -237,14 +228,7 @@ func TestServeWithNoFlagsServesTheExample(t *testing.T) {
 }
 
 func TestServeFromMarathon(t *testing.T) {
-	fake := fakemarathon.New()
-	if err := fake.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer fake.Close()
-	if err := fake.LoadAppsFile("../../examples/apps.json"); err != nil {
-		t.Fatal(err)
-	}
+	fake := exampleMarathon(t)
 	base := startServe(t, "--marathon", fake.URL(), "--run-dir", t.TempDir())
 	waitApps(t, base, func(doc appsDoc) bool { return len(doc.Apps) == 3 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -266,6 +250,21 @@ func TestServeReportsATakenPort(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "address already in use") {
 		t.Errorf("second serve on %s: exit %d, stderr %q", addr, code, errOut)
 	}
+}
+
+// exampleMarathon starts a fake Marathon on loopback serving the example apps, stopped when
+// the test ends.
+func exampleMarathon(t *testing.T) *fakemarathon.Server {
+	t.Helper()
+	fake := fakemarathon.New()
+	if err := fake.LoadAppsFile("../../examples/apps.json"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	return fake
 }
 
 // startServe runs `lodestar serve` with the API on a free port and returns its base URL once
@@ -390,14 +389,7 @@ func copyFile(t *testing.T, from, to string) {
 // marathon-lb's credential file (user:pass on the first line) and --marathon-auth both reach
 // Marathon; a malformed credential is refused with a clear message.
 func TestMarathonCredentials(t *testing.T) {
-	fake := fakemarathon.New()
-	if err := fake.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer fake.Close()
-	if err := fake.LoadAppsFile("../../examples/apps.json"); err != nil {
-		t.Fatal(err)
-	}
+	fake := exampleMarathon(t)
 	fake.SetBasicAuth("lb", "pa:ss")
 	cred := filepath.Join(t.TempDir(), "cred")
 	writeFile(t, cred, "lb:pa:ss\n")

@@ -53,10 +53,10 @@ func (s *sourceFlags) build(log *slog.Logger, dir string) ([]discovery.Source, e
 	if len(s.marathon.vals) > 0 && *s.appsFile != "" {
 		return nil, errors.New("--marathon and --apps-file both give apps: use one of them")
 	}
-	if *s.marathonIdle < 100*time.Millisecond {
-		return nil, durationAtLeast("marathon-idle-timeout", *s.marathonIdle, 100*time.Millisecond)
-	}
-	if err := durationAtLeast("marathon-resync", *s.marathonResync, time.Second); err != nil {
+	if err := errors.Join(
+		durationAtLeast("marathon-idle-timeout", *s.marathonIdle, 100*time.Millisecond),
+		durationAtLeast("marathon-resync", *s.marathonResync, time.Second),
+	); err != nil {
 		return nil, err
 	}
 	var srcs []discovery.Source
