@@ -10,8 +10,10 @@ BIN     := bin/lodestar
 
 # Debian packages the tests and the demo use, as "command:package" pairs: a package is
 # installed only when its command is missing.
-TEST_TOOLS := curl:curl
-DEMO_TOOLS := curl:curl
+TEST_TOOLS := curl:curl haproxy:haproxy /usr/share/java/zookeeper.jar:zookeeper java:default-jre-headless \
+              named:bind9 dig:dnsutils
+BENCH_TOOLS := dnsperf:dnsperf wrk:wrk
+DEMO_TOOLS := curl:curl haproxy:haproxy dig:dnsutils
 
 .PHONY: all build test demo bench deps-test deps-demo check-go vet fmt-check clean
 

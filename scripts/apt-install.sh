@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs Debian packages whose command is missing. Arguments: command:package pairs.
+# Installs Debian packages whose command (or file, for an absolute path) is missing.
+# Arguments: command:package pairs.
 set -euo pipefail
 missing=()
 for pair in "$@"; do
   cmd=${pair%%:*} pkg=${pair#*:}
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  # A command name is looked up on PATH; an absolute path (a jar, say) must exist.
+  if [[ $cmd == /* ]]; then [ -e "$cmd" ] || missing+=("$pkg")
+  else command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg"); fi
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
