@@ -1,0 +1,267 @@
+package mesos
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lodestar-lb/lodestar/discovery"
+	"github.com/lodestar-lb/lodestar/integration/fakemesos"
+	"github.com/lodestar-lb/lodestar/internal/logtest"
+	"github.com/lodestar-lb/lodestar/internal/zktest"
+)
+
+func TestMain(m *testing.M) { zktest.Main(m) }
+
+// waitTimeout bounds every wait of these tests; nothing takes near it. It turns a hang into a
+// failure that says what was awaited.
+const waitTimeout = 20 * time.Second
+
+// seedFrameworks is how many frameworks the fake masters' seed state has.
+const seedFrameworks = 4
+
+// harness is a registry fed by one Source, as cmd wires them.
+type harness struct {
+	t    testing.TB
+	reg  *discovery.Registry
+	sink *recSink
+	src  *Source
+	logs *logtest.Buffer
+}
+
+// start runs a Source with cfg until the test ends. A test failure prints the source's log.
+func start(t testing.TB, cfg Config) *harness {
+	t.Helper()
+	logger, logs := logtest.New()
+	cfg.Logger = logger
+	src, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := discovery.NewRegistry(discovery.WithLogger(logger))
+	reg.RegisterSource(src.Name())
+	h := &harness{t: t, reg: reg, src: src, logs: logs, sink: &recSink{Registry: reg, changed: make(chan struct{})}}
+	ctx, cancel := context.WithCancel(context.Background())
+	regDone, srcDone := make(chan struct{}), make(chan error, 1)
+	go func() {
+		defer close(regDone)
+		_ = reg.Run(ctx)
+	}()
+	go func() { srcDone <- src.Run(ctx, h.sink) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-srcDone:
+			if err != nil {
+				t.Errorf("Run returned %v when its context ended, want nil", err)
+			}
+		case <-time.After(waitTimeout):
+			t.Errorf("Run still running %s after its context ended", waitTimeout)
+		}
+		<-regDone
+		if t.Failed() {
+			t.Logf("log of the source:\n%s", logs.Tail(8000))
+		}
+	})
+	return h
+}
+
+func waitCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitMesos waits until the registry's Mesos state satisfies cond, and returns it.
+func (h *harness) waitMesos(what string, cond func(*discovery.MesosState) bool) *discovery.MesosState {
+	h.t.Helper()
+	s, err := h.reg.WaitFor(waitCtx(h.t), func(s *discovery.Snapshot) bool { return s.Mesos != nil && cond(s.Mesos) })
+	if err != nil {
+		h.t.Fatalf("waiting for %s: %v\nlast Mesos state: %s\nsync reports: %s", what, err, describe(s.Mesos), h.sink.summary(0))
+	}
+	return s.Mesos
+}
+
+// waitLeader waits for a full state (every seed framework) from the given leader.
+func (h *harness) waitLeader(leader string) *discovery.MesosState {
+	h.t.Helper()
+	return h.waitMesos("a state from leader "+leader, func(st *discovery.MesosState) bool {
+		return st.Leader == leader && len(st.Frameworks) == seedFrameworks
+	})
+}
+
+// waitReport waits for a sync report, at index from or later, that match accepts, and returns
+// its index.
+func (h *harness) waitReport(from int, what string, match func(error) bool) int {
+	h.t.Helper()
+	i, err := h.sink.waitReport(waitCtx(h.t), from, match)
+	if err != nil {
+		h.t.Fatalf("waiting for a sync report of %s: %v; reports: %s", what, err, h.sink.summary(from))
+	}
+	return i
+}
+
+// noEmptyState fails the test if the source ever sent a state without every seed framework.
+func (h *harness) noEmptyState() {
+	h.t.Helper()
+	for i, u := range h.sink.sent() {
+		st := u.(discovery.ReplaceMesosState).State
+		if st == nil || len(st.Frameworks) != seedFrameworks || len(st.Agents) == 0 {
+			h.t.Errorf("update #%d sent a state without the seed's frameworks and agents: %s", i, describe(st))
+		}
+	}
+}
+
+func describe(st *discovery.MesosState) string {
+	if st == nil {
+		return "none"
+	}
+	return fmt.Sprintf("leader %s, %d frameworks, %d agents, masters %v", st.Leader, len(st.Frameworks), len(st.Agents), st.Masters)
+}
+
+// isErr matches a failed sync report whose message holds every one of parts.
+func isErr(parts ...string) func(error) bool {
+	return func(err error) bool {
+		if err == nil {
+			return false
+		}
+		for _, p := range parts {
+			if !strings.Contains(err.Error(), p) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func isSuccess(err error) bool { return err == nil }
+
+// recSink is the registry as the source sees it, recording what the source sends and reports.
+type recSink struct {
+	*discovery.Registry
+
+	mu      sync.Mutex
+	updates []discovery.Update
+	reports []error
+	changed chan struct{} // closed and replaced on every update and report
+}
+
+func (s *recSink) Send(ctx context.Context, u discovery.Update) error {
+	s.mu.Lock()
+	s.updates = append(s.updates, u)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	return s.Registry.Send(ctx, u)
+}
+
+func (s *recSink) ReportSync(source string, err error) {
+	s.Registry.ReportSync(source, err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reports = append(s.reports, err)
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *recSink) sent() []discovery.Update {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.updates)
+}
+
+func (s *recSink) reportCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.reports)
+}
+
+// summary describes the reports from index from on: how many, and the last few.
+func (s *recSink) summary(from int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rs := s.reports[min(from, len(s.reports)):]
+	const last = 4
+	out := fmt.Sprintf("%d since #%d", len(rs), from)
+	if len(rs) > last {
+		rs = rs[len(rs)-last:]
+	}
+	for _, r := range rs {
+		out += fmt.Sprintf("; %v", r)
+	}
+	return out
+}
+
+func (s *recSink) waitReport(ctx context.Context, from int, match func(error) bool) (int, error) {
+	for {
+		s.mu.Lock()
+		for i := from; i < len(s.reports); i++ {
+			if match(s.reports[i]) {
+				s.mu.Unlock()
+				return i, nil
+			}
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		}
+	}
+}
+
+// cluster starts n fake masters, Masters[0] leading, stopped when the test ends.
+func cluster(t testing.TB, n int) *fakemesos.Cluster {
+	t.Helper()
+	c, err := fakemesos.NewCluster(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// registrar connects a ZKRegistrar for path, closed when the test ends.
+func registrar(t testing.TB, z *zktest.Server, path string) *fakemesos.ZKRegistrar {
+	t.Helper()
+	r, err := fakemesos.NewZKRegistrar(z.Servers(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// register announces a fake master in ZooKeeper and returns its node.
+func register(t testing.TB, r *fakemesos.ZKRegistrar, m *fakemesos.Master, ephemeral bool) string {
+	t.Helper()
+	node, err := r.Register(fakemesos.NewMasterInfo(m.HostPort()), ephemeral)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return node
+}
+
+// addrs lists the "ip:port" of masters.
+func addrs(ms []discovery.Master) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = masterAddr(m)
+	}
+	return out
+}
+
+// zkPaths numbers the paths zkPath hands out, so that -count=N runs do not meet the nodes of
+// earlier runs in the shared ZooKeeper.
+var zkPaths atomic.Int64
+
+// zkPath is a ZooKeeper path of this test's own in the shared server.
+func zkPath(t testing.TB) string {
+	return fmt.Sprintf("/mesos-%s-%d", strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()), zkPaths.Add(1))
+}

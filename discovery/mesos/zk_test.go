@@ -1,0 +1,313 @@
+package mesos
+
+import (
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lodestar-lb/lodestar/discovery"
+	"github.com/lodestar-lb/lodestar/integration/fakemesos"
+	"github.com/lodestar-lb/lodestar/internal/zktest"
+)
+
+func TestParseZKURL(t *testing.T) {
+	tests := []struct {
+		in      string
+		servers []string
+		path    string
+		auth    string
+		err     string
+	}{
+		{in: "zk://h1:2181,h2:2181/mesos", servers: []string{"h1:2181", "h2:2181"}, path: "/mesos"},
+		{in: " zk://10.0.0.1/mesos/ ", servers: []string{"10.0.0.1:2181"}, path: "/mesos"},
+		{in: "zk://h1:2181, h2 ,h3:2182/a/b", servers: []string{"h1:2181", "h2:2181", "h3:2182"}, path: "/a/b"},
+		{in: "zk://[2001:db8::1]:2181,[::1]/mesos", servers: []string{"[2001:db8::1]:2181", "[::1]:2181"}, path: "/mesos"},
+		{in: "zk://2001:db8::1/mesos", servers: []string{"[2001:db8::1]:2181"}, path: "/mesos"},
+		{in: "zk://ops:s3cret@h1:2181,h2:2181/mesos", servers: []string{"h1:2181", "h2:2181"}, path: "/mesos", auth: "ops:s3cret"},
+		{in: "http://h1:2181/mesos", err: "does not start with zk://"},
+		{in: "h1:2181/mesos", err: "does not start with zk://"},
+		{in: "zk://h1:2181", err: "no path"},
+		{in: "zk://h1:2181/", err: "no path"},
+		{in: "zk:///mesos", err: "empty host"},
+		{in: "zk://h1:2181,,h2/mesos", err: "empty host"},
+		{in: "zk://h1:notaport/mesos", err: "bad port"},
+		{in: "zk://h1:0/mesos", err: "bad port"},
+		{in: "zk://h1:65536/mesos", err: "bad port"},
+		{in: "zk://h1:2181/mesos//x", err: "bad path"},
+		{in: "zk://h1:2181/mesos/../x", err: "bad path"},
+		{in: "zk://:pw@h1/mesos", err: "without a user name"},
+		{in: "zk://[::1/mesos", err: "bad host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			servers, path, err := ParseZKURL(tt.in)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("ParseZKURL(%q) = %v, %q, %v; want an error containing %q", tt.in, servers, path, err, tt.err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(servers, tt.servers) || path != tt.path {
+				t.Fatalf("ParseZKURL(%q) = %q, %q, %v; want %q, %q", tt.in, servers, path, err, tt.servers, tt.path)
+			}
+			if target, _ := parseZKURL(tt.in); target.auth != tt.auth {
+				t.Errorf("credentials %q, want %q", target.auth, tt.auth)
+			}
+		})
+	}
+}
+
+func TestBadZKURLErrorHidesThePassword(t *testing.T) {
+	_, err := New(Config{ZK: "zk://ops:s3cret@h1:2181"})
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "ops:xxxxx@h1:2181") {
+		t.Fatalf("error %v: want the URL with its password hidden", err)
+	}
+}
+
+func TestParseMasterInfo(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want discovery.Master
+		err  string
+	}{
+		{
+			name: "address form (Mesos 1.x)",
+			in:   `{"address":{"hostname":"m1.example","ip":"10.0.2.15","port":5050},"hostname":"m1.example","id":"20151012-1","ip":251789322,"pid":"master@10.0.2.15:5050","port":5050,"version":"1.11.0"}`,
+			want: discovery.Master{ID: "20151012-1", Hostname: "m1.example", IP: "10.0.2.15", Port: 5050},
+		},
+		{
+			name: "address wins over a stale uint32",
+			in:   `{"address":{"ip":"10.0.2.16","port":5051},"hostname":"m1","ip":251789322,"port":5050}`,
+			want: discovery.Master{Hostname: "m1", IP: "10.0.2.16", Port: 5051},
+		},
+		{
+			name: "uint32 ip in network byte order (Mesos before 1.0)",
+			in:   `{"hostname":"m2","id":"x","ip":251789322,"pid":"master@10.0.2.15:5050","port":5050}`,
+			want: discovery.Master{ID: "x", Hostname: "m2", IP: "10.0.2.15", Port: 5050},
+		},
+		{
+			name: "uint32 of 127.0.0.1",
+			in:   `{"ip":16777343,"port":5050}`,
+			want: discovery.Master{IP: "127.0.0.1", Port: 5050},
+		},
+		{
+			name: "uint32 of 192.168.1.254",
+			in:   `{"ip":4261521600,"port":5050}`,
+			want: discovery.Master{IP: "192.168.1.254", Port: 5050},
+		},
+		{
+			name: "IPv6 address",
+			in:   `{"address":{"ip":"2001:db8::5","port":5050}}`,
+			want: discovery.Master{IP: "2001:db8::5", Port: 5050},
+		},
+		{
+			name: "only a pid",
+			in:   `{"pid":"master@10.1.1.1:5050","hostname":"m3"}`,
+			want: discovery.Master{Hostname: "m3", IP: "10.1.1.1", Port: 5050},
+		},
+		{name: "not JSON", in: `master@10.1.1.1:5050`, err: "malformed MasterInfo JSON"},
+		{name: "no address", in: `{"hostname":"m4","port":5050}`, err: "no address"},
+		{name: "no port", in: `{"address":{"ip":"10.0.0.1"}}`, err: "port 0 out of range"},
+		{name: "ip beyond uint32", in: `{"ip":4294967296,"port":5050}`, err: "not a uint32"},
+		{name: "bad address.ip", in: `{"address":{"ip":"ten","port":5050}}`, err: `"ten" is not an IP address`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseMasterInfo([]byte(tt.in))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("parseMasterInfo = %+v, %v; want an error containing %q", got, err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("parseMasterInfo = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestMasterInfoRoundTrip: what the fake registrar writes (as Mesos does) reads back.
+func TestMasterInfoRoundTrip(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		info := fakemesos.NewMasterInfo("127.0.0.7:5055")
+		info.Legacy = legacy
+		m, err := parseMasterInfo(info.JSON())
+		if err != nil || masterAddr(m) != "127.0.0.7:5055" || m.ID != info.ID {
+			t.Errorf("legacy=%t: %+v, %v; want 127.0.0.7:5055 with id %s", legacy, m, err, info.ID)
+		}
+	}
+}
+
+func TestInfoNodesInSequenceOrder(t *testing.T) {
+	got := infoNodes([]string{"json.info_0000000010", "log_replicas", "info_0000000001", "json.info_0000000009", "json.info_x", "json.info_0000000011"})
+	want := []string{"json.info_0000000009", "json.info_0000000010", "json.info_0000000011"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("infoNodes = %v, want %v", got, want)
+	}
+}
+
+// TestZKLeaderAndFailover: the source polls the master with the lowest json.info_ sequence,
+// lists every master in sequence order, and follows a leader change at once: with an hour
+// between refreshes only ZooKeeper's watch can make it poll again.
+func TestZKLeaderAndFailover(t *testing.T) {
+	t.Parallel()
+	z := zktest.Shared(t)
+	path := zkPath(t)
+	c := cluster(t, 2)
+	a, b := c.Masters[0], c.Masters[1]
+	reg := registrar(t, z, path)
+	nodeA := register(t, reg, a, true)
+	register(t, reg, b, true)
+
+	h := start(t, Config{ZK: z.URL(path), Refresh: time.Hour})
+	st := h.waitLeader(a.HostPort())
+	if got, want := addrs(st.Masters), []string{a.HostPort(), b.HostPort()}; !slices.Equal(got, want) {
+		t.Fatalf("masters %v, want %v (sequence order)", got, want)
+	}
+	if n := b.Requests(""); n != 0 {
+		t.Fatalf("the master that does not lead was asked %d times, want 0", n)
+	}
+	h.waitReport(0, "the first successful poll", isSuccess)
+
+	c.SetLeader(1)
+	if err := reg.Unregister(nodeA); err != nil {
+		t.Fatal(err)
+	}
+	st = h.waitLeader(b.HostPort())
+	if got := addrs(st.Masters); !slices.Equal(got, []string{b.HostPort()}) {
+		t.Fatalf("masters after the failover %v, want only %s", got, b.HostPort())
+	}
+	if h.src.Leader() != b.HostPort() {
+		t.Errorf("Leader() = %q, want %q", h.src.Leader(), b.HostPort())
+	}
+	h.noEmptyState()
+}
+
+// TestZKUnreadableNodeIsSkipped: a json.info_ node that is not MasterInfo is skipped; the
+// lowest readable one leads.
+func TestZKUnreadableNodeIsSkipped(t *testing.T) {
+	t.Parallel()
+	z := zktest.Shared(t)
+	path := zkPath(t)
+	c := cluster(t, 1)
+	reg := registrar(t, z, path)
+	if _, err := reg.RegisterRaw([]byte("not json"), true); err != nil {
+		t.Fatal(err)
+	}
+	register(t, reg, c.Masters[0], true)
+	h := start(t, Config{ZK: z.URL(path), Refresh: time.Hour})
+	st := h.waitLeader(c.Masters[0].HostPort())
+	if len(st.Masters) != 1 {
+		t.Errorf("masters %v, want only the readable one", st.Masters)
+	}
+	if lines := h.logs.Lines("skipping a Mesos master node", "malformed MasterInfo JSON"); len(lines) == 0 {
+		t.Errorf("no warning about the unreadable node; log:\n%s", h.logs.Tail(2000))
+	}
+}
+
+// TestZKPathAppearsLater: before any master registered the path does not exist; that is
+// reported, and the first master to register is picked up without a refresh.
+func TestZKPathAppearsLater(t *testing.T) {
+	t.Parallel()
+	z := zktest.Shared(t)
+	path := zkPath(t) + "/mesos"
+	c := cluster(t, 1)
+	h := start(t, Config{ZK: z.URL(path), Refresh: time.Hour})
+	h.waitReport(0, "the missing path", isErr("no such path", path))
+	if len(h.sink.sent()) != 0 {
+		t.Fatalf("a state was sent with no master known")
+	}
+	register(t, registrar(t, z, path), c.Masters[0], true)
+	h.waitLeader(c.Masters[0].HostPort())
+	h.waitReport(0, "the recovery", isSuccess)
+}
+
+// TestZKMemberDownAtStartIsSkipped: the first ZooKeeper in the URL refuses connections.
+func TestZKMemberDownAtStartIsSkipped(t *testing.T) {
+	t.Parallel()
+	z := zktest.Shared(t)
+	path := zkPath(t)
+	c := cluster(t, 1)
+	register(t, registrar(t, z, path), c.Masters[0], true)
+	dead := deadAddr(t)
+	url := "zk://" + dead + "," + dead + "," + z.Addr() + path
+	h := start(t, Config{ZK: url, Refresh: time.Hour})
+	h.waitLeader(c.Masters[0].HostPort())
+}
+
+// TestZKOutageKeepsTheState: ZooKeeper down at start, then up, then down again, then back.
+// While it is down the error is reported and the last state is kept; no empty state is ever
+// sent; when it is back the source recovers and follows leader changes again.
+func TestZKOutageKeepsTheState(t *testing.T) {
+	t.Parallel()
+	z := zktest.Start(t)
+	const path = "/mesos"
+	c := cluster(t, 2)
+	a, b := c.Masters[0], c.Masters[1]
+	reg := registrar(t, z, path)
+	// Persistent nodes: the registrar's session may expire while ZooKeeper is down.
+	nodeA := register(t, reg, a, false)
+	register(t, reg, b, false)
+	reg.Close()
+
+	z.Stop()
+	h := start(t, Config{ZK: z.URL(path), Refresh: time.Hour, ZKSessionTimeout: 2 * time.Second})
+	h.waitReport(0, "ZooKeeper down at start", isErr("ZooKeeper", z.Addr()))
+	if len(h.sink.sent()) != 0 {
+		t.Fatalf("a state was sent while ZooKeeper was down at start")
+	}
+
+	if err := z.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.waitLeader(a.HostPort())
+	up := h.waitReport(0, "the first sync", isSuccess)
+	version := h.reg.Snapshot().Version
+
+	z.Stop()
+	down := h.waitReport(up+1, "ZooKeeper going down", isErr("ZooKeeper", z.Addr()))
+	status := h.reg.Sources()[0]
+	if status.LastError == "" || status.LastSync.IsZero() {
+		t.Errorf("status while ZooKeeper is down: %+v; want the error and the time of the last good sync", status)
+	}
+	// A poll while ZooKeeper is down still reaches the last leader, and still reports the error.
+	polls := a.Requests("")
+	h.src.Refresh()
+	if err := a.WaitRequests(waitCtx(t), "", polls+1); err != nil {
+		t.Fatal(err)
+	}
+	h.waitReport(down+1, "a poll while ZooKeeper is down", isErr("ZooKeeper"))
+	if s := h.reg.Snapshot(); s.Mesos == nil || s.Mesos.Leader != a.HostPort() || s.Version != version {
+		t.Fatalf("state changed while ZooKeeper was down: version %d → %d, %s", version, s.Version, describe(s.Mesos))
+	}
+
+	if err := z.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.waitReport(down+1, "the recovery", isSuccess)
+	// Leader detection works again: the leader's node goes, the next one leads.
+	c.SetLeader(1)
+	reg = registrar(t, z, path)
+	if err := reg.Unregister(nodeA); err != nil {
+		t.Fatal(err)
+	}
+	h.waitLeader(b.HostPort())
+	h.noEmptyState()
+}
+
+// deadAddr returns a 127.0.0.1 address nothing listens on.
+func deadAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	ln.Close()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(addr.Port))
+}
