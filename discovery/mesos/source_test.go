@@ -176,7 +176,7 @@ func TestBasicAuth(t *testing.T) {
 	c.SetLeader(1)
 
 	bad := start(t, Config{Masters: c.Addrs(), Username: "ops", Password: "wrong", Refresh: time.Hour})
-	bad.waitReport(0, "refused credentials", isErr("401 Unauthorized", "check --mesos-username and --mesos-password"))
+	bad.waitReport(0, "refused credentials", isErr("401 Unauthorized", "check --mesos-auth"))
 
 	good := start(t, Config{Masters: c.Addrs(), Username: "ops", Password: "s3cret", Refresh: time.Hour})
 	good.waitLeader(c.Masters[1].HostPort())
