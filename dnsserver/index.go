@@ -1,8 +1,14 @@
 package dnsserver
 
 import (
+	"bufio"
+	"io"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/lodestar-lb/lodestar/discovery"
 )
 
 // RecordSet holds every record of one owner name.
@@ -27,26 +33,166 @@ type RecordIndex struct {
 	Domain string
 	// Serial is the SOA serial; it increases with every change of the records.
 	Serial uint32
-	names  map[string]*RecordSet
+	// Mname and Rname are the SOA's primary name server ("ns1.mesos.", whose A/AAAA records
+	// are lodestar's listen addresses) and responsible mailbox ("root.ns1.mesos.").
+	Mname string
+	Rname string
+	names map[string]*RecordSet
+
+	// cfg and snap are what the index was built from; Enumerate rebuilds the per-task view
+	// from them rather than keeping it for every index.
+	cfg  RecordConfig
+	snap *discovery.Snapshot
+	// digest sums a hash of every name and its records; equal digests mean equal records.
+	digest    uint64
+	hasDigest bool
+	counts    [3]int // A, AAAA, SRV records
 }
 
 // NewRecordIndex makes an index of the given sets, keyed by lower-case FQDN (trailing dot).
 func NewRecordIndex(domain string, serial uint32, sets map[string]*RecordSet) *RecordIndex {
-	return &RecordIndex{Domain: domain, Serial: serial, names: sets}
+	domain = fqdn(domain)
+	ix := &RecordIndex{Domain: domain, Serial: serial, Mname: "ns1." + domain, Rname: "root.ns1." + domain, names: sets}
+	ix.cfg = RecordConfig{Domain: domain}.WithDefaults()
+	for _, rs := range sets {
+		ix.counts[0] += len(rs.A)
+		ix.counts[1] += len(rs.AAAA)
+		ix.counts[2] += len(rs.SRV)
+	}
+	return ix
 }
 
 // Lookup returns the records of a lower-case FQDN, or nil when the name has none.
-func (ix *RecordIndex) Lookup(name string) *RecordSet { return ix.names[name] }
+func (ix *RecordIndex) Lookup(name string) *RecordSet {
+	if ix == nil {
+		return nil
+	}
+	return ix.names[name]
+}
 
 // Len is the number of owner names.
-func (ix *RecordIndex) Len() int { return len(ix.names) }
+func (ix *RecordIndex) Len() int {
+	if ix == nil {
+		return 0
+	}
+	return len(ix.names)
+}
+
+// Counts returns how many A, AAAA and SRV records the index holds.
+func (ix *RecordIndex) Counts() (a, aaaa, srv int) {
+	if ix == nil {
+		return 0, 0, 0
+	}
+	return ix.counts[0], ix.counts[1], ix.counts[2]
+}
 
 // Names returns every owner name, sorted.
 func (ix *RecordIndex) Names() []string {
+	if ix == nil {
+		return nil
+	}
 	out := make([]string, 0, len(ix.names))
 	for n := range ix.names {
 		out = append(out, n)
 	}
 	slices.Sort(out)
 	return out
+}
+
+// HostRecord is one answer of mesos-dns's GET /v1/hosts/{host}.
+type HostRecord struct {
+	Host string `json:"host"`
+	IP   string `json:"ip"`
+}
+
+// ServiceRecord is one answer of mesos-dns's GET /v1/services/{service}: an SRV record with
+// its target's address. Port is a string, as mesos-dns sends it.
+type ServiceRecord struct {
+	Service string `json:"service"`
+	Host    string `json:"host"`
+	IP      string `json:"ip"`
+	Port    string `json:"port"`
+}
+
+// Hosts returns the A and AAAA records of a name (any case, trailing dot optional) as
+// mesos-dns's /v1/hosts does: host is the lower-case FQDN. Nil when the name has none.
+func (ix *RecordIndex) Hosts(name string) []HostRecord {
+	dom := fqdn(name)
+	rs := ix.Lookup(dom)
+	if rs == nil || len(rs.A)+len(rs.AAAA) == 0 {
+		return nil
+	}
+	out := make([]HostRecord, 0, len(rs.A)+len(rs.AAAA))
+	for _, ip := range rs.A {
+		out = append(out, HostRecord{Host: dom, IP: ip.String()})
+	}
+	for _, ip := range rs.AAAA {
+		out = append(out, HostRecord{Host: dom, IP: ip.String()})
+	}
+	return out
+}
+
+// Services returns the SRV records of a name (any case, trailing dot optional) as mesos-dns's
+// /v1/services does: service is the name as asked, host the target, ip the target's first
+// IPv4 address (else its first IPv6 address, else ""). Nil when the name has none.
+func (ix *RecordIndex) Services(name string) []ServiceRecord {
+	rs := ix.Lookup(fqdn(name))
+	if rs == nil || len(rs.SRV) == 0 {
+		return nil
+	}
+	out := make([]ServiceRecord, 0, len(rs.SRV))
+	for _, s := range rs.SRV {
+		ip := ""
+		if t := ix.Lookup(s.Target); t != nil {
+			switch {
+			case len(t.A) > 0:
+				ip = t.A[0].String()
+			case len(t.AAAA) > 0:
+				ip = t.AAAA[0].String()
+			}
+		}
+		out = append(out, ServiceRecord{Service: name, Host: s.Target, IP: ip, Port: strconv.Itoa(int(s.Port))})
+	}
+	return out
+}
+
+// WriteTable writes every record, one per line, sorted by name, then type (A, AAAA, SRV), then
+// value: the name padded to a column, the type, and the value in zone-file form ("10.0.0.1";
+// SRV as "priority weight port target").
+func (ix *RecordIndex) WriteTable(w io.Writer) error {
+	names := ix.Names()
+	width := 0
+	for _, n := range names {
+		width = max(width, len(n))
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	pad := strings.Repeat(" ", max(width+2, 6))
+	line := func(name, rtype, value string) {
+		bw.WriteString(name)
+		bw.WriteString(pad[:width+2-len(name)])
+		bw.WriteString(rtype)
+		bw.WriteString(pad[:6-len(rtype)])
+		bw.WriteString(value)
+		bw.WriteByte('\n')
+	}
+	var num []byte
+	for _, n := range names {
+		rs := ix.names[n]
+		for _, ip := range rs.A {
+			line(n, "A", ip.String())
+		}
+		for _, ip := range rs.AAAA {
+			line(n, "AAAA", ip.String())
+		}
+		for _, s := range rs.SRV {
+			num = strconv.AppendUint(num[:0], uint64(s.Priority), 10)
+			num = append(num, ' ')
+			num = strconv.AppendUint(num, uint64(s.Weight), 10)
+			num = append(num, ' ')
+			num = strconv.AppendUint(num, uint64(s.Port), 10)
+			num = append(num, ' ')
+			line(n, "SRV", string(num)+s.Target)
+		}
+	}
+	return bw.Flush()
 }

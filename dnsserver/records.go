@@ -1,0 +1,1185 @@
+package dnsserver
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/lodestar-lb/lodestar/discovery"
+)
+
+// IP sources: where a task's addresses come from. RecordConfig.IPSources lists them in order;
+// the first that yields any address wins.
+const (
+	// IPSourceNetinfo: container_status.network_infos[].ip_addresses of the latest TASK_RUNNING status.
+	IPSourceNetinfo = "netinfo"
+	// IPSourceMesos: the MesosContainerizer.NetworkSettings.IPAddress label of that status.
+	IPSourceMesos = "mesos"
+	// IPSourceDocker: the Docker.NetworkSettings.IPAddress label of that status.
+	IPSourceDocker = "docker"
+	// IPSourceHost: the agent's address.
+	IPSourceHost = "host"
+)
+
+// Status labels the mesos and docker IP sources read.
+const (
+	mesosIPLabel  = "MesosContainerizer.NetworkSettings.IPAddress"
+	dockerIPLabel = "Docker.NetworkSettings.IPAddress"
+)
+
+// Defaults of RecordConfig.
+const (
+	DefaultDomain            = "mesos"
+	DefaultMarathonFramework = "marathon"
+	DefaultTTL               = 60
+	DefaultRefreshSeconds    = 30
+)
+
+// DefaultIPSources is mesos-dns's default IP source order.
+var DefaultIPSources = []string{IPSourceNetinfo, IPSourceMesos, IPSourceHost}
+
+// RecordConfig says how records are named and where their addresses come from. The zero value
+// is usable: WithDefaults fills in every unset field.
+type RecordConfig struct {
+	// Domain is the zone, without trailing dot (default "mesos").
+	Domain string
+	// IPSources are tried in order for a task's addresses; the first that yields any wins.
+	// Values: netinfo, mesos, docker, host (default netinfo, mesos, host).
+	IPSources []string
+	// EnforceRFC952 names labels per RFC 952 (at most 24 characters, no leading digit).
+	EnforceRFC952 bool
+	// HealthyOnly leaves out tasks Marathon reports unhealthy (a health check with alive=false),
+	// both Marathon's copy and the Mesos state's copy of the task.
+	HealthyOnly bool
+	// MarathonFramework is the Mesos framework name of Marathon (default "marathon"): tasks known
+	// only from Marathon are named under it.
+	MarathonFramework string
+	// NSAddrs are lodestar's own DNS listen addresses: the A/AAAA records of ns1.{domain}, the
+	// SOA mname. Unspecified addresses (0.0.0.0, ::) are left out; the caller expands them.
+	NSAddrs []netip.Addr
+	// ResolveHost returns the addresses of a host name (a framework without a pid, an agent or
+	// Marathon task known only by host name). It must not block: a cached lookup whose
+	// refreshes run elsewhere. May be nil, and then such names get no addresses.
+	ResolveHost func(host string) []netip.Addr
+	// TTL (default 60) and RefreshSeconds (how often the Mesos state is read, default 30) are
+	// reported by AXFR only.
+	TTL            uint32
+	RefreshSeconds int
+}
+
+// WithDefaults returns the configuration with unset fields defaulted and the domain
+// normalised (lower case, no trailing dot).
+func (c RecordConfig) WithDefaults() RecordConfig {
+	c.Domain = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(c.Domain)), ".")
+	if c.Domain == "" {
+		c.Domain = DefaultDomain
+	}
+	if len(c.IPSources) == 0 {
+		c.IPSources = slices.Clone(DefaultIPSources)
+	}
+	if c.MarathonFramework == "" {
+		c.MarathonFramework = DefaultMarathonFramework
+	}
+	if c.TTL == 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.RefreshSeconds == 0 {
+		c.RefreshSeconds = DefaultRefreshSeconds
+	}
+	return c
+}
+
+// Validate checks the configuration (after WithDefaults): the domain must be a valid DNS name
+// and every IP source known. BuildIndex never fails; it ignores unknown IP sources.
+func (c RecordConfig) Validate() error {
+	c = c.WithDefaults()
+	var errs []error
+	if !validFQDN(c.Domain+".") || strings.ContainsFunc(c.Domain, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.')
+	}) {
+		errs = append(errs, fmt.Errorf("DNS domain %q: not a valid domain name (labels of a-z, 0-9 and '-', at most 63 characters each)", c.Domain))
+	}
+	for _, s := range c.IPSources {
+		if _, ok := parseIPSource(s); !ok {
+			errs = append(errs, fmt.Errorf("IP source %q: unknown; use netinfo, mesos, docker or host", s))
+		}
+	}
+	if domainFrag(c.MarathonFramework, c.EnforceRFC952) == "" {
+		errs = append(errs, fmt.Errorf("Marathon framework name %q: nothing left after cleaning it into a DNS name", c.MarathonFramework))
+	}
+	return errors.Join(errs...)
+}
+
+type ipSource uint8
+
+const (
+	srcNetinfo ipSource = iota
+	srcMesos
+	srcDocker
+	srcHost
+)
+
+func parseIPSource(s string) (ipSource, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case IPSourceNetinfo:
+		return srcNetinfo, true
+	case IPSourceMesos:
+		return srcMesos, true
+	case IPSourceDocker:
+		return srcDocker, true
+	case IPSourceHost:
+		return srcHost, true
+	}
+	return 0, false
+}
+
+// Metrics of record generation (namespace lodestar, subsystem dnsserver, prefix records_).
+var (
+	recordsBuildSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "lodestar", Subsystem: "dnsserver", Name: "records_build_seconds",
+		Help:    "Time to build the DNS record index from a snapshot.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+	})
+	recordsNames = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "lodestar", Subsystem: "dnsserver", Name: "records_names",
+		Help: "Owner names in the newest DNS record index.",
+	})
+	recordsCount = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "lodestar", Subsystem: "dnsserver", Name: "records_rrs",
+		Help: "Resource records in the newest DNS record index, by type.",
+	}, []string{"type"})
+	recordsInvalidNames = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "lodestar", Subsystem: "dnsserver", Name: "records_invalid_names",
+		Help: "Names left out of the newest index because they are no valid DNS names (a label over 63 characters, a name over 255).",
+	})
+	recordsSerial = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "lodestar", Subsystem: "dnsserver", Name: "records_serial",
+		Help: "SOA serial of the newest DNS record index.",
+	})
+)
+
+// BuildIndex computes every record of a snapshot, mesos-dns's names (see DNS.md) for the Mesos
+// state's tasks, agents, frameworks and masters, plus the Marathon tasks the Mesos state does
+// not know yet. snap may be nil. The serial is prev's when the records are the same, else
+// max(prev.Serial+1, now in Unix seconds).
+func BuildIndex(snap *discovery.Snapshot, cfg RecordConfig, prev *RecordIndex) *RecordIndex {
+	start := time.Now()
+	cfg = cfg.WithDefaults()
+	b := newBuilder(snap, cfg)
+	b.build()
+	ix := b.finish()
+	ix.Serial = nextSerial(prev, ix, start)
+
+	recordsBuildSeconds.Observe(time.Since(start).Seconds())
+	recordsNames.Set(float64(len(ix.names)))
+	recordsCount.WithLabelValues("A").Set(float64(ix.counts[0]))
+	recordsCount.WithLabelValues("AAAA").Set(float64(ix.counts[1]))
+	recordsCount.WithLabelValues("SRV").Set(float64(ix.counts[2]))
+	recordsInvalidNames.Set(float64(b.invalid))
+	recordsSerial.Set(float64(ix.Serial))
+	return ix
+}
+
+// nextSerial keeps prev's serial when the records did not change, and otherwise moves it
+// forward: to the current Unix time, or by one when prev is already at or past it.
+func nextSerial(prev, ix *RecordIndex, now time.Time) uint32 {
+	unix := uint32(now.Unix())
+	if prev == nil {
+		return unix
+	}
+	if prev.hasDigest && prev.digest == ix.digest && len(prev.names) == len(ix.names) && prev.Domain == ix.Domain {
+		return prev.Serial
+	}
+	return max(prev.Serial+1, unix)
+}
+
+// addrPair holds the addresses of a task, agent or framework the way mesos-dns keeps them: the
+// first IPv4 and the first IPv6 address seen.
+type addrPair struct{ v4, v6 netip.Addr }
+
+func (p *addrPair) offer(ip netip.Addr) {
+	ip = ip.Unmap()
+	switch {
+	case ip.Is4():
+		if !p.v4.IsValid() {
+			p.v4 = ip
+		}
+	case ip.Is6():
+		if !p.v6.IsValid() {
+			p.v6 = ip.WithZone("")
+		}
+	}
+}
+
+func (p *addrPair) offerString(s string) {
+	if ip, err := netip.ParseAddr(s); err == nil {
+		p.offer(ip)
+	}
+}
+
+func (p addrPair) empty() bool { return !p.v4.IsValid() && !p.v6.IsValid() }
+
+// agentInfo is what task records need of an agent.
+type agentInfo struct {
+	ips  addrPair
+	tail string // {slave} of canonical names
+}
+
+// builder computes the records of one snapshot. It is used once.
+type builder struct {
+	snap      *discovery.Snapshot
+	cfg       RecordConfig
+	rfc952    bool
+	sources   []ipSource
+	tail      string // ".mesos."
+	names     map[string]*RecordSet
+	buf       []byte
+	invalid   int
+	cleaned   map[string]string // task name → cleaned label
+	resolved  map[string]addrPair
+	agents    map[string]*agentInfo
+	setSlab   []RecordSet
+	addrSlab  []netip.Addr
+	arena     nameArena
+	groups    map[string]*srvGroup // by "{task}.{fw}.{d}."
+	groupList []*srvGroup
+	// keys and sets list the names in the order they were made. finish walks them rather
+	// than the map: in map order every set is a cache miss, which cost more than the build.
+	keys      []string
+	sets      []*RecordSet
+	marathon  map[string]*discovery.Task // Marathon's tasks by id, nil without Marathon apps
+	appPrefix map[string]bool            // task id prefixes of Marathon's apps
+	fromMesos map[string]bool            // Marathon task ids the Mesos state gave records for
+
+	// enum, when set, collects every task's records for Enumerate; cur is the task being built.
+	enum *Enumeration
+	cur  *EnumerableTask
+}
+
+func newBuilder(snap *discovery.Snapshot, cfg RecordConfig) *builder {
+	b := &builder{
+		snap:     snap,
+		cfg:      cfg,
+		rfc952:   cfg.EnforceRFC952,
+		tail:     "." + cfg.Domain + ".",
+		cleaned:  map[string]string{},
+		resolved: map[string]addrPair{},
+		agents:   map[string]*agentInfo{},
+	}
+	for _, s := range cfg.IPSources {
+		if src, ok := parseIPSource(s); ok && !slices.Contains(b.sources, src) {
+			b.sources = append(b.sources, src)
+		}
+	}
+	estimate := 64
+	if snap != nil {
+		estimate += 4 * snap.Tasks
+		if snap.Mesos != nil {
+			for i := range snap.Mesos.Frameworks {
+				estimate += 4 * len(snap.Mesos.Frameworks[i].Tasks)
+			}
+		}
+	}
+	b.names = make(map[string]*RecordSet, estimate)
+	b.keys = make([]string, 0, estimate)
+	b.sets = make([]*RecordSet, 0, estimate)
+	b.groups = map[string]*srvGroup{}
+	return b
+}
+
+func (b *builder) build() {
+	b.nsRecords()
+	if b.snap == nil {
+		return
+	}
+	b.indexMarathon()
+	if st := b.snap.Mesos; st != nil {
+		b.agentRecords(st)
+		b.masterRecords(st)
+		for i := range st.Frameworks {
+			b.frameworkRecords(&st.Frameworks[i])
+		}
+	}
+	b.marathonRecords()
+}
+
+// finish sorts every record set, drops duplicates, adds the SRV groups' records and computes
+// the digest that tells whether two indexes hold the same records.
+func (b *builder) finish() *RecordIndex {
+	ix := &RecordIndex{
+		Domain:    b.cfg.Domain + ".",
+		Mname:     "ns1." + b.cfg.Domain + ".",
+		Rname:     "root.ns1." + b.cfg.Domain + ".",
+		names:     b.names,
+		cfg:       b.cfg,
+		snap:      b.snap,
+		hasDigest: true,
+	}
+	for _, rs := range b.sets {
+		rs.A = sortAddrs(rs.A)
+		rs.AAAA = sortAddrs(rs.AAAA)
+		rs.SRV = sortSRVs(rs.SRV)
+	}
+	for _, g := range b.groupList {
+		b.finishGroup(g)
+	}
+	var h maphash.Hash
+	h.SetSeed(digestSeed)
+	var scratch [16]byte
+	// Several names share one SRV list (see srvGroup): hash each list once.
+	type listID struct {
+		first *SRV
+		n     int
+	}
+	srvHashes := map[listID]uint64{}
+	for i, rs := range b.sets {
+		name := b.keys[i]
+		ix.counts[0] += len(rs.A)
+		ix.counts[1] += len(rs.AAAA)
+		ix.counts[2] += len(rs.SRV)
+		h.Reset()
+		h.WriteString(name)
+		for _, ip := range rs.A {
+			a := ip.As4()
+			h.Write(a[:])
+		}
+		h.WriteByte(0)
+		for _, ip := range rs.AAAA {
+			scratch = ip.As16()
+			h.Write(scratch[:])
+		}
+		h.WriteByte(0)
+		if len(rs.SRV) > 0 {
+			id := listID{&rs.SRV[0], len(rs.SRV)}
+			sh, ok := srvHashes[id]
+			if !ok {
+				sh = hashSRVs(rs.SRV)
+				srvHashes[id] = sh
+			}
+			binary.LittleEndian.PutUint64(scratch[:8], sh)
+			h.Write(scratch[:8])
+		}
+		// A sum does not depend on the order the names were made in (the state's order).
+		ix.digest += h.Sum64()
+	}
+	return ix
+}
+
+// hashSRVs hashes an SRV list. A list is only ever shared whole (srvGroup), so its first
+// element and length identify it.
+func hashSRVs(list []SRV) uint64 {
+	var h maphash.Hash
+	h.SetSeed(digestSeed)
+	var b [6]byte
+	for _, s := range list {
+		h.WriteString(s.Target)
+		b[0], b[1] = byte(s.Port>>8), byte(s.Port)
+		b[2], b[3] = byte(s.Priority>>8), byte(s.Priority)
+		b[4], b[5] = byte(s.Weight>>8), byte(s.Weight)
+		h.Write(b[:])
+	}
+	return h.Sum64() ^ uint64(len(list))
+}
+
+// digestSeed is fixed for the process, so digests of indexes built at different times compare.
+var digestSeed = maphash.MakeSeed()
+
+func sortAddrs(a []netip.Addr) []netip.Addr {
+	if len(a) < 2 {
+		return a
+	}
+	slices.SortFunc(a, netip.Addr.Compare)
+	return slices.Compact(a)
+}
+
+func sortSRVs(s []SRV) []SRV {
+	if len(s) < 2 {
+		return s
+	}
+	slices.SortFunc(s, compareSRV)
+	return slices.Compact(s)
+}
+
+func compareSRV(a, b SRV) int {
+	if c := strings.Compare(a.Target, b.Target); c != 0 {
+		return c
+	}
+	if a.Port != b.Port {
+		return int(a.Port) - int(b.Port)
+	}
+	if a.Priority != b.Priority {
+		return int(a.Priority) - int(b.Priority)
+	}
+	return int(a.Weight) - int(b.Weight)
+}
+
+// --- record sets ---
+
+const slabSize = 1024
+
+// set returns the record set of a name, creating it; nil when the name is no valid DNS name.
+// A name given as bytes is looked up without allocating; only a new name is copied.
+func (b *builder) set(name []byte) *RecordSet {
+	if rs, ok := b.names[string(name)]; ok {
+		return rs
+	}
+	return b.insert(b.arena.intern(name))
+}
+
+// setString is set for a name that already is a string (a canonical name that is also an SRV
+// target), so the map key and the targets share one copy.
+func (b *builder) setString(name string) *RecordSet {
+	if rs, ok := b.names[name]; ok {
+		return rs
+	}
+	return b.insert(name)
+}
+
+// nameArena hands out the index's name strings from large shared blocks. Why: an index of
+// 100,000 tasks has some 400,000 names; one allocation each costs more than the rest of the
+// build, and the collector has to trace every one of them for as long as the index lives.
+// A block is written once, front to back, and never modified, which is what unsafe.String
+// requires; it stays alive while any of its names does.
+type nameArena struct{ block []byte }
+
+const arenaBlock = 64 << 10
+
+func (a *nameArena) intern(name []byte) string {
+	if len(name) == 0 {
+		return ""
+	}
+	if cap(a.block)-len(a.block) < len(name) {
+		a.block = make([]byte, 0, max(arenaBlock, len(name)))
+	}
+	start := len(a.block)
+	a.block = append(a.block, name...)
+	return unsafe.String(&a.block[start], len(name))
+}
+
+func (b *builder) insert(name string) *RecordSet {
+	if !validFQDN(name) {
+		b.invalid++
+		return nil
+	}
+	if len(b.setSlab) == 0 {
+		b.setSlab = make([]RecordSet, slabSize)
+	}
+	rs := &b.setSlab[0]
+	b.setSlab = b.setSlab[1:]
+	b.names[name] = rs
+	b.keys = append(b.keys, name)
+	b.sets = append(b.sets, rs)
+	return rs
+}
+
+// addIP adds an A or AAAA record, by the address's family.
+func (b *builder) addIP(rs *RecordSet, name string, ip netip.Addr) {
+	if rs == nil || !ip.IsValid() {
+		return
+	}
+	if ip.Is4() {
+		rs.A = b.appendAddr(rs.A, ip)
+	} else {
+		rs.AAAA = b.appendAddr(rs.AAAA, ip)
+	}
+	if b.cur != nil {
+		rtype := "A"
+		if !ip.Is4() {
+			rtype = "AAAA"
+		}
+		b.enumRecord(name, ip.String(), rtype)
+	}
+}
+
+// appendAddr appends like append, but a set's first address comes from a slab: most names
+// have exactly one, and one allocation per name adds up at 100,000 tasks. Duplicates are
+// dropped when the index is finished; here only a repeat of the last address is, since a
+// full check would be quadratic in the tasks of an app.
+func (b *builder) appendAddr(list []netip.Addr, ip netip.Addr) []netip.Addr {
+	if len(list) > 0 && list[len(list)-1] == ip {
+		return list
+	}
+	if list == nil {
+		if len(b.addrSlab) == 0 {
+			b.addrSlab = make([]netip.Addr, slabSize)
+		}
+		list = b.addrSlab[0:0:1]
+		b.addrSlab = b.addrSlab[1:]
+	}
+	return append(list, ip)
+}
+
+func (b *builder) addPair(rs *RecordSet, name string, p addrPair) {
+	b.addIP(rs, name, p.v4)
+	b.addIP(rs, name, p.v6)
+}
+
+// addSRV adds an SRV record. Duplicates are dropped when the index is finished (a linear check
+// here would be quadratic for an app with thousands of tasks).
+func (b *builder) addSRV(rs *RecordSet, name, target string, port uint16) {
+	if rs == nil || port == 0 {
+		return
+	}
+	rs.SRV = append(rs.SRV, SRV{Target: target, Port: port})
+	if b.cur != nil {
+		b.enumRecord(name, net.JoinHostPort(target, strconv.Itoa(int(port))), "SRV")
+	}
+}
+
+// name assembles a name in the builder's scratch buffer; the result is valid until the next call.
+func (b *builder) name(parts ...string) []byte {
+	b.buf = b.buf[:0]
+	for _, p := range parts {
+		b.buf = append(b.buf, p...)
+	}
+	return b.buf
+}
+
+// addNameIP adds an address to a name built from parts.
+func (b *builder) addNameIP(p addrPair, parts ...string) {
+	if p.empty() {
+		return
+	}
+	n := b.name(parts...)
+	rs := b.set(n)
+	if b.cur != nil {
+		b.addPair(rs, string(n), p)
+		return
+	}
+	b.addPair(rs, "", p)
+}
+
+// addNameSRV adds an SRV record to a name built from parts.
+func (b *builder) addNameSRV(target string, port uint16, parts ...string) {
+	if port == 0 {
+		return
+	}
+	n := b.name(parts...)
+	rs := b.set(n)
+	if b.cur != nil {
+		b.addSRV(rs, string(n), target, port)
+		return
+	}
+	b.addSRV(rs, "", target, port)
+}
+
+// --- addresses ---
+
+// resolve returns the addresses of a host: the address itself when it is one, else what
+// ResolveHost says (memoised for the build).
+func (b *builder) resolve(host string) addrPair {
+	var p addrPair
+	if host == "" {
+		return p
+	}
+	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		p.offer(ip)
+		return p
+	}
+	if b.cfg.ResolveHost == nil {
+		return p
+	}
+	if p, ok := b.resolved[host]; ok {
+		return p
+	}
+	for _, ip := range b.cfg.ResolveHost(host) {
+		p.offer(ip)
+	}
+	b.resolved[host] = p
+	return p
+}
+
+// splitPID splits a libprocess pid "name@host:port" into host and port; ok is false when pid
+// has no '@' or no port.
+func splitPID(pid string) (host string, port uint16, ok bool) {
+	_, addr, found := strings.Cut(pid, "@")
+	if !found {
+		return "", 0, false
+	}
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return "", 0, false
+	}
+	return h, uint16(n), true
+}
+
+// latestRunning returns the TASK_RUNNING status with the highest timestamp (the first of equal
+// ones), or nil: the status the netinfo, mesos and docker IP sources read.
+func latestRunning(st []discovery.MesosTaskStatus) *discovery.MesosTaskStatus {
+	var out *discovery.MesosTaskStatus
+	for i := range st {
+		if st[i].State == discovery.StateRunning && (out == nil || st[i].Timestamp > out.Timestamp) {
+			out = &st[i]
+		}
+	}
+	return out
+}
+
+// taskIPs applies the IP sources in order; the first that yields an address wins.
+func (b *builder) taskIPs(t *discovery.MesosTask, agent *agentInfo) addrPair {
+	status := latestRunning(t.Statuses)
+	for _, src := range b.sources {
+		var p addrPair
+		switch src {
+		case srcNetinfo:
+			if status != nil {
+				for _, ip := range status.NetworkIPs {
+					p.offerString(ip)
+				}
+			}
+		case srcMesos, srcDocker:
+			key := mesosIPLabel
+			if src == srcDocker {
+				key = dockerIPLabel
+			}
+			if status != nil {
+				for _, l := range status.Labels {
+					if l.Key == key {
+						p.offerString(l.Value)
+					}
+				}
+			}
+		case srcHost:
+			p = agent.ips
+		}
+		if !p.empty() {
+			return p
+		}
+	}
+	return addrPair{}
+}
+
+// --- names of the zone's infrastructure ---
+
+func (b *builder) nsRecords() {
+	for _, ip := range b.cfg.NSAddrs {
+		if ip.IsValid() && !ip.IsUnspecified() {
+			b.addIP(b.set(b.name("ns1", b.tail)), "", ip.Unmap().WithZone(""))
+		}
+	}
+}
+
+// agentRecords: slave.{d} (every agent) and _slave._tcp.{d} → slave.{d}:{port}.
+func (b *builder) agentRecords(st *discovery.MesosState) {
+	slave := "slave" + b.tail
+	for i := range st.Agents {
+		a := &st.Agents[i]
+		info := &agentInfo{tail: slaveIDTail(a.ID)}
+		host, port, ok := splitPID(a.PID)
+		if !ok {
+			host, port = a.Hostname, 5051
+		}
+		info.ips = b.resolve(host)
+		if info.ips.empty() && host != a.Hostname {
+			info.ips = b.resolve(a.Hostname)
+		}
+		b.agents[a.ID] = info
+		if info.ips.empty() {
+			continue
+		}
+		b.addNameIP(info.ips, slave)
+		b.addNameSRV(slave, port, "_slave._tcp", b.tail)
+	}
+}
+
+// masterRecords: leader.{d}, master.{d} (every master), master{N}.{d} (masters in the state's
+// stable order; a leader missing from the list gets the next number, as in mesos-dns), and
+// _leader._tcp/_udp.{d} → leader.{d}:{port}.
+func (b *builder) masterRecords(st *discovery.MesosState) {
+	leaderHost, leaderPort, ok := splitLeader(st)
+	leaderIPs := b.resolve(leaderHost)
+	leaderName := "leader" + b.tail
+	if ok && !leaderIPs.empty() {
+		b.addNameIP(leaderIPs, leaderName)
+		b.addNameIP(leaderIPs, "master", b.tail)
+		b.addNameSRV(leaderName, leaderPort, "_leader._tcp", b.tail)
+		b.addNameSRV(leaderName, leaderPort, "_leader._udp", b.tail)
+	}
+	n := 0
+	leaderListed := false
+	seen := map[addrPair]bool{}
+	for _, m := range st.Masters {
+		host := m.IP
+		if host == "" {
+			host = m.Hostname
+		}
+		ips := b.resolve(host)
+		if ips.empty() || seen[ips] {
+			continue
+		}
+		seen[ips] = true
+		if ips == leaderIPs {
+			leaderListed = true
+		}
+		b.addNameIP(ips, "master", b.tail)
+		b.addNameIP(ips, "master", strconv.Itoa(n), b.tail)
+		n++
+	}
+	if !leaderListed && !leaderIPs.empty() {
+		b.addNameIP(leaderIPs, "master", strconv.Itoa(n), b.tail)
+	}
+}
+
+// splitLeader returns the leading master's host and port, from "ip:port" or its pid.
+func splitLeader(st *discovery.MesosState) (string, uint16, bool) {
+	if st.Leader != "" {
+		if h, p, err := net.SplitHostPort(st.Leader); err == nil {
+			if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+				return h, uint16(n), true
+			}
+		}
+	}
+	return splitPID(st.LeaderPID)
+}
+
+// frameworkRecords: {fw}.{d} and _framework._tcp.{fw}.{d} → {fw}.{d}:{port}, then the records
+// of every running task on a known agent.
+func (b *builder) frameworkRecords(f *discovery.Framework) {
+	var ef *EnumerableFramework
+	if b.enum != nil {
+		b.enum.Frameworks = append(b.enum.Frameworks, &EnumerableFramework{Name: f.Name, Tasks: []*EnumerableTask{}})
+		ef = b.enum.Frameworks[len(b.enum.Frameworks)-1]
+	}
+	fw := domainFrag(f.Name, b.rfc952)
+	if fw == "" {
+		return
+	}
+	host, port, hasPID := splitPID(f.PID)
+	if !hasPID {
+		host = f.Hostname
+	}
+	if ips := b.resolve(host); !ips.empty() {
+		fwName := fw + b.tail
+		b.addNameIP(ips, fwName)
+		if hasPID {
+			b.addNameSRV(fwName, port, "_framework._tcp.", fwName)
+		}
+	}
+	isMarathon := f.Name == b.cfg.MarathonFramework
+	fwTail, slaveTail := b.tails(fw)
+	for i := range f.Tasks {
+		t := &f.Tasks[i]
+		if t.State != discovery.StateRunning {
+			continue
+		}
+		agent, ok := b.agents[t.SlaveID]
+		if !ok || !b.keepMesosTask(t.ID, isMarathon) {
+			continue
+		}
+		b.startTask(ef, t.Name, t.ID)
+		b.mesosTaskRecords(t, fwTail, slaveTail, agent)
+		b.cur = nil
+		if b.marathon != nil {
+			if _, known := b.marathon[t.ID]; known {
+				b.fromMesos[t.ID] = true
+			}
+		}
+	}
+}
+
+func (b *builder) startTask(ef *EnumerableFramework, name, id string) {
+	if ef == nil {
+		return
+	}
+	b.cur = &EnumerableTask{Name: name, ID: id, Records: []EnumerableRecord{}}
+	ef.Tasks = append(ef.Tasks, b.cur)
+}
+
+// --- tasks ---
+
+// indexMarathon indexes Marathon's tasks by id, for the merge with the Mesos state.
+func (b *builder) indexMarathon() {
+	if b.snap.Apps.Len() == 0 {
+		return
+	}
+	b.marathon = make(map[string]*discovery.Task, b.snap.Tasks)
+	b.appPrefix = make(map[string]bool, b.snap.Apps.Len())
+	b.fromMesos = map[string]bool{}
+	b.snap.Apps.Each(func(a *discovery.App) bool {
+		b.appPrefix[marathonTaskPrefix(a.ID)] = true
+		for _, t := range a.Tasks {
+			b.marathon[t.ID] = t
+		}
+		return true
+	})
+}
+
+// keepMesosTask decides about a running task of the Mesos state against Marathon's fresher
+// view (Marathon's event stream is seconds ahead of the next state poll):
+//   - HealthyOnly and Marathon reports the task unhealthy: out;
+//   - Marathon reports it TASK_KILLING: out (it is going away);
+//   - the task belongs to the Marathon framework and to an app Marathon knows, but Marathon
+//     no longer lists the task: it was killed or lost since the poll, out;
+//   - otherwise in (Marathon not configured, other frameworks, apps Marathon does not know).
+func (b *builder) keepMesosTask(id string, isMarathon bool) bool {
+	if b.marathon == nil {
+		return true
+	}
+	if mt, ok := b.marathon[id]; ok {
+		if b.cfg.HealthyOnly && !healthy(mt) {
+			return false
+		}
+		return mt.State != discovery.StateKilling && !discovery.IsTerminal(mt.State)
+	}
+	return !isMarathon || !b.appKnown(id)
+}
+
+// appKnown reports whether a task id starts with the id prefix of an app Marathon knows.
+// App ids may contain dots, so every dot is a candidate end of the prefix.
+func (b *builder) appKnown(taskID string) bool {
+	for i := 0; i < len(taskID); i++ {
+		if taskID[i] == '.' && b.appPrefix[taskID[:i]] {
+			return true
+		}
+	}
+	return false
+}
+
+func healthy(t *discovery.Task) bool {
+	for _, h := range t.Health {
+		if !h.Alive {
+			return false
+		}
+	}
+	return true
+}
+
+// taskNaming is what the records of one task are built from.
+type taskNaming struct {
+	fwTail    string   // ".{fw}.{d}."
+	slaveTail string   // ".{fw}.slave.{d}."
+	id        string   // task id, hashed into the canonical name
+	slave     string   // {slave}
+	ips       addrPair // the task's addresses
+	agentIPs  addrPair
+	ports     []int // host ports (resources.ports)
+	discovery *discovery.DiscoveryInfo
+}
+
+// tails returns the suffixes of a framework's task names: ".{fw}.{d}." and ".{fw}.slave.{d}.".
+func (b *builder) tails(fw string) (string, string) {
+	return "." + fw + b.tail, "." + fw + ".slave" + b.tail
+}
+
+func (b *builder) mesosTaskRecords(t *discovery.MesosTask, fwTail, slaveTail string, agent *agentInfo) {
+	tn := taskNaming{
+		fwTail: fwTail, slaveTail: slaveTail, id: t.ID, slave: agent.tail,
+		ips: b.taskIPs(t, agent), agentIPs: agent.ips,
+		ports: t.Ports,
+	}
+	if t.Discovery != nil && t.Discovery.Name != "" {
+		// mesos-dns names a task with DiscoveryInfo twice: by the raw name (legacy, kept
+		// because clients resolve it) and by the cleaned one.
+		tn.discovery = t.Discovery
+		cleaned := b.clean(t.Discovery.Name)
+		if raw := legacyName(t.Discovery.Name); raw != "" && raw != cleaned {
+			b.taskRecords(raw, &tn)
+		}
+		b.taskRecords(cleaned, &tn)
+		return
+	}
+	b.taskRecords(b.clean(t.Name), &tn)
+}
+
+// clean is cleanLabel, memoised for the build: an app's tasks share one name.
+func (b *builder) clean(name string) string {
+	if c, ok := b.cleaned[name]; ok {
+		return c
+	}
+	c := cleanLabel(name, b.rfc952)
+	b.cleaned[name] = c
+	return c
+}
+
+// taskRecords adds the records of one task under one task name:
+//
+//	{task}.{fw}.{d}, {canonical}.{d}          A/AAAA  the task's addresses
+//	{task}.{fw}.slave.{d}, {canonical}.slave.{d}  A/AAAA  the agent's addresses
+//	_{task}._{tcp,udp}.{fw}.slave.{d}         SRV     {canonical}.slave.{d}:{hostport}
+//	_{task}._{tcp,udp}.{fw}.{d}               SRV     the same, without DiscoveryInfo
+//	_{task}._{proto}.{fw}.{d} (+ _{portname}.) SRV    {canonical}.{d}:{discovery port}
+//
+// where {canonical} is {task}-{hash}-{slave}.{fw}, as in mesos-dns.
+func (b *builder) taskRecords(task string, tn *taskNaming) {
+	if task == "" {
+		return
+	}
+	fwTail, slaveTail := tn.fwTail, tn.slaveTail
+	g := b.group(task, tn)
+	if !tn.ips.empty() {
+		b.addPair(g.taskSet(b), b.enumName2(task, fwTail), tn.ips)
+	}
+	if !tn.agentIPs.empty() {
+		b.addPair(g.slaveSet(b), b.enumName2(task, slaveTail), tn.agentIPs)
+	}
+
+	hasCanonical := tn.slave != ""
+	var canonical, canonicalSlave string
+	if hasCanonical {
+		b.buf = append(b.buf[:0], task...)
+		b.buf = append(b.buf, '-')
+		b.buf = appendTaskHash(b.buf, tn.id)
+		b.buf = append(b.buf, '-')
+		b.buf = append(b.buf, tn.slave...)
+		stem := len(b.buf)
+		b.buf = append(b.buf, tn.fwTail...)
+		canonical = b.internName(b.buf)
+		b.buf = append(b.buf[:stem], tn.slaveTail...)
+		canonicalSlave = b.internName(b.buf)
+		if !tn.ips.empty() {
+			b.addPair(b.setString(canonical), b.enumName(canonical), tn.ips)
+		}
+		if !tn.agentIPs.empty() {
+			b.addPair(b.setString(canonicalSlave), b.enumName(canonicalSlave), tn.agentIPs)
+		}
+	}
+	if !hasCanonical {
+		return
+	}
+	disc := tn.discovery != nil
+	for _, p := range tn.ports {
+		if p <= 0 || p > 65535 {
+			continue
+		}
+		rr := SRV{Target: canonicalSlave, Port: uint16(p)}
+		if disc {
+			g.hostPortsDisc = append(g.hostPortsDisc, rr)
+		} else {
+			g.hostPorts = append(g.hostPorts, rr)
+		}
+		if b.cur != nil {
+			b.enumSRV(rr, "_", task, "._tcp", slaveTail)
+			b.enumSRV(rr, "_", task, "._udp", slaveTail)
+			if !disc {
+				b.enumSRV(rr, "_", task, "._tcp", fwTail)
+				b.enumSRV(rr, "_", task, "._udp", fwTail)
+			}
+		}
+	}
+	if !disc {
+		return
+	}
+	for _, dp := range tn.discovery.Ports {
+		if dp.Number <= 0 || dp.Number > 65535 {
+			continue
+		}
+		rr := SRV{Target: canonical, Port: uint16(dp.Number)}
+		portName := ""
+		if dp.Name != "" {
+			portName = b.clean(dp.Name)
+		}
+		protos := [2]string{"tcp", "udp"}
+		nProtos := 2
+		if dp.Protocol != "" {
+			if p := b.clean(dp.Protocol); p != "" {
+				protos[0], nProtos = p, 1
+			}
+		}
+		for _, proto := range protos[:nProtos] {
+			switch proto {
+			case "tcp":
+				g.discTCP = append(g.discTCP, rr)
+				b.enumSRV(rr, "_", task, "._tcp", fwTail)
+			case "udp":
+				g.discUDP = append(g.discUDP, rr)
+				b.enumSRV(rr, "_", task, "._udp", fwTail)
+			default:
+				b.addNameSRV(rr.Target, rr.Port, "_", task, "._", proto, fwTail)
+			}
+			if portName != "" {
+				b.addNameSRV(rr.Target, rr.Port, "_", portName, "._", task, "._", proto, fwTail)
+			}
+		}
+	}
+}
+
+// internName copies a name (a canonical name, map key and SRV target at once) into the arena.
+func (b *builder) internName(name []byte) string {
+	return b.arena.intern(name)
+}
+
+// srvGroup collects the SRV records mesos-dns gives the four names of a task name in a
+// framework, _{task}._tcp and _{task}._udp, in {fw}.{d} and in {fw}.slave.{d}. Why: for
+// tasks without DiscoveryInfo all four carry the same records, so the four names share one
+// list instead of holding four copies (a quarter of the index's memory at 100,000 tasks),
+// and the list is sorted and hashed once.
+type srvGroup struct {
+	task, fwTail, slaveTail string
+	// The A/AAAA sets of {task}.{fw}.{d} and {task}.{fw}.slave.{d}, looked up once per
+	// group rather than once per task.
+	task4, slave4         *RecordSet
+	task4Done, slave4Done bool
+	// hostPorts: resources.ports of tasks without DiscoveryInfo (all four names);
+	// hostPortsDisc: of tasks with it (the slave names only).
+	hostPorts, hostPortsDisc []SRV
+	// discTCP, discUDP: DiscoveryInfo ports, to the {fw}.{d} names of their protocol.
+	discTCP, discUDP []SRV
+}
+
+func (g *srvGroup) taskSet(b *builder) *RecordSet {
+	if !g.task4Done {
+		g.task4, g.task4Done = b.set(b.name(g.task, g.fwTail)), true
+	}
+	return g.task4
+}
+
+func (g *srvGroup) slaveSet(b *builder) *RecordSet {
+	if !g.slave4Done {
+		g.slave4, g.slave4Done = b.set(b.name(g.task, g.slaveTail)), true
+	}
+	return g.slave4
+}
+
+// group returns the SRV group of a task name in a framework, creating it.
+func (b *builder) group(task string, tn *taskNaming) *srvGroup {
+	key := b.name(task, tn.fwTail)
+	if g, ok := b.groups[string(key)]; ok {
+		return g
+	}
+	g := &srvGroup{task: task, fwTail: tn.fwTail, slaveTail: tn.slaveTail}
+	b.groups[b.arena.intern(key)] = g
+	b.groupList = append(b.groupList, g)
+	return g
+}
+
+// finishGroup gives a group's names their records: a list shared by every name it is the
+// whole answer of, and a merged list where a name has more.
+func (b *builder) finishGroup(g *srvGroup) {
+	plain := sortSRVs(g.hostPorts)
+	slave := plain
+	if len(g.hostPortsDisc) > 0 {
+		slave = sortSRVs(slices.Concat(plain, g.hostPortsDisc))
+	}
+	tcp, udp := plain, plain
+	if len(g.discTCP) > 0 {
+		tcp = sortSRVs(slices.Concat(plain, g.discTCP))
+	}
+	if len(g.discUDP) > 0 {
+		udp = sortSRVs(slices.Concat(plain, g.discUDP))
+	}
+	b.setSRVs(slave, "_", g.task, "._tcp", g.slaveTail)
+	b.setSRVs(slave, "_", g.task, "._udp", g.slaveTail)
+	b.setSRVs(tcp, "_", g.task, "._tcp", g.fwTail)
+	b.setSRVs(udp, "_", g.task, "._udp", g.fwTail)
+}
+
+// setSRVs gives a name a sorted SRV list. The list is clipped, so that no later append to
+// one sharer can write into another's; a name that already has records (a task named
+// "framework" meets _framework._tcp.{fw}.{d}) gets a merged copy.
+func (b *builder) setSRVs(list []SRV, parts ...string) {
+	if len(list) == 0 {
+		return
+	}
+	rs := b.set(b.name(parts...))
+	switch {
+	case rs == nil:
+	case len(rs.SRV) == 0:
+		rs.SRV = slices.Clip(list)
+	default:
+		rs.SRV = sortSRVs(slices.Concat(rs.SRV, list))
+	}
+}
+
+// enumSRV records an SRV record of a group for Enumerate.
+func (b *builder) enumSRV(rr SRV, parts ...string) {
+	if b.cur == nil {
+		return
+	}
+	if n := string(b.name(parts...)); validFQDN(n) {
+		b.enumRecord(n, net.JoinHostPort(rr.Target, strconv.Itoa(int(rr.Port))), "SRV")
+	}
+}
+
+// enumName2 is enumName for a name in two parts.
+func (b *builder) enumName2(a, c string) string {
+	if b.cur == nil {
+		return ""
+	}
+	return a + c
+}
+
+// enumName returns name when records are being enumerated (so they carry their owner), else "".
+func (b *builder) enumName(name string) string {
+	if b.cur == nil {
+		return ""
+	}
+	return name
+}
+
+// marathonRecords adds the running Marathon tasks the Mesos state gave no records for (not
+// polled yet), named as Mesos will name them: the app id reversed ("/shop/web" → "web-shop")
+// under the Marathon framework. Addresses: the task's own IPs with container networking, else
+// the agent's host (an IP, or a name through ResolveHost); SRV records from its host ports.
+func (b *builder) marathonRecords() {
+	if b.marathon == nil {
+		return
+	}
+	fw := domainFrag(b.cfg.MarathonFramework, b.rfc952)
+	if fw == "" {
+		return
+	}
+	fwTail, slaveTail := b.tails(fw)
+	var ef *EnumerableFramework
+	b.snap.Apps.Each(func(a *discovery.App) bool {
+		task := b.clean(marathonTaskName(a.ID))
+		for _, t := range a.Tasks {
+			if t.State != discovery.StateRunning || b.fromMesos[t.ID] || b.cfg.HealthyOnly && !healthy(t) {
+				continue
+			}
+			if b.enum != nil && ef == nil {
+				ef = b.enum.framework(b.cfg.MarathonFramework)
+			}
+			b.startTask(ef, marathonTaskName(a.ID), t.ID)
+			b.marathonTaskRecords(a, t, task, fwTail, slaveTail)
+			b.cur = nil
+		}
+		return true
+	})
+}
+
+func (b *builder) marathonTaskRecords(a *discovery.App, t *discovery.Task, task, fwTail, slaveTail string) {
+	hostIPs := b.resolve(t.Host)
+	tn := taskNaming{fwTail: fwTail, slaveTail: slaveTail, id: t.ID, slave: slaveIDTail(t.SlaveID), ips: hostIPs, agentIPs: hostIPs, ports: t.HostPorts}
+	if agent, ok := b.agents[t.SlaveID]; ok && t.SlaveID != "" {
+		tn.agentIPs = agent.ips
+		if hostIPs.empty() {
+			tn.ips = agent.ips
+		}
+	}
+	if a.Network == discovery.NetworkContainer {
+		var own addrPair
+		for _, ip := range t.IPAddresses {
+			own.offerString(ip)
+		}
+		if !own.empty() {
+			tn.ips = own
+		}
+	}
+	b.taskRecords(task, &tn)
+}
+
+// --- enumeration ---
+
+// enumRecord appends a record to the task being enumerated, once.
+func (b *builder) enumRecord(name, host, rtype string) {
+	r := EnumerableRecord{Name: name, Host: host, Rtype: rtype}
+	if slices.Contains(b.cur.Records, r) {
+		return
+	}
+	b.cur.Records = append(b.cur.Records, r)
+}
