@@ -1,0 +1,588 @@
+package haproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Defaults of ProcessConfig.
+const (
+	DefaultStopTimeout       = 10 * time.Second
+	DefaultRestartBackoff    = 200 * time.Millisecond
+	DefaultMaxRestartBackoff = 10 * time.Second
+)
+
+// maxUnixPath is the longest unix socket path Linux accepts (sun_path is 108 bytes with the
+// NUL); HAProxy binds to "<path>.<pid>.tmp" first and renames, hence the margin.
+const (
+	maxUnixPath      = 107
+	unixBindTmpExtra = 16
+)
+
+// ProcessConfig configures a supervised HAProxy.
+type ProcessConfig struct {
+	// Bin is the haproxy binary, a path or a name looked up in PATH; default "haproxy".
+	Bin string
+	// ConfigPath is the configuration file HAProxy loads at start and at every reload.
+	ConfigPath string
+	// RunDir holds master.sock and haproxy.pid; it is created when missing.
+	RunDir string
+	// Logger receives HAProxy's output, one record per line; default slog.Default().
+	Logger *slog.Logger
+	// ExtraArgs are appended to the command line.
+	ExtraArgs []string
+	// StopTimeout is how long a soft stop (SIGUSR1: stop listening, finish open connections)
+	// may take before the master gets SIGTERM; default DefaultStopTimeout.
+	StopTimeout time.Duration
+	// RestartBackoff is the wait before restarting HAProxy after it exited, doubled after each
+	// quick failure up to MaxRestartBackoff; defaults DefaultRestartBackoff and
+	// DefaultMaxRestartBackoff.
+	RestartBackoff    time.Duration
+	MaxRestartBackoff time.Duration
+}
+
+// ProcessStatus is what the API shows about the supervised HAProxy.
+type ProcessStatus struct {
+	// Running is true while the master answers on its socket.
+	Running bool `json:"running"`
+	// PID is the master's process id, 0 when no master runs.
+	PID       int       `json:"pid"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// Restarts counts the times HAProxy was started again after it exited on its own.
+	Restarts int `json:"restarts"`
+	// LastExit is how the previous master ended ("exit status 137"), empty before any exit.
+	LastExit   string    `json:"last_exit,omitempty"`
+	LastExitAt time.Time `json:"last_exit_at,omitzero"`
+}
+
+// Process supervises one HAProxy master-worker: `haproxy -W -S <run-dir>/master.sock -f <cfg>
+// -p <run-dir>/haproxy.pid` in the foreground, its output logged, restarted with backoff when it
+// dies, stopped gracefully when Run's context ends.
+type Process struct {
+	cfg     ProcessConfig
+	log     *slog.Logger
+	master  *MasterClient
+	out     *outputRing
+	started chan struct{}
+	once    sync.Once
+
+	runOnce  sync.Mutex // held for the whole of Run: one HAProxy per Process
+	reloadMu sync.Mutex // one reload at a time
+
+	mu     sync.Mutex
+	status ProcessStatus
+	inst   *instance
+}
+
+// instance is one started master.
+type instance struct {
+	cmd  *exec.Cmd
+	pid  int
+	done chan struct{} // closed when the master has exited and been reaped
+	err  error         // Wait's error, readable after done
+	// outDone is closed when every holder of the output pipe (master, workers) has closed it.
+	outDone chan struct{}
+}
+
+// NewProcess checks cfg and returns a Process ready to Run.
+func NewProcess(cfg ProcessConfig) (*Process, error) {
+	if cfg.Bin == "" {
+		cfg.Bin = "haproxy"
+	}
+	bin, err := exec.LookPath(cfg.Bin)
+	if err != nil {
+		return nil, fmt.Errorf("haproxy binary %q: %w (install Debian's haproxy package)", cfg.Bin, err)
+	}
+	cfg.Bin = bin
+	if cfg.ConfigPath == "" {
+		return nil, errors.New("haproxy process: ConfigPath is required")
+	}
+	if cfg.RunDir == "" {
+		return nil, errors.New("haproxy process: RunDir is required")
+	}
+	if cfg.ConfigPath, err = filepath.Abs(cfg.ConfigPath); err != nil {
+		return nil, fmt.Errorf("haproxy config path: %w", err)
+	}
+	if cfg.RunDir, err = filepath.Abs(cfg.RunDir); err != nil {
+		return nil, fmt.Errorf("haproxy run dir: %w", err)
+	}
+	sock := filepath.Join(cfg.RunDir, "master.sock")
+	if len(sock)+unixBindTmpExtra > maxUnixPath {
+		return nil, fmt.Errorf("haproxy run dir %s: the master socket path %s is too long for a unix socket (keep it under %d bytes)", cfg.RunDir, sock, maxUnixPath-unixBindTmpExtra)
+	}
+	if err := os.MkdirAll(cfg.RunDir, 0o750); err != nil {
+		return nil, fmt.Errorf("haproxy run dir: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = DefaultStopTimeout
+	}
+	if cfg.RestartBackoff <= 0 {
+		cfg.RestartBackoff = DefaultRestartBackoff
+	}
+	if cfg.MaxRestartBackoff < cfg.RestartBackoff {
+		cfg.MaxRestartBackoff = max(DefaultMaxRestartBackoff, cfg.RestartBackoff)
+	}
+	return &Process{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "haproxy"),
+		master:  NewMasterClient(sock),
+		out:     newOutputRing(512),
+		started: make(chan struct{}),
+	}, nil
+}
+
+// MasterSocket returns the master CLI socket path.
+func (p *Process) MasterSocket() string { return p.master.Socket() }
+
+// PIDFile returns the pid file HAProxy writes.
+func (p *Process) PIDFile() string { return filepath.Join(p.cfg.RunDir, "haproxy.pid") }
+
+// Master returns a client of the master CLI.
+func (p *Process) Master() *MasterClient { return p.master }
+
+// Started is closed the first time the master answers on its socket with a worker running.
+func (p *Process) Started() <-chan struct{} { return p.started }
+
+// Restarts returns how many times HAProxy was started again after it exited on its own.
+func (p *Process) Restarts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status.Restarts
+}
+
+// PID returns the master's process id, 0 when none runs.
+func (p *Process) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status.PID
+}
+
+// Status returns a copy of the supervisor's view of HAProxy.
+func (p *Process) Status() ProcessStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status
+}
+
+// Run starts HAProxy and keeps it running until ctx ends, then stops it (soft stop, then SIGTERM
+// after StopTimeout) and returns nil once no HAProxy process of it is left. An exit on its own
+// is logged with its status and followed by a restart after a backoff.
+func (p *Process) Run(ctx context.Context) error {
+	if !p.runOnce.TryLock() {
+		return errors.New("haproxy process: Run is already running")
+	}
+	defer p.runOnce.Unlock()
+	backoff := p.cfg.RestartBackoff
+	for {
+		inst, err := p.start()
+		if err != nil {
+			// Start itself failed (binary gone, fork refused): as bad as an immediate exit.
+			p.log.Error("haproxy did not start", "err", err, "retry_in", backoff)
+		} else {
+			ready := make(chan struct{})
+			go func() {
+				defer close(ready)
+				p.watchReady(ctx, inst)
+			}()
+			select {
+			case <-ctx.Done():
+				p.stop(inst)
+				<-ready
+				return nil
+			case <-inst.done:
+				<-ready
+				p.exited(inst)
+				if time.Since(p.Status().StartedAt) > time.Minute {
+					backoff = p.cfg.RestartBackoff
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, p.cfg.MaxRestartBackoff)
+		p.mu.Lock()
+		p.status.Restarts++
+		p.mu.Unlock()
+		metricProcessRestarts.Inc()
+	}
+}
+
+// start launches a master in its own process group, its stdout and stderr (the workers inherit
+// them: `log stdout` lands here too) on one pipe that a goroutine turns into log records.
+func (p *Process) start() (*instance, error) {
+	args := append([]string{
+		"-W",
+		"-S", p.master.Socket() + ",mode,600",
+		"-f", p.cfg.ConfigPath,
+		"-p", p.PIDFile(),
+	}, p.cfg.ExtraArgs...)
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("output pipe: %w", err)
+	}
+	cmd := exec.Command(p.cfg.Bin, args...)
+	cmd.Stdout = w
+	cmd.Stderr = w
+	// Setpgid: the master and its workers form a group that stop can check and clean up as one.
+	// Pdeathsig: should lodestar die without stopping it, the master gets SIGTERM and takes its
+	// workers down instead of serving a configuration nobody updates. (Go delivers it when the
+	// forking OS thread exits; the runtime keeps its threads, so this does not fire spuriously.)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("start %s: %w", p.cfg.Bin, err)
+	}
+	w.Close()
+	inst := &instance{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), outDone: make(chan struct{})}
+	go func() {
+		defer close(inst.outDone)
+		defer r.Close()
+		p.readOutput(r)
+	}()
+	go func() {
+		inst.err = cmd.Wait()
+		close(inst.done)
+	}()
+	p.mu.Lock()
+	p.inst = inst
+	p.status.PID = inst.pid
+	p.status.StartedAt = time.Now()
+	p.status.Running = false
+	p.mu.Unlock()
+	p.log.Info("haproxy starting", "pid", inst.pid, "cmd", strings.Join(append([]string{p.cfg.Bin}, args...), " "))
+	return inst, nil
+}
+
+// watchReady polls the master socket until this instance's master answers with a worker, then
+// marks the process running.
+func (p *Process) watchReady(ctx context.Context, inst *instance) {
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		qctx, cancel := context.WithTimeout(ctx, time.Second)
+		procs, err := p.master.ShowProc(qctx)
+		cancel()
+		if err == nil && masterProc(procs).PID == inst.pid && len(CurrentWorkers(procs)) > 0 {
+			p.mu.Lock()
+			if p.inst == inst {
+				p.status.Running = true
+			}
+			p.mu.Unlock()
+			metricProcessUp.Set(1)
+			p.log.Info("haproxy running", "pid", inst.pid, "workers", len(CurrentWorkers(procs)))
+			p.once.Do(func() { close(p.started) })
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-inst.done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// exited records an exit HAProxy was not asked for and clears what is left of its group.
+func (p *Process) exited(inst *instance) {
+	status := exitText(inst.err)
+	p.mu.Lock()
+	p.status.Running = false
+	p.status.PID = 0
+	p.status.LastExit = status
+	p.status.LastExitAt = time.Now()
+	p.mu.Unlock()
+	metricProcessUp.Set(0)
+	p.log.Error("haproxy exited; restarting", "pid", inst.pid, "status", status)
+	// A master that died abruptly leaves its workers to notice on their own; make sure none
+	// keeps the ports before the next master binds them.
+	p.killGroup(inst, syscall.SIGTERM, 2*time.Second)
+	p.killGroup(inst, syscall.SIGKILL, 2*time.Second)
+	p.waitOutput(inst)
+}
+
+// stop ends inst: SIGUSR1 (soft stop: listeners close, workers finish their connections and
+// exit, then the master), SIGTERM after StopTimeout (hard stop), SIGKILL to the whole group as
+// the last resort. It returns when no process of the group is left.
+func (p *Process) stop(inst *instance) {
+	p.log.Info("haproxy stopping", "pid", inst.pid, "soft_stop_timeout", p.cfg.StopTimeout)
+	syscall.Kill(inst.pid, syscall.SIGUSR1)
+	if !waitClosed(inst.done, p.cfg.StopTimeout) {
+		p.log.Warn("haproxy soft stop timed out; sending SIGTERM", "pid", inst.pid)
+		syscall.Kill(inst.pid, syscall.SIGTERM)
+		if !waitClosed(inst.done, 5*time.Second) {
+			p.log.Error("haproxy ignored SIGTERM; killing its process group", "pid", inst.pid)
+			syscall.Kill(-inst.pid, syscall.SIGKILL)
+			<-inst.done
+		}
+	}
+	p.killGroup(inst, syscall.SIGTERM, 2*time.Second)
+	p.killGroup(inst, syscall.SIGKILL, 2*time.Second)
+	p.waitOutput(inst)
+	p.mu.Lock()
+	p.status.Running = false
+	p.status.PID = 0
+	p.mu.Unlock()
+	metricProcessUp.Set(0)
+	p.log.Info("haproxy stopped", "pid", inst.pid, "status", exitText(inst.err))
+}
+
+// killGroup signals the processes left in inst's group (after its master exited) and waits up to
+// wait for them to be gone. Zombies count as gone: their parent, not us, must reap them.
+func (p *Process) killGroup(inst *instance, sig syscall.Signal, wait time.Duration) {
+	if len(groupMembers(inst.pid)) == 0 {
+		return
+	}
+	syscall.Kill(-inst.pid, sig)
+	deadline := time.Now().Add(wait)
+	for len(groupMembers(inst.pid)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitOutput gives the output reader a moment to log HAProxy's last lines.
+func (p *Process) waitOutput(inst *instance) {
+	waitClosed(inst.outDone, 2*time.Second)
+}
+
+// groupMembers lists the live (not zombie) processes of process group pgid, from /proc.
+func groupMembers(pgid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after "(comm)": state ppid pgrp ...; comm may contain spaces and parens.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
+			continue
+		}
+		if g, _ := strconv.Atoi(f[2]); g == pgid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// GroupPIDs returns the live processes of the current HAProxy (master and workers, old ones
+// included), for tests and diagnostics; nil when no master runs.
+func (p *Process) GroupPIDs() []int {
+	p.mu.Lock()
+	inst := p.inst
+	p.mu.Unlock()
+	if inst == nil {
+		return nil
+	}
+	return groupMembers(inst.pid)
+}
+
+func waitClosed(ch <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// Reload reloads HAProxy through the master CLI and confirms it (see MasterClient.Reload). When
+// HAProxy refuses the new configuration, the returned *ReloadError carries the [ALERT] lines the
+// master printed. It records no metrics: the caller reports with ObserveReload and its reason.
+func (p *Process) Reload(ctx context.Context) error {
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
+	p.mu.Lock()
+	inst, running := p.inst, p.status.Running
+	p.mu.Unlock()
+	if inst == nil || !running {
+		return &ReloadError{Message: "haproxy is not running"}
+	}
+	mark := p.out.mark()
+	_, err := p.master.reload(ctx, inst.done)
+	var rerr *ReloadError
+	if errors.As(err, &rerr) {
+		// The master prints its alerts before it answers again, but our reader may still be
+		// catching up with the pipe: wait (briefly) for the line that closes a failed load.
+		lines := p.out.waitFor(mark, "Loading failure", time.Second)
+		rerr.Alerts = ParseAlerts(strings.Join(lines, "\n"))
+	}
+	return err
+}
+
+// Output returns HAProxy's most recent output lines (at most the last 512), for diagnostics.
+func (p *Process) Output() []string {
+	return p.out.since(0)
+}
+
+var syslogPrefixRE = regexp.MustCompile(`^<(\d{1,3})>`)
+
+// readOutput logs each line HAProxy writes. Its own messages carry their level
+// ("[WARNING]  (123) : ..."); traffic logs with `log stdout format short` (or rfc3164/rfc5424)
+// carry a syslog priority ("<134>..."); `format raw` lines have no level and are logged as info.
+func (p *Process) readOutput(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	level := slog.LevelInfo
+	for sc.Scan() {
+		line := sc.Text()
+		p.out.add(line)
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		text := line
+		switch m := logLineRE.FindStringSubmatch(line); {
+		case m != nil:
+			level = haproxyLevel(m[1])
+			p.log.Log(context.Background(), level, strings.TrimSpace(m[3]), "haproxy_pid", m[2])
+			continue
+		case strings.HasPrefix(strings.TrimLeft(line, " \t"), "| "):
+			// Continuation of the previous message: keep its level.
+		default:
+			level = slog.LevelInfo
+			if m := syslogPrefixRE.FindStringSubmatch(line); m != nil {
+				pri, _ := strconv.Atoi(m[1])
+				level = syslogLevel(pri & 7)
+				text = line[len(m[0]):]
+			}
+		}
+		p.log.Log(context.Background(), level, strings.TrimSpace(text))
+	}
+}
+
+func haproxyLevel(tag string) slog.Level {
+	switch tag {
+	case "ALERT":
+		return slog.LevelError
+	case "WARNING":
+		return slog.LevelWarn
+	case "DEBUG":
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+func syslogLevel(severity int) slog.Level {
+	switch {
+	case severity <= 3: // emerg, alert, crit, err
+		return slog.LevelError
+	case severity == 4:
+		return slog.LevelWarn
+	case severity == 7:
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+// outputRing keeps HAProxy's recent output lines with sequence numbers, so a reload can read
+// what the master printed after it began.
+type outputRing struct {
+	mu      sync.Mutex
+	lines   []string
+	first   uint64 // sequence number of lines[0]
+	max     int
+	changed chan struct{}
+}
+
+func newOutputRing(n int) *outputRing {
+	return &outputRing{max: n, changed: make(chan struct{})}
+}
+
+func (o *outputRing) add(line string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.lines = append(o.lines, line)
+	if len(o.lines) > o.max {
+		drop := len(o.lines) - o.max
+		o.lines = append(o.lines[:0:0], o.lines[drop:]...)
+		o.first += uint64(drop)
+	}
+	close(o.changed)
+	o.changed = make(chan struct{})
+}
+
+// mark returns the sequence number the next line will get.
+func (o *outputRing) mark() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.first + uint64(len(o.lines))
+}
+
+// since returns the kept lines numbered mark and later.
+func (o *outputRing) since(mark uint64) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.sinceLocked(mark)
+}
+
+func (o *outputRing) sinceLocked(mark uint64) []string {
+	i := 0
+	if mark > o.first {
+		i = int(min(mark-o.first, uint64(len(o.lines))))
+	}
+	return append([]string(nil), o.lines[i:]...)
+}
+
+// waitFor returns the lines since mark once one of them contains substr, or whatever there is
+// after d.
+func (o *outputRing) waitFor(mark uint64, substr string, d time.Duration) []string {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		o.mu.Lock()
+		lines := o.sinceLocked(mark)
+		changed := o.changed
+		o.mu.Unlock()
+		for _, l := range lines {
+			if strings.Contains(l, substr) {
+				return lines
+			}
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return lines
+		}
+	}
+}
