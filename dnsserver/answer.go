@@ -1,0 +1,612 @@
+package dnsserver
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"strings"
+	"unsafe"
+)
+
+// Answers of the zone are kept in wire format. A RecordIndex is compiled once, when it is swapped
+// in, into a zoneAnswers: for every owner name and type, the answer and additional sections as
+// bytes. Serving a query then only copies bytes and patches what depends on the query:
+//
+//   - the header (ID, RD and CD from the query, counts, TC);
+//   - the question, copied from the query, so owner names keep the question's case (0x20): every
+//     answer record's owner is a compression pointer to the question (0xC00C);
+//   - the order of the answer records, rotated by one per query; a rotation is two copies, and the
+//     additional records' owner names, which point into the answers' SRV targets, are re-pointed;
+//   - the OPT record, echoed when the query had one.
+//
+// A name has the same length in every case, so the question's length, and with it every offset,
+// is known when the answers are compiled.
+
+// DNS wire-format constants the server uses.
+const (
+	headerLen   = 12
+	optLen      = 11 // an OPT record without options
+	minUDPSize  = 512
+	maxUDPSize  = 4096 // cap on the EDNS0 buffer size the server uses and echoes
+	maxTCPSize  = 65535
+	maxPointer  = 0x3FFF
+	typeA       = 1
+	typeNS      = 2
+	typeSOA     = 6
+	typeAAAA    = 28
+	typeSRV     = 33
+	typeOPT     = 41
+	typeIXFR    = 251
+	typeAXFR    = 252
+	typeANY     = 255
+	classIN     = 1
+	classANY    = 255
+	rcodeOK     = 0
+	rcodeFail   = 2
+	rcodeNX     = 3
+	rcodeRefuse = 5
+	srvTargetAt = 18 // offset of the target name in an SRV record whose owner is a pointer
+)
+
+// SOA timers (mesos-dns's values); the SOA minimum is the negative TTL.
+const (
+	soaRefresh = 60
+	soaRetry   = 600
+	soaExpire  = 86400
+)
+
+// query is what the server needs of one question. qname is the wire-format name as sent (case
+// kept); key is the lower-case presentation form ("app.marathon.mesos.") the index is keyed by.
+type query struct {
+	id      uint16
+	flags   uint16 // the query's header flags; RD and CD are copied into the reply
+	qname   []byte
+	key     []byte
+	qtype   uint16
+	qclass  uint16
+	edns    bool
+	bufSize uint16
+	do      bool
+}
+
+// udpLimit is the largest UDP reply the client takes: its EDNS0 buffer (at least 512, at most
+// maxUDPSize), or 512 without EDNS0.
+func (q *query) udpLimit() int {
+	if !q.edns {
+		return minUDPSize
+	}
+	return min(max(int(q.bufSize), minUDPSize), maxUDPSize)
+}
+
+// parseQuery reads a plain query (opcode QUERY, one question, at most an OPT record of EDNS
+// version 0) from p into q, with q.key built in keyBuf. It returns false for anything else —
+// malformed packets, responses, other opcodes, escapes in the name, TSIG — which the server
+// then handles through miekg/dns.
+func parseQuery(p []byte, q *query, keyBuf []byte) bool {
+	if len(p) < headerLen+5 || p[2]&0xF8 != 0 || // QR set or opcode not QUERY
+		binary.BigEndian.Uint16(p[4:]) != 1 || binary.BigEndian.Uint16(p[6:]) != 0 ||
+		binary.BigEndian.Uint16(p[8:]) != 0 || binary.BigEndian.Uint16(p[10:]) > 1 {
+		return false
+	}
+	q.id = binary.BigEndian.Uint16(p)
+	q.flags = binary.BigEndian.Uint16(p[2:])
+	key := keyBuf[:0]
+	off := headerLen
+	for {
+		if off >= len(p) {
+			return false
+		}
+		l := int(p[off])
+		if l == 0 {
+			off++
+			break
+		}
+		if l > 63 || off+1+l > len(p) || off+1+l-headerLen > 254 {
+			return false
+		}
+		for _, c := range p[off+1 : off+1+l] {
+			switch {
+			case c >= 'A' && c <= 'Z':
+				c += 'a' - 'A'
+			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+			default:
+				return false
+			}
+			key = append(key, c)
+		}
+		key = append(key, '.')
+		off += 1 + l
+	}
+	if len(key) == 0 {
+		key = append(key, '.')
+	}
+	q.qname = p[headerLen:off]
+	q.key = key
+	if off+4 > len(p) {
+		return false
+	}
+	q.qtype = binary.BigEndian.Uint16(p[off:])
+	q.qclass = binary.BigEndian.Uint16(p[off+2:])
+	off += 4
+	q.edns, q.do, q.bufSize = false, false, 0
+	if p[11] == 1 {
+		// The OPT record: root owner, type 41, class = buffer size, TTL = extended rcode,
+		// version, flags (DO is the top bit); its options (cookies, client subnet) are ignored.
+		if off+optLen > len(p) || p[off] != 0 || binary.BigEndian.Uint16(p[off+1:]) != typeOPT || p[off+6] != 0 {
+			return false
+		}
+		q.edns = true
+		q.bufSize = binary.BigEndian.Uint16(p[off+3:])
+		q.do = p[off+7]&0x80 != 0
+		off += optLen + int(binary.BigEndian.Uint16(p[off+9:]))
+	}
+	return off == len(p)
+}
+
+// rrAnswer is one compiled answer: the records of one (name, type) and their additional records.
+type rrAnswer struct {
+	// data holds the answer records in canonical order, then the additional records.
+	data   []byte
+	ansLen uint32 // bytes of answer records at the start of data
+	n      uint16 // answer records
+	nAdd   uint16 // additional records
+	// stride is the length of every answer record when they are all alike (A, AAAA, NS, SOA);
+	// otherwise 0 and offs holds where each starts.
+	stride uint16
+	offs   []uint32
+	// fixes are the additional records' owner-name pointers into the answers' SRV targets,
+	// re-pointed after each rotation.
+	fixes []addFix
+}
+
+// addFix: the pointer at data[ansLen+at] names the target of answer record ans.
+type addFix struct {
+	at  uint32
+	ans uint16
+}
+
+// start is where answer record j begins in data.
+func (a *rrAnswer) start(j int) int {
+	if a.stride != 0 {
+		return j * int(a.stride)
+	}
+	return int(a.offs[j])
+}
+
+// rotatedStart is where answer record j begins once the answers are rotated to start at r.
+func (a *rrAnswer) rotatedStart(j, r int) int {
+	if j >= r {
+		return a.start(j) - a.start(r)
+	}
+	return int(a.ansLen) - a.start(r) + a.start(j)
+}
+
+// nameAnswers are the compiled answers of one owner name; nil means no records of that type.
+type nameAnswers struct {
+	a, aaaa, srv *rrAnswer
+	soa, ns      *rrAnswer // the zone apex only
+}
+
+// zoneAnswers is the compiled form of a RecordIndex. It is immutable once built.
+type zoneAnswers struct {
+	ix     *RecordIndex
+	apex   string // lower-case FQDN, "mesos."
+	serial uint32
+	ttl    uint32
+	negTTL uint32
+	ra     bool // set RA in replies (forwarding is on)
+	names  map[string]nameAnswers
+	// nonTerminals are names with no records of their own but with names below them
+	// ("_tcp.marathon.mesos."): they exist, so they answer NOERROR without data, not NXDOMAIN.
+	nonTerminals map[string]struct{}
+	records      int // resource records in the index
+}
+
+// compileZone builds the wire-format answers of every name of ix.
+func compileZone(ix *RecordIndex, apex string, ttl, negTTL uint32, ra bool) *zoneAnswers {
+	z := &zoneAnswers{
+		ix: ix, apex: apex, serial: ix.Serial, ttl: ttl, negTTL: negTTL, ra: ra,
+		names:        make(map[string]nameAnswers, ix.Len()+1),
+		nonTerminals: map[string]struct{}{},
+	}
+	c := &zoneCompiler{z: z}
+	for _, name := range ix.Names() {
+		rs := ix.Lookup(name)
+		if rs == nil || !inZone(name, apex) {
+			continue
+		}
+		base := headerLen + wireNameLen(name) + 4
+		z.names[name] = nameAnswers{
+			a:    c.addrs(base, rs.A, typeA),
+			aaaa: c.addrs(base, rs.AAAA, typeAAAA),
+			srv:  c.srv(base, name, rs.SRV),
+		}
+		z.records += len(rs.A) + len(rs.AAAA) + len(rs.SRV)
+		for p := parentName(name); len(p) > len(apex); p = parentName(p) {
+			if ix.Lookup(p) != nil {
+				break
+			}
+			z.nonTerminals[p] = struct{}{}
+		}
+	}
+	na := z.names[apex]
+	na.soa, na.ns = c.apexSOA(), c.apexNS()
+	z.names[apex] = na
+	return z
+}
+
+// zoneCompiler builds rrAnswers. Their bytes, offsets and the rrAnswers themselves are cut from
+// slabs, so a zone of a million records is a few thousand allocations, not millions.
+type zoneCompiler struct {
+	z       *zoneAnswers
+	b       []byte // the message being built; answers start at its base offset
+	offs    []uint32
+	fixes   []addFix
+	first   map[string]int
+	targets []string
+
+	byteSlab   []byte
+	offSlab    []uint32
+	fixSlab    []addFix
+	answerSlab []rrAnswer
+}
+
+// slabCut copies items into the slab and returns the copy, starting a new slab chunk when the
+// current one is full.
+func slabCut[T any](slab *[]T, items []T) []T {
+	if len(items) == 0 {
+		return nil
+	}
+	if cap(*slab)-len(*slab) < len(items) {
+		*slab = make([]T, 0, max(64<<10/int(unsafe.Sizeof(items[0])), len(items)))
+	}
+	start := len(*slab)
+	*slab = append(*slab, items...)
+	return (*slab)[start:len(*slab):len(*slab)]
+}
+
+// start begins a message whose answers start at base.
+func (c *zoneCompiler) start(base int) {
+	c.b = append(c.b[:0], make([]byte, base)...)
+	c.offs, c.fixes = c.offs[:0], c.fixes[:0]
+}
+
+// finish keeps the records built since start as an rrAnswer of n answer records.
+func (c *zoneCompiler) finish(base, ansEnd, n, nAdd, stride int) *rrAnswer {
+	a := rrAnswer{
+		data: slabCut(&c.byteSlab, c.b[base:]), ansLen: uint32(ansEnd - base), n: uint16(n), nAdd: uint16(nAdd),
+		stride: uint16(stride), offs: slabCut(&c.offSlab, c.offs), fixes: slabCut(&c.fixSlab, c.fixes),
+	}
+	return &slabCut(&c.answerSlab, []rrAnswer{a})[0]
+}
+
+// addrs compiles A or AAAA records; addresses of the other family are left out.
+func (c *zoneCompiler) addrs(base int, addrs []netip.Addr, qtype uint16) *rrAnswer {
+	c.start(base)
+	n := 0
+	for _, ip := range addrs {
+		if ip = ip.Unmap(); ip.Is4() == (qtype == typeA) {
+			c.b = binary.BigEndian.AppendUint16(c.b, 0xC000|headerLen)
+			c.b = appendAddrData(c.b, c.z.ttl, ip)
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return c.finish(base, len(c.b), n, 0, (len(c.b)-base)/n)
+}
+
+// srv compiles SRV records and, as additional records, the A and AAAA records of their targets.
+// Targets are written uncompressed (RFC 2782), so every answer record stands alone and can be
+// moved; the additional records' owners point at those targets while the message stays within
+// compression-pointer range, and are written out in full (up to the zone apex, a pointer into
+// the question) otherwise.
+func (c *zoneCompiler) srv(base int, name string, srvs []SRV) *rrAnswer {
+	if len(srvs) == 0 {
+		return nil
+	}
+	z := c.z
+	c.start(base)
+	if c.first == nil {
+		c.first = map[string]int{}
+	}
+	clear(c.first) // target → first answer record naming it
+	c.targets = c.targets[:0]
+	for i, s := range srvs {
+		c.offs = append(c.offs, uint32(len(c.b)-base))
+		c.b = append(c.b, 0xC0, headerLen)
+		c.b = appendRRHeader(c.b, typeSRV, z.ttl, 6+wireNameLen(s.Target))
+		c.b = binary.BigEndian.AppendUint16(c.b, s.Priority)
+		c.b = binary.BigEndian.AppendUint16(c.b, s.Weight)
+		c.b = binary.BigEndian.AppendUint16(c.b, s.Port)
+		c.b = appendWireName(c.b, s.Target)
+		if _, ok := c.first[s.Target]; !ok {
+			c.first[s.Target] = i
+			c.targets = append(c.targets, s.Target)
+		}
+	}
+	ansEnd := len(c.b)
+	pointable := ansEnd <= maxPointer
+	apexAt := headerLen + wireNameLen(name) - wireNameLen(z.apex)
+	nAdd := 0
+	for _, t := range c.targets {
+		rs := z.ix.Lookup(t)
+		if rs == nil {
+			continue
+		}
+		for _, list := range [...][]netip.Addr{rs.A, rs.AAAA} {
+			for _, ip := range list {
+				if pointable {
+					c.fixes = append(c.fixes, addFix{at: uint32(len(c.b) - ansEnd), ans: uint16(c.first[t])})
+					c.b = append(c.b, 0xC0, 0) // re-pointed per query
+				} else {
+					c.b = z.appendOwner(c.b, t, apexAt)
+				}
+				c.b = appendAddrData(c.b, z.ttl, ip)
+				nAdd++
+			}
+		}
+	}
+	return c.finish(base, ansEnd, len(srvs), nAdd, 0)
+}
+
+// apexSOA compiles the SOA answer at the apex.
+func (c *zoneCompiler) apexSOA() *rrAnswer {
+	base := headerLen + wireNameLen(c.z.apex) + 4
+	c.start(base)
+	c.b = c.z.appendSOA(c.b, headerLen, c.z.ttl)
+	return c.finish(base, len(c.b), 1, 0, len(c.b)-base)
+}
+
+// apexNS compiles the NS answer at the apex (ns1.{apex}) with ns1's addresses, if the index has
+// any, as additional records.
+func (c *zoneCompiler) apexNS() *rrAnswer {
+	z := c.z
+	base := headerLen + wireNameLen(z.apex) + 4
+	c.start(base)
+	c.b = append(c.b, 0xC0, headerLen)
+	c.b = appendRRHeader(c.b, typeNS, z.ttl, 6)
+	nsAt := len(c.b)
+	c.b = append(c.b, 3, 'n', 's', '1', 0xC0, headerLen)
+	ansEnd := len(c.b)
+	nAdd := 0
+	if rs := z.ix.Lookup("ns1." + z.apex); rs != nil {
+		for _, list := range [...][]netip.Addr{rs.A, rs.AAAA} {
+			for _, ip := range list {
+				c.b = binary.BigEndian.AppendUint16(c.b, uint16(0xC000|nsAt))
+				c.b = appendAddrData(c.b, z.ttl, ip)
+				nAdd++
+			}
+		}
+	}
+	return c.finish(base, ansEnd, 1, nAdd, ansEnd-base)
+}
+
+// appendOwner writes name for use as an owner: its labels below the zone apex, then a pointer
+// to the apex in the question at apexAt; a name outside the zone in full.
+func (z *zoneAnswers) appendOwner(b []byte, name string, apexAt int) []byte {
+	if !inZone(name, z.apex) {
+		return appendWireName(b, name)
+	}
+	b = appendWireName(b, name[:len(name)-len(z.apex)])
+	b = b[:len(b)-1] // drop the root label the prefix ended with
+	return binary.BigEndian.AppendUint16(b, uint16(0xC000|apexAt))
+}
+
+// appendSOA appends the zone's SOA record, its owner a pointer to the apex at apexAt:
+// ns1.{apex} root.ns1.{apex} serial 60 600 86400 {negTTL}.
+func (z *zoneAnswers) appendSOA(b []byte, apexAt int, ttl uint32) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(0xC000|apexAt))
+	b = appendRRHeader(b, typeSOA, ttl, 6+7+20)
+	mname := len(b)
+	b = append(b, 3, 'n', 's', '1')
+	b = binary.BigEndian.AppendUint16(b, uint16(0xC000|apexAt))
+	b = append(b, 4, 'r', 'o', 'o', 't')
+	b = binary.BigEndian.AppendUint16(b, uint16(0xC000|mname))
+	b = binary.BigEndian.AppendUint32(b, z.serial)
+	b = binary.BigEndian.AppendUint32(b, soaRefresh)
+	b = binary.BigEndian.AppendUint32(b, soaRetry)
+	b = binary.BigEndian.AppendUint32(b, soaExpire)
+	return binary.BigEndian.AppendUint32(b, z.negTTL)
+}
+
+// respond appends to out (empty, with room for limit bytes) the reply to an in-zone query and
+// returns it with its rcode. limit is the largest reply the transport takes.
+func (z *zoneAnswers) respond(out []byte, q *query, limit int, rot uint32) ([]byte, int) {
+	if q.qclass != classIN && q.qclass != classANY || q.qtype == typeAXFR || q.qtype == typeIXFR {
+		// Other classes are not served; zone transfers are not offered (mesos-dns's /v1/axfr
+		// JSON is the way to list the zone).
+		return appendBare(out, q, z.ra, rcodeRefuse), rcodeRefuse
+	}
+	na, ok := z.names[string(q.key)]
+	if !ok {
+		if _, ok := z.nonTerminals[string(q.key)]; ok {
+			return z.appendNegative(out, q, rcodeOK), rcodeOK
+		}
+		return z.appendNegative(out, q, rcodeNX), rcodeNX
+	}
+	var a *rrAnswer
+	switch q.qtype {
+	case typeA:
+		a = na.a
+	case typeAAAA:
+		a = na.aaaa
+	case typeSRV:
+		a = na.srv
+	case typeSOA:
+		a = na.soa
+	case typeNS:
+		a = na.ns
+	case typeANY:
+		// RFC 8482: one RRset is a complete answer to ANY.
+		for _, c := range [...]*rrAnswer{na.soa, na.a, na.aaaa, na.srv} {
+			if c != nil {
+				a = c
+				break
+			}
+		}
+	}
+	if a == nil {
+		return z.appendNegative(out, q, rcodeOK), rcodeOK
+	}
+	return z.appendPositive(out, q, a, limit, rot), rcodeOK
+}
+
+// appendPositive writes a's records, rotated to start at record rot mod n. What does not fit in
+// limit is dropped: first the additional records (all of them; no TC), then answer records from
+// the end (TC set).
+func (z *zoneAnswers) appendPositive(out []byte, q *query, a *rrAnswer, limit int, rot uint32) []byte {
+	out = appendHead(out, q, z.ra, true, rcodeOK)
+	base := len(out)
+	budget := limit
+	if q.edns {
+		budget -= optLen
+	}
+	n := int(a.n)
+	r := int(rot % uint32(n))
+	an, ar, tc := n, 0, false
+	if base+int(a.ansLen) <= budget {
+		rs := a.start(r)
+		out = append(out, a.data[rs:a.ansLen]...)
+		out = append(out, a.data[:rs]...)
+		if a.nAdd > 0 && base+len(a.data) <= budget {
+			addAt := len(out)
+			out = append(out, a.data[a.ansLen:]...)
+			for _, f := range a.fixes {
+				ptr := base + a.rotatedStart(int(f.ans), r) + srvTargetAt
+				binary.BigEndian.PutUint16(out[addAt+int(f.at):], uint16(0xC000|ptr))
+			}
+			ar = int(a.nAdd)
+		}
+	} else {
+		an, tc = 0, true
+		for k := range n {
+			j := (r + k) % n
+			end := int(a.ansLen)
+			if j+1 < n {
+				end = a.start(j + 1)
+			}
+			rr := a.data[a.start(j):end]
+			if len(out)+len(rr) > budget {
+				break
+			}
+			out = append(out, rr...)
+			an++
+		}
+	}
+	if tc {
+		out[2] |= 0x02
+	}
+	return finishReply(out, q, an, 0, ar)
+}
+
+// appendNegative writes NXDOMAIN or no-data: the SOA in the authority section, its TTL the
+// smaller of the zone TTL and the negative TTL (RFC 2308).
+func (z *zoneAnswers) appendNegative(out []byte, q *query, rcode int) []byte {
+	out = appendHead(out, q, z.ra, true, rcode)
+	apexAt := headerLen + len(q.qname) - wireNameLen(z.apex)
+	out = z.appendSOA(out, apexAt, min(z.ttl, z.negTTL))
+	return finishReply(out, q, 0, 1, 0)
+}
+
+// appendBare writes a reply with no records: the header, the question and the OPT record.
+func appendBare(out []byte, q *query, ra bool, rcode int) []byte {
+	return finishReply(appendHead(out, q, ra, false, rcode), q, 0, 0, 0)
+}
+
+// appendHead writes the header (counts are set by finishReply) and the question.
+func appendHead(out []byte, q *query, ra, aa bool, rcode int) []byte {
+	flags := uint16(0x8000) | q.flags&0x0110 | uint16(rcode) // QR, RD and CD of the query
+	if aa {
+		flags |= 0x0400
+	}
+	if ra {
+		flags |= 0x0080
+	}
+	out = binary.BigEndian.AppendUint16(out, q.id)
+	out = binary.BigEndian.AppendUint16(out, flags)
+	out = append(out, 0, 1, 0, 0, 0, 0, 0, 0)
+	out = append(out, q.qname...)
+	out = binary.BigEndian.AppendUint16(out, q.qtype)
+	return binary.BigEndian.AppendUint16(out, q.qclass)
+}
+
+// finishReply sets the section counts and appends the OPT record when the query had one: the
+// client's buffer size (capped) echoed, and its DO bit.
+func finishReply(out []byte, q *query, an, ns, ar int) []byte {
+	if q.edns {
+		ar++
+		size := min(max(q.bufSize, minUDPSize), maxUDPSize)
+		out = append(out, 0, 0, typeOPT, byte(size>>8), byte(size), 0, 0, 0, 0, 0, 0)
+		if q.do {
+			out[len(out)-4] = 0x80
+		}
+	}
+	binary.BigEndian.PutUint16(out[6:], uint16(an))
+	binary.BigEndian.PutUint16(out[8:], uint16(ns))
+	binary.BigEndian.PutUint16(out[10:], uint16(ar))
+	return out
+}
+
+// appendRRHeader writes type, class IN, TTL and the data length.
+func appendRRHeader(b []byte, rtype uint16, ttl uint32, rdLen int) []byte {
+	b = binary.BigEndian.AppendUint16(b, rtype)
+	b = binary.BigEndian.AppendUint16(b, classIN)
+	b = binary.BigEndian.AppendUint32(b, ttl)
+	return binary.BigEndian.AppendUint16(b, uint16(rdLen))
+}
+
+// appendAddrData writes an A or AAAA record after its owner name, the type following the address.
+func appendAddrData(b []byte, ttl uint32, ip netip.Addr) []byte {
+	ip = ip.Unmap()
+	if ip.Is4() {
+		b = appendRRHeader(b, typeA, ttl, 4)
+		a := ip.As4()
+		return append(b, a[:]...)
+	}
+	b = appendRRHeader(b, typeAAAA, ttl, 16)
+	a := ip.As16()
+	return append(b, a[:]...)
+}
+
+// appendWireName writes a presentation-form FQDN ("a.b.") in wire form, uncompressed. Index
+// names have no escapes.
+func appendWireName(b []byte, name string) []byte {
+	for name != "" && name != "." {
+		label, rest, _ := strings.Cut(name, ".")
+		b = append(b, byte(len(label)))
+		b = append(b, label...)
+		name = rest
+	}
+	return append(b, 0)
+}
+
+// wireNameLen is the length of a presentation-form FQDN in wire form.
+func wireNameLen(name string) int {
+	if name == "." || name == "" {
+		return 1
+	}
+	return len(name) + 1
+}
+
+// keyInZone is inZone for a query's key, without converting it to a string.
+func keyInZone(key []byte, apex string) bool {
+	if len(key) == len(apex) {
+		return string(key) == apex
+	}
+	return len(key) > len(apex) && key[len(key)-len(apex)-1] == '.' && string(key[len(key)-len(apex):]) == apex
+}
+
+// inZone reports whether the lower-case FQDN name is apex or below it.
+func inZone(name, apex string) bool {
+	if len(name) == len(apex) {
+		return name == apex
+	}
+	return len(name) > len(apex) && name[len(name)-len(apex)-1] == '.' && name[len(name)-len(apex):] == apex
+}
+
+// parentName drops the first label of an FQDN.
+func parentName(name string) string {
+	_, rest, _ := strings.Cut(name, ".")
+	return rest
+}

@@ -1,0 +1,106 @@
+package dnsserver
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// benchIndex has the shape of the dnsperf benchmark's cluster: apps of 10 tasks (1,000 there)
+// and one of 200, on 100 agents, with mesos-dns's names for each (see internal/gen).
+func benchIndex(apps int) *RecordIndex {
+	sets := map[string]*RecordSet{}
+	add := func(app string, tasks int) {
+		appA := &RecordSet{}
+		srv := &RecordSet{}
+		for i := range tasks {
+			ip := netip.AddrFrom4([4]byte{10, byte(len(sets) >> 16), byte(len(sets) >> 8), byte(len(sets))})
+			agent := fmt.Sprintf("s%d", i%100)
+			canonical := fmt.Sprintf("%s-%05d-%s", app, i, agent)
+			appA.A = append(appA.A, ip)
+			sets[canonical+".marathon.mesos."] = &RecordSet{A: []netip.Addr{ip}}
+			sets[canonical+".slave.mesos."] = &RecordSet{A: []netip.Addr{ip}}
+			srv.SRV = append(srv.SRV, SRV{Target: canonical + ".slave.mesos.", Port: uint16(31000 + i)})
+		}
+		sets[app+".marathon.mesos."] = appA
+		sets["_"+app+"._tcp.marathon.mesos."] = srv
+	}
+	for i := range apps {
+		add(fmt.Sprintf("app-%d", i), 10)
+	}
+	add("big", 200)
+	return NewRecordIndex("mesos.", 1, sets)
+}
+
+func benchServer(b *testing.B) *Server {
+	s, err := New(Config{Domain: "mesos", ResolvConf: "/nonexistent"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.SetIndex(benchIndex(1000))
+	return s
+}
+
+// benchmarkPacket measures the UDP hot path without the socket: parse, look up, copy and patch
+// the wire answer, count the query.
+func benchmarkPacket(b *testing.B, name string, qtype uint16, edns uint16, wantRcode int) {
+	s := benchServer(b)
+	pkt, err := newQuery(name, qtype, edns).Pack()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := make([]byte, 0, maxUDPSize)
+	var keyBuf [256]byte
+	var q query
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		reply, rcode, ok := s.answerPacket(pkt, out[:0], &q, keyBuf[:0], uint32(i))
+		if !ok || rcode != wantRcode || len(reply) < headerLen {
+			b.Fatalf("ok=%v rcode=%d", ok, rcode)
+		}
+		observeQuery(q.qtype, rcode, start, false)
+	}
+}
+
+func BenchmarkUDPAnswerA(b *testing.B) {
+	benchmarkPacket(b, "app-17.marathon.mesos.", dns.TypeA, 0, rcodeOK)
+}
+
+func BenchmarkUDPAnswerATask(b *testing.B) {
+	benchmarkPacket(b, "app-17-00003-s3.marathon.mesos.", dns.TypeA, 0, rcodeOK)
+}
+
+func BenchmarkUDPAnswerSRV(b *testing.B) {
+	benchmarkPacket(b, "_app-17._tcp.marathon.mesos.", dns.TypeSRV, 1232, rcodeOK)
+}
+
+func BenchmarkUDPAnswerSRVTruncated(b *testing.B) {
+	benchmarkPacket(b, "_big._tcp.marathon.mesos.", dns.TypeSRV, 0, rcodeOK)
+}
+
+func BenchmarkUDPAnswerNXDOMAIN(b *testing.B) {
+	benchmarkPacket(b, "nope-17.marathon.mesos.", dns.TypeA, 0, rcodeNX)
+}
+
+// BenchmarkCompileZone is SetIndex's cost for the 10,200-task cluster.
+func BenchmarkCompileZone(b *testing.B) {
+	benchmarkCompile(b, 1000)
+}
+
+// BenchmarkCompileZone100k is SetIndex's cost for 100,200 tasks.
+func BenchmarkCompileZone100k(b *testing.B) {
+	benchmarkCompile(b, 10000)
+}
+
+func benchmarkCompile(b *testing.B, apps int) {
+	ix := benchIndex(apps)
+	b.ReportAllocs()
+	for b.Loop() {
+		compileZone(ix, "mesos.", 60, 5, true)
+	}
+}
