@@ -1,0 +1,660 @@
+package haproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/lodestar-lb/lodestar/discovery"
+)
+
+// Defaults of ApplierConfig.
+const (
+	DefaultReloadMinWait = 500 * time.Millisecond
+	DefaultReloadMaxWait = 5 * time.Second
+	// applyTimeout bounds one apply: validation, runtime commands, reload and its confirmation.
+	applyTimeout = 2 * time.Minute
+)
+
+// ApplierConfig configures an Applier.
+type ApplierConfig struct {
+	// Build is how configurations are built (groups, binds, templates, …). Build.Exclude is
+	// the Applier's: it sets it to drop apps HAProxy's validation blamed.
+	Build Config
+	// Bin is the haproxy binary, used for `haproxy -c`.
+	Bin string
+	// ConfigPath is the configuration file HAProxy runs; <RunDir>/haproxy.cfg when empty.
+	ConfigPath string
+	// ReloadMinWait and ReloadMaxWait coalesce reloads: a structural change waits until no
+	// other change came for ReloadMinWait, but never longer than ReloadMaxWait after the first
+	// one (consul-template's quiescence). Runtime API changes are applied at once.
+	ReloadMinWait, ReloadMaxWait time.Duration
+	Logger                       *slog.Logger
+}
+
+// Applier keeps a running HAProxy on the registry's newest snapshot, cheapest way first: a
+// snapshot that changes nothing HAProxy sees does nothing; one that changes only servers or
+// map entries goes through the Runtime API (and the files on disk are rewritten to match); a
+// structural change is validated with `haproxy -c`, installed and reloaded. A configuration
+// that fails validation never reaches HAProxy: the apps its alerts point at are left out and
+// the rest is validated once more.
+//
+// One goroutine (Run) owns the running model; the API reads Status, Config and the maps
+// through a mutex-protected copy.
+type Applier struct {
+	cfg  ApplierConfig
+	log  *slog.Logger
+	proc *Process
+
+	// written is closed once the first configuration is on disk: HAProxy can start.
+	written chan struct{}
+
+	mu       sync.Mutex
+	running  *Model    // what HAProxy runs (owned by Run; published here for readers)
+	rendered *Rendered // its rendering
+	status   ApplierStatus
+	applied  bool
+	// validationAlerts holds, per app, HAProxy's alerts from the newest validation that
+	// left it out.
+	validationAlerts map[string][]string
+}
+
+// ApplierStatus is what GET /v1/haproxy/status reports.
+type ApplierStatus struct {
+	// ConfigPath is the file HAProxy runs.
+	ConfigPath string `json:"config_path"`
+	// LastApply is the newest apply; nil before the first.
+	LastApply *ApplyRecord `json:"last_apply"`
+	// Reloads and RuntimeApplies count applies of each kind since start.
+	Reloads        int `json:"reloads"`
+	RuntimeApplies int `json:"runtime_applies"`
+	// Excluded are the apps and ports left out of the running configuration: for a label or
+	// template error, or because HAProxy's validation failed on their lines.
+	Excluded []ExcludedApp `json:"excluded"`
+	// Warnings are labels that were ignored.
+	Warnings []Warning `json:"warnings"`
+	// Process is the supervised HAProxy.
+	Process ProcessStatus `json:"process"`
+}
+
+// ApplyRecord describes one apply.
+type ApplyRecord struct {
+	// Kind is "runtime" (Runtime API only), "reload", "write" (before HAProxy runs, the
+	// configuration is only written) or "failed".
+	Kind   string    `json:"kind"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+	// Duration is how long the apply took, validation and reload confirmation included.
+	Duration string `json:"duration"`
+	// Commands is the number of Runtime API commands sent.
+	Commands int `json:"commands"`
+	// Validations is the number of `haproxy -c` runs (at most 2).
+	Validations int    `json:"validations"`
+	Error       string `json:"error,omitempty"`
+}
+
+// ExcludedApp is an app or port left out, with why.
+type ExcludedApp struct {
+	AppID string `json:"app_id"`
+	// Port is the port index, -1 for the whole app.
+	Port   int    `json:"port"`
+	Reason string `json:"reason"`
+	// HAProxy holds HAProxy's own alert lines when validation excluded the app.
+	HAProxy []string `json:"haproxy,omitempty"`
+}
+
+// NewApplier checks cfg. proc is the supervised HAProxy the Applier reloads and sends
+// Runtime API commands to; nil only renders and installs files (tests, `render`).
+func NewApplier(cfg ApplierConfig, proc *Process) (*Applier, error) {
+	cfg.Build = cfg.Build.withDefaults()
+	if cfg.Bin == "" {
+		return nil, errors.New("haproxy: no haproxy binary given (--haproxy-bin)")
+	}
+	if cfg.ConfigPath == "" {
+		cfg.ConfigPath = filepath.Join(cfg.Build.RunDir, "haproxy.cfg")
+	}
+	if cfg.ReloadMinWait <= 0 {
+		cfg.ReloadMinWait = DefaultReloadMinWait
+	}
+	if cfg.ReloadMaxWait <= 0 {
+		cfg.ReloadMaxWait = DefaultReloadMaxWait
+	}
+	if cfg.ReloadMaxWait < cfg.ReloadMinWait {
+		return nil, fmt.Errorf("haproxy: --reload-max-wait %v is shorter than --reload-min-wait %v", cfg.ReloadMaxWait, cfg.ReloadMinWait)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &Applier{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "haproxy"),
+		proc:    proc,
+		written: make(chan struct{}),
+	}
+	a.status.ConfigPath = cfg.ConfigPath
+	return a, nil
+}
+
+// ConfigPath is the file HAProxy runs.
+func (a *Applier) ConfigPath() string { return a.cfg.ConfigPath }
+
+// Written is closed once the first configuration is on disk, validated: HAProxy may start.
+func (a *Applier) Written() <-chan struct{} { return a.written }
+
+// pendingReload is a structural change waiting out the coalescing window.
+type pendingReload struct {
+	first  time.Time
+	reason string
+	timer  *time.Timer
+}
+
+// Run applies every new snapshot of sub until ctx ends. The first snapshot's configuration
+// is written before HAProxy starts (see Written); cmd starts the Process after that.
+func (a *Applier) Run(ctx context.Context, sub *discovery.Subscription) error {
+	if err := a.first(ctx, sub.Snapshot()); err != nil {
+		return err
+	}
+	var started <-chan struct{}
+	if a.proc != nil {
+		started = a.proc.Started()
+	}
+	var pending *pendingReload
+	var fire <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-started:
+			// HAProxy (re)started from the file on disk, which is always the running model.
+			started = nil
+			continue
+		case <-sub.C():
+		case <-fire:
+			reason := pending.reason
+			pending, fire = nil, nil
+			a.apply(ctx, sub.Snapshot(), reason, true)
+			continue
+		}
+		snap := sub.Snapshot()
+		reload, reason := a.apply(ctx, snap, "", false)
+		if !reload {
+			continue
+		}
+		// Structural: wait for quiet, bounded by the max wait from the first change.
+		now := time.Now()
+		if pending == nil {
+			pending = &pendingReload{first: now, reason: reason, timer: time.NewTimer(a.cfg.ReloadMinWait)}
+		} else {
+			wait := min(a.cfg.ReloadMinWait, a.cfg.ReloadMaxWait-now.Sub(pending.first))
+			pending.timer.Reset(max(wait, 0))
+		}
+		fire = pending.timer.C
+	}
+}
+
+// first builds and installs the first configuration. It does not give up: until a valid
+// configuration exists HAProxy cannot start, so a failure is retried with the next snapshot.
+func (a *Applier) first(ctx context.Context, snap *discovery.Snapshot) error {
+	start := time.Now()
+	m, r, rec, err := a.validated(ctx, snap, nil)
+	rec.Kind, rec.Reason = "write", "first configuration"
+	if err != nil {
+		a.record(rec, start, err, nil)
+		return fmt.Errorf("haproxy: the first configuration is not valid, HAProxy cannot start: %w", err)
+	}
+	if err := a.install(r); err != nil {
+		a.record(rec, start, err, nil)
+		return err
+	}
+	if path := a.stateFile(m); path != "" {
+		// A missing state file makes HAProxy warn at its first start; a version line alone is
+		// an empty state it reads silently.
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			if err := WriteFileAtomic(path, []byte("1\n"), 0o644); err != nil {
+				a.log.Warn("creating HAProxy's server-state file failed", "path", path, "err", err)
+			}
+		}
+	}
+	a.publish(m, r)
+	a.record(rec, start, nil, m)
+	close(a.written)
+	a.log.Info("HAProxy configuration written", "path", a.cfg.ConfigPath, "backends", len(m.Backends),
+		"excluded", len(a.Status().Excluded), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// apply builds snap against the running model and applies it. With reloadNow false, a
+// structural change is only reported (reload true, with its reason) so that Run can coalesce
+// it; runtime changes are applied at once either way.
+func (a *Applier) apply(ctx context.Context, snap *discovery.Snapshot, reason string, reloadNow bool) (reload bool, why string) {
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
+	start := time.Now()
+	running := a.runningModel()
+	next := Build(snap, a.buildConfig(nil), running)
+	plan := MakePlan(running, next)
+	switch {
+	case plan.Empty():
+		a.noteExclusions(next)
+		return false, ""
+	case !plan.Reload:
+		err := a.runtime(ctx, next, plan)
+		if err == nil {
+			return false, ""
+		}
+		a.log.Warn("Runtime API update failed; reloading instead", "err", err)
+		reason = "runtime update failed: " + err.Error()
+	case reason == "":
+		reason = plan.Reason
+	}
+	if !reloadNow {
+		return true, reason
+	}
+	if err := a.reload(ctx, snap, running, reason, start); err != nil {
+		a.log.Error("HAProxy reload failed; HAProxy keeps running its previous configuration", "reason", reason, "err", err)
+	}
+	return false, ""
+}
+
+// runtime applies a runtime-only plan: commands first, then the files on disk and the saved
+// server state, so a later reload or restart starts from the same servers.
+func (a *Applier) runtime(ctx context.Context, next *Model, plan Plan) error {
+	start := time.Now()
+	r, err := Render(next)
+	if err != nil {
+		return err
+	}
+	rec := ApplyRecord{Kind: "runtime", Reason: "servers or map entries changed", Commands: len(plan.Runtime)}
+	if a.hasProcess() && len(plan.Runtime) > 0 {
+		cmds := make([]string, len(plan.Runtime))
+		for i, c := range plan.Runtime {
+			cmds[i] = c.String()
+		}
+		err := a.runtimeClient(next).ExecAll(ctx, cmds)
+		ObserveRuntime(len(cmds), err == nil)
+		if err != nil {
+			return err
+		}
+	} else {
+		rec.Kind = "write"
+	}
+	if err := a.install(r); err != nil {
+		return err
+	}
+	if a.hasProcess() {
+		if err := a.saveState(ctx, next); err != nil {
+			a.log.Warn("saving HAProxy's server state failed; a reload may start servers from the configuration", "err", err)
+		}
+	}
+	a.publish(next, r)
+	a.record(rec, start, nil, next)
+	a.log.Debug("HAProxy updated through the Runtime API", "commands", len(plan.Runtime), "took", time.Since(start))
+	return nil
+}
+
+// reload validates, installs and reloads. Runtime commands for the servers that exist in both
+// models go first and the server state is saved, because HAProxy restores addresses from the
+// state file over the configuration.
+func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running *Model, reason string, start time.Time) error {
+	m, r, rec, err := a.validated(ctx, snap, running)
+	rec.Kind, rec.Reason = "reload", reason
+	if err != nil {
+		rec.Kind = "failed"
+		a.record(rec, start, err, nil)
+		ObserveReload(reasonKind(reason), false, time.Since(start))
+		return err
+	}
+	plan := MakePlan(running, m)
+	if a.hasProcess() && len(plan.Runtime) > 0 {
+		cmds := make([]string, len(plan.Runtime))
+		for i, c := range plan.Runtime {
+			cmds[i] = c.String()
+		}
+		// Best effort: the reload below carries the same change.
+		if err := a.runtimeClient(running).ExecAll(ctx, cmds); err != nil {
+			a.log.Debug("runtime commands before the reload failed", "err", err)
+		}
+		rec.Commands = len(cmds)
+	}
+	if err := a.install(r); err != nil {
+		rec.Kind = "failed"
+		a.record(rec, start, err, nil)
+		return err
+	}
+	if a.hasProcess() {
+		if err := a.saveState(ctx, m); err != nil {
+			a.log.Warn("saving HAProxy's server state failed", "err", err)
+		}
+		if err := a.proc.Master().Reload(ctx); err != nil {
+			// The file is valid and installed: a restart by the supervisor would pick it up.
+			rec.Kind = "failed"
+			a.publish(m, r)
+			a.record(rec, start, err, m)
+			ObserveReload(reasonKind(reason), false, time.Since(start))
+			return fmt.Errorf("reload: %w", err)
+		}
+		ObserveReload(reasonKind(reason), true, time.Since(start))
+	} else {
+		rec.Kind = "write"
+	}
+	a.publish(m, r)
+	a.record(rec, start, nil, m)
+	a.log.Info("HAProxy reloaded", "reason", reason, "backends", len(m.Backends),
+		"validations", rec.Validations, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// validated builds and renders snap, checks it with `haproxy -c`, and when HAProxy rejects it
+// leaves out the apps its alerts point at and checks once more: at most two validations
+// whatever the number of apps.
+func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, running *Model) (*Model, *Rendered, ApplyRecord, error) {
+	var rec ApplyRecord
+	exclude := map[string]string{}
+	alerts := map[string][]string{}
+	for attempt := 1; ; attempt++ {
+		m := Build(snap, a.buildConfig(exclude), running)
+		r, err := Render(m)
+		if err != nil {
+			return nil, nil, rec, fmt.Errorf("rendering: %w", err)
+		}
+		tmp := a.cfg.ConfigPath + ".new"
+		if err := a.writeFiles(tmp, r); err != nil {
+			return nil, nil, rec, err
+		}
+		rec.Validations++
+		err = Validate(ctx, a.cfg.Bin, tmp)
+		ObserveValidation(err == nil)
+		if err == nil {
+			a.setValidationExclusions(alerts)
+			return m, r, rec, nil
+		}
+		os.Remove(tmp)
+		var verr *ValidationError
+		if !errors.As(err, &verr) || attempt == 2 {
+			return nil, nil, rec, err
+		}
+		blamed := 0
+		for _, al := range verr.Alerts {
+			if al.Line == 0 || !sameFile(al.File, tmp) {
+				continue
+			}
+			owner := r.OwnerOf(al.Line)
+			if owner == "" {
+				continue
+			}
+			if _, seen := exclude[owner]; !seen {
+				blamed++
+			}
+			exclude[owner] = "HAProxy rejected its configuration: " + al.Message
+			alerts[owner] = append(alerts[owner], al.String())
+		}
+		if blamed == 0 {
+			// Nothing to blame on an app (a global template, say): keep what runs.
+			return nil, nil, rec, err
+		}
+		a.log.Warn("HAProxy rejected the configuration; leaving out the apps its alerts point at",
+			"apps", slices.Sorted(maps.Keys(exclude)), "alerts", len(verr.Alerts))
+	}
+}
+
+// buildConfig is the build configuration with exclusions.
+func (a *Applier) buildConfig(exclude map[string]string) Config {
+	c := a.cfg.Build
+	c.Exclude = exclude
+	return c
+}
+
+// writeFiles writes the map files (HAProxy reads them when it validates and loads cfgPath)
+// and the configuration.
+func (a *Applier) writeFiles(cfgPath string, r *Rendered) error {
+	for _, path := range slices.Sorted(maps.Keys(r.Maps)) {
+		if err := WriteFileAtomic(path, r.Maps[path], 0o644); err != nil {
+			return fmt.Errorf("writing map file: %w", err)
+		}
+	}
+	if err := WriteFileAtomic(cfgPath, r.Config, 0o644); err != nil {
+		return fmt.Errorf("writing the HAProxy configuration: %w", err)
+	}
+	return nil
+}
+
+// install writes r as the running configuration (atomically).
+func (a *Applier) install(r *Rendered) error { return a.writeFiles(a.cfg.ConfigPath, r) }
+
+// saveState writes HAProxy's server state to the model's server-state-file, if it has one.
+func (a *Applier) saveState(ctx context.Context, m *Model) error {
+	path := a.stateFile(m)
+	if path == "" {
+		return nil
+	}
+	return a.runtimeClient(m).SaveServerState(ctx, path)
+}
+
+// stateFile is the server-state-file of m's HEAD, "" when it has none.
+func (a *Applier) stateFile(m *Model) string {
+	path := m.HeadInfo.ServerStateFile
+	if path != "" && !filepath.IsAbs(path) {
+		path = filepath.Join(m.RunDir, path)
+	}
+	return path
+}
+
+// runtimeClient talks to the admin stats socket of m's HEAD when it has one (a batch there is
+// about 13 times faster than through the master CLI), else to the worker through the master.
+func (a *Applier) runtimeClient(m *Model) *RuntimeClient {
+	if m != nil && len(m.HeadInfo.StatsSockets) > 0 {
+		return NewRuntimeClient(m.HeadInfo.StatsSockets[0])
+	}
+	return NewRuntimeClientViaMaster(a.proc.MasterSocket())
+}
+
+func (a *Applier) hasProcess() bool {
+	if a.proc == nil {
+		return false
+	}
+	select {
+	case <-a.proc.Started():
+		return true
+	default:
+		return false
+	}
+}
+
+// ReloadFromDisk validates the configuration file on disk and reloads HAProxy with it
+// (marathon-lb's SIGUSR1).
+func (a *Applier) ReloadFromDisk(ctx context.Context) error {
+	start := time.Now()
+	if err := Validate(ctx, a.cfg.Bin, a.cfg.ConfigPath); err != nil {
+		ObserveValidation(false)
+		return err
+	}
+	ObserveValidation(true)
+	if !a.hasProcess() {
+		return errors.New("HAProxy is not running")
+	}
+	err := a.proc.Master().Reload(ctx)
+	ObserveReload("signal", err == nil, time.Since(start))
+	rec := ApplyRecord{Kind: "reload", Reason: "reload of the file on disk requested", Validations: 1}
+	if err != nil {
+		rec.Kind = "failed"
+	}
+	a.record(rec, start, err, nil)
+	return err
+}
+
+func (a *Applier) runningModel() *Model {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.running
+}
+
+func (a *Applier) publish(m *Model, r *Rendered) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.running, a.rendered, a.applied = m, r, true
+}
+
+// record stores an apply in the status; m (when not nil) gives the exclusions and warnings.
+func (a *Applier) record(rec ApplyRecord, start time.Time, err error, m *Model) {
+	rec.At = start
+	rec.Duration = time.Since(start).Round(time.Microsecond).String()
+	if err != nil {
+		rec.Error = err.Error()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.status.LastApply = &rec
+	switch rec.Kind {
+	case "reload":
+		a.status.Reloads++
+	case "runtime":
+		a.status.RuntimeApplies++
+	}
+	if m != nil {
+		a.setModelExclusionsLocked(m)
+	}
+}
+
+// noteExclusions updates the reported exclusions when a build changed only them.
+func (a *Applier) noteExclusions(m *Model) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.setModelExclusionsLocked(m)
+}
+
+// setValidationExclusions keeps HAProxy's alerts per app from the newest validation, for the
+// status of the apps it left out.
+func (a *Applier) setValidationExclusions(alerts map[string][]string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.validationAlerts = alerts
+}
+
+func (a *Applier) setModelExclusionsLocked(m *Model) {
+	ex := make([]ExcludedApp, 0, len(m.Excluded))
+	for _, e := range m.Excluded {
+		ex = append(ex, ExcludedApp{AppID: e.AppID, Port: e.Port, Reason: e.Reason, HAProxy: a.validationAlerts[e.AppID]})
+	}
+	a.status.Excluded = ex
+	a.status.Warnings = slices.Clone(m.Warnings)
+	metricExcluded.Set(float64(len(ex)))
+}
+
+// Status returns the state of the last apply, the apps left out and HAProxy's process.
+func (a *Applier) Status() ApplierStatus {
+	a.mu.Lock()
+	st := a.status
+	a.mu.Unlock()
+	if st.Excluded == nil {
+		st.Excluded = []ExcludedApp{}
+	}
+	if st.Warnings == nil {
+		st.Warnings = []Warning{}
+	}
+	if a.proc != nil {
+		st.Process = a.proc.Status()
+	}
+	return st
+}
+
+// Config returns the configuration HAProxy runs, nil before the first.
+func (a *Applier) Config() []byte {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.rendered == nil {
+		return nil
+	}
+	return a.rendered.Config
+}
+
+// Healthy returns nil while HAProxy runs a configuration lodestar applied.
+func (a *Applier) Healthy() error {
+	a.mu.Lock()
+	applied := a.applied
+	a.mu.Unlock()
+	if !applied {
+		return errors.New("no HAProxy configuration applied yet")
+	}
+	if a.proc != nil && !a.proc.Status().Running {
+		return errors.New("HAProxy is not running")
+	}
+	return nil
+}
+
+// Applied returns nil once the first configuration is applied (the "first config applied"
+// readiness check). Apps left out do not make lodestar unready.
+func (a *Applier) Applied() error {
+	select {
+	case <-a.written:
+	default:
+		return errors.New("no HAProxy configuration written yet")
+	}
+	if !a.hasProcess() {
+		return errors.New("HAProxy has not started yet")
+	}
+	return nil
+}
+
+// VhostMap and AppMap return marathon-lb's domain2backend and app2backend maps of the running
+// model.
+func (a *Applier) VhostMap() []byte {
+	return a.mapText(func(m *Model) []MapEntry { return m.DomainMap })
+}
+
+// AppMap returns marathon-lb's app2backend map.
+func (a *Applier) AppMap() []byte { return a.mapText(func(m *Model) []MapEntry { return m.AppMap }) }
+
+func (a *Applier) mapText(entries func(*Model) []MapEntry) []byte {
+	m := a.runningModel()
+	if m == nil {
+		return nil
+	}
+	return mapFile(entries(m))
+}
+
+var metricExcluded = promauto.NewGauge(prometheus.GaugeOpts{
+	Namespace: "lodestar", Subsystem: "haproxy", Name: "excluded_apps",
+	Help: "Apps and ports left out of the running HAProxy configuration, for a label or template error or a failed validation.",
+})
+
+// reasonKind turns a reload reason into a metric label of bounded cardinality.
+func reasonKind(reason string) string {
+	switch {
+	case strings.HasPrefix(reason, "runtime update failed"):
+		return "runtime_failed"
+	case reason == "":
+		return "unknown"
+	}
+	return "structure"
+}
+
+// sameFile reports whether HAProxy's alert file name names path.
+func sameFile(alertFile, path string) bool {
+	return alertFile == path || filepath.Base(alertFile) == filepath.Base(path)
+}
+
+// Check builds snap and validates it the way Run would (leaving out the apps HAProxy's
+// alerts point at), without installing it or touching HAProxy: `lodestar render --check`.
+// It returns the configuration and every app left out.
+func (a *Applier) Check(ctx context.Context, snap *discovery.Snapshot) ([]byte, []ExcludedApp, error) {
+	m, r, _, err := a.validated(ctx, snap, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	os.Remove(a.cfg.ConfigPath + ".new")
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.setModelExclusionsLocked(m)
+	return r.Config, slices.Clone(a.status.Excluded), nil
+}
