@@ -15,7 +15,7 @@ TEST_TOOLS := curl:curl haproxy:haproxy /usr/share/java/zookeeper.jar:zookeeper 
 BENCH_TOOLS := dnsperf:dnsperf wrk:wrk
 DEMO_TOOLS := curl:curl haproxy:haproxy dig:dnsutils
 
-.PHONY: all build test demo bench deps-test deps-demo check-go vet fmt-check clean
+.PHONY: all build test demo bench bench-dns deps-test deps-demo check-go vet fmt-check clean
 
 all: build
 
@@ -44,11 +44,17 @@ test: check-go deps-test vet fmt-check
 
 # make demo: lodestar on the example cluster (apps and Mesos state from files in examples/).
 demo: build deps-demo
-	@scripts/demo.sh $(BIN)
+	$(GO) build -o bin/demo-backend ./cmd/demo-backend
+	@scripts/demo.sh $(BIN) bin/demo-backend
 
 # make bench: the Go benchmarks (figures for closing notes; nothing here asserts a time).
 bench: check-go
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# make bench-dns: dnsperf against lodestar serving a generated 10,200-task Mesos state.
+bench-dns: build
+	@scripts/apt-install.sh $(BENCH_TOOLS)
+	scripts/bench-dns.sh $(BIN)
 
 clean:
 	rm -rf bin

@@ -29,6 +29,7 @@ func commands(ctx context.Context, stdout, stderr io.Writer, getenv func(string)
 	return []*command{
 		serveCommand(ctx, stderr, getenv),
 		renderCommand(ctx, stdout, stderr, getenv),
+		recordsCommand(ctx, stdout, stderr, getenv),
 		versionCommand(stdout),
 	}
 }

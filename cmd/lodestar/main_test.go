@@ -145,6 +145,18 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 		{[]string{"render", "stray"}, nil, []string{`unexpected argument "stray"`}},
 		{[]string{"render", "--marathon-idle-timeout", "1ms", "--marathon-resync", "1ms"}, nil,
 			[]string{"--marathon-idle-timeout 1ms: must be at least 100ms", "--marathon-resync 1ms: must be at least 1s"}},
+		{[]string{"render", "--format", "yaml"}, nil, []string{"--format", "yaml"}},
+		{[]string{"render", "--haproxy-maxconn", "0"}, nil, []string{"--haproxy-maxconn 0"}},
+		{[]string{"render", "--templates-dir", filepath.Join(dir, "none")}, nil, []string{"--templates-dir", "not a directory"}},
+		{[]string{"render", "--check", "--haproxy-bin", "/nonexistent/haproxy"}, nil, []string{"--haproxy-bin /nonexistent/haproxy", "apt-get install haproxy"}},
+		{[]string{"records", "--ip-sources", "netinfo,dns"}, nil, []string{"--ip-sources", `"dns"`}},
+		{[]string{"records", "--format", "zone"}, nil, []string{"--format", "zone"}},
+		{[]string{"render", "--mesos-state-file", "s.json", "--mesos-master", "127.0.0.1:5050"}, nil, []string{"--mesos-state-file and --mesos-zk/--mesos-master"}},
+		{[]string{"render", "--mesos-zk", "http://zk:2181/mesos"}, nil, []string{"zk://"}},
+		{[]string{"serve", "--haproxy=false", "--dns-listen", "127.0.0.1:0", "--dns-zone-upstream", "corp"}, nil, []string{"--dns-zone-upstream", "zone=host:port"}},
+		{[]string{"serve", "--haproxy=false", "--dns-listen", "127.0.0.1:0", "--dns-forward-allow", "10.0.0.0/33"}, nil, []string{"--dns-forward-allow", "10.0.0.0/33"}},
+		{[]string{"serve", "--haproxy-bin", "/nonexistent/haproxy"}, nil, []string{"--haproxy-bin", "apt-get install haproxy", "--haproxy=false"}},
+		{[]string{"serve", "--haproxy=false", "--dns-listen", "127.0.0.1:0", "--dns-domain", "bad domain"}, nil, []string{"bad domain"}},
 	}
 	for _, tc := range cases {
 		code, _, errOut := runCmd(t, tc.env, tc.args...)
@@ -160,11 +172,11 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 }
 
 func TestRenderFromFiles(t *testing.T) {
-	code, out, errOut := runCmd(t, nil, "render", "--apps-file", "../../examples/apps.json")
+	code, out, errOut := runCmd(t, nil, "render", "--apps-file", "../../examples/apps.json", "--group", "*", "--run-dir", t.TempDir())
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"/shop/web", "127.0.0.1:31001", "127.0.0.1:31002", "/db/cache", "127.0.0.1:31004"} {
+	for _, want := range []string{"backend shop_web_10000", "127.0.0.1:31001", "127.0.0.1:31002", "backend db_cache_10002", "127.0.0.1:31004"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("render output lacks %q:\n%s", want, out)
 		}
@@ -178,12 +190,51 @@ func TestRenderFromMarathon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := runCmd(t, nil, "render", "--marathon", fake.URL(), "--timeout", "20s")
+	code, out, errOut := runCmd(t, nil, "render", "--marathon", fake.URL(), "--timeout", "20s", "--format", "table")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	if !strings.Contains(out, "127.0.0.1:31001") || !regexp.MustCompile(regexp.QuoteMeta(id)+`\s+health check failing`).MatchString(out) {
 		t.Errorf("render output should route the healthy task and say why %s is left out:\n%s", id, out)
+	}
+}
+
+// TestRenderConfig prints haproxy.cfg like marathon-lb's --dry: the groups chosen, the binds
+// given, an app with a bad label left out and named on stderr, and --check passing it through
+// haproxy -c.
+func TestRenderConfig(t *testing.T) {
+	apps := filepath.Join(t.TempDir(), "apps.json")
+	data, err := os.ReadFile("../../examples/apps.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One more app, in the served group, with a mode HAProxy does not have.
+	bad := strings.Replace(string(data), `"apps": [`, `"apps": [{"id": "/bad/mode", "instances": 1, "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "htp"}, "portDefinitions": [{"port": 10050, "protocol": "tcp"}]},`, 1)
+	if bad == string(data) {
+		t.Fatal("examples/apps.json has no \"apps\": [ to add an app to")
+	}
+	writeFile(t, apps, bad)
+	runDir := t.TempDir()
+	code, out, errOut := runCmd(t, nil, "render", "--apps-file", apps, "--group", "*", "--run-dir", runDir,
+		"--http-bind", "127.0.0.1:18080", "--check")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"backend shop_web_10000", "127.0.0.1:31001", "bind 127.0.0.1:18080", "stats socket " + runDir + "/admin.sock"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "bad_mode") {
+		t.Errorf("the app with a bad label is in the config:\n%s", out)
+	}
+	if !strings.Contains(errOut, "left out: /bad/mode") || !strings.Contains(errOut, "HAPROXY_0_MODE") {
+		t.Errorf("stderr %q should name the app left out and its label", errOut)
+	}
+	// Another group sees none of the example apps.
+	code, out, errOut = runCmd(t, nil, "render", "--apps-file", apps, "--group", "nobody", "--run-dir", runDir)
+	if code != 0 || strings.Contains(out, "backend shop_web_10000") {
+		t.Errorf("--group nobody: exit %d, stderr %q, config has the example backends:\n%s", code, errOut, out)
 	}
 }
 
@@ -274,7 +325,9 @@ func startServe(t *testing.T, args ...string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
-	args = append([]string{"serve", "--api-listen", "127.0.0.1:0"}, args...)
+	// HAProxy is off unless a test turns it on (a later flag wins), and files go to the
+	// test's own run directory.
+	args = append([]string{"serve", "--api-listen", "127.0.0.1:0", "--haproxy=false", "--run-dir", t.TempDir()}, args...)
 	go func() { done <- run(ctx, args, io.Discard, logs, func(string) string { return "" }) }()
 	t.Cleanup(func() {
 		cancel()

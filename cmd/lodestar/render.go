@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,22 +15,42 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lodestar-lb/lodestar/discovery"
+	"github.com/lodestar-lb/lodestar/haproxy"
 )
 
 func renderCommand(ctx context.Context, stdout, stderr io.Writer, getenv func(string) string) *command {
-	c := newCommand("render", "Sync once and print what lodestar would route, then exit (marathon-lb's --dry).", "[flags]", `
-Reads the same sources as 'serve' (one full sync), prints every app with its service ports and
-the endpoints of its eligible tasks, and for each task left out, why. Nothing is started.
+	c := newCommand("render", "Sync once and print the HAProxy configuration lodestar would run, then exit (marathon-lb's --dry).", "[flags]", `
+Reads the same sources as 'serve' (one full sync) and prints haproxy.cfg to stdout. It takes
+every rendering flag 'serve' takes (groups, binds, run directory, templates, map mode,
+certificates), so the output is what 'serve' would give HAProxy. Apps left out for a label
+error are listed on stderr. With --check, the configuration is also validated with
+'haproxy -c', and apps HAProxy rejects are left out as 'serve' would (without --ssl-certs,
+the self-signed certificate serve would make is created in --run-dir for the check).
+--format table prints the registry instead: every app, its service ports, the endpoints of
+its eligible tasks and, for each task left out, why. Nothing is started.
 
 Examples:
   lodestar render --apps-file examples/apps.json
-  lodestar render --marathon http://m1:8080
+  lodestar render --marathon http://m1:8080 --group internal --check
+  lodestar render --apps-file apps.json --format table
 `)
 	src := addSourceFlags(c)
 	logs := addLogFlags(c)
+	hap := addHAProxyFlags(c)
+	format := c.fs.String("format", "config", "output `format`: config (haproxy.cfg) or table (the registry)")
+	check := c.fs.Bool("check", false, "validate the configuration with haproxy -c, leaving out apps HAProxy rejects")
+	bin := c.fs.String("haproxy-bin", "haproxy", "HAProxy `binary` for --check")
+	runDir := c.fs.String("run-dir", defaultRunDir(), "`directory` the configuration refers to for sockets, maps and state")
 	timeout := c.fs.Duration("timeout", 30*time.Second, "give up when the sources have not synced within this time")
 	c.run = func() error {
+		if err := oneOf("format", *format, "config", "table"); err != nil {
+			return err
+		}
 		log, err := logs.logger(stderr)
+		if err != nil {
+			return err
+		}
+		build, err := hap.buildConfig(*runDir, getenv)
 		if err != nil {
 			return err
 		}
@@ -45,9 +67,59 @@ Examples:
 		if err != nil {
 			return err
 		}
-		return printApps(stdout, snap)
+		if *format == "table" {
+			return printApps(stdout, snap)
+		}
+		return printConfig(ctx, stdout, stderr, snap, build, *check, *bin, dir)
 	}
 	return c
+}
+
+// printConfig writes the configuration to stdout and the apps left out to stderr.
+func printConfig(ctx context.Context, stdout, stderr io.Writer, snap *discovery.Snapshot, build haproxy.Config, check bool, bin, dir string) error {
+	var cfg []byte
+	var excluded []haproxy.ExcludedApp
+	if check {
+		path, err := exec.LookPath(bin)
+		if err != nil {
+			return fmt.Errorf("--check needs HAProxy: --haproxy-bin %s: %w (apt-get install haproxy)", bin, err)
+		}
+		if len(build.SSLCerts) == 0 {
+			// haproxy -c opens the certificate: make the default one serve would make.
+			if err := os.MkdirAll(build.RunDir, 0o755); err != nil {
+				return fmt.Errorf("--run-dir: %w", err)
+			}
+			if _, err := haproxy.EnsureSelfSignedCert(filepath.Join(build.RunDir, "default.pem")); err != nil {
+				return err
+			}
+		}
+		a, err := haproxy.NewApplier(haproxy.ApplierConfig{Build: build, Bin: path, ConfigPath: filepath.Join(dir, "haproxy.cfg"), Logger: discardLogger()}, nil)
+		if err != nil {
+			return err
+		}
+		if cfg, excluded, err = a.Check(ctx, snap); err != nil {
+			return err
+		}
+	} else {
+		m := haproxy.Build(snap, build, nil)
+		r, err := haproxy.Render(m)
+		if err != nil {
+			return err
+		}
+		cfg = r.Config
+		for _, e := range m.Excluded {
+			excluded = append(excluded, haproxy.ExcludedApp{AppID: e.AppID, Port: e.Port, Reason: e.Reason})
+		}
+	}
+	for _, e := range excluded {
+		where := e.AppID
+		if e.Port >= 0 {
+			where = fmt.Sprintf("%s port %d", e.AppID, e.Port)
+		}
+		fmt.Fprintf(stderr, "left out: %s: %s\n", where, e.Reason)
+	}
+	_, err := stdout.Write(cfg)
+	return err
 }
 
 // syncOnce runs the sources until every one has synced once, and returns that snapshot.

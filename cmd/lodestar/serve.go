@@ -15,24 +15,38 @@ import (
 
 func serveCommand(ctx context.Context, stderr io.Writer, getenv func(string) string) *command {
 	c := newCommand("serve", "Run lodestar: watch the cluster and serve the registry.", "[flags]", `
-Apps come from Marathon (--marathon) or from a file (--apps-file); the Mesos state from
---mesos-state-file. With none of them, lodestar serves a built-in example cluster.
+Apps come from Marathon (--marathon) or from a file (--apps-file); the Mesos state from the
+masters (--mesos-zk or --mesos-master) or from a file (--mesos-state-file). With none of them,
+lodestar serves a built-in example cluster.
 The registry is served over HTTP on --api-listen: GET /v1/apps, /healthz, /readyz, /metrics.
+With --dns-listen, lodestar is authoritative DNS for --dns-domain (mesos-dns names; the
+mesos-dns HTTP API under /v1/) and forwards every other name upstream.
 
 Examples:
   lodestar serve --marathon http://m1:8080,http://m2:8080
   lodestar serve --apps-file examples/apps.json --mesos-state-file examples/state.json
+  lodestar serve --marathon http://m1:8080 --mesos-zk zk://zk1:2181/mesos --dns-listen :53
 `)
 	src := addSourceFlags(c)
 	logs := addLogFlags(c)
+	dnsf := addDNSServeFlags(c)
+	hap := addHAProxyServeFlags(c)
 	listen := c.fs.String("api-listen", api.DefaultListen, "`address` of the HTTP API")
-	runDir := c.fs.String("run-dir", filepath.Join(os.TempDir(), "lodestar"), "`directory` for files lodestar writes while running")
+	runDir := c.fs.String("run-dir", defaultRunDir(), "`directory` for files lodestar writes while running (HAProxy's config, sockets, maps, state, certificate)")
 	c.run = func() error {
 		log, err := logs.logger(stderr)
 		if err != nil {
 			return err
 		}
 		sources, err := src.build(log, *runDir)
+		if err != nil {
+			return err
+		}
+		dnsFE, err := dnsf.build(log, src)
+		if err != nil {
+			return err
+		}
+		hapFE, err := hap.build(log, *runDir, getenv)
 		if err != nil {
 			return err
 		}
@@ -56,11 +70,55 @@ Examples:
 				return nil
 			})
 		}
+		if dnsFE != nil {
+			srv.AddReadyCheck("DNS listening", dnsFE.listening)
+			srv.MountMesosDNS(dnsFE)
+			dnsFE.run(ctx, g, reg)
+		}
+		if hapFE != nil {
+			srv.AddReadyCheck("first config applied", hapFE.applier.Applied)
+			srv.MountHAProxy(withResync{hapFE, func(ctx context.Context) error { return resync(ctx, sources) }})
+			sub := reg.Subscribe()
+			g.Go(func() error {
+				defer sub.Close()
+				// The first configuration waits for every source's first sync: HAProxy never
+				// starts on a half-known cluster.
+				if err := reg.WaitSynced(ctx); err != nil {
+					return nil
+				}
+				return hapFE.applier.Run(ctx, sub)
+			})
+			g.Go(func() error {
+				select {
+				case <-hapFE.applier.Written():
+				case <-ctx.Done():
+					return nil
+				}
+				return hapFE.proc.Run(ctx)
+			})
+		}
 		g.Go(func() error { return srv.Run(ctx) })
 		g.Go(func() error {
 			select {
 			case <-srv.Ready():
-				log.Info("lodestar serving", "version", version, "api", "http://"+srv.Addr(), "sources", len(sources))
+				attrs := []any{"version", version, "api", "http://" + srv.Addr(), "sources", len(sources)}
+				if hapFE != nil {
+					select {
+					case <-hapFE.proc.Started():
+						attrs = append(attrs, "haproxy_config", hapFE.applier.ConfigPath())
+					case <-ctx.Done():
+						return nil
+					}
+				}
+				if dnsFE != nil {
+					select {
+					case <-dnsFE.srv.Ready():
+						attrs = append(attrs, "dns", dnsFE.srv.Addr())
+					case <-ctx.Done():
+						return nil
+					}
+				}
+				log.Info("lodestar serving", attrs...)
 			case <-ctx.Done():
 			}
 			return nil
@@ -71,3 +129,24 @@ Examples:
 	}
 	return c
 }
+
+// resync asks every source for a full sync now (marathon-lb's SIGHUP): Marathon refetches
+// every app, files are read again, Mesos masters are polled.
+func resync(ctx context.Context, sources []discovery.Source) error {
+	for _, src := range sources {
+		switch s := src.(type) {
+		case interface{ Resync() }:
+			s.Resync()
+		case interface{ Refresh() }:
+			s.Refresh()
+		case interface{ Reload(context.Context) error }:
+			if err := s.Reload(ctx); err != nil {
+				return fmt.Errorf("%s: %w", src.Name(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// defaultRunDir is where lodestar keeps its files unless --run-dir says otherwise.
+func defaultRunDir() string { return filepath.Join(os.TempDir(), "lodestar") }

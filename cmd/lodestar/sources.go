@@ -13,6 +13,7 @@ import (
 	"github.com/lodestar-lb/lodestar/discovery"
 	"github.com/lodestar-lb/lodestar/discovery/file"
 	"github.com/lodestar-lb/lodestar/discovery/marathon"
+	"github.com/lodestar-lb/lodestar/discovery/mesos"
 	"github.com/lodestar-lb/lodestar/examples"
 )
 
@@ -29,6 +30,12 @@ type sourceFlags struct {
 	appsFile         *string
 	mesosStateFile   *string
 	filePoll         *time.Duration
+	mesosZK          *string
+	mesosMasters     *listFlag
+	mesosRefresh     *time.Duration
+	mesosAuth        *string
+	mesosHTTPS       *bool
+	mesosCA          *string
 }
 
 func addSourceFlags(c *command) *sourceFlags {
@@ -44,6 +51,12 @@ func addSourceFlags(c *command) *sourceFlags {
 	s.appsFile = fs.String("apps-file", "", "read apps from this Marathon /v2/apps JSON `file` instead of Marathon (re-read when it changes)")
 	s.mesosStateFile = fs.String("mesos-state-file", "", "read the Mesos state from this /master/state JSON `file` (re-read when it changes)")
 	s.filePoll = fs.Duration("file-poll-interval", file.DefaultInterval, "how often --apps-file and --mesos-state-file are checked for changes")
+	s.mesosZK = fs.String("mesos-zk", "", "Mesos ZooKeeper `URL` (zk://h1:2181,h2:2181/mesos): the leading master is found there and its state polled")
+	s.mesosMasters = addList(c, "mesos-master", "Mesos master `host:port`s to poll, comma-separated or repeated (without --mesos-zk; with it, the fallback)")
+	s.mesosRefresh = fs.Duration("mesos-refresh", mesos.DefaultRefresh, "how often the Mesos state is polled (at once on a leader change)")
+	s.mesosAuth = fs.String("mesos-auth", "", "Mesos master basic auth as `user:password`")
+	s.mesosHTTPS = fs.Bool("mesos-https", false, "poll the Mesos masters over https")
+	s.mesosCA = fs.String("mesos-ca-cert", "", "PEM `file` of CA certificates trusted for https Mesos masters")
 	return s
 }
 
@@ -76,6 +89,26 @@ func (s *sourceFlags) build(log *slog.Logger, dir string) ([]discovery.Source, e
 		srcs = append(srcs, m)
 	}
 	appsFile, stateFile := resolvePath(*s.appsFile), resolvePath(*s.mesosStateFile)
+	if *s.mesosZK != "" || len(s.mesosMasters.vals) > 0 {
+		if stateFile != "" {
+			return nil, errors.New("--mesos-state-file and --mesos-zk/--mesos-master both give the Mesos state: use one of them")
+		}
+		if err := durationAtLeast("mesos-refresh", *s.mesosRefresh, time.Second); err != nil {
+			return nil, err
+		}
+		user, pass, _ := strings.Cut(*s.mesosAuth, ":")
+		if *s.mesosAuth != "" && user == "" {
+			return nil, errors.New("--mesos-auth must be user:password")
+		}
+		m, err := mesos.New(mesos.Config{
+			ZK: *s.mesosZK, Masters: s.mesosMasters.vals, Refresh: *s.mesosRefresh,
+			Username: user, Password: pass, HTTPS: *s.mesosHTTPS, CACertFile: *s.mesosCA, Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		srcs = append(srcs, m)
+	}
 	if len(srcs) == 0 && appsFile == "" && stateFile == "" {
 		var err error
 		if appsFile, stateFile, err = writeExamples(dir); err != nil {

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lodestar-lb/lodestar/api"
+	"github.com/lodestar-lb/lodestar/discovery"
+	"github.com/lodestar-lb/lodestar/dnsserver"
+)
+
+// dnsRecordFlags say how records are named; serve and records share them.
+type dnsRecordFlags struct {
+	domain        *string
+	ipSources     *listFlag
+	enforceRFC952 *bool
+	healthyOnly   *bool
+	framework     *string
+}
+
+func addDNSRecordFlags(c *command) *dnsRecordFlags {
+	fs := c.fs
+	return &dnsRecordFlags{
+		domain:        fs.String("dns-domain", "mesos", "`zone` lodestar is authoritative for"),
+		ipSources:     addList(c, "ip-sources", "where a task's IP comes from, first that yields one wins: netinfo, mesos, docker, host", "netinfo", "mesos", "host"),
+		enforceRFC952: fs.Bool("enforce-rfc952", false, "name labels per RFC 952 (at most 24 characters, no leading digit), as mesos-dns's EnforceRFC952"),
+		healthyOnly:   fs.Bool("dns-healthy-only", false, "leave out tasks Marathon reports unhealthy"),
+		framework:     fs.String("marathon-framework-name", "marathon", "Mesos framework `name` of Marathon: tasks known from Marathon's events are named under it before the next Mesos poll"),
+	}
+}
+
+func addList(c *command, name, usage string, def ...string) *listFlag {
+	l := newList(def...)
+	c.fs.Var(l, name, usage)
+	return l
+}
+
+func (f *dnsRecordFlags) config() (dnsserver.RecordConfig, error) {
+	for _, s := range f.ipSources.vals {
+		if err := oneOf("ip-sources", s, "netinfo", "mesos", "docker", "host"); err != nil {
+			return dnsserver.RecordConfig{}, err
+		}
+	}
+	return dnsserver.RecordConfig{
+		Domain:            strings.TrimSuffix(strings.ToLower(*f.domain), "."),
+		IPSources:         f.ipSources.vals,
+		EnforceRFC952:     *f.enforceRFC952,
+		HealthyOnly:       *f.healthyOnly,
+		MarathonFramework: *f.framework,
+	}, nil
+}
+
+// dnsServeFlags configure the DNS server of `serve`.
+type dnsServeFlags struct {
+	records         *dnsRecordFlags
+	listen          *string
+	ttl             *uint
+	negativeTTL     *uint
+	forward         *bool
+	upstreams       *listFlag
+	zoneUpstreams   *listFlag
+	forwardAllow    *listFlag
+	upstreamTimeout *time.Duration
+}
+
+func addDNSServeFlags(c *command) *dnsServeFlags {
+	fs := c.fs
+	return &dnsServeFlags{
+		records:     addDNSRecordFlags(c),
+		listen:      fs.String("dns-listen", "", "serve DNS on this UDP and TCP `address` (e.g. 127.0.0.1:8053 or :53); empty turns DNS off"),
+		ttl:         fs.Uint("dns-ttl", 60, "TTL of answers, in seconds"),
+		negativeTTL: fs.Uint("dns-negative-ttl", 5, "SOA minimum, the TTL of NXDOMAIN and no-data answers, in seconds"),
+		forward:     fs.Bool("dns-forward", true, "forward names outside --dns-domain upstream; false answers REFUSED"),
+		upstreams: addList(c, "dns-upstream",
+			"upstream resolvers `host:port` for other names, comma-separated or repeated (default: the nameservers of /etc/resolv.conf)"),
+		zoneUpstreams: addList(c, "dns-zone-upstream",
+			"per-zone resolvers as `zone=host:port` (repeatable); the longest matching zone wins"),
+		forwardAllow: addList(c, "dns-forward-allow",
+			"client `CIDR`s lodestar forwards for; others get REFUSED (lodestar is no open resolver)",
+			"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"),
+		upstreamTimeout: fs.Duration("dns-upstream-timeout", 2*time.Second, "how long one forwarded query waits for the upstreams"),
+	}
+}
+
+func (f *dnsServeFlags) enabled() bool { return *f.listen != "" }
+
+// serverConfig checks the DNS flags and returns the server's configuration.
+func (f *dnsServeFlags) serverConfig(log *slog.Logger) (dnsserver.Config, error) {
+	rc, err := f.records.config()
+	if err != nil {
+		return dnsserver.Config{}, err
+	}
+	zones := map[string][]string{}
+	for _, zu := range f.zoneUpstreams.vals {
+		zone, addr, ok := strings.Cut(zu, "=")
+		if !ok || zone == "" || addr == "" {
+			return dnsserver.Config{}, fmt.Errorf("--dns-zone-upstream %q: want zone=host:port", zu)
+		}
+		zones[zone] = append(zones[zone], addr)
+	}
+	var allow []netip.Prefix
+	for _, s := range f.forwardAllow.vals {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return dnsserver.Config{}, fmt.Errorf("--dns-forward-allow %q: %w", s, err)
+		}
+		allow = append(allow, p)
+	}
+	if *f.ttl > 1<<31 || *f.negativeTTL > 1<<31 {
+		return dnsserver.Config{}, fmt.Errorf("--dns-ttl and --dns-negative-ttl must be below 2^31 seconds")
+	}
+	if err := durationAtLeast("dns-upstream-timeout", *f.upstreamTimeout, 10*time.Millisecond); err != nil {
+		return dnsserver.Config{}, err
+	}
+	return dnsserver.Config{
+		Listen:          *f.listen,
+		Domain:          rc.Domain,
+		TTL:             uint32(*f.ttl),
+		NegativeTTL:     uint32(*f.negativeTTL),
+		Forward:         *f.forward,
+		Upstreams:       f.upstreams.vals,
+		ZoneUpstreams:   zones,
+		ForwardAllow:    allow,
+		UpstreamTimeout: *f.upstreamTimeout,
+		Logger:          log,
+	}, nil
+}
+
+// dnsFrontEnd is the DNS server of `serve` with the record index it serves, for the mesos-dns
+// HTTP endpoints.
+type dnsFrontEnd struct {
+	srv     *dnsserver.Server
+	records dnsserver.RecordConfig
+	hosts   *dnsserver.HostCache
+	current atomic.Pointer[dnsserver.RecordIndex]
+	config  any
+}
+
+// build checks the DNS flags and makes the server; nil when --dns-listen is empty.
+func (f *dnsServeFlags) build(log *slog.Logger, src *sourceFlags) (*dnsFrontEnd, error) {
+	if !f.enabled() {
+		return nil, nil
+	}
+	cfg, err := f.serverConfig(log)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := f.records.config()
+	if err != nil {
+		return nil, err
+	}
+	if err := rc.Validate(); err != nil {
+		return nil, err
+	}
+	srv, err := dnsserver.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &dnsFrontEnd{srv: srv}
+	d.hosts = dnsserver.NewHostCache(func(ctx context.Context, host string) ([]netip.Addr, error) {
+		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	}, 5*time.Minute)
+	rc.ResolveHost = d.hosts.Lookup
+	rc.TTL = cfg.TTL
+	rc.RefreshSeconds = int(src.mesosRefresh.Seconds())
+	d.records = rc
+	d.config = mesosDNSConfig(cfg, rc, src)
+	return d, nil
+}
+
+// run serves DNS and keeps the index in step with the registry until ctx ends. The listen
+// address is known only once the server listens, so ns1's records are added then.
+func (d *dnsFrontEnd) run(ctx context.Context, g *errgroup.Group, reg *discovery.Registry) {
+	g.Go(func() error { return d.srv.Run(ctx) })
+	g.Go(func() error {
+		select {
+		case <-d.srv.Ready():
+		case <-ctx.Done():
+			return nil
+		}
+		// Until every source has synced once, in-zone names answer SERVFAIL (resolvers retry)
+		// rather than an authoritative NXDOMAIN they would cache; other names are forwarded
+		// from the start.
+		if err := reg.WaitSynced(ctx); err != nil {
+			return nil
+		}
+		rc := d.records
+		rc.NSAddrs = nsAddrs(d.srv.Addr())
+		sub := reg.Subscribe()
+		defer sub.Close()
+		return dnsserver.Follow(ctx, sub, rc, d.hosts, func(ix *dnsserver.RecordIndex) {
+			d.srv.SetIndex(ix)
+			d.current.Store(ix)
+		})
+	})
+}
+
+// nsAddrs are the addresses of ns1.{domain}: the listen address, or for a wildcard listen
+// (":53", "0.0.0.0:53") every address of this host but link-local ones, as mesos-dns does.
+func nsAddrs(listen string) []netip.Addr {
+	ap, err := netip.ParseAddrPort(listen)
+	if err != nil {
+		return nil
+	}
+	if !ap.Addr().IsUnspecified() {
+		return []netip.Addr{ap.Addr().Unmap()}
+	}
+	ifaddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range ifaddrs {
+		p, err := netip.ParsePrefix(a.String())
+		if err != nil || p.Addr().IsLinkLocalUnicast() {
+			continue
+		}
+		if ap.Addr().Is4() && !p.Addr().Is4() {
+			continue // a 0.0.0.0 listen serves IPv4 only
+		}
+		out = append(out, p.Addr().Unmap())
+	}
+	return out
+}
+
+// listening is the "DNS listening" readiness check.
+func (d *dnsFrontEnd) listening() error {
+	select {
+	case <-d.srv.Ready():
+		return nil
+	default:
+		return fmt.Errorf("not listening on %s yet", d.srv.Addr())
+	}
+}
+
+// The api.MesosDNS view of the current index.
+
+func (d *dnsFrontEnd) Hosts(name string) []api.HostRecord {
+	var out []api.HostRecord
+	for _, h := range d.current.Load().Hosts(name) {
+		out = append(out, api.HostRecord(h))
+	}
+	return out
+}
+
+func (d *dnsFrontEnd) Services(name string) []api.ServiceRecord {
+	var out []api.ServiceRecord
+	for _, s := range d.current.Load().Services(name) {
+		out = append(out, api.ServiceRecord(s))
+	}
+	return out
+}
+
+func (d *dnsFrontEnd) Enumerate() any {
+	if ix := d.current.Load(); ix != nil {
+		return ix.Enumerate()
+	}
+	return dnsserver.Enumeration{}
+}
+
+func (d *dnsFrontEnd) AXFR() any {
+	if ix := d.current.Load(); ix != nil {
+		return ix.AXFR()
+	}
+	return dnsserver.NewRecordIndex(d.records.Domain, 0, nil).AXFR()
+}
+
+func (d *dnsFrontEnd) Config() any { return d.config }
+
+// redacted replaces every secret in /v1/config.
+const redacted = "(redacted)"
+
+// mesosDNSConfig is /v1/config: mesos-dns's field names where one exists, secrets redacted.
+func mesosDNSConfig(cfg dnsserver.Config, rc dnsserver.RecordConfig, src *sourceFlags) any {
+	zk := *src.mesosZK
+	if u, err := url.Parse(zk); err == nil && u.User != nil {
+		u.User = url.User(redacted)
+		zk = u.String()
+	}
+	var creds any
+	if user, _, ok := strings.Cut(*src.mesosAuth, ":"); ok {
+		creds = map[string]string{"Principal": user, "Secret": redacted}
+	}
+	return map[string]any{
+		"Masters":           src.mesosMasters.vals,
+		"Zk":                zk,
+		"MesosCredentials":  creds,
+		"MesosHTTPSOn":      *src.mesosHTTPS,
+		"RefreshSeconds":    int(src.mesosRefresh.Seconds()),
+		"TTL":               cfg.TTL,
+		"SOAMinttl":         cfg.NegativeTTL,
+		"Domain":            rc.Domain,
+		"Listener":          cfg.Listen,
+		"Resolvers":         cfg.Upstreams,
+		"ZoneResolvers":     cfg.ZoneUpstreams,
+		"ExternalOn":        cfg.Forward,
+		"ForwardAllow":      cfg.ForwardAllow,
+		"Timeout":           cfg.UpstreamTimeout.Seconds(),
+		"IPSources":         rc.IPSources,
+		"EnforceRFC952":     rc.EnforceRFC952,
+		"HealthyOnly":       rc.HealthyOnly,
+		"MarathonFramework": rc.MarathonFramework,
+		"Mname":             "ns1." + rc.Domain + ".",
+		"Email":             "root.ns1." + rc.Domain + ".",
+		"DnsOn":             true,
+		"HttpOn":            true,
+	}
+}
