@@ -646,15 +646,15 @@ func sameFile(alertFile, path string) bool {
 
 // Check builds snap and validates it the way Run would (leaving out the apps HAProxy's
 // alerts point at), without installing it or touching HAProxy: `lodestar render --check`.
-// It returns the configuration and every app left out.
-func (a *Applier) Check(ctx context.Context, snap *discovery.Snapshot) ([]byte, []ExcludedApp, error) {
-	m, r, _, err := a.validated(ctx, snap, nil)
+// It returns the configuration, every app left out, and how many `haproxy -c` runs it took.
+func (a *Applier) Check(ctx context.Context, snap *discovery.Snapshot) ([]byte, []ExcludedApp, int, error) {
+	m, r, rec, err := a.validated(ctx, snap, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, rec.Validations, err
 	}
 	os.Remove(a.cfg.ConfigPath + ".new")
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.setModelExclusionsLocked(m)
-	return r.Config, slices.Clone(a.status.Excluded), nil
+	return r.Config, slices.Clone(a.status.Excluded), rec.Validations, nil
 }

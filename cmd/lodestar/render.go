@@ -97,7 +97,7 @@ func printConfig(ctx context.Context, stdout, stderr io.Writer, snap *discovery.
 		if err != nil {
 			return err
 		}
-		if cfg, excluded, err = a.Check(ctx, snap); err != nil {
+		if cfg, excluded, _, err = a.Check(ctx, snap); err != nil {
 			return err
 		}
 	} else {

@@ -1,0 +1,175 @@
+package haproxy
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lodestar-lb/lodestar/discovery"
+	"github.com/lodestar-lb/lodestar/internal/haproxytest"
+	"github.com/lodestar-lb/lodestar/internal/logtest"
+	"github.com/lodestar-lb/lodestar/templates"
+)
+
+// applierConfig binds everything on free loopback ports in a short run directory.
+func applierConfig(t *testing.T) ApplierConfig {
+	t.Helper()
+	dir := haproxytest.SocketDir(t)
+	bind := func() string { return "127.0.0.1:" + strconv.Itoa(haproxytest.FreePort(t)) }
+	if _, err := EnsureSelfSignedCert(filepath.Join(dir, "default.pem")); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := logtest.New()
+	return ApplierConfig{
+		Build: Config{Groups: []string{"*"}, Templates: templates.Builtin(), RunDir: dir,
+			HTTPBind: bind(), HTTPSBind: bind(), StatsBind: bind(), AppIDBind: bind(), HardStopAfter: 30 * time.Second},
+		Bin:    haproxytest.Bin(t),
+		Logger: log,
+	}
+}
+
+// manyApps makes n vhost apps with one task each, on service ports from base.
+func manyApps(n, base int) []*discovery.App {
+	apps := make([]*discovery.App, n)
+	for i := range apps {
+		apps[i] = app(fmt.Sprintf("/team/app%03d", i), withPorts(base+i),
+			withLabel("HAPROXY_0_VHOST", fmt.Sprintf("app%03d.test", i)),
+			withLabel("HAPROXY_0_BIND_ADDR", "127.0.0.1"),
+			withTasks(task(fmt.Sprintf("t%03d", i), host("127.0.0.1"), ports(40000+i))))
+	}
+	return apps
+}
+
+// TestCheckExcludesWhatHAProxyRejects: among 100 apps, one carries a bind option only HAProxy
+// knows is wrong. It is left out with HAProxy's own message, the other 99 stay, and it takes
+// exactly two `haproxy -c` runs, not one per app as marathon-lb does.
+func TestCheckExcludesWhatHAProxyRejects(t *testing.T) {
+	cfg := applierConfig(t)
+	a, err := NewApplier(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps := manyApps(100, 20000)
+	apps[42].Labels["HAPROXY_0_BIND_OPTIONS"] = "no-such-bind-keyword"
+	snap := snapshot(t, apps...)
+
+	conf, excluded, validations, err := a.Check(context.Background(), snap)
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if validations != 2 {
+		t.Errorf("%d validations, want 2 (one that fails, one without the blamed app)", validations)
+	}
+	if len(excluded) != 1 || excluded[0].AppID != "/team/app042" {
+		t.Fatalf("excluded %+v, want only /team/app042", excluded)
+	}
+	if !strings.Contains(excluded[0].Reason, "no-such-bind-keyword") || len(excluded[0].HAProxy) == 0 {
+		t.Errorf("exclusion %+v should carry HAProxy's alert naming the keyword", excluded[0])
+	}
+	text := string(conf)
+	if strings.Contains(text, "team_app042_20042") {
+		t.Error("the rejected app is still in the configuration")
+	}
+	for _, i := range []int{0, 41, 43, 99} {
+		if name := fmt.Sprintf("backend team_app%03d_%d", i, 20000+i); !strings.Contains(text, name) {
+			t.Errorf("configuration lacks %q", name)
+		}
+	}
+}
+
+// TestCheckValidConfigTakesOneValidation: a configuration HAProxy accepts is checked once.
+func TestCheckValidConfigTakesOneValidation(t *testing.T) {
+	a, err := NewApplier(applierConfig(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, excluded, validations, err := a.Check(context.Background(), snapshot(t, manyApps(5, 21000)...))
+	if err != nil || validations != 1 || len(excluded) != 0 {
+		t.Fatalf("Check = %d validations, excluded %v, err %v; want 1, none, nil", validations, excluded, err)
+	}
+}
+
+// TestApplierRuntimeThenCoalescedReload drives a real HAProxy: a task change goes through the
+// Runtime API with no reload, and a burst of structural changes inside the coalescing window
+// becomes a single reload.
+func TestApplierRuntimeThenCoalescedReload(t *testing.T) {
+	cfg := applierConfig(t)
+	cfg.ReloadMinWait, cfg.ReloadMaxWait = time.Second, 10*time.Second
+	proc, err := NewProcess(ProcessConfig{Bin: cfg.Bin, ConfigPath: filepath.Join(cfg.Build.RunDir, "haproxy.cfg"),
+		RunDir: cfg.Build.RunDir, Logger: cfg.Logger, StopTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewApplier(cfg, proc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := newTestRegistry(t)
+	apps := manyApps(3, 22000)
+	reg.replace(t, apps...)
+	sub := reg.Subscribe()
+	defer sub.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	go func() { done <- a.Run(ctx, sub) }()
+	go func() {
+		<-a.Written()
+		done <- proc.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	})
+	haproxytest.WaitFor(t, 20*time.Second, func() bool { return a.Applied() == nil }, "the first configuration applied and HAProxy started")
+	master := proc.Master()
+	reloads := func() int {
+		n, err := master.ReloadCount(context.Background())
+		if err != nil {
+			t.Fatalf("show proc: %v", err)
+		}
+		return n
+	}
+	base := reloads()
+
+	// A task moves: runtime only.
+	apps[1] = app(apps[1].ID, withPorts(22001), withLabel("HAPROXY_0_VHOST", "app001.test"), withLabel("HAPROXY_0_BIND_ADDR", "127.0.0.1"),
+		withTasks(task("t001-b", host("127.0.0.1"), ports(41001))))
+	reg.replace(t, apps...)
+	haproxytest.WaitFor(t, 10*time.Second, func() bool { return a.Status().RuntimeApplies == 1 }, "a runtime apply")
+	if got := reloads(); got != base {
+		t.Fatalf("a task change reloaded HAProxy (%d → %d reloads)", base, got)
+	}
+	if !strings.Contains(string(a.Config()), "127.0.0.1:41001") {
+		t.Error("the configuration on record does not have the moved task")
+	}
+
+	// Three new apps in quick succession: one reload.
+	for i := range 3 {
+		apps = append(apps, manyApps(1, 22100+i)[0])
+		apps[len(apps)-1].ID = fmt.Sprintf("/burst/app%d", i)
+		reg.replace(t, apps...)
+	}
+	haproxytest.WaitFor(t, 20*time.Second, func() bool { return a.Status().Reloads >= 1 }, "a reload")
+	// Every app of the burst is in the one reload.
+	for i := range 3 {
+		if name := fmt.Sprintf("backend burst_app%d_%d", i, 22100+i); !strings.Contains(string(a.Config()), name) {
+			t.Errorf("configuration after the reload lacks %q", name)
+		}
+	}
+	st := a.Status()
+	if st.Reloads != 1 || reloads() != base+1 {
+		t.Errorf("%d reloads recorded, HAProxy counted %d; want exactly one for the burst", st.Reloads, reloads()-base)
+	}
+	if st.LastApply == nil || st.LastApply.Kind != "reload" || !strings.Contains(st.LastApply.Reason, "burst") {
+		t.Errorf("last apply %+v, want a reload naming a burst backend", st.LastApply)
+	}
+}
