@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -465,6 +466,10 @@ func (p *Process) readOutput(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	level := slog.LevelInfo
+	// HAProxy prints its own warnings (server DOWN, proxy stopped, …) on stderr and sends the
+	// same event to `log stdout` right after; recent messages are kept to log each event once.
+	var recent [16]string
+	next := 0
 	for sc.Scan() {
 		line := sc.Text()
 		p.out.add(line)
@@ -475,7 +480,10 @@ func (p *Process) readOutput(r io.Reader) {
 		switch m := logLineRE.FindStringSubmatch(line); {
 		case m != nil:
 			level = haproxyLevel(m[1])
-			p.log.Log(context.Background(), level, strings.TrimSpace(m[3]), "haproxy_pid", m[2])
+			msg := strings.TrimSpace(m[3])
+			recent[next] = eventKey(msg)
+			next = (next + 1) % len(recent)
+			p.log.Log(context.Background(), level, msg, "haproxy_pid", m[2])
 			continue
 		case strings.HasPrefix(strings.TrimLeft(line, " \t"), "| "):
 			// Continuation of the previous message: keep its level.
@@ -487,9 +495,17 @@ func (p *Process) readOutput(r io.Reader) {
 				text = line[len(m[0]):]
 			}
 		}
-		p.log.Log(context.Background(), level, strings.TrimSpace(text))
+		text = strings.TrimSpace(text)
+		if slices.Contains(recent[:], eventKey(text)) {
+			continue
+		}
+		p.log.Log(context.Background(), level, text)
 	}
 }
+
+// eventKey compares an event as stderr and the log stream word it: the log leaves out the
+// quotes around names.
+func eventKey(msg string) string { return strings.ReplaceAll(msg, "'", "") }
 
 func haproxyLevel(tag string) slog.Level {
 	switch tag {
