@@ -504,21 +504,27 @@ func (d *fastDec) mapKey(ks, ke int, plain bool) (string, error) {
 	if !plain {
 		return d.stringAt(ks, ke, plain)
 	}
-	raw := d.data[ks:ke]
+	return d.internRaw(d.data[ks:ke]), nil
+}
+
+// internRaw returns raw, the contents of a plain string (see scanString), as a string that
+// serves every occurrence of the same value in the document: label keys, agent and framework
+// ids, task states, … The first maxInterned distinct values are kept.
+func (d *fastDec) internRaw(raw []byte) string {
 	if k, ok := d.keys[string(raw)]; ok {
-		return k, nil
+		return k
 	}
 	k := string(raw)
-	if len(d.keys) < maxInternedKeys {
+	if len(d.keys) < maxInterned {
 		if d.keys == nil {
 			d.keys = make(map[string]string)
 		}
 		d.keys[k] = k
 	}
-	return k, nil
+	return k
 }
 
-const maxInternedKeys = 4096
+const maxInterned = 1 << 16
 
 // str reads a string (null leaves *s as it is).
 func (d *fastDec) str(s *string) error {
@@ -729,21 +735,11 @@ func (d *fastDec) strMap(m *map[string]string) error {
 // decodeSlice reads an array into *s with encoding/json's semantics: null sets nil, elements
 // decode into what *s already holds (up to its capacity), and [] is an empty non-nil slice.
 func decodeSlice[T any](d *fastDec, s *[]T, elem func(*fastDec, *T) error) error {
-	d.ws()
-	switch d.peek() {
-	case '[':
-	case 'n':
-		*s = nil
-		return d.lit("null")
-	case 0:
-		return errFastSyntax
-	default:
-		return errFastType
-	}
-	d.pos++
-	d.depth++
-	if d.depth > maxJSONDepth {
-		return errFastSyntax
+	if ok, err := d.arrOpen(); !ok {
+		if err == nil {
+			*s = nil
+		}
+		return err
 	}
 	v := *s
 	i := 0
@@ -775,6 +771,25 @@ func decodeSlice[T any](d *fastDec, s *[]T, elem func(*fastDec, *T) error) error
 	}
 	*s = v
 	return nil
+}
+
+// arrOpen starts reading an array: true after its '[', false after a null.
+func (d *fastDec) arrOpen() (bool, error) {
+	d.ws()
+	switch d.peek() {
+	case '[':
+		d.pos++
+		d.depth++
+		if d.depth > maxJSONDepth {
+			return false, errFastSyntax
+		}
+		return true, nil
+	case 'n':
+		return false, d.lit("null")
+	case 0:
+		return false, errFastSyntax
+	}
+	return false, errFastType
 }
 
 // decodePtr reads an object into **p, allocating it when nil; null sets nil.
@@ -922,15 +937,22 @@ func foldSetOf[T any]() foldSet {
 
 // has reports whether the ASCII key equals one of the names, ignoring case.
 func (f *foldSet) has(key []byte) bool {
+	return f.index(key) >= 0
+}
+
+// index returns the position in names of the first name the ASCII key equals ignoring case,
+// or -1. For a struct's fold set (foldSetOf) that is the field encoding/json decodes the key
+// into, when no two of its names are equal ignoring case.
+func (f *foldSet) index(key []byte) int {
 	if len(key) >= 64 || f.lens&(1<<len(key)) == 0 {
-		return false
+		return -1
 	}
-	for _, n := range f.names {
-		if len(n) == len(key) && asciiEqualFold(key, n) {
-			return true
+	for i, n := range f.names {
+		if len(n) == len(key) && (string(key) == n || asciiEqualFold(key, n)) {
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 func asciiEqualFold(b []byte, s string) bool {

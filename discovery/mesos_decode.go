@@ -8,74 +8,107 @@ import (
 	"strings"
 )
 
+// The wire types mirror the parts of a Mesos master's /master/state that lodestar reads.
+// mesos_fastjson.go decodes the same fields, by the JSON names read from these types.
 type wireMesosState struct {
-	Leader     string `json:"leader"`
-	Hostname   string `json:"hostname"`
-	LeaderInfo *struct {
-		Hostname string `json:"hostname"`
-		Port     int    `json:"port"`
-		Address  *struct {
-			IP   string `json:"ip"`
-			Port int    `json:"port"`
-		} `json:"address"`
-	} `json:"leader_info"`
-	Frameworks []struct {
+	Leader     string          `json:"leader"`
+	Hostname   string          `json:"hostname"`
+	LeaderInfo *wireLeaderInfo `json:"leader_info"`
+	Frameworks []wireFramework `json:"frameworks"`
+	Slaves     []wireAgent     `json:"slaves"`
+}
+
+// The nested wire types are aliases of unnamed struct types, not named types, so that
+// encoding/json's error messages (which print the Go types) read as they always have.
+type (
+	wireLeaderInfo = struct {
+		Hostname string            `json:"hostname"`
+		Port     int               `json:"port"`
+		Address  *wireMesosAddress `json:"address"`
+	}
+	wireMesosAddress = struct {
+		IP   string `json:"ip"`
+		Port int    `json:"port"`
+	}
+	wireFramework = struct {
 		ID       string          `json:"id"`
 		Name     string          `json:"name"`
 		PID      string          `json:"pid"`
 		Hostname string          `json:"hostname"`
 		Tasks    []wireMesosTask `json:"tasks"`
-	} `json:"frameworks"`
-	Slaves []struct {
+	}
+	wireAgent = struct {
 		ID       string `json:"id"`
 		Hostname string `json:"hostname"`
 		PID      string `json:"pid"`
-	} `json:"slaves"`
-}
+	}
+	wireResources = struct {
+		Ports string `json:"ports"`
+	}
+	wireTaskStatus = struct {
+		State           string               `json:"state"`
+		Timestamp       float64              `json:"timestamp"`
+		Labels          json.RawMessage      `json:"labels"`
+		ContainerStatus *wireContainerStatus `json:"container_status"`
+	}
+	wireContainerStatus = struct {
+		NetworkInfos []wireNetworkInfo `json:"network_infos"`
+	}
+	wireNetworkInfo = struct {
+		IPAddresses []wireNetworkIP `json:"ip_addresses"`
+	}
+	wireNetworkIP = struct {
+		IPAddress string `json:"ip_address"`
+	}
+	wireMesosDiscovery = struct {
+		Name  string                  `json:"name"`
+		Ports wireMesosDiscoveryPorts `json:"ports"`
+	}
+	wireMesosDiscoveryPorts = struct {
+		Ports []wireMesosDiscoveryPort `json:"ports"`
+	}
+	wireMesosDiscoveryPort = struct {
+		Number   int    `json:"number"`
+		Protocol string `json:"protocol"`
+		Name     string `json:"name"`
+	}
+)
 
 type wireLabels struct {
 	Labels []Label `json:"labels"`
 }
 
 type wireMesosTask struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
-	FrameworkID string `json:"framework_id"`
-	SlaveID     string `json:"slave_id"`
-	State       string `json:"state"`
-	Resources   struct {
-		Ports string `json:"ports"`
-	} `json:"resources"`
-	Labels   json.RawMessage `json:"labels"`
-	Statuses []struct {
-		State           string          `json:"state"`
-		Timestamp       float64         `json:"timestamp"`
-		Labels          json.RawMessage `json:"labels"`
-		ContainerStatus *struct {
-			NetworkInfos []struct {
-				IPAddresses []struct {
-					IPAddress string `json:"ip_address"`
-				} `json:"ip_addresses"`
-			} `json:"network_infos"`
-		} `json:"container_status"`
-	} `json:"statuses"`
-	Discovery *struct {
-		Name  string `json:"name"`
-		Ports struct {
-			Ports []struct {
-				Number   int    `json:"number"`
-				Protocol string `json:"protocol"`
-				Name     string `json:"name"`
-			} `json:"ports"`
-		} `json:"ports"`
-	} `json:"discovery"`
+	ID          string              `json:"id"`
+	Name        string              `json:"name"`
+	FrameworkID string              `json:"framework_id"`
+	SlaveID     string              `json:"slave_id"`
+	State       string              `json:"state"`
+	Resources   wireResources       `json:"resources"`
+	Labels      json.RawMessage     `json:"labels"`
+	Statuses    []wireTaskStatus    `json:"statuses"`
+	Discovery   *wireMesosDiscovery `json:"discovery"`
 }
 
 // maxTaskPorts bounds how many ports one task's `resources.ports` ranges may expand to.
 const maxTaskPorts = 10000
 
 // DecodeMesosState decodes a Mesos master's /master/state (or state.json) document.
+//
+// It uses the hand-written decoder of mesos_fastjson.go, which gives the same results as
+// decodeMesosStateStd (encoding/json) and hands it every input it is not sure about,
+// including every one that is an error.
 func DecodeMesosState(data []byte) (*MesosState, error) {
+	if st, ok := decodeMesosStateFast(data); ok {
+		return st, nil
+	}
+	return decodeMesosStateStd(data)
+}
+
+// decodeMesosStateStd is DecodeMesosState on encoding/json: the reference implementation.
+// The fast decoder falls back to it for documents that are not well-formed, unusual or wrong,
+// and the tests compare the two.
+func decodeMesosStateStd(data []byte) (*MesosState, error) {
 	var w wireMesosState
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, fmt.Errorf("malformed Mesos state JSON: %w", err)
