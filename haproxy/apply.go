@@ -68,6 +68,18 @@ type Applier struct {
 	// validationAlerts holds, per app, HAProxy's alerts from the newest validation that
 	// left it out.
 	validationAlerts map[string][]string
+
+	// blamed are the apps (or deployment groups) HAProxy's validation rejected. They stay out,
+	// without another validation, until their definition changes. Owned by Run's goroutine.
+	blamed map[string]blame
+}
+
+// blame is why an app was left out after HAProxy rejected it, and the definition it was
+// rejected with.
+type blame struct {
+	reason string
+	alerts []string
+	print  string
 }
 
 // ApplierStatus is what GET /v1/haproxy/status reports.
@@ -242,7 +254,7 @@ func (a *Applier) apply(ctx context.Context, snap *discovery.Snapshot, reason st
 	defer cancel()
 	start := time.Now()
 	running := a.runningModel()
-	next := Build(snap, a.buildConfig(nil), running)
+	next := Build(snap, a.buildConfig(a.stillBlamed(snap)), running)
 	plan := MakePlan(running, next)
 	switch {
 	case plan.Empty():
@@ -316,6 +328,14 @@ func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running 
 		return err
 	}
 	plan := MakePlan(running, m)
+	if running != nil && !plan.Reload {
+		// Leaving out what HAProxy rejected brought it back to what runs: no reload needed.
+		if plan.Empty() {
+			a.noteExclusions(m)
+			return nil
+		}
+		return a.runtime(ctx, m, plan)
+	}
 	if a.hasProcess() && len(plan.Runtime) > 0 {
 		cmds := make([]string, len(plan.Runtime))
 		for i, c := range plan.Runtime {
@@ -336,7 +356,7 @@ func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running 
 		if err := a.saveState(ctx, m); err != nil {
 			a.log.Warn("saving HAProxy's server state failed", "err", err)
 		}
-		if err := a.proc.Master().Reload(ctx); err != nil {
+		if err := a.proc.Reload(ctx); err != nil {
 			// The file is valid and installed: a restart by the supervisor would pick it up.
 			rec.Kind = "failed"
 			a.publish(m, r)
@@ -360,8 +380,11 @@ func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running 
 // whatever the number of apps.
 func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, running *Model) (*Model, *Rendered, ApplyRecord, error) {
 	var rec ApplyRecord
-	exclude := map[string]string{}
+	exclude := a.stillBlamed(snap)
 	alerts := map[string][]string{}
+	for owner := range exclude {
+		alerts[owner] = a.blamed[owner].alerts
+	}
 	for attempt := 1; ; attempt++ {
 		m := Build(snap, a.buildConfig(exclude), running)
 		r, err := Render(m)
@@ -377,6 +400,10 @@ func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, runni
 		ObserveValidation(err == nil)
 		if err == nil {
 			a.setValidationExclusions(alerts)
+			a.blamed = make(map[string]blame, len(exclude))
+			for owner, reason := range exclude {
+				a.blamed[owner] = blame{reason: reason, alerts: alerts[owner], print: definitionPrint(snap, owner)}
+			}
 			return m, r, rec, nil
 		}
 		os.Remove(tmp)
@@ -406,6 +433,40 @@ func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, runni
 		a.log.Warn("HAProxy rejected the configuration; leaving out the apps its alerts point at",
 			"apps", slices.Sorted(maps.Keys(exclude)), "alerts", len(verr.Alerts))
 	}
+}
+
+// stillBlamed returns the apps HAProxy rejected whose definition has not changed since, with
+// the reason; an app that changed gets another chance.
+func (a *Applier) stillBlamed(snap *discovery.Snapshot) map[string]string {
+	out := make(map[string]string, len(a.blamed))
+	for owner, b := range a.blamed {
+		if p := definitionPrint(snap, owner); p != "" && p == b.print {
+			out[owner] = b.reason
+		}
+	}
+	return out
+}
+
+// definitionPrint sums up what of an app's definition reaches the configuration (labels,
+// ports, health checks, networking; not its tasks or instance count). An owner that is a
+// zero-downtime deployment group ("/<group>") sums up every app of the group. "" when no
+// app has that owner any more.
+func definitionPrint(snap *discovery.Snapshot, owner string) string {
+	one := func(app *discovery.App) string {
+		return fmt.Sprint(app.ID, app.Labels, app.Ports, app.HealthChecks, app.Network)
+	}
+	if app := snap.App(owner); app != nil {
+		return one(app)
+	}
+	group := strings.TrimPrefix(owner, "/")
+	var b strings.Builder
+	snap.Apps.Each(func(app *discovery.App) bool {
+		if app.Labels[LabelDeploymentGroup] == group {
+			b.WriteString(one(app))
+		}
+		return true
+	})
+	return b.String()
 }
 
 // buildConfig is the build configuration with exclusions.
@@ -483,7 +544,7 @@ func (a *Applier) ReloadFromDisk(ctx context.Context) error {
 	if !a.hasProcess() {
 		return errors.New("HAProxy is not running")
 	}
-	err := a.proc.Master().Reload(ctx)
+	err := a.proc.Reload(ctx)
 	ObserveReload("signal", err == nil, time.Since(start))
 	rec := ApplyRecord{Kind: "reload", Reason: "reload of the file on disk requested", Validations: 1}
 	if err != nil {

@@ -327,8 +327,15 @@ func (p *Process) exited(inst *instance) {
 // the last resort. It returns when no process of the group is left.
 func (p *Process) stop(inst *instance) {
 	p.log.Info("haproxy stopping", "pid", inst.pid, "soft_stop_timeout", p.cfg.StopTimeout)
-	syscall.Kill(inst.pid, syscall.SIGUSR1)
-	if !waitClosed(inst.done, p.cfg.StopTimeout) {
+	// A master that is re-executing itself for a reload loses a signal sent meanwhile; a soft
+	// stop can be asked for again, so it is repeated until the master is gone.
+	deadline := time.Now().Add(p.cfg.StopTimeout)
+	stopped := false
+	for !stopped && time.Now().Before(deadline) {
+		syscall.Kill(inst.pid, syscall.SIGUSR1)
+		stopped = waitClosed(inst.done, min(250*time.Millisecond, time.Until(deadline)))
+	}
+	if !stopped {
 		p.log.Warn("haproxy soft stop timed out; sending SIGTERM", "pid", inst.pid)
 		syscall.Kill(inst.pid, syscall.SIGTERM)
 		if !waitClosed(inst.done, 5*time.Second) {
