@@ -45,5 +45,5 @@ Stop with Ctrl-C.
 MSG
 "$bin" serve --apps-file examples/apps.json --mesos-state-file examples/state.json \
   --api-listen "$api" --run-dir "$run" --group '*' \
-  --http-bind "$http" --https-bind "$https" --stats-bind "$stats" \
+  --http-bind "$http" --https-bind "$https" --stats-bind "$stats" --appid-bind 127.0.0.1:9091 \
   --dns-listen "$dns"

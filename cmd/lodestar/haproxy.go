@@ -23,6 +23,7 @@ type haproxyFlags struct {
 	httpBind       *string
 	httpsBind      *string
 	statsBind      *string
+	appIDBind      *string
 	dontBind       *bool
 	sslCerts       *listFlag
 	templatesDir   *string
@@ -43,6 +44,7 @@ func addHAProxyFlags(c *command) *haproxyFlags {
 		httpBind:       fs.String("http-bind", haproxy.DefaultHTTPBind, "`address` of the shared HTTP frontend (vhost routing)"),
 		httpsBind:      fs.String("https-bind", haproxy.DefaultHTTPSBind, "`address` of the shared HTTPS frontend (SNI routing)"),
 		statsBind:      fs.String("stats-bind", haproxy.DefaultStatsBind, "`address` of HAProxy's stats page and Prometheus exporter (/metrics)"),
+		appIDBind:      fs.String("appid-bind", haproxy.DefaultAppIDBind, "`address` of marathon-lb's X-Marathon-App-Id frontend (see --no-appid-frontend)"),
 		dontBind:       fs.Bool("dont-bind-http-https", false, "leave out the shared HTTP and HTTPS frontends"),
 		sslCerts:       addList(c, "ssl-certs", "certificate `file`s (PEM with key) of the HTTPS frontend; without them a self-signed one is made in --run-dir"),
 		templatesDir:   fs.String("templates-dir", "", "`directory` of HAPROXY_<NAME> template overrides"),
@@ -75,7 +77,7 @@ func (f *haproxyFlags) buildConfig(runDir string, getenv func(string) string) (h
 	}
 	cfg := haproxy.Config{
 		Groups: f.groups.vals, StrictMode: *f.strict, HAProxyMap: *f.useMap,
-		HTTPBind: *f.httpBind, HTTPSBind: *f.httpsBind, StatsBind: *f.statsBind,
+		HTTPBind: *f.httpBind, HTTPSBind: *f.httpsBind, StatsBind: *f.statsBind, AppIDBind: *f.appIDBind,
 		DontBindHTTPHTTPS: *f.dontBind, NoAppIDFrontend: *f.noAppIDBinding,
 		RunDir: runDir, TemplatesDir: resolvePath(*f.templatesDir), Getenv: getenv,
 		SSLCerts: f.sslCerts.vals, MaxConn: *f.maxConn,
