@@ -51,10 +51,12 @@ demo: build deps-demo
 bench: check-go
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# make bench-dns: dnsperf against lodestar serving a generated 10,200-task Mesos state.
+# make bench-dns: dnsperf against lodestar serving a generated 10,200-task Mesos state, then
+# the time to the first answer and the peak RSS with a 100,200-task state.
 bench-dns: build
 	@scripts/apt-install.sh $(BENCH_TOOLS)
 	scripts/bench-dns.sh $(BIN)
+	scripts/bench-ingest.sh $(BIN)
 
 clean:
 	rm -rf bin

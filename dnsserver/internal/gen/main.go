@@ -1,12 +1,19 @@
-// Command gen makes the cluster of the DNS benchmark (scripts/bench-dns.sh): 1,000 Marathon apps
-// of 10 tasks and one of 200, on 100 agents — 10,200 running tasks.
+// Command gen makes the clusters of the DNS benchmarks. The 10k cluster (scripts/bench-dns.sh) is
+// 1,000 Marathon apps of 10 tasks and one of 200, on 100 agents — 10,200 running tasks, each with
+// a netinfo address and one host port. The 100k cluster (scripts/bench-ingest.sh) is the DNS
+// issue's ingest shape, that of BenchmarkIngest100k: 10,000 apps of 10 tasks and one of 200, on
+// 1,000 agents — 100,200 tasks with two host ports each, every second one with a netinfo address
+// (the others are answered with their agent's), every fifth with DiscoveryInfo named ports.
 //
-//	gen state -out DIR       writes DIR/state.json (a Mesos /master/state document) and the
-//	                         dnsperf query files DIR/queries-{a,srv,nxdomain}.txt
+//	gen state -out DIR [-size 10k|100k]
+//	                         writes DIR/state.json (a Mesos /master/state document), the dnsperf
+//	                         query files DIR/queries-{a,srv,nxdomain}.txt and DIR/answer-a.txt:
+//	                         one A name of the state and the addresses it must resolve to, a
+//	                         line "NAME ADDRESS" per address
 //	gen serve -listen ADDR [-cpuprofile FILE]
-//	                         serves the same names with dnsserver, from a hand-built index, until
-//	                         interrupted: the benchmark's stand-in for `lodestar serve` when the
-//	                         binary at hand cannot serve DNS
+//	                         serves the names of the 10k cluster with dnsserver, from a hand-built
+//	                         index, until interrupted: the benchmark's stand-in for `lodestar
+//	                         serve` when the binary at hand cannot serve DNS
 //	gen freeport             prints a loopback port free for both UDP and TCP
 //
 // Names follow mesos-dns; the query files use only names that do not
@@ -37,17 +44,32 @@ import (
 	"github.com/lodestar-lb/lodestar/dnsserver"
 )
 
-const (
-	apps        = 1000
-	tasksPerApp = 10
-	bigTasks    = 200
-	agents      = 100
-	queries     = 10000 // lines per query file; dnsperf cycles through them
-)
+const queries = 10000 // lines per query file; dnsperf cycles through them
+
+// shape is the size and make-up of a generated cluster.
+type shape struct {
+	apps, tasksPerApp, bigTasks, agents int
+	// netinfoEvery: every netinfoEvery-th task has a netinfo address (1: all of them).
+	netinfoEvery int
+	// discoveryEvery: every discoveryEvery-th task has a DiscoveryInfo naming its host ports
+	// (0: none).
+	discoveryEvery int
+	// hostPorts is the number of host ports of every task.
+	hostPorts int
+	// extras adds what real documents carry and lodestar skips: a TASK_STARTING status before
+	// the running one, a task label, cpus, mem and disk resources.
+	extras bool
+}
+
+// shapes are the clusters of `gen state -size`.
+var shapes = map[string]shape{
+	"10k":  {apps: 1000, tasksPerApp: 10, bigTasks: 200, agents: 100, netinfoEvery: 1, hostPorts: 1},
+	"100k": {apps: 10000, tasksPerApp: 10, bigTasks: 200, agents: 1000, netinfoEvery: 2, discoveryEvery: 5, hostPorts: 2, extras: true},
+}
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: gen state -out DIR | gen serve -listen ADDR | gen freeport")
+		fmt.Fprintln(os.Stderr, "usage: gen state -out DIR [-size 10k|100k] | gen serve -listen ADDR | gen freeport")
 		os.Exit(2)
 	}
 	var err error
@@ -55,8 +77,14 @@ func main() {
 	case "state":
 		fs := flag.NewFlagSet("state", flag.ExitOnError)
 		out := fs.String("out", ".", "directory for state.json and the query files")
+		size := fs.String("size", "10k", "cluster: 10k (10,200 tasks) or 100k (100,200 tasks)")
 		fs.Parse(os.Args[2:])
-		err = writeState(*out)
+		sh, ok := shapes[*size]
+		if !ok {
+			err = fmt.Errorf("-size %q: want 10k or 100k", *size)
+			break
+		}
+		err = writeState(*out, sh)
 	case "serve":
 		fs := flag.NewFlagSet("serve", flag.ExitOnError)
 		listen := fs.String("listen", "127.0.0.1:8053", "UDP and TCP address")
@@ -82,58 +110,93 @@ type task struct {
 	app   string
 	id    string
 	agent int
-	ip    netip.Addr
-	port  int
+	// ip is the task's netinfo address; invalid when it has none.
+	ip netip.Addr
+	// port is the first of its host ports.
+	port      int
+	discovery bool
 }
 
-// cluster lists every task, app by app.
-func cluster() []task {
+// addr is the address mesos-dns answers for the task: its netinfo address, else its agent's.
+func (t task) addr() string {
+	if t.ip.IsValid() {
+		return t.ip.String()
+	}
+	return agentIP(t.agent)
+}
+
+// cluster lists every task of sh, app by app.
+func cluster(sh shape) []task {
 	var out []task
 	add := func(app string, n int) {
 		for i := range n {
 			k := len(out)
-			out = append(out, task{
-				app:   app,
-				id:    fmt.Sprintf("%s.%08x-0000-11e4-a088-c20493233aa5", app, k),
-				agent: k % agents,
-				ip:    netip.AddrFrom4([4]byte{10, 2, byte(k >> 8), byte(k)}),
-				port:  31000 + i,
-			})
+			t := task{
+				app:       app,
+				id:        fmt.Sprintf("%s.%08x-0000-11e4-a088-c20493233aa5", app, k),
+				agent:     k % sh.agents,
+				port:      31000 + i*sh.hostPorts,
+				discovery: sh.discoveryEvery > 0 && k%sh.discoveryEvery == 0,
+			}
+			if k%sh.netinfoEvery == 0 {
+				t.ip = netip.AddrFrom4([4]byte{10, 2 + byte(k>>16), byte(k >> 8), byte(k)})
+			}
+			out = append(out, t)
 		}
 	}
-	for a := range apps {
-		add(fmt.Sprintf("app-%d", a), tasksPerApp)
+	for a := range sh.apps {
+		add(appName(a), sh.tasksPerApp)
 	}
-	add("big", bigTasks)
+	add("big", sh.bigTasks)
 	return out
 }
 
+func appName(i int) string { return fmt.Sprintf("app-%d", i) }
 func agentID(i int) string { return fmt.Sprintf("20140916-194712-631065744-5050-4798-S%d", i) }
-func agentIP(i int) string { return fmt.Sprintf("10.1.0.%d", i+1) }
+func agentIP(i int) string { return fmt.Sprintf("10.1.%d.%d", (i+1)>>8, (i+1)&255) }
 
-// writeState writes state.json and the query files.
-func writeState(dir string) error {
+// writeState writes state.json, the query files and answer-a.txt of the cluster sh.
+func writeState(dir string, sh shape) error {
 	type ipAddr struct {
 		IPAddress string `json:"ip_address"`
 	}
 	type netInfo struct {
 		IPAddresses []ipAddr `json:"ip_addresses"`
 	}
+	type containerStatus struct {
+		NetworkInfos []netInfo `json:"network_infos"`
+	}
 	type status struct {
-		State           string  `json:"state"`
-		Timestamp       float64 `json:"timestamp"`
-		ContainerStatus struct {
-			NetworkInfos []netInfo `json:"network_infos"`
-		} `json:"container_status"`
+		State           string           `json:"state"`
+		Timestamp       float64          `json:"timestamp"`
+		ContainerStatus *containerStatus `json:"container_status,omitempty"`
+	}
+	type label struct {
+		Key   string `json:"key"`
+		Value string `json:"value"`
+	}
+	type discoveryPort struct {
+		Number   int    `json:"number"`
+		Protocol string `json:"protocol"`
+		Name     string `json:"name"`
+	}
+	type discovery struct {
+		Visibility string `json:"visibility"`
+		Name       string `json:"name"`
+		Ports      struct {
+			Ports []discoveryPort `json:"ports"`
+		} `json:"ports"`
 	}
 	type mtask struct {
-		ID          string            `json:"id"`
-		Name        string            `json:"name"`
-		FrameworkID string            `json:"framework_id"`
-		SlaveID     string            `json:"slave_id"`
-		State       string            `json:"state"`
-		Resources   map[string]string `json:"resources"`
-		Statuses    []status          `json:"statuses"`
+		ID          string         `json:"id"`
+		Name        string         `json:"name"`
+		FrameworkID string         `json:"framework_id"`
+		SlaveID     string         `json:"slave_id"`
+		State       string         `json:"state"`
+		Resources   map[string]any `json:"resources"`
+		Labels      []label        `json:"labels,omitempty"`
+		Statuses    []status       `json:"statuses"`
+		Discovery   *discovery     `json:"discovery,omitempty"`
 	}
 	type slave struct {
 		ID       string `json:"id"`
@@ -141,18 +204,39 @@ func writeState(dir string) error {
 		PID      string `json:"pid"`
 	}
 	const fwID = "20140703-014514-3041283216-5050-5349-0000"
+	portNames := []string{"http", "admin"}
+	all := cluster(sh)
 	var tasks []mtask
-	for _, t := range cluster() {
+	for k, t := range all {
 		st := status{State: "TASK_RUNNING", Timestamp: 1.7e9}
-		st.ContainerStatus.NetworkInfos = []netInfo{{IPAddresses: []ipAddr{{t.ip.String()}}}}
-		tasks = append(tasks, mtask{
+		if t.ip.IsValid() {
+			st.ContainerStatus = &containerStatus{NetworkInfos: []netInfo{{IPAddresses: []ipAddr{{t.ip.String()}}}}}
+		}
+		mt := mtask{
 			ID: t.id, Name: t.app, FrameworkID: fwID, SlaveID: agentID(t.agent), State: "TASK_RUNNING",
-			Resources: map[string]string{"ports": fmt.Sprintf("[%d-%d]", t.port, t.port)},
+			Resources: map[string]any{"ports": fmt.Sprintf("[%d-%d]", t.port, t.port+sh.hostPorts-1)},
 			Statuses:  []status{st},
-		})
+		}
+		if sh.extras {
+			mt.Resources["cpus"], mt.Resources["mem"], mt.Resources["disk"] = 0.25, 256, 0
+			mt.Labels = []label{{Key: "team", Value: fmt.Sprintf("t%d", k%40)}}
+			mt.Statuses = []status{{State: "TASK_STARTING", Timestamp: 1.7e9 - 1}, st}
+		}
+		if t.discovery {
+			d := &discovery{Visibility: "FRAMEWORK", Name: t.app}
+			for p := range sh.hostPorts {
+				name := fmt.Sprintf("port%d", p)
+				if p < len(portNames) {
+					name = portNames[p]
+				}
+				d.Ports.Ports = append(d.Ports.Ports, discoveryPort{Number: t.port + p, Protocol: "tcp", Name: name})
+			}
+			mt.Discovery = d
+		}
+		tasks = append(tasks, mt)
 	}
 	var slaves []slave
-	for i := range agents {
+	for i := range sh.agents {
 		slaves = append(slaves, slave{ID: agentID(i), Hostname: agentIP(i), PID: "slave(1)@" + agentIP(i) + ":5051"})
 	}
 	state := map[string]any{
@@ -171,8 +255,8 @@ func writeState(dir string) error {
 		return err
 	}
 	files := map[string]func(i int) string{
-		"queries-a.txt":        func(i int) string { return fmt.Sprintf("app-%d.marathon.mesos A", i%apps) },
-		"queries-srv.txt":      func(i int) string { return fmt.Sprintf("_app-%d._tcp.marathon.mesos SRV", i%apps) },
+		"queries-a.txt":        func(i int) string { return fmt.Sprintf("app-%d.marathon.mesos A", i%sh.apps) },
+		"queries-srv.txt":      func(i int) string { return fmt.Sprintf("_app-%d._tcp.marathon.mesos SRV", i%sh.apps) },
 		"queries-nxdomain.txt": func(i int) string { return fmt.Sprintf("nope-%d.marathon.mesos A", i) },
 	}
 	for name, line := range files {
@@ -180,7 +264,11 @@ func writeState(dir string) error {
 			return err
 		}
 	}
-	return nil
+	// The last of the regular apps: its tasks are near the end of the document.
+	last := all[(sh.apps-1)*sh.tasksPerApp : sh.apps*sh.tasksPerApp]
+	return writeLines(filepath.Join(dir, "answer-a.txt"), len(last), func(i int) string {
+		return last[i].app + ".marathon.mesos. " + last[i].addr()
+	})
 }
 
 func writeLines(path string, n int, line func(int) string) error {
@@ -213,7 +301,7 @@ func index() *dnsserver.RecordIndex {
 		}
 		return rs
 	}
-	for _, t := range cluster() {
+	for _, t := range cluster(shapes["10k"]) {
 		h := fnv.New32a()
 		h.Write([]byte(t.id))
 		canonical := fmt.Sprintf("%s-%05x-s%d", t.app, h.Sum32()&0xFFFFF, t.agent)
