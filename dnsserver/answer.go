@@ -3,7 +3,9 @@ package dnsserver
 import (
 	"encoding/binary"
 	"net/netip"
+	"runtime"
 	"strings"
+	"sync"
 	"unsafe"
 )
 
@@ -201,37 +203,95 @@ type zoneAnswers struct {
 	records      int // resource records in the index
 }
 
-// compileZone builds the wire-format answers of every name of ix.
+// compileZone builds the wire-format answers of every name of ix. A big zone is compiled by
+// one goroutine per CPU (up to 4), each over its share of the names with its own compiler:
+// compiling is most of the time from a new Mesos state to answering it.
 func compileZone(ix *RecordIndex, apex string, ttl, negTTL uint32, ra bool) *zoneAnswers {
 	z := &zoneAnswers{
 		ix: ix, apex: apex, serial: ix.Serial, ttl: ttl, negTTL: negTTL, ra: ra,
 		names:        make(map[string]nameAnswers, ix.Len()+1),
 		nonTerminals: map[string]struct{}{},
 	}
-	c := &zoneCompiler{z: z}
-	for _, name := range ix.Names() {
-		rs := ix.Lookup(name)
+	workers := 1
+	if ix.Len() >= parallelCompileNames {
+		workers = min(runtime.GOMAXPROCS(0), 4)
+	}
+	shares := make([][]namedSet, workers)
+	i := 0
+	for name, rs := range ix.All() {
 		if rs == nil || !inZone(name, apex) {
 			continue
 		}
-		base := headerLen + wireNameLen(name) + 4
-		z.names[name] = nameAnswers{
-			a:    c.addrs(base, rs.A, typeA),
-			aaaa: c.addrs(base, rs.AAAA, typeAAAA),
-			srv:  c.srv(base, name, rs.SRV),
-		}
-		z.records += len(rs.A) + len(rs.AAAA) + len(rs.SRV)
-		for p := parentName(name); len(p) > len(apex); p = parentName(p) {
-			if ix.Lookup(p) != nil {
-				break
-			}
-			z.nonTerminals[p] = struct{}{}
-		}
+		shares[i%workers] = append(shares[i%workers], namedSet{name, rs})
+		i++
 	}
+	parts := make([]compiledPart, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() { parts[w] = compileShare(z, shares[w]) })
+	}
+	wg.Wait()
+	for _, p := range parts {
+		for _, n := range p.names {
+			z.names[n.name] = n.answers
+		}
+		for _, nt := range p.nonTerminals {
+			z.nonTerminals[nt] = struct{}{}
+		}
+		z.records += p.records
+	}
+	c := &zoneCompiler{z: z}
 	na := z.names[apex]
 	na.soa, na.ns = c.apexSOA(), c.apexNS()
 	z.names[apex] = na
 	return z
+}
+
+// parallelCompileNames is the zone size from which compiling is spread over several CPUs.
+const parallelCompileNames = 20000
+
+type namedSet struct {
+	name string
+	rs   *RecordSet
+}
+
+// compiledPart is what one compiling goroutine made; compileZone merges the parts.
+type compiledPart struct {
+	names []struct {
+		name    string
+		answers nameAnswers
+	}
+	nonTerminals []string
+	records      int
+}
+
+// compileShare compiles some names of z's index. It only reads z.
+func compileShare(z *zoneAnswers, share []namedSet) compiledPart {
+	c := &zoneCompiler{z: z}
+	var p compiledPart
+	p.names = make([]struct {
+		name    string
+		answers nameAnswers
+	}, 0, len(share))
+	for _, e := range share {
+		base := headerLen + wireNameLen(e.name) + 4
+		p.names = append(p.names, struct {
+			name    string
+			answers nameAnswers
+		}{e.name, nameAnswers{
+			a:    c.addrs(base, e.rs.A, typeA),
+			aaaa: c.addrs(base, e.rs.AAAA, typeAAAA),
+			srv:  c.srv(base, e.name, e.rs.SRV),
+		}})
+		p.records += len(e.rs.A) + len(e.rs.AAAA) + len(e.rs.SRV)
+		for n := parentName(e.name); len(n) > len(z.apex); n = parentName(n) {
+			if z.ix.Lookup(n) != nil {
+				break
+			}
+			p.nonTerminals = append(p.nonTerminals, n)
+		}
+	}
+	return p
 }
 
 // zoneCompiler builds rrAnswers. Their bytes, offsets and the rrAnswers themselves are cut from

@@ -30,13 +30,21 @@ type upstream struct {
 func startUpstream(t *testing.T, ip string) *upstream {
 	t.Helper()
 	u := &upstream{ip: ip}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
+	// The UDP port the kernel picks may be in use over TCP (by another test's connection):
+	// pick again until both are free.
+	var pc net.PacketConn
+	var ln net.Listener
+	for attempt := 0; ln == nil; attempt++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
+			pc.Close()
+			if attempt == 20 {
+				t.Fatal(err)
+			}
+		}
 	}
 	u.addr = pc.LocalAddr().String()
 	u.udp = &dns.Server{PacketConn: pc, Handler: u}
@@ -394,17 +402,25 @@ func TestMetricsCountQueriesAndUpstreamFailures(t *testing.T) {
 	exchange(t, "udp", s.Addr(), newQuery("nope.mesos.", dns.TypeA, 0))
 	exchange(t, "tcp", s.Addr(), newQuery("_app._tcp.marathon.mesos.", dns.TypeSRV, 0))
 	exchange(t, "udp", s.Addr(), newQuery("example.org.", dns.TypeMX, 0))
+	// A query is counted after its reply is written: poll until the count shows, or time out.
 	for _, c := range []struct {
-		name        string
-		got, before float64
+		name   string
+		get    func() float64
+		before float64
 	}{
-		{"A NXDOMAIN", counterValue(t, srvQueries.WithLabelValues("A", "NXDOMAIN")), nx},
-		{"SRV NOERROR over TCP", counterValue(t, srvQueries.WithLabelValues("SRV", "NOERROR")), srv},
-		{"MX SERVFAIL", counterValue(t, srvQueries.WithLabelValues("MX", "SERVFAIL")), fail},
-		{"upstream REFUSED", counterValue(t, srvUpstreamFailures.WithLabelValues(broken.addr, "rcode")), upFail},
+		{"A NXDOMAIN", func() float64 { return counterValue(t, srvQueries.WithLabelValues("A", "NXDOMAIN")) }, nx},
+		{"SRV NOERROR over TCP", func() float64 { return counterValue(t, srvQueries.WithLabelValues("SRV", "NOERROR")) }, srv},
+		{"MX SERVFAIL", func() float64 { return counterValue(t, srvQueries.WithLabelValues("MX", "SERVFAIL")) }, fail},
+		{"upstream REFUSED", func() float64 { return counterValue(t, srvUpstreamFailures.WithLabelValues(broken.addr, "rcode")) }, upFail},
 	} {
-		if c.got != c.before+1 {
-			t.Errorf("%s counted %v times, want 1", c.name, c.got-c.before)
+		deadline := time.Now().Add(5 * time.Second)
+		got := c.get()
+		for got < c.before+1 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+			got = c.get()
+		}
+		if got != c.before+1 {
+			t.Errorf("%s counted %v times, want 1", c.name, got-c.before)
 		}
 	}
 	if v := gaugeValue(t, srvZoneRecords); v != float64(3+2+3+1+1+1+1+2*8+2*20+2*400+100) {

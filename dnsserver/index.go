@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"bufio"
 	"io"
+	"iter"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -84,6 +85,21 @@ func (ix *RecordIndex) Counts() (a, aaaa, srv int) {
 		return 0, 0, 0
 	}
 	return ix.counts[0], ix.counts[1], ix.counts[2]
+}
+
+// All yields every owner name and its records, in no particular order (cheaper than Names when
+// the order does not matter).
+func (ix *RecordIndex) All() iter.Seq2[string, *RecordSet] {
+	return func(yield func(string, *RecordSet) bool) {
+		if ix == nil {
+			return
+		}
+		for name, rs := range ix.names {
+			if !yield(name, rs) {
+				return
+			}
+		}
+	}
 }
 
 // Names returns every owner name, sorted.

@@ -100,9 +100,12 @@ func (c *HostCache) resolve(host string) {
 		// Keep the last answer: a resolver hiccup must not drop a framework's records.
 		return
 	}
+	// A copy: the resolver's slice is not ours to change, and Lookup hands ours out.
+	unmapped := make([]netip.Addr, len(addrs))
 	for i, a := range addrs {
-		addrs[i] = a.Unmap()
+		unmapped[i] = a.Unmap()
 	}
+	addrs = unmapped
 	if !equalAddrs(e.addrs, addrs) {
 		e.addrs = addrs
 		select {

@@ -138,6 +138,7 @@ func (f *dnsServeFlags) serverConfig(log *slog.Logger) (dnsserver.Config, error)
 // dnsFrontEnd is the DNS server of `serve` with the record index it serves, for the mesos-dns
 // HTTP endpoints.
 type dnsFrontEnd struct {
+	log     *slog.Logger
 	srv     *dnsserver.Server
 	records dnsserver.RecordConfig
 	hosts   *dnsserver.HostCache
@@ -165,7 +166,7 @@ func (f *dnsServeFlags) build(log *slog.Logger, src *sourceFlags) (*dnsFrontEnd,
 	if err != nil {
 		return nil, err
 	}
-	d := &dnsFrontEnd{srv: srv}
+	d := &dnsFrontEnd{srv: srv, log: log}
 	d.hosts = dnsserver.NewHostCache(func(ctx context.Context, host string) ([]netip.Addr, error) {
 		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	}, 5*time.Minute)
@@ -197,9 +198,18 @@ func (d *dnsFrontEnd) run(ctx context.Context, g *errgroup.Group, reg *discovery
 		rc.NSAddrs = nsAddrs(d.srv.Addr())
 		sub := reg.Subscribe()
 		defer sub.Close()
+		first := true
 		return dnsserver.Follow(ctx, sub, rc, d.hosts, func(ix *dnsserver.RecordIndex) {
+			start := time.Now()
 			d.srv.SetIndex(ix)
 			d.current.Store(ix)
+			a, aaaa, srv := ix.Counts()
+			level := slog.LevelDebug
+			if first {
+				level, first = slog.LevelInfo, false
+			}
+			d.log.Log(ctx, level, "DNS records updated", "names", ix.Len(), "a", a, "aaaa", aaaa, "srv", srv,
+				"serial", ix.Serial, "compile", time.Since(start).Round(time.Millisecond))
 		})
 	})
 }
