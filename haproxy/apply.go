@@ -328,7 +328,7 @@ func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running 
 		return err
 	}
 	plan := MakePlan(running, m)
-	if running != nil && !plan.Reload {
+	if running != nil && !plan.Reload && reasonKind(reason) != "runtime_failed" {
 		// Leaving out what HAProxy rejected brought it back to what runs: no reload needed.
 		if plan.Empty() {
 			a.noteExclusions(m)

@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"net/url"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -286,16 +286,17 @@ func (d *dnsFrontEnd) AXFR() any {
 
 func (d *dnsFrontEnd) Config() any { return d.config }
 
+// zkCredentials matches the user:password@ part of a zk:// URL.
+var zkCredentials = regexp.MustCompile(`^(zk://)[^/]*@`)
+
 // redacted replaces every secret in /v1/config.
 const redacted = "(redacted)"
 
 // mesosDNSConfig is /v1/config: mesos-dns's field names where one exists, secrets redacted.
 func mesosDNSConfig(cfg dnsserver.Config, rc dnsserver.RecordConfig, src *sourceFlags) any {
-	zk := *src.mesosZK
-	if u, err := url.Parse(zk); err == nil && u.User != nil {
-		u.User = url.User(redacted)
-		zk = u.String()
-	}
+	// Credentials in a ZooKeeper URL are cut out by hand: url.Parse rejects some URLs the
+	// Mesos source accepts (host lists, a % in the password) and would show them raw.
+	zk := zkCredentials.ReplaceAllString(*src.mesosZK, "${1}"+redacted+"@")
 	var creds any
 	if user, _, ok := strings.Cut(*src.mesosAuth, ":"); ok {
 		creds = map[string]string{"Principal": user, "Secret": redacted}
