@@ -62,6 +62,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	checks  map[string]func() error
+	front   Frontends
 	started bool
 	addr    string
 

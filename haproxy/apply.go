@@ -88,6 +88,8 @@ type ApplierStatus struct {
 	ConfigPath string `json:"config_path"`
 	// LastApply is the newest apply; nil before the first.
 	LastApply *ApplyRecord `json:"last_apply"`
+	// LastReload is the newest apply that reloaded HAProxy; nil before the first.
+	LastReload *ApplyRecord `json:"last_reload,omitempty"`
 	// Reloads and RuntimeApplies count applies of each kind since start.
 	Reloads        int `json:"reloads"`
 	RuntimeApplies int `json:"runtime_applies"`
@@ -254,7 +256,7 @@ func (a *Applier) apply(ctx context.Context, snap *discovery.Snapshot, reason st
 	defer cancel()
 	start := time.Now()
 	running := a.runningModel()
-	next := Build(snap, a.buildConfig(a.stillBlamed(snap)), running)
+	next := timedBuild(snap, a.buildConfig(a.stillBlamed(snap)), running)
 	plan := MakePlan(running, next)
 	switch {
 	case plan.Empty():
@@ -283,7 +285,7 @@ func (a *Applier) apply(ctx context.Context, snap *discovery.Snapshot, reason st
 // server state, so a later reload or restart starts from the same servers.
 func (a *Applier) runtime(ctx context.Context, next *Model, plan Plan) error {
 	start := time.Now()
-	r, err := Render(next)
+	r, err := timedRender(next)
 	if err != nil {
 		return err
 	}
@@ -386,8 +388,8 @@ func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, runni
 		alerts[owner] = a.blamed[owner].alerts
 	}
 	for attempt := 1; ; attempt++ {
-		m := Build(snap, a.buildConfig(exclude), running)
-		r, err := Render(m)
+		m := timedBuild(snap, a.buildConfig(exclude), running)
+		r, err := timedRender(m)
 		if err != nil {
 			return nil, nil, rec, fmt.Errorf("rendering: %w", err)
 		}
@@ -579,6 +581,7 @@ func (a *Applier) record(rec ApplyRecord, start time.Time, err error, m *Model) 
 	switch rec.Kind {
 	case "reload":
 		a.status.Reloads++
+		a.status.LastReload = &rec
 	case "runtime":
 		a.status.RuntimeApplies++
 	}

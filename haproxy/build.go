@@ -947,7 +947,7 @@ func (b *builder) render(s *svc) (*out, error) {
 	if err != nil {
 		return nil, err
 	}
-	be := &Backend{Name: s.name, ID: s.id, Owner: u.key, ServicePort: s.port, Mode: mode, Head: head,
+	be := &Backend{Name: s.name, ID: s.id, Owner: u.key, PortIndex: s.idx, ServicePort: s.port, Mode: mode, Head: head,
 		shape: shape, server: sr, RuntimeServers: runtimeSafe(shape, sr)}
 	if !sr.perSlotCheckPort {
 		sr.checkPort = staticCheckPort

@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/lodestar-lb/lodestar/discovery"
 )
 
 // Metrics of the HAProxy front end (namespace lodestar, subsystem haproxy), registered with the
@@ -34,6 +36,16 @@ var (
 		Namespace: "lodestar", Subsystem: "haproxy", Name: "process_restarts_total",
 		Help: "Times the supervisor started HAProxy again after it exited on its own.",
 	})
+	metricBuildDuration = promauto.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "lodestar", Subsystem: "haproxy", Name: "build_duration_seconds",
+		Help:    "Time to turn a registry snapshot into a configuration model (labels parsed, servers placed).",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 10),
+	})
+	metricRenderDuration = promauto.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "lodestar", Subsystem: "haproxy", Name: "render_duration_seconds",
+		Help:    "Time to write a configuration model as haproxy.cfg and map files.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 10),
+	})
 	metricProcessUp = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: "lodestar", Subsystem: "haproxy", Name: "process_up",
 		Help: "1 while the supervised HAProxy master answers on its master socket, else 0.",
@@ -62,4 +74,20 @@ func ObserveRuntime(n int, ok bool) {
 // ObserveValidation records one `haproxy -c` run.
 func ObserveValidation(ok bool) {
 	metricValidations.WithLabelValues(resultLabel(ok)).Inc()
+}
+
+// timedBuild is Build, timed into lodestar_haproxy_build_duration_seconds.
+func timedBuild(snap *discovery.Snapshot, cfg Config, prev *Model) *Model {
+	start := time.Now()
+	m := Build(snap, cfg, prev)
+	metricBuildDuration.Observe(time.Since(start).Seconds())
+	return m
+}
+
+// timedRender is Render, timed into lodestar_haproxy_render_duration_seconds.
+func timedRender(m *Model) (*Rendered, error) {
+	start := time.Now()
+	r, err := Render(m)
+	metricRenderDuration.Observe(time.Since(start).Seconds())
+	return r, err
 }

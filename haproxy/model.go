@@ -246,7 +246,9 @@ type Backend struct {
 	// ID is HAProxy's numeric proxy id; it stays the same for as long as the backend exists.
 	ID int
 	// Owner is the app id, or "/<group>" for a zero-downtime deployment group.
-	Owner       string
+	Owner string
+	// PortIndex is the app's port index (the n of HAPROXY_{n}_*) this backend serves.
+	PortIndex   int
 	ServicePort int
 	Mode        string
 	// Head is the rendered section up to the server lines.

@@ -59,6 +59,10 @@ Examples:
 			return err
 		}
 		srv.AddReadyCheck("first sync", reg.Synced)
+		if err := servedRegistry.serve(reg); err != nil {
+			return err
+		}
+		front := api.Frontends{Resync: resyncer(sources)}
 
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return reg.Run(ctx) })
@@ -73,11 +77,13 @@ Examples:
 		if dnsFE != nil {
 			srv.AddReadyCheck("DNS listening", dnsFE.listening)
 			srv.MountMesosDNS(dnsFE)
+			front.DNS = dnsFE
 			dnsFE.run(ctx, g, reg)
 		}
 		if hapFE != nil {
 			srv.AddReadyCheck("first config applied", hapFE.applier.Applied)
 			srv.MountHAProxy(withResync{hapFE, func(ctx context.Context) error { return resync(ctx, sources) }})
+			front.Routing = routing{applier: hapFE.applier, reg: reg}
 			sub := reg.Subscribe()
 			g.Go(func() error {
 				defer sub.Close()
@@ -97,6 +103,7 @@ Examples:
 				return hapFE.proc.Run(ctx)
 			})
 		}
+		srv.SetFrontends(front)
 		g.Go(func() error { return srv.Run(ctx) })
 		g.Go(func() error {
 			select {

@@ -1,0 +1,155 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// The interfaces below are what the API reads from and triggers in the rest of lodestar. cmd
+// wires adapters over the HAProxy front end, the DNS front end, the sources and the
+// ZooKeeper rule writer in with Server.SetFrontends; the api package never imports them. Each
+// field of Frontends may be nil when that part is not running (no HAProxy, no DNS, no
+// --zk-rules): the endpoints that need it then answer 404 or 503 with a message saying which
+// flag turns it on, and the status page leaves that part out.
+
+// Frontends bundles what cmd wires in.
+type Frontends struct {
+	// Routing is the HAProxy front end: how each app is routed, the last apply, apps left out.
+	Routing Routing
+	// DNS is the DNS front end: records by name, names by app.
+	DNS DNSRecords
+	// Resync asks every source for a full resync (POST /v1/resync, /_mlb_signal/hup).
+	Resync Resyncer
+	// Rules reads and writes bamboo-style routing rules (/api/services).
+	Rules RuleStore
+}
+
+// Routing is what the API reads from the HAProxy front end.
+type Routing interface {
+	// AppRoutes returns how HAProxy serves each service port of the app, in port order; nil
+	// when HAProxy does not serve the app (other group, no ports, left out).
+	AppRoutes(appID string) []Route
+	// AppLabels returns the app's HAProxy labels as parsed (marathon-lb's HAPROXY_* set, JSON
+	// encodable), nil for an unknown app.
+	AppLabels(appID string) any
+	// Summary returns the last apply, the last reload and every app left out.
+	Summary() RoutingSummary
+}
+
+// Route is how HAProxy serves one service port of an app.
+type Route struct {
+	// Port is the port index (the n of HAPROXY_{n}_*), ServicePort the port HAProxy binds.
+	Port        int    `json:"port"`
+	ServicePort int    `json:"service_port"`
+	Mode        string `json:"mode"`
+	Backend     string `json:"backend"`
+	// Frontend is the app's own frontend (its service port); VHosts and Path route the shared
+	// HTTP/HTTPS frontends to it; Rule is a bamboo-style ACL replacing the vhost ACLs.
+	Frontend string   `json:"frontend,omitempty"`
+	VHosts   []string `json:"vhosts,omitempty"`
+	Path     string   `json:"path,omitempty"`
+	Rule     string   `json:"rule,omitempty"`
+	// Servers are the backend's servers that hold a task (spare slots are left out).
+	Servers []RouteServer `json:"servers"`
+}
+
+// RouteServer is one HAProxy server of a backend.
+type RouteServer struct {
+	Slot    string `json:"slot"`
+	TaskID  string `json:"task_id"`
+	Address string `json:"address"`
+	// State is what lodestar set: "ready", "drain" or "maint".
+	State string `json:"state"`
+}
+
+// RoutingSummary is the HAProxy front end at a glance.
+type RoutingSummary struct {
+	// LastApply is the newest change applied (runtime or reload); LastReload the newest
+	// reload. Nil before there was one.
+	LastApply  *Apply `json:"last_apply,omitempty"`
+	LastReload *Apply `json:"last_reload,omitempty"`
+	Reloads    int    `json:"reloads"`
+	// Excluded are the apps or ports left out of HAProxy's configuration, with why.
+	Excluded []Excluded `json:"excluded"`
+	// Healthy is "" while HAProxy runs lodestar's configuration, else why not.
+	Unhealthy string `json:"unhealthy,omitempty"`
+}
+
+// Apply is one change applied to HAProxy.
+type Apply struct {
+	// Kind is "runtime", "reload", "write" or "failed".
+	Kind     string        `json:"kind"`
+	Reason   string        `json:"reason"`
+	At       time.Time     `json:"at"`
+	Duration time.Duration `json:"duration"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// Excluded is an app or one of its ports left out of HAProxy's configuration.
+type Excluded struct {
+	AppID string `json:"app_id"`
+	// Port is the port index, -1 for the whole app.
+	Port   int    `json:"port"`
+	Reason string `json:"reason"`
+	// HAProxy holds HAProxy's alert lines when `haproxy -c` rejected the app.
+	HAProxy []string `json:"haproxy,omitempty"`
+}
+
+// DNSRecords is what the API reads from the DNS front end.
+type DNSRecords interface {
+	// Records returns every record of a name (any case, trailing dot optional), nil when the
+	// name has none.
+	Records(name string) []DNSRecord
+	// AppNames returns the DNS names (A and SRV) the app's tasks have, sorted.
+	AppNames(appID string) []string
+}
+
+// DNSRecord is one resource record.
+type DNSRecord struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+	TTL  uint32 `json:"ttl"`
+	// Data is the record's data in zone-file form ("10.0.0.1", "0 0 31000 host.mesos.").
+	Data string `json:"data"`
+}
+
+// Resyncer triggers a full resync of every source.
+type Resyncer interface {
+	Resync(ctx context.Context) error
+}
+
+// RuleStore reads and writes bamboo-style routing rules (kept in ZooKeeper).
+type RuleStore interface {
+	// List returns every rule, sorted by app id.
+	List(ctx context.Context) ([]ServiceRule, error)
+	// Put creates or replaces the rule of rule.ID.
+	Put(ctx context.Context, rule ServiceRule) error
+	// Delete removes the rule of an app; ErrNoRule when there is none.
+	Delete(ctx context.Context, id string) error
+}
+
+// ServiceRule is one bamboo-style rule: the app id and the HAProxy ACL that replaces its vhost
+// ACLs.
+type ServiceRule struct {
+	ID  string `json:"id"`
+	ACL string `json:"acl"`
+}
+
+// ErrNoRule is returned by RuleStore.Delete for an app without a rule.
+var ErrNoRule = errors.New("no rule for that app")
+
+// SetFrontends wires the front ends in. Call it before Run; the endpoints that need a front
+// end read it on every request.
+func (s *Server) SetFrontends(f Frontends) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.front = f
+}
+
+// frontends returns what SetFrontends wired in.
+func (s *Server) frontends() Frontends {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.front
+}

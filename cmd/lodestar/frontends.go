@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lodestar-lb/lodestar/api"
+	"github.com/lodestar-lb/lodestar/discovery"
+	"github.com/lodestar-lb/lodestar/dnsserver"
+	"github.com/lodestar-lb/lodestar/haproxy"
+)
+
+// The adapters below give the api package its small interfaces over the concrete front ends,
+// so that api imports neither haproxy nor dnsserver.
+
+// routing is api.Routing over the HAProxy front end; rules come from the registry.
+type routing struct {
+	applier *haproxy.Applier
+	reg     *discovery.Registry
+}
+
+func (r routing) AppRoutes(appID string) []api.Route {
+	routes := r.applier.AppRoutes(appID)
+	if len(routes) == 0 {
+		return nil
+	}
+	rule := ""
+	if rl, ok := r.reg.Snapshot().Rules[appID]; ok {
+		rule = rl.ACL
+	}
+	out := make([]api.Route, len(routes))
+	for i, rt := range routes {
+		out[i] = api.Route{Port: rt.PortIndex, ServicePort: rt.ServicePort, Mode: rt.Mode, Backend: rt.Backend,
+			Frontend: rt.Frontend, VHosts: rt.VHosts, Path: rt.Path, Servers: make([]api.RouteServer, len(rt.Servers))}
+		if i == 0 {
+			out[i].Rule = rule // a bamboo rule replaces the vhost ACLs of the first port
+		}
+		for j, s := range rt.Servers {
+			out[i].Servers[j] = api.RouteServer{Slot: s.Name, TaskID: s.TaskID, Address: s.Address(), State: s.State.String()}
+		}
+	}
+	return out
+}
+
+func (r routing) AppLabels(appID string) any {
+	if v := r.applier.AppLabels(appID); v != nil {
+		return v
+	}
+	return nil
+}
+
+func (r routing) Summary() api.RoutingSummary {
+	st := r.applier.Status()
+	sum := api.RoutingSummary{
+		LastApply: applyOf(st.LastApply), LastReload: applyOf(st.LastReload), Reloads: st.Reloads,
+		Excluded: make([]api.Excluded, len(st.Excluded)),
+	}
+	for i, e := range st.Excluded {
+		sum.Excluded[i] = api.Excluded(e)
+	}
+	if err := r.applier.Healthy(); err != nil {
+		sum.Unhealthy = err.Error()
+	}
+	return sum
+}
+
+func applyOf(rec *haproxy.ApplyRecord) *api.Apply {
+	if rec == nil {
+		return nil
+	}
+	d, _ := time.ParseDuration(rec.Duration)
+	return &api.Apply{Kind: rec.Kind, Reason: rec.Reason, At: rec.At, Duration: d, Error: rec.Error}
+}
+
+// Records and AppNames make the DNS front end an api.DNSRecords.
+
+func (d *dnsFrontEnd) Records(name string) []api.DNSRecord {
+	ix := d.current.Load()
+	if ix == nil {
+		return nil
+	}
+	fq := strings.ToLower(strings.TrimSuffix(name, ".")) + "."
+	rs := ix.Lookup(fq)
+	if rs == nil {
+		return nil
+	}
+	ttl := d.records.TTL
+	var out []api.DNSRecord
+	for _, a := range rs.A {
+		out = append(out, api.DNSRecord{Name: fq, Type: "A", TTL: ttl, Data: a.String()})
+	}
+	for _, a := range rs.AAAA {
+		out = append(out, api.DNSRecord{Name: fq, Type: "AAAA", TTL: ttl, Data: a.String()})
+	}
+	for _, s := range rs.SRV {
+		out = append(out, api.DNSRecord{Name: fq, Type: "SRV", TTL: ttl, Data: srvData(s)})
+	}
+	return out
+}
+
+func srvData(s dnsserver.SRV) string {
+	return fmt.Sprintf("%d %d %d %s", s.Priority, s.Weight, s.Port, s.Target)
+}
+
+func (d *dnsFrontEnd) AppNames(appID string) []string { return d.current.Load().AppNames(appID) }
+
+// resyncer is api.Resyncer over the sources.
+type resyncer []discovery.Source
+
+func (r resyncer) Resync(ctx context.Context) error { return resync(ctx, r) }
+
+// servedRegistry is the registry whose sources /metrics reports the sync age of. A process
+// serves one registry; tests run serve many times in one process, so the collector is
+// registered once and follows the newest registry.
+var servedRegistry = &registryCollector{}
+
+type registryCollector struct {
+	once sync.Once
+	err  error
+	cur  atomic.Pointer[discovery.Registry]
+}
+
+func (c *registryCollector) serve(reg *discovery.Registry) error {
+	c.cur.Store(reg)
+	c.once.Do(func() {
+		if err := prometheus.Register(c); err != nil {
+			c.err = fmt.Errorf("registering the sync age metric: %w", err)
+		}
+	})
+	return c.err
+}
+
+func (c *registryCollector) Describe(ch chan<- *prometheus.Desc) {
+	(*discovery.Registry)(nil).SyncAgeCollector().Describe(ch) // Describe reads no registry
+}
+
+func (c *registryCollector) Collect(ch chan<- prometheus.Metric) {
+	if reg := c.cur.Load(); reg != nil {
+		reg.SyncAgeCollector().Collect(ch)
+	}
+}

@@ -1,0 +1,41 @@
+package dnsserver
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestAppNames(t *testing.T) {
+	ix := BuildIndex(snapshotOf(loadState(t)), testConfig(), nil)
+	got := ix.AppNames("/car-store")
+	for _, want := range []string{
+		"car-store.marathon.mesos.",
+		"car-store-zinaz-0.marathon.mesos.",
+		"car-store.marathon.slave.mesos.",
+		"car-store-zinaz-0.marathon.slave.mesos.",
+		"_car-store._tcp.marathon.mesos.",
+		"_car-store._udp.marathon.slave.mesos.",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("AppNames(/car-store) lacks %s; got %q", want, got)
+		}
+	}
+	for _, n := range got {
+		if ix.Lookup(n) == nil {
+			t.Errorf("AppNames returned %s, which has no records", n)
+		}
+	}
+	if !slices.IsSorted(got) {
+		t.Errorf("AppNames not sorted: %q", got)
+	}
+	if liquor := ix.AppNames("/liquor-store"); slices.ContainsFunc(liquor, func(n string) bool { return n == "car-store.marathon.mesos." }) || len(liquor) == 0 {
+		t.Errorf("AppNames(/liquor-store) = %q", liquor)
+	}
+	if n := ix.AppNames("/no-such-app"); len(n) != 0 {
+		t.Errorf("AppNames of an unknown app = %q, want none", n)
+	}
+	var nilIx *RecordIndex
+	if n := nilIx.AppNames("/car-store"); n != nil {
+		t.Errorf("nil index: %q", n)
+	}
+}
