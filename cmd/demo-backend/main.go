@@ -8,7 +8,7 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -24,19 +24,19 @@ func main() {
 	for _, arg := range os.Args[1:] {
 		port, err := strconv.Atoi(arg)
 		if err != nil || port < 1 || port > 65535 {
-			log.Fatalf("demo-backend: %q is not a port", arg)
+			fail("not a port", "arg", arg)
 		}
 		addr := net.JoinHostPort("127.0.0.1", arg)
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			log.Fatalf("demo-backend: %v", err)
+			fail(err.Error())
 		}
 		srv := &http.Server{Handler: handler(addr)}
 		go func() { errc <- srv.Serve(ln) }()
 	}
-	log.Printf("demo-backend: serving on 127.0.0.1 ports %v", os.Args[1:])
+	slog.Info("demo-backend serving on 127.0.0.1", "ports", os.Args[1:])
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		log.Fatalf("demo-backend: %v", err)
+		fail(err.Error())
 	}
 }
 
@@ -45,4 +45,10 @@ func handler(addr string) http.Handler {
 		w.Header().Set("X-Backend", addr)
 		fmt.Fprintf(w, "hello from the task at %s: %s %s, Host %s\n", addr, r.Method, r.URL.Path, r.Host)
 	})
+}
+
+// fail logs why the backend cannot run and exits.
+func fail(msg string, args ...any) {
+	slog.Error("demo-backend: "+msg, args...)
+	os.Exit(1)
 }
