@@ -92,6 +92,10 @@ func newForwarder(cfg Config) (*forwarder, error) {
 			cfg.Logger.Warn("DNS: cannot read default upstreams", "resolv_conf", cfg.ResolvConf, "err", err)
 		}
 		f.defaults = addrs
+		if len(addrs) == 0 && len(f.zones) == 0 {
+			cfg.Logger.Warn("DNS: no upstream resolver: names outside the zone will answer SERVFAIL; give --dns-upstream, or --dns-forward=false to refuse them",
+				"resolv_conf", cfg.ResolvConf)
+		}
 	}
 	f.demoted = map[string]*atomic.Int64{}
 	for _, a := range f.defaults {
@@ -148,18 +152,31 @@ func resolvConfUpstreams(path string, local map[netip.Addr]bool) ([]string, erro
 		return nil, err
 	}
 	var out []string
+	stub := false
 	for _, s := range cc.Servers {
 		ip, err := netip.ParseAddr(s)
 		if err != nil {
 			continue
 		}
+		stub = stub || ip == resolvedStub
 		if ip = ip.Unmap(); ip.IsLoopback() || ip.IsUnspecified() || local[ip.WithZone("")] {
 			continue
 		}
 		out = append(out, net.JoinHostPort(ip.String(), cc.Port))
 	}
+	if len(out) == 0 && stub && path != resolvedResolvConf {
+		// systemd-resolved's stub: its own upstreams are listed in resolvedResolvConf.
+		return resolvConfUpstreams(resolvedResolvConf, local)
+	}
 	return out, nil
 }
+
+// resolvedStub is systemd-resolved's stub listener, the only nameserver of a resolv.conf it
+// manages; resolvedResolvConf lists the upstreams it uses, which lodestar forwards to instead.
+var (
+	resolvedStub       = netip.MustParseAddr("127.0.0.53")
+	resolvedResolvConf = "/run/systemd/resolve/resolv.conf"
+)
 
 // localAddrs are the addresses of this host's interfaces.
 func localAddrs() map[netip.Addr]bool {
@@ -226,6 +243,8 @@ func (s *Server) forward(w dns.ResponseWriter, r *dns.Msg, q *query, tcp bool) (
 		return rcodeFail, true
 	}
 	resp.Id = r.Id
+	// lodestar relays this answer; it is not the authority for it, whatever the upstream is.
+	resp.Authoritative = false
 	if !tcp {
 		limit := minUDPSize
 		if opt := r.IsEdns0(); opt != nil {

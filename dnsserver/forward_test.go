@@ -73,6 +73,7 @@ func (u *upstream) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.RecursionAvailable = true
+	m.Authoritative = true // as an authoritative upstream answers: lodestar must not pass AA on
 	if rcode != 0 {
 		m.Rcode = rcode
 		w.WriteMsg(m)
@@ -353,6 +354,28 @@ func TestResolvConfUpstreams(t *testing.T) {
 	}
 	if got := strings.Join(s.fwd.defaults, " "); got != "127.0.0.1:53 [::1]:5353" {
 		t.Errorf("given upstreams %s, want 127.0.0.1:53 [::1]:5353", got)
+	}
+}
+
+// TestResolvConfSystemdStub: a resolv.conf that names only systemd-resolved's stub leads to the
+// upstreams systemd-resolved itself uses.
+func TestResolvConfSystemdStub(t *testing.T) {
+	real := writeFile(t, "real-resolv.conf", "nameserver 192.0.2.1\nnameserver 192.0.2.2\n")
+	old := resolvedResolvConf
+	resolvedResolvConf = real
+	t.Cleanup(func() { resolvedResolvConf = old })
+	stub := writeFile(t, "resolv.conf", "nameserver 127.0.0.53\noptions edns0 trust-ad\n")
+	got, err := resolvConfUpstreams(stub, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "192.0.2.1:53 192.0.2.2:53"; strings.Join(got, " ") != want {
+		t.Errorf("upstreams %v, want %s", got, want)
+	}
+	// Another loopback resolver (lodestar itself, dnsmasq) is not followed anywhere.
+	other := writeFile(t, "other.conf", "nameserver 127.0.0.1\n")
+	if got, _ := resolvConfUpstreams(other, nil); len(got) != 0 {
+		t.Errorf("loopback-only resolv.conf: %v, want none", got)
 	}
 }
 
