@@ -46,25 +46,37 @@ func Follow(ctx context.Context, sub *discovery.Subscription, cfg RecordConfig, 
 // HostCache resolves host names (frameworks without a pid, agents known by name) off the
 // serving path: Lookup never blocks; a name it has not seen is resolved in the background and
 // Changed fires when the answer arrives, so the index is rebuilt with it. Answers are refreshed
-// after TTL.
+// after TTL. A name no Lookup asked for in hostIdleLimit (agents gone, frameworks removed) is
+// forgotten, so the cache does not grow with every host a long-lived cluster ever had.
 type HostCache struct {
 	lookup  func(ctx context.Context, host string) ([]netip.Addr, error)
 	ttl     time.Duration
+	now     func() time.Time
 	mu      sync.Mutex
 	entries map[string]*hostEntry
+	swept   time.Time
 	changed chan struct{}
 }
 
 type hostEntry struct {
 	addrs    []netip.Addr
 	expires  time.Time
+	used     time.Time
 	inFlight bool
 }
+
+// hostIdleLimit is how long a cached name lives without a Lookup; sweeps run at most every
+// hostSweepEvery. Every index build looks up each name it still needs, so only names nothing
+// refers to any more reach the limit.
+const (
+	hostIdleLimit  = 30 * time.Minute
+	hostSweepEvery = time.Minute
+)
 
 // NewHostCache returns a cache that resolves with lookup (net.DefaultResolver.LookupNetIP with
 // network "ip" in production) and keeps answers for ttl.
 func NewHostCache(lookup func(ctx context.Context, host string) ([]netip.Addr, error), ttl time.Duration) *HostCache {
-	return &HostCache{lookup: lookup, ttl: ttl, entries: map[string]*hostEntry{}, changed: make(chan struct{}, 1)}
+	return &HostCache{lookup: lookup, ttl: ttl, now: time.Now, entries: map[string]*hostEntry{}, changed: make(chan struct{}, 1)}
 }
 
 // Changed receives a value after a lookup finished with a different answer.
@@ -75,16 +87,38 @@ func (c *HostCache) Changed() <-chan struct{} { return c.changed }
 func (c *HostCache) Lookup(host string) []netip.Addr {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := c.now()
+	if now.Sub(c.swept) >= hostSweepEvery {
+		c.sweepLocked(now)
+	}
 	e := c.entries[host]
 	if e == nil {
 		e = &hostEntry{}
 		c.entries[host] = e
 	}
-	if !e.inFlight && time.Now().After(e.expires) {
+	e.used = now
+	if !e.inFlight && now.After(e.expires) {
 		e.inFlight = true
 		go c.resolve(host)
 	}
 	return e.addrs
+}
+
+// sweepLocked forgets the names no Lookup asked for in hostIdleLimit.
+func (c *HostCache) sweepLocked(now time.Time) {
+	c.swept = now
+	for host, e := range c.entries {
+		if !e.inFlight && now.Sub(e.used) > hostIdleLimit {
+			delete(c.entries, host)
+		}
+	}
+}
+
+// Len returns the number of names cached.
+func (c *HostCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
 }
 
 func (c *HostCache) resolve(host string) {
@@ -95,7 +129,7 @@ func (c *HostCache) resolve(host string) {
 	defer c.mu.Unlock()
 	e := c.entries[host]
 	e.inFlight = false
-	e.expires = time.Now().Add(c.ttl)
+	e.expires = c.now().Add(c.ttl)
 	if err != nil {
 		// Keep the last answer: a resolver hiccup must not drop a framework's records.
 		return

@@ -102,6 +102,41 @@ func TestHostCacheResolvesInBackground(t *testing.T) {
 	}
 }
 
+// TestHostCacheForgetsIdleNames: a name nothing looked up for longer than the idle limit is
+// dropped at the next sweep; a name still in use stays.
+func TestHostCacheForgetsIdleNames(t *testing.T) {
+	lookup := func(_ context.Context, host string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("127.0.0.9")}, nil
+	}
+	c := NewHostCache(lookup, time.Hour)
+	var mu sync.Mutex
+	now := time.Unix(1_700_000_000, 0)
+	c.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+
+	c.Lookup("gone.example")
+	c.Lookup("kept.example")
+	waitIdle(t, c, "gone.example")
+	waitIdle(t, c, "kept.example")
+	for range 4 { // two idle limits, with kept.example asked every quarter of one
+		advance(hostIdleLimit / 4)
+		c.Lookup("kept.example")
+		advance(hostIdleLimit / 4)
+		c.Lookup("kept.example")
+		waitIdle(t, c, "kept.example")
+	}
+	c.mu.Lock()
+	_, gone := c.entries["gone.example"]
+	_, kept := c.entries["kept.example"]
+	c.mu.Unlock()
+	if gone || !kept {
+		t.Errorf("after two idle limits: gone.example cached=%v (want false), kept.example cached=%v (want true)", gone, kept)
+	}
+	if n := c.Len(); n != 1 {
+		t.Errorf("Len = %d, want 1", n)
+	}
+}
+
 // waitIdle polls until no lookup of host is in flight.
 func waitIdle(t *testing.T, c *HostCache, host string) {
 	t.Helper()
