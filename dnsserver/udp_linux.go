@@ -121,6 +121,11 @@ func (s *Server) serveUDP(sock udpSocket, seed uint32) error {
 			if errors.Is(rerr, net.ErrClosed) || rerr == nil && errors.Is(err, net.ErrClosed) {
 				return nil
 			}
+			if rerr == nil && transientRecvError(err) {
+				// A queued ICMP error or a moment without buffers: the socket still works.
+				srvDropped.WithLabelValues("read_error").Inc()
+				continue
+			}
 			return fmt.Errorf("reading DNS queries on %s: %w", sock.conn.LocalAddr(), errors.Join(rerr, err))
 		}
 		start := time.Now()
@@ -181,4 +186,15 @@ func sockaddrAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 		ip = ip.WithZone(strconv.Itoa(int(sa.Scope_id)))
 	}
 	return netip.AddrPortFrom(ip, port)
+}
+
+// transientRecvError reports whether a recvmmsg error leaves the socket usable: errors
+// reported for an earlier packet (ICMP unreachable, refused) or a short lack of memory.
+func transientRecvError(err error) bool {
+	for _, e := range []error{unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.ENOBUFS, unix.ENOMEM, unix.ETIMEDOUT} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
