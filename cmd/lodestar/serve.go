@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"golang.org/x/sync/errgroup"
 
@@ -36,6 +37,9 @@ Examples:
 	c.run = func() error {
 		log, err := logs.logger(stderr)
 		if err != nil {
+			return err
+		}
+		if err := prepareRunDir(*runDir); err != nil {
 			return err
 		}
 		sources, err := src.build(log, *runDir)
@@ -155,5 +159,38 @@ func resync(ctx context.Context, sources []discovery.Source) error {
 	return nil
 }
 
-// defaultRunDir is where lodestar keeps its files unless --run-dir says otherwise.
-func defaultRunDir() string { return filepath.Join(os.TempDir(), "lodestar") }
+// defaultRunDir is where lodestar keeps its files unless --run-dir says otherwise: /run/lodestar
+// for root (a systemd unit or a container), else the user's runtime directory, else a
+// directory of the user's own under $TMPDIR.
+func defaultRunDir() string {
+	if os.Geteuid() == 0 {
+		return "/run/lodestar"
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "lodestar")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("lodestar-%d", os.Geteuid()))
+}
+
+// prepareRunDir creates the run directory and refuses one that others could tamper with:
+// HAProxy's configuration and its master socket (which runs commands) live there, so it must
+// be a real directory, owned by this user and writable by nobody else.
+func prepareRunDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("--run-dir: %w", err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("--run-dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("--run-dir %s is not a directory (a symbolic link?): give a directory of lodestar's own", dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("--run-dir %s belongs to uid %d, not to lodestar's uid %d: give a directory of lodestar's own", dir, st.Uid, os.Geteuid())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("--run-dir %s is writable by others (mode %v): HAProxy's config and master socket live there; chmod go-w it or give another directory", dir, fi.Mode().Perm())
+	}
+	return nil
+}
