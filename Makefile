@@ -11,7 +11,7 @@ BIN     := bin/lodestar
 # Debian packages the tests and the demo use, as "command:package" pairs: a package is
 # installed only when its command is missing.
 TEST_TOOLS := curl:curl haproxy:haproxy /usr/share/java/zookeeper.jar:zookeeper java:default-jre-headless \
-              named:bind9 dig:dnsutils
+              named:bind9 dig:dnsutils chromium:chromium
 BENCH_TOOLS := dnsperf:dnsperf wrk:wrk
 DEMO_TOOLS := curl:curl haproxy:haproxy dig:dnsutils
 
