@@ -1,7 +1,34 @@
-// Package api is lodestar's HTTP API on gorilla/mux: the registry as JSON (/v1/apps), liveness
-// (/healthz), readiness (/readyz) and Prometheus metrics (/metrics). Other packages mount
-// their endpoints on Router; cmd wires them through small interfaces, so this package never
-// imports a front end.
+// Package api is lodestar's HTTP API on gorilla/mux. Other packages mount their endpoints on
+// Router; cmd wires the front ends in through the small interfaces of frontends.go
+// (Server.SetFrontends), so this package never imports a front end.
+//
+// Endpoints (JSON unless noted; errors are {"error": "..."}):
+//
+//	GET  /healthz                    liveness and version
+//	GET  /readyz                     readiness checks (503 while one fails)
+//	GET  /metrics                    Prometheus metrics (text)
+//	GET  /v1/apps                    the registry: every app with its tasks, and every source
+//	GET  /v1/apps/{id}               one app (the id keeps its slashes: /v1/apps/shop/web):
+//	                                 labels, ports, HAProxy labels as parsed, routes, tasks
+//	                                 with eligibility and why, DNS names; 404 for unknown ids
+//	GET  /v1/dns/records?name=N      every DNS record of a name (needs --dns-listen)
+//	POST /v1/resync                  full resync of every source
+//	GET  /api/services               bamboo: every routing rule, by app id (needs --zk-rules,
+//	                                 as do the next three)
+//	POST /api/services               bamboo: create or replace a rule
+//	PUT  /api/services/{id}          bamboo: create or replace the rule of an app
+//	DELETE /api/services/{id}        bamboo: remove the rule of an app
+//	GET  /api/state                  bamboo: the template data (apps and rules, from the
+//	                                 registry snapshot)
+//
+// MountHAProxy adds /v1/haproxy/config, /v1/haproxy/status and marathon-lb's /_haproxy_* and
+// /_mlb_signal/{hup,usr1}; MountMesosDNS adds mesos-dns's /v1/version, /v1/config,
+// /v1/hosts/{host}, /v1/services/{service}, /v1/enumerate and /v1/axfr. The status page is
+// served at /.
+//
+// Mutating requests (POST, PUT, DELETE, PATCH, and every /_mlb_signal/* whatever the method)
+// need the credential of Config.Auth (--api-auth); with none configured they are served only
+// while the API listens on loopback, and refused with 403 otherwise.
 package api
 
 import (
@@ -16,6 +43,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -43,6 +71,9 @@ type Config struct {
 	Version string
 	// ShutdownTimeout bounds the graceful shutdown; DefaultShutdownTimeout when zero.
 	ShutdownTimeout time.Duration
+	// Auth is the credential mutating requests need (ParseAuth builds it from --api-auth).
+	// Without one they are served only while the API listens on loopback.
+	Auth Auth
 }
 
 // Registry is what the API reads from the service registry. *discovery.Registry implements it.
@@ -66,6 +97,10 @@ type Server struct {
 	started bool
 	addr    string
 
+	// local says whether the API listens on loopback only: from Config.Listen until Serve
+	// knows the bound address. Without Auth, mutating requests need it.
+	local atomic.Bool
+
 	ready chan struct{}
 }
 
@@ -87,6 +122,9 @@ func New(cfg Config, reg Registry) (*Server, error) {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if err := cfg.Auth.validate(); err != nil {
+		return nil, fmt.Errorf("api: auth: %w", err)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -98,17 +136,27 @@ func New(cfg Config, reg Registry) (*Server, error) {
 		checks: map[string]func() error{},
 		ready:  make(chan struct{}),
 	}
+	s.local.Store(isLoopbackHostPort(cfg.Listen))
 	r := s.router
+	// App ids and bamboo rule ids keep their slashes, and clients escape them (%2F): the
+	// decoded path then holds "//", which path cleaning would answer with a redirect that
+	// PUT and DELETE clients do not follow. No route here depends on cleaned paths.
+	r.SkipClean(true)
 	// Middlewares run only for matched routes; the 404 and 405 handlers are wrapped by hand so
-	// that every request is counted and logged.
-	r.Use(s.instrument)
+	// that every request is counted and logged. Authentication runs inside instrument, so
+	// refused requests are counted too.
+	r.Use(s.instrument, s.authenticate)
 	r.NotFoundHandler = s.instrumentAs("(not found)", http.HandlerFunc(notFound))
 	r.MethodNotAllowedHandler = s.instrumentAs("(method not allowed)", http.HandlerFunc(methodNotAllowed))
 
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v1/apps", s.apps).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v1/apps/{id:.+}", s.app).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v1/dns/records", s.dnsRecords).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v1/resync", s.resync).Methods(http.MethodPost)
 	r.Handle("/metrics", promhttp.Handler()).Methods(http.MethodGet, http.MethodHead)
+	s.mountBamboo()
 	return s, nil
 }
 
@@ -125,35 +173,56 @@ func (s *Server) AddReadyCheck(name string, check func() error) {
 	s.checks[name] = check
 }
 
-// Ready is closed once Run listens; Addr is valid from then on.
+// Ready is closed once Run or Serve listens; Addr is valid from then on.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
-// Addr returns the address Run listens on (with the real port when Listen asked for port 0),
-// or "" before Run listens.
+// Addr returns the address Run or Serve listens on (with the real port when Listen asked for
+// port 0), or "" before it listens.
 func (s *Server) Addr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.addr
 }
 
-// Run listens and serves until ctx ends, then shuts down gracefully: it stops accepting, waits
-// up to the shutdown timeout for requests in flight, and closes what is left. It returns nil
-// after a clean shutdown, and an error when it cannot listen, serving fails, or requests had
-// to be cut off.
+// Run listens on Config.Listen and serves until ctx ends, then shuts down gracefully: it
+// stops accepting, waits up to the shutdown timeout for requests in flight, and closes what is
+// left. It returns nil after a clean shutdown, and an error when it cannot listen, serving
+// fails, or requests had to be cut off.
 func (s *Server) Run(ctx context.Context) error {
-	s.mu.Lock()
-	if s.started {
-		s.mu.Unlock()
-		return errors.New("api: Run called twice")
+	if err := s.start(); err != nil {
+		return err
 	}
-	s.started = true
-	s.mu.Unlock()
-
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("api: listen on %s: %w (is another process using that address? change the API listen address)",
 			s.cfg.Listen, listenCause(err))
 	}
+	return s.serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened (systemd socket activation, tests); it takes
+// ln over and closes it. Whether mutating requests need no credential is decided from
+// ln.Addr(): only a loopback address (or a unix socket) serves them without Config.Auth.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if err := s.start(); err != nil {
+		ln.Close()
+		return err
+	}
+	return s.serve(ctx, ln)
+}
+
+// start marks the server started; a Server serves once.
+func (s *Server) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("api: Run or Serve called twice")
+	}
+	s.started = true
+	return nil
+}
+
+func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.router,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -161,11 +230,17 @@ func (s *Server) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	local := isLoopback(ln.Addr())
+	s.local.Store(local)
 	s.mu.Lock()
 	s.addr = ln.Addr().String()
 	s.mu.Unlock()
 	close(s.ready)
-	s.log.Info("API listening", "addr", ln.Addr().String())
+	s.log.Info("API listening", "addr", ln.Addr().String(), "auth", s.cfg.Auth.String())
+	if !local && !s.cfg.Auth.Enabled() {
+		s.log.Warn("the API listens beyond loopback without --api-auth: POST, PUT, DELETE and /_mlb_signal/* are refused (403)",
+			"addr", ln.Addr().String())
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -176,7 +251,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(sctx)
+	err := srv.Shutdown(sctx)
 	<-served // http.ErrServerClosed once Shutdown has begun
 	if err != nil {
 		srv.Close()
@@ -184,6 +259,14 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("API stopped", "addr", ln.Addr().String())
 	return nil
+}
+
+// listenAddr is the bound address once serving, else the configured one.
+func (s *Server) listenAddr() string {
+	if a := s.Addr(); a != "" {
+		return a
+	}
+	return s.cfg.Listen
 }
 
 // listenCause strips net.Listen's "listen tcp ADDR:" prefix, which repeats what the caller

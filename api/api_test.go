@@ -320,7 +320,8 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 		msg          string
 	}{
 		{http.MethodGet, "/nope", http.StatusNotFound, "no such endpoint: /nope"},
-		{http.MethodGet, "/v1/apps/extra", http.StatusNotFound, "no such endpoint: /v1/apps/extra"},
+		{http.MethodGet, "/v1/app", http.StatusNotFound, "no such endpoint: /v1/app"},
+		{http.MethodGet, "/v1/apps/extra", http.StatusNotFound, "no app /extra in the registry"},
 		{http.MethodPost, "/v1/apps", http.StatusMethodNotAllowed, "method POST is not allowed on /v1/apps"},
 	} {
 		code, body := get(t, s.Router(), tc.method, tc.path)

@@ -1,7 +1,12 @@
 package api
 
 import (
+	"fmt"
+	"net/http"
+	"strings"
 	"time"
+
+	"github.com/gorilla/mux"
 
 	"github.com/lodestar-lb/lodestar/discovery"
 )
@@ -128,4 +133,59 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// appDetail is the /v1/apps/{id} document: the app as in /v1/apps, plus how the front ends
+// serve it. The front-end fields are absent when that front end is not running, and [] when
+// it runs but has nothing for the app.
+type appDetail struct {
+	appJSON
+	// HAProxyLabels are the app's HAProxy labels as the HAProxy front end parsed them.
+	HAProxyLabels any `json:"haproxy_labels,omitempty"`
+	// Routes are how HAProxy serves each service port.
+	Routes []Route `json:"routes,omitzero"`
+	// DNSNames are the A/AAAA and SRV names the app's tasks have.
+	DNSNames []string `json:"dns_names,omitzero"`
+}
+
+// app serves one app of the registry. The id is the rest of the path, so /v1/apps/shop/web is
+// the app /shop/web; an escaped id (%2Fshop%2Fweb) works too.
+func (s *Server) app(w http.ResponseWriter, r *http.Request) {
+	id := appID(mux.Vars(r)["id"])
+	snap := s.reg.Snapshot()
+	var a *discovery.App
+	if snap != nil {
+		a = snap.App(id)
+	}
+	if a == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no app %s in the registry", id))
+		return
+	}
+	res := appDetail{appJSON: appJSONOf(a)}
+	f := s.frontends()
+	if f.Routing != nil {
+		res.HAProxyLabels = f.Routing.AppLabels(id)
+		res.Routes = routesJSON(f.Routing.AppRoutes(id))
+	}
+	if f.DNS != nil {
+		res.DNSNames = nonNil(f.DNS.AppNames(id))
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// appID turns the id part of a URL into a Marathon app id: exactly one leading slash, as
+// Marathon and bamboo accept ids without it.
+func appID(raw string) string {
+	return "/" + strings.TrimLeft(raw, "/")
+}
+
+// routesJSON copies the routes (the front end's own slice is not ours to change) with their
+// server lists never null.
+func routesJSON(routes []Route) []Route {
+	out := make([]Route, len(routes))
+	for i, rt := range routes {
+		rt.Servers = nonNil(rt.Servers)
+		out[i] = rt
+	}
+	return out
 }
