@@ -156,6 +156,7 @@ func New(cfg Config, reg Registry) (*Server, error) {
 	r.HandleFunc("/v1/dns/records", s.dnsRecords).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v1/resync", s.resync).Methods(http.MethodPost)
 	r.Handle("/metrics", promhttp.Handler()).Methods(http.MethodGet, http.MethodHead)
+	s.MountStatusPage()
 	s.mountBamboo()
 	return s, nil
 }
