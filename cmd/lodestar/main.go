@@ -30,6 +30,7 @@ func commands(ctx context.Context, stdout, stderr io.Writer, getenv func(string)
 		serveCommand(ctx, stderr, getenv),
 		renderCommand(ctx, stdout, stderr, getenv),
 		recordsCommand(ctx, stdout, stderr, getenv),
+		clusterCommand(ctx, stdout, stderr, getenv),
 		versionCommand(stdout),
 	}
 }
@@ -56,6 +57,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	for _, c := range cmds {
 		if c.name != args[0] {
 			continue
+		}
+		if c.name == "cluster" { // subcommands, each with its own flags
+			return runCluster(ctx, args[1:], stdout, stderr, getenv)
 		}
 		c.fs.SetOutput(stderr)
 		if err := c.parse(args[1:], getenv); err != nil {

@@ -1,0 +1,29 @@
+# lodestar image: the lodestar binary next to Debian's HAProxy 2.6.
+#   docker build --build-arg VERSION=$(git describe --always --dirty) -t lodestar:latest .
+# The lab in docker-compose.yml (rendered from examples/cluster.yaml) builds it too.
+
+# --- build: a static binary (no cgo), reproducible paths.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/lodestar ./cmd/lodestar
+
+# --- runtime: Debian slim with HAProxy; lodestar runs as an unprivileged user.
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends haproxy ca-certificates libcap2-bin \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/lodestar /usr/local/bin/lodestar
+# HAProxy binds :80 and :443 and lodestar's DNS binds :53 without root: file capabilities.
+RUN setcap cap_net_bind_service=+ep /usr/sbin/haproxy \
+ && setcap cap_net_bind_service=+ep /usr/local/bin/lodestar \
+ && useradd --system --uid 10001 --user-group --home-dir /var/lib/lodestar --create-home lodestar
+USER lodestar
+WORKDIR /var/lib/lodestar
+# HTTP, HTTPS, HAProxy stats and /metrics, app-id frontend, lodestar API, DNS.
+EXPOSE 80 443 9090 9091 8090 53/udp 53/tcp
+ENTRYPOINT ["lodestar"]
+CMD ["serve"]

@@ -1,0 +1,35 @@
+package cluster
+
+// doctorMesosZKPath is the ZooKeeper path Mesos masters of a rendered cluster register under.
+const doctorMesosZKPath = "/mesos"
+
+// TargetsFromTopology lists everything the doctor probes in a cluster described by t: the
+// ZooKeeper ensemble, the Mesos masters and their ZooKeeper path, Marathon, the leader
+// proxies of proxy hosts, and every lodestar's API (lb groups, dns and proxy hosts).
+func TargetsFromTopology(t *Topology) Targets {
+	tg := Targets{
+		ZooKeeper:    t.ZKServers(),
+		MesosMasters: t.Masters(),
+		Marathon:     t.Marathons(),
+	}
+	if len(tg.ZooKeeper) > 0 && len(tg.MesosMasters) > 0 {
+		tg.MesosZKPath = doctorMesosZKPath
+	}
+	for _, g := range t.LBGroups {
+		for _, name := range g.Hosts {
+			if h, ok := t.Host(name); ok {
+				tg.Lodestar = append(tg.Lodestar, "http://"+hostPort(h.IP, g.APIPort))
+			}
+		}
+	}
+	for _, h := range t.HostsWithRole(RoleDNS) {
+		tg.Lodestar = append(tg.Lodestar, "http://"+hostPort(h.IP, h.DNSAPIPort))
+	}
+	for _, h := range t.HostsWithRole(RoleProxy) {
+		tg.Lodestar = append(tg.Lodestar, "http://"+hostPort(h.IP, h.ProxyAPIPort))
+		tg.Proxies = append(tg.Proxies,
+			Proxy{Name: "mesos", Addr: hostPort(h.IP, h.ProxyMesosPort)},
+			Proxy{Name: "marathon", Addr: hostPort(h.IP, h.ProxyMarathonPort)})
+	}
+	return tg
+}
