@@ -33,6 +33,7 @@ Examples:
 	dnsf := addDNSServeFlags(c)
 	hap := addHAProxyServeFlags(c)
 	listen := c.fs.String("api-listen", api.DefaultListen, "`address` of the HTTP API")
+	apiAuth := c.fs.String("api-auth", "", "credentials the API's mutating endpoints (POST, PUT, DELETE, /_mlb_signal/*) require: `token:T` (a bearer token), basic:user:pass, or a file holding one of them; without it they answer only on a loopback --api-listen")
 	runDir := c.fs.String("run-dir", defaultRunDir(), "`directory` for files lodestar writes while running (HAProxy's config, sockets, maps, state, certificate)")
 	c.run = func() error {
 		log, err := logs.logger(stderr)
@@ -58,7 +59,11 @@ Examples:
 		for _, s := range sources {
 			reg.RegisterSource(s.Name())
 		}
-		srv, err := api.New(api.Config{Listen: *listen, Logger: log, Version: version}, reg)
+		auth, err := api.ParseAuth(*apiAuth)
+		if err != nil {
+			return fmt.Errorf("--api-auth: %w", err)
+		}
+		srv, err := api.New(api.Config{Listen: *listen, Logger: log, Version: version, Auth: auth}, reg)
 		if err != nil {
 			return err
 		}
