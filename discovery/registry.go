@@ -77,7 +77,7 @@ func (r *Registry) Run(ctx context.Context) error {
 			return nil
 		case u := <-r.updates:
 			cur := r.Snapshot()
-			st := state{apps: cur.Apps, mesos: cur.Mesos, rules: cur.Rules, tasks: cur.Tasks}
+			st := state{apps: cur.Apps, mesos: cur.Mesos, marathon: cur.Marathon, rules: cur.Rules, tasks: cur.Tasks}
 			var barriers []barrier
 			changed := r.applyOne(&st, u, &barriers)
 		drain:
@@ -114,12 +114,13 @@ func (r *Registry) applyOne(st *state, u Update, barriers *[]barrier) bool {
 
 func (r *Registry) publish(prev *Snapshot, st state) {
 	next := &Snapshot{
-		Version: prev.Version + 1,
-		Time:    r.now(),
-		Apps:    st.apps,
-		Mesos:   st.mesos,
-		Rules:   st.rules,
-		Tasks:   st.tasks,
+		Version:  prev.Version + 1,
+		Time:     r.now(),
+		Apps:     st.apps,
+		Mesos:    st.mesos,
+		Marathon: st.marathon,
+		Rules:    st.rules,
+		Tasks:    st.tasks,
 	}
 	r.cur.Store(next)
 	snapshotVersion.Set(float64(next.Version))

@@ -13,6 +13,9 @@ type Snapshot struct {
 	Apps AppSet
 	// Mesos is the latest Mesos master state, nil until one has been read.
 	Mesos *MesosState
+	// Marathon is what is known of Marathon itself (its leader), nil until a Marathon source
+	// has said.
+	Marathon *MarathonState
 	// Rules are bamboo-style routing rules by app id.
 	Rules map[string]ServiceRule
 	// Tasks counts the tasks of every app.

@@ -137,6 +137,8 @@ func describe(u Update) string {
 		return "Mesos state"
 	case ReplaceRules:
 		return fmt.Sprintf("%d routing rules", len(u.Rules))
+	case SetMarathonLeader:
+		return "Marathon leader " + u.Leader
 	}
 	return fmt.Sprintf("%T", u)
 }

@@ -140,6 +140,16 @@ type MesosState struct {
 	Masters []Master
 }
 
+// MarathonState is what lodestar keeps of Marathon itself, apart from its apps.
+type MarathonState struct {
+	// Leader is the leading member's "host:port" as Marathon's /v2/leader names it (its
+	// --hostname and HTTP port); "" when no leader is known.
+	Leader string
+	// LeaderAddr is Leader with the host resolved to an IP address, "ip:port" (what a proxy
+	// connects to); "" when the name did not resolve.
+	LeaderAddr string
+}
+
 // Framework is a Mesos framework and its tasks.
 type Framework struct {
 	ID       string

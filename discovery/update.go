@@ -18,10 +18,11 @@ type Update interface {
 
 // state is the registry's working copy between two published snapshots.
 type state struct {
-	apps  AppSet
-	mesos *MesosState
-	rules map[string]ServiceRule
-	tasks int
+	apps     AppSet
+	mesos    *MesosState
+	marathon *MarathonState
+	rules    map[string]ServiceRule
+	tasks    int
 }
 
 // ErrUnknownApp is returned (and logged by the registry) for a task event naming an app the
@@ -256,6 +257,26 @@ func (u ReplaceMesosState) apply(st *state) (bool, error) {
 		return false, nil
 	}
 	st.mesos = u.State
+	return true, nil
+}
+
+// SetMarathonLeader records the Marathon leader, as the Marathon source last learnt it (on
+// connecting, and whenever /v2/leader names another member). The same leader again changes
+// nothing.
+type SetMarathonLeader struct {
+	// Leader is the leading member's "host:port" as /v2/leader names it; "" when none is known.
+	Leader string
+	// Addr is Leader with its host resolved to an IP address, "ip:port"; "" when Leader is
+	// empty or its host did not resolve.
+	Addr string
+}
+
+func (u SetMarathonLeader) apply(st *state) (bool, error) {
+	next := MarathonState{Leader: u.Leader, LeaderAddr: u.Addr}
+	if st.marathon != nil && *st.marathon == next {
+		return false, nil
+	}
+	st.marathon = &next
 	return true, nil
 }
 

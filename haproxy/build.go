@@ -64,6 +64,7 @@ func Build(snap *discovery.Snapshot, cfg Config, prev *Model) *Model {
 			i = j
 		}
 	}
+	b.emitLeaderProxies(snap)
 	b.finish()
 	return m
 }
@@ -154,6 +155,9 @@ type builder struct {
 	bound    map[int][]binding
 	names    map[string]string
 	ids      map[string]int
+
+	// leaders are the leader proxies whose ports are reserved.
+	leaders []LeaderProxy
 
 	httpRoutes, httpsRoutes, appIDRoutes []route
 	domainMap, appMap                    []ownedEntry
@@ -259,6 +263,7 @@ func (b *builder) globals() error {
 		b.m.AppID = &SharedFrontend{Name: "marathon_http_appid_in", Head: h}
 		b.reserve(b.cfg.AppIDBind, "the X-Marathon-App-Id frontend")
 	}
+	b.reserveLeaderProxies()
 	return nil
 }
 

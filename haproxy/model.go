@@ -100,6 +100,10 @@ type Config struct {
 	// "/<group>"; the value is the reason reported in Model.Excluded. The caller uses it to
 	// drop an app that `haproxy -c` blamed.
 	Exclude map[string]string
+	// LeaderProxies are HTTP frontends whose backend holds only the current Mesos or
+	// Marathon leader (--leader-proxy); see LeaderProxy. Their lines are owned by
+	// LeaderProxyOwner(name), which Exclude also takes.
+	LeaderProxies []LeaderProxy
 }
 
 // Defaults of Config.

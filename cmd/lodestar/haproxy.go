@@ -33,6 +33,7 @@ type haproxyFlags struct {
 	healthCheck    *bool
 	configPath     *string
 	noAppIDBinding *bool
+	leaderProxies  *leaderProxyFlag
 }
 
 func addHAProxyFlags(c *command) *haproxyFlags {
@@ -54,6 +55,7 @@ func addHAProxyFlags(c *command) *haproxyFlags {
 		healthCheck:    fs.Bool("health-check", true, "leave out tasks whose Marathon health checks fail; false leaves it to HAProxy's own checks, as marathon-lb without --health-check"),
 		configPath:     fs.String("haproxy-config", "", "`file` HAProxy runs (default <run-dir>/haproxy.cfg)"),
 		noAppIDBinding: fs.Bool("no-appid-frontend", false, "leave out marathon-lb's X-Marathon-App-Id frontend"),
+		leaderProxies:  addLeaderProxyFlag(c),
 	}
 }
 
@@ -83,6 +85,9 @@ func (f *haproxyFlags) buildConfig(runDir string, getenv func(string) string) (h
 		SSLCerts: f.sslCerts.vals, MaxConn: *f.maxConn,
 		MinServPortIPPerTask: *f.minServPort, MaxServPortIPPerTask: *f.maxServPort,
 		HealthCheck: *f.healthCheck,
+	}
+	if err := f.leaderProxies.apply(&cfg); err != nil {
+		return haproxy.Config{}, err
 	}
 	set, err := templates.Load(cfg.TemplatesDir, getenv)
 	if err != nil {

@@ -36,6 +36,10 @@ var (
 		Help:    "Time to fetch and decode /v2/apps.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 	})
+	leaderChanges = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "lodestar", Subsystem: "marathon", Name: "leader_changes_total",
+		Help: "Times /v2/leader named another Marathon leader than before.",
+	})
 	refetches = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: "lodestar", Subsystem: "marathon", Name: "app_refetches_total",
 		Help: "Single-app refetches triggered by events.",

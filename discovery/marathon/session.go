@@ -37,9 +37,17 @@ func (s *Source) session(ctx context.Context, m *url.URL, sink discovery.Sink) (
 	if err != nil {
 		return false, err
 	}
+	leader, leaderKnown := "", false
 	if info, err := s.info(ctx, m); err == nil {
 		s.log.Info("connected to Marathon", "member", m.String(), "version", info.Version,
 			"leader", info.Leader, "framework", info.MarathonConfig.FrameworkName)
+		leader, leaderKnown = info.Leader, true
+	}
+	// The leader goes first: the sync's report then covers it (WaitSynced's barrier).
+	if leaderKnown {
+		if err := s.sendLeader(ctx, sink, leader); err != nil {
+			return false, err
+		}
 	}
 	if err := s.fullSync(ctx, m, sink); err != nil {
 		return false, err
@@ -78,17 +86,21 @@ func (s *Source) session(ctx context.Context, m *url.URL, sink discovery.Sink) (
 				return true, fmt.Errorf("%w: no byte for %s (keepalives included)", errIdle, idle.Round(time.Millisecond))
 			}
 		case <-leaderCheck.C:
-			if err := s.checkLeader(ctx, m); err != nil {
+			if err := s.checkLeader(ctx, m, sink); err != nil {
 				return true, err
 			}
 		}
 	}
 }
 
-// checkLeader ends the session with errSwitch when another configured member leads and answers.
-func (s *Source) checkLeader(ctx context.Context, m *url.URL) error {
+// checkLeader sends the leader m names to the registry (when it changed), and ends the
+// session with errSwitch when another configured member leads and answers.
+func (s *Source) checkLeader(ctx context.Context, m *url.URL, sink discovery.Sink) error {
 	leader, err := s.leaderOf(ctx, m)
 	if err != nil {
+		return err
+	}
+	if err := s.sendLeader(ctx, sink, leader); err != nil {
 		return err
 	}
 	lm := s.memberFor(leader)

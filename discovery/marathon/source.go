@@ -45,7 +45,9 @@ type Config struct {
 	Resync time.Duration
 	// IdleTimeout ends a stream that sent no byte, keepalives included, for this long (15 s).
 	IdleTimeout time.Duration
-	// LeaderCheck is how often a connection to a non-leader member asks who leads (30 s).
+	// LeaderCheck is how often the connected member is asked who leads (DefaultLeaderCheck,
+	// 500 ms): the leader goes to the registry (Snapshot.Marathon, for leader-only proxies), and
+	// a connection to a member that does not lead moves to the leader.
 	LeaderCheck time.Duration
 	// RequestTimeout bounds each REST request (30 s).
 	RequestTimeout time.Duration
@@ -71,6 +73,9 @@ type Source struct {
 	known map[string]bool
 	// connected is the member the stream is on, for status ("" when none).
 	connected atomic.Pointer[string]
+	// sentLeader is the leader sent to the registry last, nil before any. Only the Run
+	// goroutine uses it.
+	sentLeader *discovery.SetMarathonLeader
 }
 
 // New validates cfg and returns a Source.
@@ -85,7 +90,7 @@ func New(cfg Config) (*Source, error) {
 	}
 	def(&cfg.Resync, 5*time.Minute)
 	def(&cfg.IdleTimeout, 15*time.Second)
-	def(&cfg.LeaderCheck, 30*time.Second)
+	def(&cfg.LeaderCheck, DefaultLeaderCheck)
 	def(&cfg.RequestTimeout, 30*time.Second)
 	def(&cfg.BackoffMin, 500*time.Millisecond)
 	def(&cfg.BackoffMax, 30*time.Second)

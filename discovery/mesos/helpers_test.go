@@ -95,6 +95,21 @@ func (h *harness) waitLeader(leader string) *discovery.MesosState {
 	})
 }
 
+// waitLogs waits until the source has logged at least n lines holding every one of parts.
+func (h *harness) waitLogs(n int, what string, parts ...string) {
+	h.t.Helper()
+	ctx := waitCtx(h.t)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for len(h.logs.Lines(parts...)) < n {
+		select {
+		case <-ctx.Done():
+			h.t.Fatalf("waiting for %s: %d log lines with %q, want %d", what, len(h.logs.Lines(parts...)), parts, n)
+		case <-tick.C:
+		}
+	}
+}
+
 // waitReport waits for a sync report, at index from or later, that match accepts, and returns
 // its index.
 func (h *harness) waitReport(from int, what string, match func(error) bool) int {
@@ -167,6 +182,13 @@ func (s *recSink) ReportSync(source string, err error) {
 	s.reports = append(s.reports, err)
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// reportsFrom returns the reports from index from on.
+func (s *recSink) reportsFrom(from int) []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.reports[min(from, len(s.reports)):])
 }
 
 func (s *recSink) sent() []discovery.Update {

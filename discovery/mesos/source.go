@@ -232,11 +232,18 @@ func (s *Source) Run(ctx context.Context, sink discovery.Sink) error {
 			return nil
 		}
 		next := s.cfg.Refresh
-		if err != nil {
+		switch {
+		case err != nil:
 			// Retry sooner than the refresh period after a failure, backing off up to it.
 			next = min(s.cfg.Refresh, time.Second<<min(failures, 8))
 			failures++
-		} else {
+		case s.disagrees():
+			// ZooKeeper names another leader than the master that answered as one: an
+			// election is under way (the new leader may not know yet that it leads). Look
+			// again soon rather than after a whole refresh period.
+			next = min(s.cfg.Refresh, electionRetry)
+			failures = 0
+		default:
 			failures = 0
 		}
 		timer.Stop()
@@ -244,8 +251,22 @@ func (s *Source) Run(ctx context.Context, sink discovery.Sink) error {
 	}
 }
 
-// poll fetches the leader's state and sends it; it reports the outcome, ZooKeeper's health
-// included, and returns the poll's own error.
+// electionRetry is how soon the state is polled again while ZooKeeper and the masters
+// disagree on the leader.
+const electionRetry = time.Second
+
+// disagrees reports whether ZooKeeper, while it works, names a leader other than the master
+// whose state was accepted last.
+func (s *Source) disagrees() bool {
+	if s.det == nil {
+		return false
+	}
+	v := s.det.current()
+	return v.err == nil && v.leader != "" && v.leader != s.lastLeader
+}
+
+// poll fetches the leader's state and sends it, reports the outcome and returns the poll's
+// error. A failure's report includes ZooKeeper's trouble, if any; a success is a success.
 func (s *Source) poll(ctx context.Context, sink discovery.Sink) error {
 	var view zkView
 	if s.det != nil {
@@ -278,10 +299,15 @@ func (s *Source) poll(ctx context.Context, sink discovery.Sink) error {
 		s.lastState = st
 		polls.WithLabelValues("ok").Inc()
 		lastSuccess.SetToCurrentTime()
-	} else {
-		polls.WithLabelValues("error").Inc()
-		s.log.Warn("Mesos state poll failed; keeping the last state", "err", err)
+		// The poll succeeded: that is the sync's outcome, even when it reached the master
+		// through the fallback list because ZooKeeper is down. ZooKeeper's trouble is logged
+		// and counted by the detector (lodestar_mesos_zookeeper_up).
+		sink.ReportSync(s.Name(), nil)
+		return nil
 	}
+	polls.WithLabelValues("error").Inc()
+	s.log.Warn("Mesos state poll failed; keeping the last state", "err", err)
+	// A failed poll says what is wrong with ZooKeeper too: it is often why no master answered.
 	sink.ReportSync(s.Name(), errors.Join(view.err, err))
 	return err
 }

@@ -241,8 +241,10 @@ func TestZKMemberDownAtStartIsSkipped(t *testing.T) {
 }
 
 // TestZKOutageKeepsTheState: ZooKeeper down at start, then up, then down again, then back.
-// While it is down the error is reported and the last state is kept; no empty state is ever
-// sent; when it is back the source recovers and follows leader changes again.
+// With no master known, the outage is a failed sync; once a leader is known, polls while
+// ZooKeeper is down still reach it and are successful syncs (ZooKeeper's trouble is logged,
+// not reported against the state, which is fresh). No empty state is ever sent; when
+// ZooKeeper is back the source follows leader changes again.
 func TestZKOutageKeepsTheState(t *testing.T) {
 	t.Parallel()
 	z := zktest.Start(t)
@@ -269,27 +271,34 @@ func TestZKOutageKeepsTheState(t *testing.T) {
 	up := h.waitReport(0, "the first sync", isSuccess)
 	version := h.reg.Snapshot().Version
 
+	failing := len(h.logs.Lines("Mesos leader detection through ZooKeeper failing"))
 	z.Stop()
-	down := h.waitReport(up+1, "ZooKeeper going down", isErr("ZooKeeper", z.Addr()))
-	status := h.reg.Sources()[0]
-	if status.LastError == "" || status.LastSync.IsZero() {
-		t.Errorf("status while ZooKeeper is down: %+v; want the error and the time of the last good sync", status)
-	}
-	// A poll while ZooKeeper is down still reaches the last leader, and still reports the error.
+	h.waitLogs(failing+1, "ZooKeeper going down", "Mesos leader detection through ZooKeeper failing")
+	// A poll while ZooKeeper is down still reaches the last leader, and is a successful sync.
+	reports := h.sink.reportCount()
 	polls := a.Requests("")
 	h.src.Refresh()
 	if err := a.WaitRequests(waitCtx(t), "", polls+1); err != nil {
 		t.Fatal(err)
 	}
-	h.waitReport(down+1, "a poll while ZooKeeper is down", isErr("ZooKeeper"))
+	h.waitReport(reports, "a poll while ZooKeeper is down", isSuccess)
+	for i, err := range h.sink.reportsFrom(up) {
+		if err != nil {
+			t.Errorf("sync report #%d while ZooKeeper is down but the leader answers: %v, want success", up+i, err)
+		}
+	}
+	if status := h.reg.Sources()[0]; status.LastError != "" || status.LastSync.IsZero() {
+		t.Errorf("status while ZooKeeper is down and the leader answers: %+v; want synced, no error", status)
+	}
 	if s := h.reg.Snapshot(); s.Mesos == nil || s.Mesos.Leader != a.HostPort() || s.Version != version {
 		t.Fatalf("state changed while ZooKeeper was down: version %d → %d, %s", version, s.Version, describe(s.Mesos))
 	}
 
+	working := len(h.logs.Lines("Mesos leader detection through ZooKeeper working"))
 	if err := z.Start(); err != nil {
 		t.Fatal(err)
 	}
-	h.waitReport(down+1, "the recovery", isSuccess)
+	h.waitLogs(working+1, "the recovery", "Mesos leader detection through ZooKeeper working")
 	// Leader detection works again: the leader's node goes, the next one leads.
 	c.SetLeader(1)
 	reg = registrar(t, z, path)
@@ -298,6 +307,39 @@ func TestZKOutageKeepsTheState(t *testing.T) {
 	}
 	h.waitLeader(b.HostPort())
 	h.noEmptyState()
+}
+
+// TestZKLeaderChangeBeforeTheMastersKnow: ZooKeeper names the new leader before the masters
+// claim it (an election under way: the old leader still answers as one). The source polls
+// again soon, without waiting for the refresh period, and follows once the masters agree.
+func TestZKLeaderChangeBeforeTheMastersKnow(t *testing.T) {
+	t.Parallel()
+	z := zktest.Shared(t)
+	path := zkPath(t)
+	c := cluster(t, 2)
+	a, b := c.Masters[0], c.Masters[1]
+	reg := registrar(t, z, path)
+	nodeA := register(t, reg, a, true)
+	register(t, reg, b, true)
+
+	h := start(t, Config{ZK: z.URL(path), Refresh: time.Hour})
+	h.waitLeader(a.HostPort())
+	asked := b.Requests("")
+	if err := reg.Unregister(nodeA); err != nil {
+		t.Fatal(err)
+	}
+	// b is asked first (ZooKeeper names it) and names a, which still answers as leader.
+	if err := b.WaitRequests(waitCtx(t), "", asked+1); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.reg.Snapshot(); s.Mesos.Leader != a.HostPort() {
+		t.Fatalf("leader %s while every master still names %s", s.Mesos.Leader, a.HostPort())
+	}
+	c.SetLeader(1)
+	st := h.waitLeader(b.HostPort())
+	if got := addrs(st.Masters); !slices.Equal(got, []string{b.HostPort()}) {
+		t.Errorf("masters %v, want only %s", got, b.HostPort())
+	}
 }
 
 // deadAddr returns a 127.0.0.1 address nothing listens on.

@@ -1,0 +1,76 @@
+package marathon
+
+import (
+	"net"
+	"testing"
+
+	"github.com/lodestar-lb/lodestar/discovery"
+)
+
+// leaderUpdates returns the SetMarathonLeader updates the source sent, in order.
+func (h *harness) leaderUpdates() []discovery.SetMarathonLeader {
+	var out []discovery.SetMarathonLeader
+	for _, u := range h.sink.sent() {
+		if l, ok := u.(discovery.SetMarathonLeader); ok {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// waitMarathonLeader waits until the registry's Marathon leader is leader, at addr.
+func (h *harness) waitMarathonLeader(leader, addr string) *discovery.Snapshot {
+	h.t.Helper()
+	return h.waitFor("Marathon leader "+leader, func(s *discovery.Snapshot) bool {
+		return s.Marathon != nil && s.Marathon.Leader == leader && s.Marathon.LeaderAddr == addr
+	})
+}
+
+// TestLeaderReachesTheRegistry: the leader is in the snapshot once the source synced, a
+// leader change reaches it through the periodic leader check, and an unchanged leader is not
+// sent again on every check.
+func TestLeaderReachesTheRegistry(t *testing.T) {
+	t.Parallel()
+	fake1 := newFake(t, "zdd_apps.json")
+	fake2 := newFake(t, "zdd_apps.json")
+	fake1.SetLeader(hostPort(fake1))
+	fake2.SetLeader(hostPort(fake1))
+	h := start(t, testConfig(), fake1, fake2)
+	s := h.waitSynced()
+	if s.Marathon == nil || s.Marathon.Leader != hostPort(fake1) || s.Marathon.LeaderAddr != hostPort(fake1) {
+		t.Fatalf("Marathon state after the first sync: %+v, want leader %s", s.Marathon, hostPort(fake1))
+	}
+	// Several leader checks (every 100 ms here) with the same answer send nothing new.
+	checks := fake1.Requests("/v2/leader")
+	waitUntil(t, "three more leader checks", func() bool { return fake1.Requests("/v2/leader") >= checks+3 })
+	if n := len(h.leaderUpdates()); n != 1 {
+		t.Errorf("%d leader updates sent for one leader, want 1: %+v", n, h.leaderUpdates())
+	}
+
+	fake1.SetLeader(hostPort(fake2))
+	fake2.SetLeader(hostPort(fake2))
+	h.waitMarathonLeader(hostPort(fake2), hostPort(fake2))
+	waitUntil(t, "the stream to move to the new leader", func() bool { return h.src.Connected() == fake2.URL() })
+	want := []discovery.SetMarathonLeader{
+		{Leader: hostPort(fake1), Addr: hostPort(fake1)},
+		{Leader: hostPort(fake2), Addr: hostPort(fake2)},
+	}
+	if got := h.leaderUpdates(); len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("leader updates %+v, want %+v", got, want)
+	}
+}
+
+// TestLeaderHostNameIsResolved: /v2/leader names Marathon's --hostname; the registry gets the
+// address a proxy can connect to as well.
+func TestLeaderHostNameIsResolved(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "zdd_apps.json")
+	_, port, err := net.SplitHostPort(hostPort(fake))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// localhost is in /etc/hosts: no query leaves the machine.
+	fake.SetLeader(net.JoinHostPort("localhost", port))
+	h := start(t, testConfig(), fake)
+	h.waitMarathonLeader(net.JoinHostPort("localhost", port), net.JoinHostPort("127.0.0.1", port))
+}
