@@ -1,0 +1,285 @@
+package zkrules
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/lodestar-lb/lodestar/discovery"
+	"github.com/lodestar-lb/lodestar/internal/logtest"
+	"github.com/lodestar-lb/lodestar/internal/zktest"
+)
+
+func TestMain(m *testing.M) { zktest.Main(m) }
+
+// waitTimeout bounds every wait of these tests; nothing takes near it. It turns a hang into a
+// failure that says what was awaited.
+const waitTimeout = 30 * time.Second
+
+func waitCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// testPath is a rules path of the test's own under the shared ZooKeeper.
+func testPath(t testing.TB) string {
+	return "/lodestar/" + strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + "/services"
+}
+
+// recSink records what a source sends and reports.
+type recSink struct {
+	mu      sync.Mutex
+	sent    []map[string]discovery.ServiceRule
+	reports []error
+	changed chan struct{} // closed and replaced on every send and report
+}
+
+func newSink() *recSink { return &recSink{changed: make(chan struct{})} }
+
+func (s *recSink) Send(_ context.Context, u discovery.Update) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rr, ok := u.(discovery.ReplaceRules)
+	if !ok {
+		panic(fmt.Sprintf("zkrules sent a %T, want only discovery.ReplaceRules", u))
+	}
+	s.sent = append(s.sent, maps.Clone(rr.Rules))
+	s.signal()
+	return nil
+}
+
+func (s *recSink) Snapshot() *discovery.Snapshot { return &discovery.Snapshot{} }
+
+func (s *recSink) ReportSync(source string, err error) {
+	if source != "zkrules" {
+		panic("ReportSync from source " + source)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reports = append(s.reports, err)
+	s.signal()
+}
+
+func (s *recSink) signal() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// wait waits until cond, called under the sink's lock, holds.
+func (s *recSink) wait(ctx context.Context, cond func() bool) error {
+	for {
+		s.mu.Lock()
+		ok, changed := cond(), s.changed
+		s.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// acls turns a rule set into app id → ACL, for comparisons and messages.
+func acls(rules map[string]discovery.ServiceRule) map[string]string {
+	out := map[string]string{}
+	for id, r := range rules {
+		if r.AppID != id {
+			out[id] = "KEY MISMATCH: " + r.AppID
+			continue
+		}
+		out[id] = r.ACL
+	}
+	return out
+}
+
+// waitRules waits until the latest set sent equals want (app id → ACL) and returns how many
+// sets had been sent by then.
+func (s *recSink) waitRules(t testing.TB, want map[string]string) int {
+	t.Helper()
+	n := 0
+	err := s.wait(waitCtx(t), func() bool {
+		n = len(s.sent)
+		return n > 0 && maps.Equal(acls(s.sent[n-1]), want)
+	})
+	if err != nil {
+		t.Fatalf("waiting for the rules %v: %v; last sent: %v", want, err, s.last())
+	}
+	return n
+}
+
+func (s *recSink) last() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.sent) == 0 {
+		return nil
+	}
+	return acls(s.sent[len(s.sent)-1])
+}
+
+func (s *recSink) sets() []map[string]discovery.ServiceRule {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sent)
+}
+
+// waitReport waits for a report at index from or later that match accepts, and returns the
+// index after it.
+func (s *recSink) waitReport(t testing.TB, from int, what string, match func(error) bool) int {
+	t.Helper()
+	next := 0
+	err := s.wait(waitCtx(t), func() bool {
+		for i := from; i < len(s.reports); i++ {
+			if match(s.reports[i]) {
+				next = i + 1
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		t.Fatalf("waiting for a report of %s: %v; reports since #%d: %v", what, err, from, s.reports[min(from, len(s.reports)):])
+	}
+	return next
+}
+
+func (s *recSink) reportCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.reports)
+}
+
+func isSuccess(err error) bool { return err == nil }
+
+// isErr matches a failed report whose message holds every one of parts.
+func isErr(parts ...string) func(error) bool {
+	return func(err error) bool {
+		if err == nil {
+			return false
+		}
+		for _, p := range parts {
+			if !strings.Contains(err.Error(), p) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// newSource returns a Source for url, logging to a buffer, closed when the test ends.
+func newSource(t testing.TB, url string) (*Source, *logtest.Buffer) {
+	t.Helper()
+	logger, logs := logtest.New()
+	src, err := New(Config{URL: url, SessionTimeout: 4 * time.Second, ConnectWait: 2 * time.Second, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = src.Close()
+		if t.Failed() {
+			t.Logf("log of the source for %s:\n%s", url, logs.Tail(6000))
+		}
+	})
+	return src, logs
+}
+
+// run starts src.Run with a recording sink until the test ends, and checks that Run then
+// returns nil.
+func run(t testing.TB, src *Source) *recSink {
+	t.Helper()
+	sink := newSink()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, sink) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v when its context ended, want nil", err)
+			}
+		case <-time.After(waitTimeout):
+			t.Errorf("Run still running %s after its context ended", waitTimeout)
+		}
+	})
+	return sink
+}
+
+// rawConn is a plain go-zookeeper connection for arranging and checking nodes behind the
+// Source's back. It returns once the connection has a session: a ZooKeeper that has just
+// started may refuse the first.
+func rawConn(t testing.TB, srv *zktest.Server) *zk.Conn {
+	t.Helper()
+	conn, events, err := zk.Connect(srv.Servers(), 5*time.Second, zk.WithLogInfo(false), zk.WithLogger(discardLogger{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	ctx := waitCtx(t)
+	for conn.State() != zk.StateHasSession {
+		select {
+		case <-events:
+		case <-ctx.Done():
+			t.Fatalf("no ZooKeeper session on %s: %v", srv.Addr(), ctx.Err())
+		}
+	}
+	return conn
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(string, ...any) {}
+
+// mkdirs creates path and its parents with an open ACL.
+func mkdirs(t testing.TB, conn *zk.Conn, path string) {
+	t.Helper()
+	for i := 1; i <= len(path); i++ {
+		if i < len(path) && path[i] != '/' {
+			continue
+		}
+		if _, err := conn.Create(path[:i], nil, 0, zk.WorldACL(zk.PermAll)); err != nil && err != zk.ErrNodeExists {
+			t.Fatalf("creating %s: %v", path[:i], err)
+		}
+	}
+}
+
+// putRaw creates or sets a node's data directly.
+func putRaw(t testing.TB, conn *zk.Conn, path string, data string) {
+	t.Helper()
+	_, err := conn.Create(path, []byte(data), 0, zk.WorldACL(zk.PermAll))
+	if err == zk.ErrNodeExists {
+		_, err = conn.Set(path, []byte(data), -1)
+	}
+	if err != nil {
+		t.Fatalf("writing %s: %v", path, err)
+	}
+}
+
+// waitWatches waits until src has exactly n watches armed.
+func waitWatches(t testing.TB, src *Source, n int64) {
+	t.Helper()
+	ctx := waitCtx(t)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for src.watches.Load() != n {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d watches armed, want %d (one per rule node and the children watch)", src.watches.Load(), n)
+		case <-tick.C:
+		}
+	}
+}
+
+func rule(id, acl string) discovery.ServiceRule { return discovery.ServiceRule{AppID: id, ACL: acl} }
