@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/lodestar-lb/lodestar/api"
 	"github.com/lodestar-lb/lodestar/discovery"
+	"github.com/lodestar-lb/lodestar/discovery/zkrules"
 	"github.com/lodestar-lb/lodestar/dnsserver"
 	"github.com/lodestar-lb/lodestar/haproxy"
 )
@@ -144,4 +146,51 @@ func (c *registryCollector) Collect(ch chan<- prometheus.Metric) {
 	if reg := c.cur.Load(); reg != nil {
 		reg.SyncAgeCollector().Collect(ch)
 	}
+}
+
+// ruleStore is api.RuleStore over the ZooKeeper rules source, translating its errors into the
+// API's (a bad rule is a 400, a missing one a 404).
+type ruleStore struct{ src *zkrules.Source }
+
+// rulesOf returns the rule store of the --zk-rules source among sources, nil without one.
+func rulesOf(sources []discovery.Source) api.RuleStore {
+	for _, s := range sources {
+		if r, ok := s.(*zkrules.Source); ok {
+			return ruleStore{r}
+		}
+	}
+	return nil
+}
+
+func (r ruleStore) List(ctx context.Context) ([]api.ServiceRule, error) {
+	rules, err := r.src.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.ServiceRule, len(rules))
+	for i, rl := range rules {
+		out[i] = api.ServiceRule{ID: rl.AppID, ACL: rl.ACL}
+	}
+	return out, nil
+}
+
+func (r ruleStore) Put(ctx context.Context, rule api.ServiceRule) error {
+	return ruleError(r.src.Put(ctx, discovery.ServiceRule{AppID: rule.ID, ACL: rule.ACL}))
+}
+
+func (r ruleStore) Delete(ctx context.Context, id string) error {
+	return ruleError(r.src.Delete(ctx, id))
+}
+
+func ruleError(err error) error {
+	var invalid *zkrules.ValidationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &invalid):
+		return fmt.Errorf("%w: %w", api.ErrInvalidRule, err)
+	case errors.Is(err, zkrules.ErrNoRule):
+		return fmt.Errorf("%w: %w", api.ErrNoRule, err)
+	}
+	return err
 }

@@ -19,21 +19,30 @@ func serveCommand(ctx context.Context, stderr io.Writer, getenv func(string) str
 Apps come from Marathon (--marathon) or from a file (--apps-file); the Mesos state from the
 masters (--mesos-zk or --mesos-master) or from a file (--mesos-state-file). With none of them,
 lodestar serves a built-in example cluster.
-The registry is served over HTTP on --api-listen: GET /v1/apps, /healthz, /readyz, /metrics.
+The HTTP API on --api-listen serves a status page at /, the registry (/v1/apps,
+/v1/apps/{id}), /healthz, /readyz, /metrics, HAProxy's config and status (/v1/haproxy/*) and
+marathon-lb's /_haproxy_* and /_mlb_signal/* endpoints. Its mutating endpoints (POST, PUT,
+DELETE, /_mlb_signal/*) need --api-auth, or a loopback --api-listen.
 With --dns-listen, lodestar is authoritative DNS for --dns-domain (mesos-dns names; the
 mesos-dns HTTP API under /v1/) and forwards every other name upstream.
+With --zk-rules, bamboo-style routing rules kept in ZooKeeper replace apps' vhost ACLs; they
+are edited through bamboo's /api/services on any instance and reach every instance.
+With --leader-proxy mesos=ADDR or marathon=ADDR, HAProxy also serves a frontend that always
+reaches the current Mesos or Marathon leader.
 
 Examples:
   lodestar serve --marathon http://m1:8080,http://m2:8080
   lodestar serve --apps-file examples/apps.json --mesos-state-file examples/state.json
   lodestar serve --marathon http://m1:8080 --mesos-zk zk://zk1:2181/mesos --dns-listen :53
+  lodestar serve --marathon http://m1:8080 --zk-rules zk://zk1:2181/lodestar/services \
+    --api-listen :8090 --api-auth /etc/lodestar/api-auth
 `)
 	src := addSourceFlags(c)
 	logs := addLogFlags(c)
 	dnsf := addDNSServeFlags(c)
 	hap := addHAProxyServeFlags(c)
 	listen := c.fs.String("api-listen", api.DefaultListen, "`address` of the HTTP API")
-	apiAuth := c.fs.String("api-auth", "", "credentials the API's mutating endpoints (POST, PUT, DELETE, /_mlb_signal/*) require: `token:T` (a bearer token), basic:user:pass, or a file holding one of them; without it they answer only on a loopback --api-listen")
+	apiAuth := c.fs.String("api-auth", "", "credentials the API's mutating endpoints (POST, PUT, DELETE, /_mlb_signal/*) require, as a `spec`: token:T (a bearer token), basic:user:pass, or a file holding one of them; without it they answer only on a loopback --api-listen")
 	runDir := c.fs.String("run-dir", defaultRunDir(), "`directory` for files lodestar writes while running (HAProxy's config, sockets, maps, state, certificate)")
 	c.run = func() error {
 		log, err := logs.logger(stderr)
@@ -71,7 +80,7 @@ Examples:
 		if err := servedRegistry.serve(reg); err != nil {
 			return err
 		}
-		front := api.Frontends{Resync: resyncer(sources)}
+		front := api.Frontends{Resync: resyncer(sources), Rules: rulesOf(sources)}
 
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return reg.Run(ctx) })

@@ -14,6 +14,7 @@ import (
 	"github.com/lodestar-lb/lodestar/discovery/file"
 	"github.com/lodestar-lb/lodestar/discovery/marathon"
 	"github.com/lodestar-lb/lodestar/discovery/mesos"
+	"github.com/lodestar-lb/lodestar/discovery/zkrules"
 	"github.com/lodestar-lb/lodestar/examples"
 )
 
@@ -36,6 +37,7 @@ type sourceFlags struct {
 	mesosAuth        *string
 	mesosHTTPS       *bool
 	mesosCA          *string
+	zkRules          *string
 }
 
 func addSourceFlags(c *command) *sourceFlags {
@@ -57,6 +59,7 @@ func addSourceFlags(c *command) *sourceFlags {
 	s.mesosAuth = fs.String("mesos-auth", "", "Mesos master basic auth as `user:password`")
 	s.mesosHTTPS = fs.Bool("mesos-https", false, "poll the Mesos masters over https")
 	s.mesosCA = fs.String("mesos-ca-cert", "", "PEM `file` of CA certificates trusted for https Mesos masters")
+	s.zkRules = fs.String("zk-rules", "", "bamboo-style routing rules in ZooKeeper, as a `URL` (zk://h1:2181,h2:2181/lodestar/services, optionally zk://user:pass@…): watched, and written through /api/services")
 	return s
 }
 
@@ -116,6 +119,13 @@ func (s *sourceFlags) build(log *slog.Logger, dir string) ([]discovery.Source, e
 		}
 		log.Warn("no --marathon, --apps-file or --mesos-state-file given: serving the built-in example cluster; edit its files to watch changes go through",
 			"apps_file", appsFile, "mesos_state_file", stateFile)
+	}
+	if *s.zkRules != "" {
+		r, err := zkrules.New(zkrules.Config{URL: *s.zkRules, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("--zk-rules: %w", err)
+		}
+		srcs = append(srcs, r)
 	}
 	if appsFile != "" || stateFile != "" {
 		f, err := file.New(file.Config{AppsFile: appsFile, MesosStateFile: stateFile, Interval: *s.filePoll, Logger: log})
