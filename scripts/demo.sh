@@ -31,7 +31,9 @@ In another terminal, try:
   dig @${dns%:*} -p ${dns##*:} _web-shop._tcp.marathon.mesos SRV
   dig @${dns%:*} -p ${dns##*:} leader.mesos
 
+  open http://$api/ in a browser            # the status page: apps, routes, servers, DNS names, reloads
   curl -s http://$api/v1/apps               # the registry: every app, every task, eligible or why not
+  curl -s http://$api/v1/apps/shop/web      # one app: parsed labels, routes, tasks, DNS names
   curl -s http://$api/v1/haproxy/status     # last apply (runtime or reload, and why), apps left out
   curl -s http://$api/v1/hosts/web-shop.marathon.mesos     # mesos-dns's HTTP API
   $bin render --apps-file examples/apps.json --group '*'    # the HAProxy config, then exit
