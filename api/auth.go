@@ -70,7 +70,11 @@ func ParseAuth(spec string) (Auth, error) {
 	}
 	line, err := firstLine(spec)
 	if err != nil {
-		return Auth{}, fmt.Errorf("api auth: %q is neither token:T nor basic:user:pass, and reading it as a file failed: %w", spec, err)
+		if errors.Is(err, os.ErrNotExist) {
+			// Not echoed: a mistyped "tokn:secret" is still a secret.
+			return Auth{}, fmt.Errorf("api auth: the value is neither token:T nor basic:user:pass, nor a file that exists: %w", os.ErrNotExist)
+		}
+		return Auth{}, fmt.Errorf("api auth: the value is neither token:T nor basic:user:pass, and reading it as a file failed: %w", err)
 	}
 	a, ok, err := parseAuthInline(line)
 	if !ok {
