@@ -13,7 +13,7 @@ func (ix *RecordIndex) AppNames(appID string) []string {
 	if ix == nil {
 		return nil
 	}
-	task := domainFrag(marathonTaskName(appID), ix.cfg.EnforceRFC952)
+	task := cleanLabel(marathonTaskName(appID), ix.cfg.EnforceRFC952) // as the records are named
 	fw := domainFrag(ix.cfg.MarathonFramework, ix.cfg.EnforceRFC952)
 	if task == "" || fw == "" {
 		return nil

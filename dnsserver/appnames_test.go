@@ -3,6 +3,8 @@ package dnsserver
 import (
 	"slices"
 	"testing"
+
+	"github.com/lodestar-lb/lodestar/discovery"
 )
 
 func TestAppNames(t *testing.T) {
@@ -33,6 +35,16 @@ func TestAppNames(t *testing.T) {
 	}
 	if n := ix.AppNames("/no-such-app"); len(n) != 0 {
 		t.Errorf("AppNames of an unknown app = %q, want none", n)
+	}
+	// A nested Marathon app: its task name "web.shop" is one label, "web-shop".
+	apps := loadApps(t)
+	web := apps[slices.IndexFunc(apps, func(a *discovery.App) bool { return a.ID == "/shop/web" })]
+	ix = BuildIndex(snapshotOf(loadState(t), web), testConfig(), nil)
+	names := ix.AppNames("/shop/web")
+	for _, want := range []string{"web-shop.marathon.mesos.", "_web-shop._tcp.marathon.mesos."} {
+		if !slices.Contains(names, want) {
+			t.Errorf("AppNames(/shop/web) lacks %s; got %q", want, names)
+		}
 	}
 	var nilIx *RecordIndex
 	if n := nilIx.AppNames("/car-store"); n != nil {

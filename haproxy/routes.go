@@ -34,10 +34,11 @@ type LabelsView struct {
 // PortView is one port's parsed labels. Basic auth shows its realm and user, never the
 // password.
 type PortView struct {
-	Index           int               `json:"index"`
-	Error           string            `json:"error,omitempty"`
-	Groups          []string          `json:"groups,omitempty"`
-	Enabled         bool              `json:"enabled"`
+	Index  int      `json:"index"`
+	Error  string   `json:"error,omitempty"`
+	Groups []string `json:"groups,omitempty"`
+	// Enabled is HAPROXY_{n}_ENABLED when the label is set (it matters with --strict-mode).
+	Enabled         *bool             `json:"enabled,omitempty"`
 	VHosts          []string          `json:"vhosts,omitempty"`
 	Path            string            `json:"path,omitempty"`
 	Mode            string            `json:"mode,omitempty"`
@@ -121,12 +122,15 @@ func (a *Applier) AppLabels(appID string) *LabelsView {
 		v.Warnings = append(v.Warnings, w.Message)
 	}
 	for _, p := range al.Ports {
-		pv := PortView{Index: p.Index, Groups: p.Groups, Enabled: p.Enabled, VHosts: p.VHosts, Path: p.Path,
+		pv := PortView{Index: p.Index, Groups: p.Groups, VHosts: p.VHosts, Path: p.Path,
 			Mode: p.Mode, Balance: p.Balance, Sticky: p.Sticky, RedirectToHTTPS: p.RedirectToHTTPS,
 			UseHSTS: p.UseHSTS, SSLCert: p.SSLCert, BindAddr: p.BindAddr, Port: p.Port,
 			BackendWeight: p.BackendWeight, NetworkAllowed: p.NetworkAllowed, Templates: p.Templates}
 		if p.Err != nil {
 			pv.Error = p.Err.Error()
+		}
+		if p.EnabledSet {
+			pv.Enabled = &p.Enabled
 		}
 		if p.Auth != nil {
 			pv.AuthRealm, pv.AuthUser = p.Auth.Realm, p.Auth.User
