@@ -1,6 +1,7 @@
 package haproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,10 @@ const (
 	DefaultReloadMaxWait = 5 * time.Second
 	// applyTimeout bounds one apply: validation, runtime commands, reload and its confirmation.
 	applyTimeout = 2 * time.Minute
+	// firstRetry and firstRetryMax bound the wait between attempts at a first configuration
+	// HAProxy rejects with nothing to blame on an app (a new snapshot retries at once).
+	firstRetry    = time.Second
+	firstRetryMax = time.Minute
 )
 
 // ApplierConfig configures an Applier.
@@ -39,6 +44,9 @@ type ApplierConfig struct {
 	// ReloadMinWait and ReloadMaxWait coalesce reloads: a structural change waits until no
 	// other change came for ReloadMinWait, but never longer than ReloadMaxWait after the first
 	// one (consul-template's quiescence). Runtime API changes are applied at once.
+	// ReloadMinWait 0 is no wait: a structural change reloads at once (cmd passes
+	// DefaultReloadMinWait unless --reload-min-wait says otherwise); a ReloadMaxWait of 0 is
+	// DefaultReloadMaxWait, or ReloadMinWait when that is longer.
 	ReloadMinWait, ReloadMaxWait time.Duration
 	Logger                       *slog.Logger
 }
@@ -47,10 +55,15 @@ type ApplierConfig struct {
 // snapshot that changes nothing HAProxy sees does nothing; one that changes only servers or
 // map entries goes through the Runtime API (and the files on disk are rewritten to match); a
 // structural change is validated with `haproxy -c`, installed and reloaded. A configuration
-// that fails validation never reaches HAProxy: the apps its alerts point at are left out and
-// the rest is validated once more.
+// that fails validation never reaches HAProxy: the apps its alerts point at (by line, or by
+// the frontend or backend they name) are left out and the rest is validated once more. A
+// reload HAProxy refuses after `haproxy -c` passed (a bind it cannot take) puts the previous
+// files back and keeps the previous model; the apps its alerts point at are left out and the
+// rest is reloaded at once. Left-out apps stay out until their definition changes or
+// ForgetBlame is called.
 //
-// One goroutine (Run) owns the running model; the API reads Status, Config and the maps
+// One goroutine (Run) owns the running model and everything that changes HAProxy, the reload
+// of the file on disk (ReloadFromDisk) included; the API reads Status, Config and the maps
 // through a mutex-protected copy.
 type Applier struct {
 	cfg  ApplierConfig
@@ -59,6 +72,15 @@ type Applier struct {
 
 	// written is closed once the first configuration is on disk: HAProxy can start.
 	written chan struct{}
+	// requests carries work that must not overlap an apply (ReloadFromDisk) into Run's loop;
+	// forget asks the loop to forget what HAProxy blamed (ForgetBlame); stopped is closed when
+	// Run returns.
+	requests chan loopRequest
+	forget   chan struct{}
+	stopped  chan struct{}
+	// writtenBeforeStart is set when a configuration was installed after the first one but
+	// before HAProxy answered: HAProxy may have started on the older file. Owned by Run.
+	writtenBeforeStart bool
 
 	mu       sync.Mutex
 	running  *Model    // what HAProxy runs (owned by Run; published here for readers)
@@ -138,11 +160,11 @@ func NewApplier(cfg ApplierConfig, proc *Process) (*Applier, error) {
 	if cfg.ConfigPath == "" {
 		cfg.ConfigPath = filepath.Join(cfg.Build.RunDir, "haproxy.cfg")
 	}
-	if cfg.ReloadMinWait <= 0 {
-		cfg.ReloadMinWait = DefaultReloadMinWait
+	if cfg.ReloadMinWait < 0 {
+		return nil, fmt.Errorf("haproxy: --reload-min-wait %v is negative", cfg.ReloadMinWait)
 	}
 	if cfg.ReloadMaxWait <= 0 {
-		cfg.ReloadMaxWait = DefaultReloadMaxWait
+		cfg.ReloadMaxWait = max(DefaultReloadMaxWait, cfg.ReloadMinWait)
 	}
 	if cfg.ReloadMaxWait < cfg.ReloadMinWait {
 		return nil, fmt.Errorf("haproxy: --reload-max-wait %v is shorter than --reload-min-wait %v", cfg.ReloadMaxWait, cfg.ReloadMinWait)
@@ -151,10 +173,13 @@ func NewApplier(cfg ApplierConfig, proc *Process) (*Applier, error) {
 		cfg.Logger = slog.Default()
 	}
 	a := &Applier{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "haproxy"),
-		proc:    proc,
-		written: make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "haproxy"),
+		proc:     proc,
+		written:  make(chan struct{}),
+		requests: make(chan loopRequest),
+		forget:   make(chan struct{}, 1),
+		stopped:  make(chan struct{}),
 	}
 	a.status.ConfigPath = cfg.ConfigPath
 	return a, nil
@@ -173,11 +198,20 @@ type pendingReload struct {
 	timer  *time.Timer
 }
 
+// loopRequest is work Run's loop does between applies, and where its result goes.
+type loopRequest struct {
+	do   func(context.Context) error
+	done chan error
+}
+
 // Run applies every new snapshot of sub until ctx ends. The first snapshot's configuration
-// is written before HAProxy starts (see Written); cmd starts the Process after that.
+// is written before HAProxy starts (see Written); cmd starts the Process after that. A first
+// configuration HAProxy rejects without blaming an app is retried (see first): Run returns
+// only when ctx ends.
 func (a *Applier) Run(ctx context.Context, sub *discovery.Subscription) error {
-	if err := a.first(ctx, sub.Snapshot()); err != nil {
-		return err
+	defer close(a.stopped)
+	if !a.first(ctx, sub) {
+		return nil
 	}
 	var started <-chan struct{}
 	if a.proc != nil {
@@ -190,9 +224,17 @@ func (a *Applier) Run(ctx context.Context, sub *discovery.Subscription) error {
 		case <-ctx.Done():
 			return nil
 		case <-started:
-			// HAProxy (re)started from the file on disk, which is always the running model.
 			started = nil
+			a.afterStart(ctx)
 			continue
+		case req := <-a.requests:
+			req.done <- req.do(ctx)
+			continue
+		case <-a.forget:
+			if len(a.blamed) > 0 {
+				a.log.Info("forgetting the apps HAProxy rejected: they are tried again", "apps", slices.Sorted(maps.Keys(a.blamed)))
+			}
+			a.blamed = nil
 		case <-sub.C():
 		case <-fire:
 			reason := pending.reason
@@ -217,17 +259,106 @@ func (a *Applier) Run(ctx context.Context, sub *discovery.Subscription) error {
 	}
 }
 
-// first builds and installs the first configuration. It does not give up: until a valid
-// configuration exists HAProxy cannot start, so a failure is retried with the next snapshot.
-func (a *Applier) first(ctx context.Context, snap *discovery.Snapshot) error {
+// afterStart runs once HAProxy first answers. A configuration written while it was starting
+// may not be the one it loaded, so it is reloaded with the file on disk; either way the
+// draining servers, "disabled" in the file, are set to drain.
+func (a *Applier) afterStart(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
+	m := a.runningModel()
+	if !a.writtenBeforeStart {
+		a.restoreDrain(ctx, m)
+		return
+	}
+	a.writtenBeforeStart = false
+	start := time.Now()
+	reason := "the configuration changed while HAProxy was starting"
+	// The state HAProxy would save is that of the file it started with, and a reload restores
+	// addresses from it over the newer file's: the reload starts from the file alone.
+	if path := a.stateFile(m); path != "" {
+		if err := WriteFileAtomic(path, []byte("1\n"), 0o644); err != nil {
+			a.log.Warn("emptying HAProxy's server-state file failed", "path", path, "err", err)
+		}
+	}
+	rec := ApplyRecord{Kind: "reload", Reason: reason}
+	err := a.proc.Reload(ctx)
+	ObserveReload("started", err == nil, time.Since(start))
+	if err != nil {
+		rec.Kind = "failed"
+		a.log.Error("reloading HAProxy onto the configuration written while it started failed", "err", err)
+	} else {
+		a.restoreDrain(ctx, m)
+		a.log.Info("HAProxy reloaded", "reason", reason, "took", time.Since(start).Round(time.Millisecond))
+	}
+	a.record(rec, start, err, m)
+}
+
+// restoreDrain sets m's draining slots to drain: the file says "disabled" (as marathon-lb
+// wrote it), so a reload or start leaves them in maintenance, which would cut a draining
+// server's sticky clients off before they are done.
+func (a *Applier) restoreDrain(ctx context.Context, m *Model) {
+	if m == nil {
+		return
+	}
+	var cmds []string
+	for _, b := range m.Backends {
+		for _, s := range b.Slots {
+			if s.State == StateDrain {
+				cmds = append(cmds, RuntimeCmd{Kind: CmdSetState, Backend: b.Name, Server: s.Name, State: StateDrain}.String())
+			}
+		}
+	}
+	if len(cmds) == 0 {
+		return
+	}
+	err := a.runtimeClient(m).ExecAll(ctx, cmds)
+	ObserveRuntime(len(cmds), err == nil)
+	if err != nil {
+		a.log.Warn("setting draining servers back to drain failed; they stay in maintenance", "servers", len(cmds), "err", err)
+	}
+}
+
+// first builds and installs the first configuration, and reports whether it did (false:
+// ctx ended first). It does not give up: until a valid configuration exists HAProxy cannot
+// start, so a failure is recorded (Status, Healthy) and retried with the next snapshot, or
+// after a backoff (1s doubling to 1m) in case what failed was outside the snapshot.
+func (a *Applier) first(ctx context.Context, sub *discovery.Subscription) bool {
+	wait := firstRetry
+	for {
+		err := a.writeFirst(ctx, sub.Snapshot())
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		a.log.Error("no valid first HAProxy configuration, HAProxy cannot start: retrying", "err", err, "retry_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-sub.C():
+		case <-t.C:
+		}
+		t.Stop()
+		wait = min(2*wait, firstRetryMax)
+	}
+}
+
+// writeFirst validates and installs snap's configuration as the first one.
+func (a *Applier) writeFirst(ctx context.Context, snap *discovery.Snapshot) error {
 	start := time.Now()
 	m, r, rec, err := a.validated(ctx, snap, nil)
 	rec.Kind, rec.Reason = "write", "first configuration"
 	if err != nil {
+		rec.Kind = "failed"
+		err = fmt.Errorf("haproxy: the first configuration is not valid, HAProxy cannot start: %w", err)
 		a.record(rec, start, err, nil)
-		return fmt.Errorf("haproxy: the first configuration is not valid, HAProxy cannot start: %w", err)
+		return err
 	}
 	if err := a.install(r); err != nil {
+		rec.Kind = "failed"
 		a.record(rec, start, err, nil)
 		return err
 	}
@@ -275,8 +406,18 @@ func (a *Applier) apply(ctx context.Context, snap *discovery.Snapshot, reason st
 	if !reloadNow {
 		return true, reason
 	}
-	if err := a.reload(ctx, snap, running, reason, start); err != nil {
+	for attempt := 1; ; attempt++ {
+		retry, err := a.reload(ctx, snap, running, reason, start)
+		if err == nil {
+			break
+		}
 		a.log.Error("HAProxy reload failed; HAProxy keeps running its previous configuration", "reason", reason, "err", err)
+		if !retry || attempt == 2 {
+			break
+		}
+		// HAProxy refused to load what an app asked for (a bind it cannot take): the rest goes
+		// live without it, at once.
+		start, reason = time.Now(), "retry without the apps HAProxy refused to load: "+reason
 	}
 	return false, ""
 }
@@ -302,6 +443,7 @@ func (a *Applier) runtime(ctx context.Context, next *Model, plan Plan) error {
 		}
 	} else {
 		rec.Kind = "write"
+		a.writtenBeforeStart = a.proc != nil
 	}
 	if err := a.install(r); err != nil {
 		return err
@@ -319,24 +461,27 @@ func (a *Applier) runtime(ctx context.Context, next *Model, plan Plan) error {
 
 // reload validates, installs and reloads. Runtime commands for the servers that exist in both
 // models go first and the server state is saved, because HAProxy restores addresses from the
-// state file over the configuration.
-func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running *Model, reason string, start time.Time) error {
+// state file over the configuration. When HAProxy refuses to load the new configuration (it
+// passed `haproxy -c` but, say, a bind cannot be taken), the previous files are put back and
+// the previous model stays the running one; retry says that the refusal was blamed on apps,
+// which the next validation leaves out.
+func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running *Model, reason string, start time.Time) (retry bool, err error) {
 	m, r, rec, err := a.validated(ctx, snap, running)
 	rec.Kind, rec.Reason = "reload", reason
 	if err != nil {
 		rec.Kind = "failed"
 		a.record(rec, start, err, nil)
 		ObserveReload(reasonKind(reason), false, time.Since(start))
-		return err
+		return false, err
 	}
 	plan := MakePlan(running, m)
 	if running != nil && !plan.Reload && reasonKind(reason) != "runtime_failed" {
 		// Leaving out what HAProxy rejected brought it back to what runs: no reload needed.
 		if plan.Empty() {
 			a.noteExclusions(m)
-			return nil
+			return false, nil
 		}
-		return a.runtime(ctx, m, plan)
+		return false, a.runtime(ctx, m, plan)
 	}
 	if a.hasProcess() && len(plan.Runtime) > 0 {
 		cmds := make([]string, len(plan.Runtime))
@@ -352,29 +497,88 @@ func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running 
 	if err := a.install(r); err != nil {
 		rec.Kind = "failed"
 		a.record(rec, start, err, nil)
-		return err
+		return false, err
 	}
 	if a.hasProcess() {
 		if err := a.saveState(ctx, m); err != nil {
 			a.log.Warn("saving HAProxy's server state failed", "err", err)
 		}
 		if err := a.proc.Reload(ctx); err != nil {
-			// The file is valid and installed: a restart by the supervisor would pick it up.
-			rec.Kind = "failed"
-			a.publish(m, r)
-			a.record(rec, start, err, m)
 			ObserveReload(reasonKind(reason), false, time.Since(start))
-			return fmt.Errorf("reload: %w", err)
+			retry = a.blameReload(snap, m, r, err)
+			if prev := a.renderedNow(); prev != nil {
+				// HAProxy runs the previous configuration: a restart must find that on disk.
+				if ierr := a.install(prev); ierr != nil {
+					a.log.Error("restoring the previous HAProxy configuration failed", "path", a.cfg.ConfigPath, "err", ierr)
+				}
+			}
+			rec.Kind = "failed"
+			err = fmt.Errorf("reload: %w", err)
+			a.record(rec, start, err, nil)
+			return retry, err
 		}
 		ObserveReload(reasonKind(reason), true, time.Since(start))
+		a.restoreDrain(ctx, m)
 	} else {
 		rec.Kind = "write"
+		a.writtenBeforeStart = a.proc != nil
 	}
 	a.publish(m, r)
 	a.record(rec, start, nil, m)
 	a.log.Info("HAProxy reloaded", "reason", reason, "backends", len(m.Backends),
 		"validations", rec.Validations, "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	return false, nil
+}
+
+// blameReload remembers the apps whose lines (or frontend or backend) the alerts of a refused
+// reload name, as validation does, and reports whether it found any new one.
+func (a *Applier) blameReload(snap *discovery.Snapshot, m *Model, r *Rendered, err error) bool {
+	var rerr *ReloadError
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	found := false
+	for _, al := range rerr.Alerts {
+		owner := alertOwner(al, a.cfg.ConfigPath, m, r)
+		if owner == "" {
+			continue
+		}
+		if a.blamed == nil {
+			a.blamed = map[string]blame{}
+		}
+		b, seen := a.blamed[owner]
+		if !seen {
+			found = true
+			b = blame{reason: "HAProxy refused to load its configuration: " + al.Message, print: definitionPrint(snap, owner)}
+		}
+		b.alerts = append(b.alerts, al.String())
+		a.blamed[owner] = b
+	}
+	if found {
+		a.log.Warn("HAProxy refused to load the configuration; leaving out the apps its alerts point at",
+			"apps", slices.Sorted(maps.Keys(a.blamed)), "alerts", len(rerr.Alerts))
+	}
+	return found
+}
+
+// alertOwner is the app an alert points at: the owner of the line of file it names, else the
+// owner of the per-port frontend or the backend it names; "" when it points at no app.
+func alertOwner(al Alert, file string, m *Model, r *Rendered) string {
+	if al.Line > 0 && sameFile(al.File, file) {
+		if owner := r.OwnerOf(al.Line); owner != "" {
+			return owner
+		}
+	}
+	if al.Proxy == "" {
+		return ""
+	}
+	if f := m.Frontend(al.Proxy); f != nil {
+		return f.Owner
+	}
+	if b := m.Backend(al.Proxy); b != nil {
+		return b.Owner
+	}
+	return ""
 }
 
 // validated builds and renders snap, checks it with `haproxy -c`, and when HAProxy rejects it
@@ -394,11 +598,14 @@ func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, runni
 			return nil, nil, rec, fmt.Errorf("rendering: %w", err)
 		}
 		tmp := a.cfg.ConfigPath + ".new"
-		if err := a.writeFiles(tmp, r); err != nil {
+		cleanup, err := writeCandidate(tmp, r)
+		if err != nil {
+			cleanup()
 			return nil, nil, rec, err
 		}
 		rec.Validations++
 		err = Validate(ctx, a.cfg.Bin, tmp)
+		cleanup()
 		ObserveValidation(err == nil)
 		if err == nil {
 			a.setValidationExclusions(alerts)
@@ -415,10 +622,7 @@ func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, runni
 		}
 		blamed := 0
 		for _, al := range verr.Alerts {
-			if al.Line == 0 || !sameFile(al.File, tmp) {
-				continue
-			}
-			owner := r.OwnerOf(al.Line)
+			owner := alertOwner(al, tmp, m, r)
 			if owner == "" {
 				continue
 			}
@@ -478,8 +682,35 @@ func (a *Applier) buildConfig(exclude map[string]string) Config {
 	return c
 }
 
-// writeFiles writes the map files (HAProxy reads them when it validates and loads cfgPath)
-// and the configuration.
+// writeCandidate writes r as cfgPath for `haproxy -c`, with its map files in a new
+// directory next to it and the configuration's map paths pointed there (on the same lines, so
+// alerts keep their line numbers): a candidate that fails never touched the live map files.
+// cleanup removes the candidate's map files.
+func writeCandidate(cfgPath string, r *Rendered) (cleanup func(), err error) {
+	cleanup = func() {}
+	config := r.Config
+	if len(r.Maps) > 0 {
+		dir, err := os.MkdirTemp(filepath.Dir(cfgPath), ".maps-check-")
+		if err != nil {
+			return cleanup, fmt.Errorf("writing map files for validation: %w", err)
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+		for _, path := range slices.Sorted(maps.Keys(r.Maps)) {
+			tmp := filepath.Join(dir, filepath.Base(path))
+			if err := os.WriteFile(tmp, r.Maps[path], 0o644); err != nil {
+				return cleanup, fmt.Errorf("writing map file for validation: %w", err)
+			}
+			config = bytes.ReplaceAll(config, []byte(path), []byte(tmp))
+		}
+	}
+	if err := WriteFileAtomic(cfgPath, config, 0o644); err != nil {
+		return cleanup, fmt.Errorf("writing the HAProxy configuration: %w", err)
+	}
+	return cleanup, nil
+}
+
+// writeFiles writes the map files (HAProxy reads them when it loads cfgPath) and the
+// configuration.
 func (a *Applier) writeFiles(cfgPath string, r *Rendered) error {
 	for _, path := range slices.Sorted(maps.Keys(r.Maps)) {
 		if err := WriteFileAtomic(path, r.Maps[path], 0o644); err != nil {
@@ -535,31 +766,73 @@ func (a *Applier) hasProcess() bool {
 }
 
 // ReloadFromDisk validates the configuration file on disk and reloads HAProxy with it
-// (marathon-lb's SIGUSR1).
+// (marathon-lb's SIGUSR1). It runs in Run's loop, between two applies, and waits for it: a
+// reload of the file must not interleave with an apply that is rewriting it.
 func (a *Applier) ReloadFromDisk(ctx context.Context) error {
+	if !a.hasProcess() {
+		return errors.New("HAProxy is not running")
+	}
+	req := loopRequest{do: a.reloadFromDisk, done: make(chan error, 1)}
+	select {
+	case a.requests <- req:
+	case <-a.stopped:
+		return errors.New("HAProxy is not being managed any more (lodestar is stopping)")
+	case <-ctx.Done():
+		return fmt.Errorf("reload of the file on disk: %w", ctx.Err())
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("reload of the file on disk: %w", ctx.Err())
+	}
+}
+
+func (a *Applier) reloadFromDisk(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
 	start := time.Now()
 	if err := Validate(ctx, a.cfg.Bin, a.cfg.ConfigPath); err != nil {
 		ObserveValidation(false)
 		return err
 	}
 	ObserveValidation(true)
-	if !a.hasProcess() {
-		return errors.New("HAProxy is not running")
+	if err := a.saveState(ctx, a.runningModel()); err != nil {
+		a.log.Warn("saving HAProxy's server state failed", "err", err)
 	}
 	err := a.proc.Reload(ctx)
 	ObserveReload("signal", err == nil, time.Since(start))
 	rec := ApplyRecord{Kind: "reload", Reason: "reload of the file on disk requested", Validations: 1}
 	if err != nil {
 		rec.Kind = "failed"
+	} else {
+		a.restoreDrain(ctx, a.runningModel())
 	}
 	a.record(rec, start, err, nil)
 	return err
+}
+
+// ForgetBlame forgets the apps HAProxy rejected (they otherwise stay out until their
+// definition changes) and rebuilds, so that they are tried again: what an operator's full
+// resync (/_mlb_signal/hup) asks for. It does not wait.
+func (a *Applier) ForgetBlame() {
+	select {
+	case a.forget <- struct{}{}:
+	default: // one is pending already
+	}
 }
 
 func (a *Applier) runningModel() *Model {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.running
+}
+
+// renderedNow is the rendering of the running model, nil before the first.
+func (a *Applier) renderedNow() *Rendered {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rendered
 }
 
 func (a *Applier) publish(m *Model, r *Rendered) {
@@ -642,12 +915,16 @@ func (a *Applier) Config() []byte {
 	return a.rendered.Config
 }
 
-// Healthy returns nil while HAProxy runs a configuration lodestar applied.
+// Healthy returns nil while HAProxy runs a configuration lodestar applied; before the first,
+// the error says why the last attempt failed.
 func (a *Applier) Healthy() error {
 	a.mu.Lock()
-	applied := a.applied
+	applied, last := a.applied, a.status.LastApply
 	a.mu.Unlock()
 	if !applied {
+		if last != nil && last.Error != "" {
+			return fmt.Errorf("no HAProxy configuration applied yet: %s", last.Error)
+		}
 		return errors.New("no HAProxy configuration applied yet")
 	}
 	if a.proc != nil && !a.proc.Status().Running {

@@ -99,38 +99,11 @@ func TestCheckValidConfigTakesOneValidation(t *testing.T) {
 func TestApplierRuntimeThenCoalescedReload(t *testing.T) {
 	cfg := applierConfig(t)
 	cfg.ReloadMinWait, cfg.ReloadMaxWait = time.Second, 10*time.Second
-	proc, err := NewProcess(ProcessConfig{Bin: cfg.Bin, ConfigPath: filepath.Join(cfg.Build.RunDir, "haproxy.cfg"),
-		RunDir: cfg.Build.RunDir, Logger: cfg.Logger, StopTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := NewApplier(cfg, proc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := newTestRegistry(t)
+	s := newApplierStack(t, cfg, false)
+	a, reg := s.a, s.reg
 	apps := manyApps(3, 22000)
-	reg.replace(t, apps...)
-	sub := reg.Subscribe()
-	defer sub.Close()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 2)
-	go func() { done <- a.Run(ctx, sub) }()
-	go func() {
-		<-a.Written()
-		done <- proc.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		for range 2 {
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		}
-	})
-	haproxytest.WaitFor(t, 20*time.Second, func() bool { return a.Applied() == nil }, "the first configuration applied and HAProxy started")
-	master := proc.Master()
+	s.start(apps...)
+	master := s.proc.Master()
 	reloads := func() int {
 		n, err := master.ReloadCount(context.Background())
 		if err != nil {

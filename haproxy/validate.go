@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -109,7 +110,7 @@ var (
 	// Proxy names: "'server be/s1'", then "Proxy 'fe'", "backend 'be'", "frontend fe".
 	serverProxyRE = regexp.MustCompile(`'server ([^/' ]+)/`)
 	namedProxyRE  = regexp.MustCompile(`(?:[Pp]roxy|backend|frontend|listen)\s+'([^']+)'`)
-	bareProxyRE   = regexp.MustCompile(`(?:for|in)\s+(?:proxy|frontend|backend|listen)\s+([A-Za-z0-9_.:-]+)`)
+	bareProxyRE   = regexp.MustCompile(`(?:for|in|Starting)\s+(?:proxy|frontend|backend|listen)\s+([A-Za-z0-9_.:-]+)`)
 )
 
 // ParseAlerts extracts the [ALERT] lines of HAProxy output (of `haproxy -c`, or of a master
@@ -159,7 +160,8 @@ func parseAlertText(text string) Alert {
 	if m := leadingLocRE.FindStringSubmatch(text); m != nil {
 		a.File, a.Message = m[1], m[3]
 		a.Line, _ = strconv.Atoi(m[2])
-	} else if m := anyLocRE.FindStringSubmatch(text); m != nil {
+	} else if m := anyLocRE.FindStringSubmatch(text); m != nil && net.ParseIP(m[1]) == nil {
+		// "[127.0.0.1:8080]" at the end of a bind alert is the address, not a location.
 		a.File = m[1]
 		a.Line, _ = strconv.Atoi(m[2])
 	}

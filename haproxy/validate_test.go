@@ -156,6 +156,7 @@ func TestParseAlerts(t *testing.T) {
 		"[ALERT]    (18447) : config : [d.cfg:9] : 'server be/s1' : could not resolve address ':80'.",
 		"[ALERT]    (18422) : config : Parsing [a.cfg:15]: backend 'be' has the same name as backend 'be' declared at a.cfg:13.",
 		"[ALERT]    (23288) : Binding [r.cfg:15] for frontend fe: cannot bind socket (Address already in use) for [127.0.0.1:18090]",
+		"[ALERT]    (23288) : Starting frontend foo_81: cannot bind socket (Address already in use) [127.0.0.1:8080]",
 		"[ALERT]    (23288) : config : parsing [r.cfg:3] : first line",
 		"   | second line",
 		"[ALERT] 123/045612 (77) : parsing [old.cfg:4] : date-stamped format of HAProxy before 2.4",
@@ -169,6 +170,7 @@ func TestParseAlerts(t *testing.T) {
 		{File: "d.cfg", Line: 9, Message: "'server be/s1' : could not resolve address ':80'.", Proxy: "be"},
 		{File: "a.cfg", Line: 15, Message: "backend 'be' has the same name as backend 'be' declared at a.cfg:13.", Proxy: "be"},
 		{File: "r.cfg", Line: 15, Message: "Binding [r.cfg:15] for frontend fe: cannot bind socket (Address already in use) for [127.0.0.1:18090]", Proxy: "fe"},
+		{Message: "Starting frontend foo_81: cannot bind socket (Address already in use) [127.0.0.1:8080]", Proxy: "foo_81"},
 		{File: "r.cfg", Line: 3, Message: "first line second line"},
 		{File: "old.cfg", Line: 4, Message: "date-stamped format of HAProxy before 2.4"},
 	}

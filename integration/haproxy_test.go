@@ -9,8 +9,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -491,4 +493,57 @@ func TestHAProxyRestartedAfterKill(t *testing.T) {
 	addTask(t, fm, "/phoenix", b2)
 	lb.waitActiveServers(t, backendName("/phoenix", sp), b1, b2)
 	assertTraffic(t, c, []route{r, portRoute(sp)}, []*haproxytest.HTTPBackend{b1, b2}, nil, 5)
+}
+
+// TestHAProxyReloadRefusedBindLeavesAppOut: a new app's service port is held by another
+// process. `haproxy -c` passes, HAProxy's reload fails on that bind: lodestar leaves that app
+// out (blaming it by the frontend the alert names), another app added at the same time goes
+// live, HAProxy's file on disk is the configuration lodestar reports, and the app already
+// there keeps serving.
+func TestHAProxyReloadRefusedBindLeavesAppOut(t *testing.T) {
+	t.Parallel()
+	spBase, spFresh := FreePort(t), FreePort(t)
+	fm := startLBMarathon(t, lbApp("/base", spBase, map[string]string{"HAPROXY_0_VHOST": "base.test"}))
+	base := haproxytest.Backend(t)
+	addTask(t, fm, "/base", base)
+	lb := startLB(t, fm)
+	c := lbClient(t, true)
+	waitRoutesTo(t, c, lb.vhostRoute("base.test"), base.ID)
+
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	spHeld := held.Addr().(*net.TCPAddr).Port
+	putApp(t, fm, lbApp("/held", spHeld, map[string]string{"HAPROXY_0_VHOST": "held.test"}))
+	addTask(t, fm, "/held", haproxytest.Backend(t))
+	putApp(t, fm, lbApp("/fresh", spFresh, map[string]string{"HAPROXY_0_VHOST": "fresh.test"}))
+	fresh := haproxytest.Backend(t)
+	addTask(t, fm, "/fresh", fresh)
+
+	waitRoutesTo(t, c, lb.vhostRoute("fresh.test"), fresh.ID)
+	var st haproxy.ApplierStatus
+	Eventually(t, lbTimeout, "lodestar to report /held left out", func() error {
+		st = lb.status(t)
+		if ex := excludedApp(st, "/held"); ex == nil || !strings.Contains(ex.Reason, "cannot bind") {
+			return fmt.Errorf("excluded %+v", st.Excluded)
+		}
+		return nil
+	})
+	waitRoutesTo(t, c, lb.vhostRoute("base.test"), base.ID)
+	code, served, err := Get(lb.URL("/v1/haproxy/config"))
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /v1/haproxy/config: %d, %v", code, err)
+	}
+	onDisk, err := os.ReadFile(filepath.Join(lb.RunDir, "haproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(onDisk) != string(served) || strings.Contains(string(onDisk), backendName("/held", spHeld)) {
+		t.Errorf("HAProxy's file on disk differs from the configuration lodestar reports, or has the app whose bind failed")
+	}
+	if lb.metric(t, "lodestar_haproxy_reloads_total") < 2 {
+		t.Error("the failed reload is not counted")
+	}
 }

@@ -191,6 +191,8 @@ type withResync struct {
 }
 
 func (w withResync) Resync(ctx context.Context) error {
+	// An operator's resync also retries the apps HAProxy rejected before.
+	w.applier.ForgetBlame()
 	if w.resync == nil {
 		return errors.New("no source to resync")
 	}
