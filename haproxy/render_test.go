@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/lodestar-lb/lodestar/discovery"
+	"github.com/lodestar-lb/lodestar/internal/haproxytest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -367,16 +368,8 @@ func TestGoldenScenarios(t *testing.T) {
 	}
 }
 
-// freePort returns a port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a port on 127.0.0.1 that was free a moment ago (see haproxytest.FreePort).
+func freePort(t *testing.T) int { return haproxytest.FreePort(t) }
 
 // upstream is an HTTP server on 127.0.0.1 that answers with its name.
 func upstream(t *testing.T, name string) int {

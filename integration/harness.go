@@ -30,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lodestar-lb/lodestar/internal/haproxytest"
 	"github.com/lodestar-lb/lodestar/internal/logtest"
 )
 
@@ -503,13 +504,9 @@ func DigRecords(out, section, rtype string) []string {
 	return recs
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and is closed now.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and is closed now, never
+// one returned before in this process (see haproxytest.FreePort).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return haproxytest.FreePort(t)
 }

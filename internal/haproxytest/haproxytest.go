@@ -35,16 +35,28 @@ func Bin(t testing.TB) string {
 	return ""
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and that no earlier call
+// in this process returned: the kernel may hand the same ephemeral port to two listeners opened
+// and closed one after the other, and two parallel tests must not both bind it.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if _, taken := handedOut.LoadOrStore(port, true); !taken {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("free port: 100 ports in a row were ones already handed out")
+	return 0
 }
+
+// handedOut holds every port FreePort returned.
+var handedOut sync.Map
 
 // SocketDir returns a new short directory under the system temp dir, removed after the test.
 // t.TempDir() paths grow with the test name and can exceed the 107 bytes a unix socket path may

@@ -86,3 +86,16 @@ func TestWaitForPolls(t *testing.T) {
 	}()
 	WaitFor(t, 5*time.Second, func() bool { return n.Load() == 3 }, "three increments")
 }
+
+// TestFreePortNeverRepeats: ports handed out are all different, even when the kernel offers one
+// again.
+func TestFreePortNeverRepeats(t *testing.T) {
+	seen := map[int]bool{}
+	for range 300 {
+		p := FreePort(t)
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
+}
