@@ -59,7 +59,7 @@ func BenchmarkFullSync(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		from := h.sink.reportCount()
+		from := h.sink.ReportCount()
 		h.src.Resync()
 		h.waitReport(from, "the resync", isSuccess)
 	}

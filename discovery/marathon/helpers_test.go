@@ -7,13 +7,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lodestar-lb/lodestar/discovery"
 	"github.com/lodestar-lb/lodestar/integration/fakemarathon"
 	"github.com/lodestar-lb/lodestar/internal/logtest"
+	"github.com/lodestar-lb/lodestar/internal/sinktest"
 )
 
 // waitTimeout bounds every wait of these tests. Nothing here takes near it; it only turns a hang
@@ -67,7 +67,7 @@ func waitCtx(t testing.TB) context.Context {
 type harness struct {
 	t    testing.TB
 	reg  *discovery.Registry
-	sink *recSink
+	sink *sinktest.Sink
 	src  *Source
 	logs *logtest.Buffer
 	stop context.CancelFunc
@@ -98,7 +98,7 @@ func start(t testing.TB, cfg Config, fakes ...*fakemarathon.Server) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{
 		t: t, reg: reg, src: src, logs: logs, stop: cancel,
-		sink: &recSink{Registry: reg, changed: make(chan struct{})},
+		sink: sinktest.New(reg),
 		done: make(chan struct{}),
 	}
 	regDone := make(chan struct{})
@@ -141,7 +141,7 @@ func (h *harness) wait() error {
 func (h *harness) waitSynced() *discovery.Snapshot {
 	h.t.Helper()
 	if err := h.reg.WaitSynced(waitCtx(h.t)); err != nil {
-		h.t.Fatalf("registry never synced: %v; sync reports: %s", err, h.sink.summary(0))
+		h.t.Fatalf("registry never synced: %v; sync reports: %s", err, h.sink.Summary(0))
 	}
 	return h.reg.Snapshot()
 }
@@ -151,7 +151,7 @@ func (h *harness) waitFor(what string, cond func(*discovery.Snapshot) bool) *dis
 	h.t.Helper()
 	s, err := h.reg.WaitFor(waitCtx(h.t), cond)
 	if err != nil {
-		h.t.Fatalf("waiting for %s: %v\nlast snapshot: %s\nsync reports: %s", what, err, dump(s), h.sink.summary(0))
+		h.t.Fatalf("waiting for %s: %v\nlast snapshot: %s\nsync reports: %s", what, err, dump(s), h.sink.Summary(0))
 	}
 	return s
 }
@@ -169,7 +169,7 @@ func (h *harness) flush(fake *fakemarathon.Server) *discovery.Snapshot {
 		h.t.Fatal(err)
 	}
 	ctx := waitCtx(h.t)
-	err := h.sink.waitSent(ctx, func(u discovery.Update) bool {
+	err := h.sink.WaitSent(ctx, func(u discovery.Update) bool {
 		r, ok := u.(discovery.RemoveApp)
 		return ok && r.ID == id
 	})
@@ -177,7 +177,7 @@ func (h *harness) flush(fake *fakemarathon.Server) *discovery.Snapshot {
 		err = h.reg.Barrier(ctx)
 	}
 	if err != nil {
-		h.t.Fatalf("flush %s: %v\nlast snapshot: %s\nsync reports: %s", id, err, dump(h.reg.Snapshot()), h.sink.summary(0))
+		h.t.Fatalf("flush %s: %v\nlast snapshot: %s\nsync reports: %s", id, err, dump(h.reg.Snapshot()), h.sink.Summary(0))
 	}
 	return h.reg.Snapshot()
 }
@@ -186,9 +186,9 @@ func (h *harness) flush(fake *fakemarathon.Server) *discovery.Snapshot {
 // its index.
 func (h *harness) waitReport(from int, what string, match func(error) bool) int {
 	h.t.Helper()
-	i, err := h.sink.waitReport(waitCtx(h.t), from, match)
+	i, err := h.sink.WaitReport(waitCtx(h.t), from, match)
 	if err != nil {
-		h.t.Fatalf("waiting for a sync report of %s: %v; reports: %s", what, err, h.sink.summary(from))
+		h.t.Fatalf("waiting for a sync report of %s: %v; reports: %s", what, err, h.sink.Summary(from))
 	}
 	return i
 }
@@ -218,118 +218,11 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// isErr matches a failed sync report whose message holds every one of parts.
-func isErr(parts ...string) func(error) bool {
-	return func(err error) bool {
-		if err == nil {
-			return false
-		}
-		for _, p := range parts {
-			if !strings.Contains(err.Error(), p) {
-				return false
-			}
-		}
-		return true
-	}
-}
-
-func isSuccess(err error) bool { return err == nil }
-
-// recSink is the registry as the source sees it, recording what the source sends and reports.
-type recSink struct {
-	*discovery.Registry
-
-	mu      sync.Mutex
-	updates []discovery.Update
-	reports []error
-	changed chan struct{} // closed and replaced on every update and report
-}
-
-func (s *recSink) Send(ctx context.Context, u discovery.Update) error {
-	s.mu.Lock()
-	s.updates = append(s.updates, u)
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
-	return s.Registry.Send(ctx, u)
-}
-
-func (s *recSink) ReportSync(source string, err error) {
-	s.Registry.ReportSync(source, err)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.reports = append(s.reports, err)
-	close(s.changed)
-	s.changed = make(chan struct{})
-}
-
-func (s *recSink) sent() []discovery.Update {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.updates)
-}
-
-// waitSent waits until the source has sent an update match accepts.
-func (s *recSink) waitSent(ctx context.Context, match func(discovery.Update) bool) error {
-	for i := 0; ; {
-		s.mu.Lock()
-		for ; i < len(s.updates); i++ {
-			if match(s.updates[i]) {
-				s.mu.Unlock()
-				return nil
-			}
-		}
-		changed := s.changed
-		s.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func (s *recSink) reportCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.reports)
-}
-
-// summary describes the reports from index from on: how many, and the last few.
-func (s *recSink) summary(from int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rs := s.reports[min(from, len(s.reports)):]
-	const last = 3
-	out := fmt.Sprintf("%d since #%d", len(rs), from)
-	if len(rs) > last {
-		out += ", the last ones"
-		rs = rs[len(rs)-last:]
-	}
-	for _, r := range rs {
-		out += fmt.Sprintf("; %v", r)
-	}
-	return out
-}
-
-func (s *recSink) waitReport(ctx context.Context, from int, match func(error) bool) (int, error) {
-	for {
-		s.mu.Lock()
-		for i := from; i < len(s.reports); i++ {
-			if match(s.reports[i]) {
-				s.mu.Unlock()
-				return i, nil
-			}
-		}
-		changed := s.changed
-		s.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return -1, ctx.Err()
-		}
-	}
-}
+// isErr and isSuccess match sync reports (see sinktest).
+var (
+	isErr     = sinktest.IsErr
+	isSuccess = sinktest.IsSuccess
+)
 
 // dump describes a snapshot for failure messages.
 func dump(s *discovery.Snapshot) string {

@@ -10,7 +10,7 @@ import (
 // leaderUpdates returns the SetMarathonLeader updates the source sent, in order.
 func (h *harness) leaderUpdates() []discovery.SetMarathonLeader {
 	var out []discovery.SetMarathonLeader
-	for _, u := range h.sink.sent() {
+	for _, u := range h.sink.Sent() {
 		if l, ok := u.(discovery.SetMarathonLeader); ok {
 			out = append(out, l)
 		}

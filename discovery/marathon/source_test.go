@@ -248,7 +248,7 @@ func TestCutStreamReconnectsAndResyncs(t *testing.T) {
 	h := start(t, testConfig(), fake)
 	h.waitSynced()
 	connects, appsReqs := fake.StreamConnects(), fake.Requests("/v2/apps")
-	reports, sent := h.sink.reportCount(), len(h.sink.sent())
+	reports, sent := h.sink.ReportCount(), len(h.sink.Sent())
 
 	fake.SetStatus(http.StatusServiceUnavailable)
 	fake.CutStreams()
@@ -272,7 +272,7 @@ func TestCutStreamReconnectsAndResyncs(t *testing.T) {
 	if n := fake.Requests("/v2/apps"); n <= appsReqs {
 		t.Errorf("GET /v2/apps %d times, want more than %d (a resync)", n, appsReqs)
 	}
-	for _, u := range h.sink.sent()[sent:] {
+	for _, u := range h.sink.Sent()[sent:] {
 		if ts, ok := u.(discovery.TaskStatus); ok {
 			t.Errorf("status event %s %s reached the source though it was emitted with no stream open", ts.TaskID, ts.State)
 		}
@@ -300,7 +300,7 @@ func TestStalledStreamIsDetectedByWatchdog(t *testing.T) {
 	cfg.IdleTimeout = 300 * time.Millisecond
 	h := start(t, cfg, fake)
 	h.waitSynced()
-	connects, appsReqs, reports := fake.StreamConnects(), fake.Requests("/v2/apps"), h.sink.reportCount()
+	connects, appsReqs, reports := fake.StreamConnects(), fake.Requests("/v2/apps"), h.sink.ReportCount()
 
 	fake.StallStreams(true)
 	ids, err := fake.ScaleApp(blue, 2) // emitted while stalled: lost
@@ -428,7 +428,7 @@ func TestNewLeaderWithoutHealthResultsKeepsTasks(t *testing.T) {
 
 	fake.ClearHealth(green)
 	fake.ClearHealth(blue)
-	reports := h.sink.reportCount()
+	reports := h.sink.ReportCount()
 	h.src.Resync()
 	s := h.waitFor("every task without results and eligible", func(s *discovery.Snapshot) bool {
 		n := 0
@@ -624,7 +624,7 @@ func TestEventsFixtureReplay(t *testing.T) {
 
 	// The task deltas were sent in the stream's order.
 	var got []string
-	for _, u := range h.sink.sent() {
+	for _, u := range h.sink.Sent() {
 		switch u := u.(type) {
 		case discovery.TaskStatus:
 			got = append(got, u.TaskID[12:20]+" "+u.State)
@@ -659,7 +659,7 @@ func TestBadInputKeepsLastGoodSnapshot(t *testing.T) {
 		fake := newFake(t, "zdd_apps.json")
 		h := start(t, testConfig(), fake)
 		s0 := h.waitSynced()
-		reports := h.sink.reportCount()
+		reports := h.sink.ReportCount()
 		fake.SetAppsBody([]byte(`{"apps":[{"id":"/nginx-green","instances":`))
 		h.src.Resync()
 		h.waitReport(reports, "the bad body", isErr("full sync", "malformed Marathon apps JSON"))
@@ -672,7 +672,7 @@ func TestBadInputKeepsLastGoodSnapshot(t *testing.T) {
 			t.Errorf("source status %+v, want the error", st)
 		}
 
-		reports = h.sink.reportCount()
+		reports = h.sink.ReportCount()
 		fake.SetAppsBody(nil)
 		h.waitReport(reports, "recovery", isSuccess)
 		unchanged(t, h, s0)
@@ -685,7 +685,7 @@ func TestBadInputKeepsLastGoodSnapshot(t *testing.T) {
 		cfg.MaxBody = 1 << 20
 		h := start(t, cfg, fake)
 		s0 := h.waitSynced()
-		reports := h.sink.reportCount()
+		reports := h.sink.ReportCount()
 		// 50 MB of valid JSON: only its size is wrong.
 		huge := slices.Concat([]byte(`{"apps":[`), bytes.Repeat([]byte(" "), 50<<20), []byte(`]}`))
 		fake.SetAppsBody(huge)
@@ -720,7 +720,7 @@ func TestBadInputKeepsLastGoodSnapshot(t *testing.T) {
 				tk := task(s, blue, blue1)
 				return tk != nil && !tk.Eligible
 			})
-			reports := h.sink.reportCount()
+			reports := h.sink.ReportCount()
 			fake.CutStreams()
 			h.waitReport(reports, "the cut frame", isErr("event stream ended inside an event", "unexpected EOF"))
 			h.waitLog("Marathon connection lost", `event stream ended inside an event (\"status_update_event\")`)
@@ -732,7 +732,7 @@ func TestBadInputKeepsLastGoodSnapshot(t *testing.T) {
 			if tk := task(s, green, green1); tk == nil || !tk.Eligible {
 				t.Errorf("green1 after the cut frame: %+v", tk)
 			}
-			for _, u := range h.sink.sent() {
+			for _, u := range h.sink.Sent() {
 				if ts, ok := u.(discovery.TaskStatus); ok && ts.TaskID == green1 {
 					t.Errorf("the cut frame was applied: %+v", ts)
 				}
@@ -838,7 +838,7 @@ func TestBadInputKeepsLastGoodSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 		fake.SetAppsBody(body)
-		reports := h.sink.reportCount()
+		reports := h.sink.ReportCount()
 		h.src.Resync()
 		s := h.waitFor("green's new label", func(s *discovery.Snapshot) bool {
 			a := s.App(green)

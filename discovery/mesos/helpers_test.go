@@ -3,9 +3,7 @@ package mesos
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/lodestar-lb/lodestar/discovery"
 	"github.com/lodestar-lb/lodestar/integration/fakemesos"
 	"github.com/lodestar-lb/lodestar/internal/logtest"
+	"github.com/lodestar-lb/lodestar/internal/sinktest"
 	"github.com/lodestar-lb/lodestar/internal/zktest"
 )
 
@@ -29,7 +28,7 @@ const seedFrameworks = 4
 type harness struct {
 	t    testing.TB
 	reg  *discovery.Registry
-	sink *recSink
+	sink *sinktest.Sink
 	src  *Source
 	logs *logtest.Buffer
 }
@@ -45,7 +44,7 @@ func start(t testing.TB, cfg Config) *harness {
 	}
 	reg := discovery.NewRegistry(discovery.WithLogger(logger))
 	reg.RegisterSource(src.Name())
-	h := &harness{t: t, reg: reg, src: src, logs: logs, sink: &recSink{Registry: reg, changed: make(chan struct{})}}
+	h := &harness{t: t, reg: reg, src: src, logs: logs, sink: sinktest.New(reg)}
 	ctx, cancel := context.WithCancel(context.Background())
 	regDone, srcDone := make(chan struct{}), make(chan error, 1)
 	go func() {
@@ -82,7 +81,7 @@ func (h *harness) waitMesos(what string, cond func(*discovery.MesosState) bool) 
 	h.t.Helper()
 	s, err := h.reg.WaitFor(waitCtx(h.t), func(s *discovery.Snapshot) bool { return s.Mesos != nil && cond(s.Mesos) })
 	if err != nil {
-		h.t.Fatalf("waiting for %s: %v\nlast Mesos state: %s\nsync reports: %s", what, err, describe(s.Mesos), h.sink.summary(0))
+		h.t.Fatalf("waiting for %s: %v\nlast Mesos state: %s\nsync reports: %s", what, err, describe(s.Mesos), h.sink.Summary(0))
 	}
 	return s.Mesos
 }
@@ -114,9 +113,9 @@ func (h *harness) waitLogs(n int, what string, parts ...string) {
 // its index.
 func (h *harness) waitReport(from int, what string, match func(error) bool) int {
 	h.t.Helper()
-	i, err := h.sink.waitReport(waitCtx(h.t), from, match)
+	i, err := h.sink.WaitReport(waitCtx(h.t), from, match)
 	if err != nil {
-		h.t.Fatalf("waiting for a sync report of %s: %v; reports: %s", what, err, h.sink.summary(from))
+		h.t.Fatalf("waiting for a sync report of %s: %v; reports: %s", what, err, h.sink.Summary(from))
 	}
 	return i
 }
@@ -124,7 +123,7 @@ func (h *harness) waitReport(from int, what string, match func(error) bool) int 
 // noEmptyState fails the test if the source ever sent a state without every seed framework.
 func (h *harness) noEmptyState() {
 	h.t.Helper()
-	for i, u := range h.sink.sent() {
+	for i, u := range h.sink.Sent() {
 		st := u.(discovery.ReplaceMesosState).State
 		if st == nil || len(st.Frameworks) != seedFrameworks || len(st.Agents) == 0 {
 			h.t.Errorf("update #%d sent a state without the seed's frameworks and agents: %s", i, describe(st))
@@ -139,104 +138,11 @@ func describe(st *discovery.MesosState) string {
 	return fmt.Sprintf("leader %s, %d frameworks, %d agents, masters %v", st.Leader, len(st.Frameworks), len(st.Agents), st.Masters)
 }
 
-// isErr matches a failed sync report whose message holds every one of parts.
-func isErr(parts ...string) func(error) bool {
-	return func(err error) bool {
-		if err == nil {
-			return false
-		}
-		for _, p := range parts {
-			if !strings.Contains(err.Error(), p) {
-				return false
-			}
-		}
-		return true
-	}
-}
-
-func isSuccess(err error) bool { return err == nil }
-
-// recSink is the registry as the source sees it, recording what the source sends and reports.
-type recSink struct {
-	*discovery.Registry
-
-	mu      sync.Mutex
-	updates []discovery.Update
-	reports []error
-	changed chan struct{} // closed and replaced on every update and report
-}
-
-func (s *recSink) Send(ctx context.Context, u discovery.Update) error {
-	s.mu.Lock()
-	s.updates = append(s.updates, u)
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
-	return s.Registry.Send(ctx, u)
-}
-
-func (s *recSink) ReportSync(source string, err error) {
-	s.Registry.ReportSync(source, err)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.reports = append(s.reports, err)
-	close(s.changed)
-	s.changed = make(chan struct{})
-}
-
-// reportsFrom returns the reports from index from on.
-func (s *recSink) reportsFrom(from int) []error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.reports[min(from, len(s.reports)):])
-}
-
-func (s *recSink) sent() []discovery.Update {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.updates)
-}
-
-func (s *recSink) reportCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.reports)
-}
-
-// summary describes the reports from index from on: how many, and the last few.
-func (s *recSink) summary(from int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rs := s.reports[min(from, len(s.reports)):]
-	const last = 4
-	out := fmt.Sprintf("%d since #%d", len(rs), from)
-	if len(rs) > last {
-		rs = rs[len(rs)-last:]
-	}
-	for _, r := range rs {
-		out += fmt.Sprintf("; %v", r)
-	}
-	return out
-}
-
-func (s *recSink) waitReport(ctx context.Context, from int, match func(error) bool) (int, error) {
-	for {
-		s.mu.Lock()
-		for i := from; i < len(s.reports); i++ {
-			if match(s.reports[i]) {
-				s.mu.Unlock()
-				return i, nil
-			}
-		}
-		changed := s.changed
-		s.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return -1, ctx.Err()
-		}
-	}
-}
+// isErr and isSuccess match sync reports (see sinktest).
+var (
+	isErr     = sinktest.IsErr
+	isSuccess = sinktest.IsSuccess
+)
 
 // cluster starts n fake masters, Masters[0] leading, stopped when the test ends.
 func cluster(t testing.TB, n int) *fakemesos.Cluster {

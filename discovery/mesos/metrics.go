@@ -32,6 +32,10 @@ var (
 		Namespace: "lodestar", Subsystem: "mesos", Name: "zookeeper_masters",
 		Help: "Mesos masters registered in ZooKeeper (readable json.info_ nodes).",
 	})
+	zkWatches = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "lodestar", Subsystem: "mesos", Name: "zookeeper_watches",
+		Help: "ZooKeeper watches armed by leader detection and not fired yet (at most 1).",
+	})
 	masterInfoErrors = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: "lodestar", Subsystem: "mesos", Name: "masterinfo_errors_total",
 		Help: "json.info_ nodes in ZooKeeper that could not be read as MasterInfo and were skipped.",

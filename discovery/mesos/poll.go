@@ -19,20 +19,26 @@ var statePaths = []string{"/master/state", "/master/state.json", "/state.json"}
 
 // answer is what one master said.
 type answer struct {
-	state *discovery.MesosState // set when the master leads
+	// state is set only when the master leads: the state of one that does not lead names the
+	// leader and has no frameworks or agents.
+	state *discovery.MesosState
 	// leader is the "host:port" a master that does not lead names (from its state or a
 	// redirect), or "".
 	leader string
 }
 
-// fetchLeader asks candidates in order until one answers as the leader. A master that does
-// not lead names the leader, which is asked next. Every master is asked at most once.
+// fetchLeader asks candidates in order until one answers as the leader, and returns that
+// master's own state. A master that does not lead names the leader, which is asked next; the
+// state of a master that does not lead is never returned (it has no frameworks or agents: sent
+// as the cluster's state, it would empty DNS). Every master is asked at most once. When the
+// leader a master names does not answer, the error names both.
 func (s *Source) fetchLeader(ctx context.Context, candidates []string) (*discovery.MesosState, string, error) {
 	if len(candidates) == 0 {
 		return nil, "", errors.New("no Mesos master known yet: ZooKeeper has named none and no --mesos-master is set")
 	}
 	queue := slices.Clone(candidates)
 	asked := map[string]bool{}
+	namedBy := map[string]string{} // a leader asked because a master named it → that master
 	var errs []error
 	for i := 0; i < len(queue); i++ {
 		addr := queue[i]
@@ -45,18 +51,26 @@ func (s *Source) fetchLeader(ctx context.Context, candidates []string) (*discove
 			return nil, "", ctx.Err()
 		}
 		if err != nil {
+			if by := namedBy[addr]; by != "" {
+				err = fmt.Errorf("master %s does not lead and names %s, which did not answer: %w", by, addr, err)
+			}
 			errs = append(errs, err)
 			continue
 		}
 		if a.state != nil {
 			return a.state, addr, nil
 		}
-		if a.leader == "" || asked[a.leader] {
-			errs = append(errs, fmt.Errorf("master %s does not lead and names no other leader", addr))
-			continue
+		switch {
+		case a.leader == "":
+			errs = append(errs, fmt.Errorf("master %s does not lead and names no leader", addr))
+		case asked[a.leader]:
+			// Already asked in this poll: its failure is in errs.
+			errs = append(errs, fmt.Errorf("master %s does not lead and names %s, which did not answer as leader either", addr, a.leader))
+		default:
+			s.log.Debug("Mesos master does not lead; asking the leader it names", "master", addr, "leader", a.leader)
+			namedBy[a.leader] = addr
+			queue = slices.Insert(queue, i+1, a.leader)
 		}
-		s.log.Debug("Mesos master does not lead; asking the leader it names", "master", addr, "leader", a.leader)
-		queue = slices.Insert(queue, i+1, a.leader)
 	}
 	return nil, "", fmt.Errorf("no Mesos master answered as leader: %w", errors.Join(errs...))
 }

@@ -127,7 +127,7 @@ func TestStaticNoLeaderElected(t *testing.T) {
 	c.SetLeader(-1)
 	h := start(t, Config{Masters: c.Addrs(), Refresh: time.Hour})
 	h.waitReport(0, "no leader", isErr("no Mesos master answered as leader", "no leader elected"))
-	if n := len(h.sink.sent()); n != 0 {
+	if n := len(h.sink.Sent()); n != 0 {
 		t.Fatalf("%d states sent with no leader elected", n)
 	}
 }
@@ -180,7 +180,7 @@ func TestBasicAuth(t *testing.T) {
 
 	good := start(t, Config{Masters: c.Addrs(), Username: "ops", Password: "s3cret", Refresh: time.Hour})
 	good.waitLeader(c.Masters[1].HostPort())
-	if len(bad.sink.sent()) != 0 {
+	if len(bad.sink.Sent()) != 0 {
 		t.Errorf("a state was sent without valid credentials")
 	}
 }
@@ -255,7 +255,7 @@ func TestBadStateIsAnError(t *testing.T) {
 			}
 			h := start(t, Config{Masters: c.Addrs(), Refresh: time.Hour, MaxBody: tt.maxBody})
 			h.waitReport(0, tt.name, isErr(c.Masters[0].HostPort(), tt.err))
-			if n := len(h.sink.sent()); n != 0 {
+			if n := len(h.sink.Sent()); n != 0 {
 				t.Fatalf("%d states sent", n)
 			}
 		})

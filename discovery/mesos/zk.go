@@ -250,6 +250,8 @@ type detector struct {
 	log     *slog.Logger
 
 	closing atomic.Bool
+	// watches counts the watches list armed that have not fired yet: at most one (see run).
+	watches atomic.Int64
 
 	mu      sync.Mutex
 	view    zkView
@@ -323,6 +325,27 @@ func (d *detector) run(ctx context.Context) {
 
 	authed := d.target.auth == ""
 	retry := time.Duration(0)
+	// armed is the one watch armed (on the children, or on the path's creation), nil when
+	// none. go-zookeeper keeps a watch across reconnections to the same session (it sets it
+	// again on the new connection, and the server fires it for any change made meanwhile)
+	// until it fires; an expired session's watches fire with EventNotWatching. So a new watch
+	// is armed only once the last one has fired: arming one on each reconnection would pile
+	// them up. listed is the view of the last complete listing since armed was armed, nil
+	// when there was none.
+	var (
+		armed  <-chan zk.Event
+		listed *zkView
+	)
+	fired := func(ev zk.Event) {
+		armed, listed = nil, nil
+		d.watches.Add(-1)
+		zkWatches.Dec()
+		d.log.Debug("ZooKeeper watch fired", "type", ev.Type.String(), "path", ev.Path, "err", ev.Err)
+	}
+	defer func() {
+		// conn.Close fires whatever is still armed.
+		zkWatches.Sub(float64(d.watches.Swap(0)))
+	}()
 	for ctx.Err() == nil {
 		if retry > 0 {
 			t := time.NewTimer(retry)
@@ -343,43 +366,79 @@ func (d *detector) run(ctx context.Context) {
 			}
 			authed = true
 		}
-		watch, err := d.list(conn, where)
-		if err != nil {
-			d.fail(err)
-			continue
+		// An expired session's watch has fired by the time the new session is signalled.
+		select {
+		case ev := <-armed:
+			fired(ev)
+		default:
+		}
+		if listed != nil {
+			// Back on the same session with the watch armed since a complete listing: that
+			// listing is still current, or the watch would fire. Asking nothing here also
+			// keeps clear of a data race in go-zookeeper (Conn.lastZxid, read while it sets
+			// the watches again on a new connection, written by the answer to a request sent
+			// meanwhile).
+			v := *listed
+			d.update(func(cur *zkView) { *cur = v })
+		} else {
+			view, w, err := d.list(conn, where, armed)
+			armed = w
+			if err != nil {
+				d.fail(err)
+				continue
+			}
+			if armed != nil {
+				listed = &view
+			}
+			d.update(func(cur *zkView) { *cur = view })
 		}
 		retry = 0
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-watch:
-			d.log.Debug("ZooKeeper watch fired", "type", ev.Type.String(), "path", ev.Path, "err", ev.Err)
+		case ev := <-armed:
+			fired(ev)
 		case <-sessions:
-			// A new or re-established session: list again, whatever the old watch does.
+			// A new or re-established session (the view says ZooKeeper failed meanwhile).
 		}
 	}
 }
 
-// list reads the children and their MasterInfo, publishes the view, and returns the watch on
-// the children (or on the path's creation while it does not exist).
-func (d *detector) list(conn *zk.Conn, where string) (<-chan zk.Event, error) {
+// list reads the children and their MasterInfo and returns the view they give. armed is a
+// watch still armed from an earlier listing, or nil: then list arms one, on the children (or
+// on the path's creation while it does not exist). It returns the watch armed now, also with
+// an error.
+func (d *detector) list(conn *zk.Conn, where string, armed <-chan zk.Event) (zkView, <-chan zk.Event, error) {
 	path := d.target.path
-	children, _, watch, err := conn.ChildrenW(path)
+	var children []string
+	var err error
+	if armed != nil {
+		children, _, err = conn.Children(path)
+	} else {
+		var w <-chan zk.Event
+		children, _, w, err = conn.ChildrenW(path)
+		if err == nil {
+			armed = d.armed(w)
+		}
+	}
 	if errors.Is(err, zk.ErrNoNode) {
-		exists, _, w, err := conn.ExistsW(path)
-		if err != nil {
-			return nil, fmt.Errorf("ZooKeeper %s: %w", where, err)
+		if armed == nil {
+			exists, _, w, err := conn.ExistsW(path)
+			if err != nil {
+				return zkView{}, nil, fmt.Errorf("ZooKeeper %s: %w", where, err)
+			}
+			if exists {
+				// Created since ChildrenW. ExistsW armed a watch on the node's data, which
+				// is not the one wanted; it fires, unread, when the node changes. The retry
+				// arms a children watch.
+				return zkView{}, nil, fmt.Errorf("ZooKeeper %s: path created while listing it", where)
+			}
+			armed = d.armed(w)
 		}
-		if exists {
-			return nil, fmt.Errorf("ZooKeeper %s: path created while listing it", where)
-		}
-		d.update(func(v *zkView) {
-			*v = zkView{err: fmt.Errorf("ZooKeeper %s: no such path: no Mesos master has registered there (check --mesos-zk)", where)}
-		})
-		return w, nil
+		return zkView{err: fmt.Errorf("ZooKeeper %s: no such path: no Mesos master has registered there (check --mesos-zk)", where)}, armed, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ZooKeeper %s: listing masters: %w", where, err)
+		return zkView{}, armed, fmt.Errorf("ZooKeeper %s: listing masters: %w", where, err)
 	}
 	var masters []discovery.Master
 	for _, name := range infoNodes(children) {
@@ -388,7 +447,7 @@ func (d *detector) list(conn *zk.Conn, where string) (<-chan zk.Event, error) {
 			continue // gone since the listing: the watch fires for it
 		}
 		if err != nil {
-			return nil, fmt.Errorf("ZooKeeper %s: reading %s: %w", where, name, err)
+			return zkView{}, armed, fmt.Errorf("ZooKeeper %s: reading %s: %w", where, name, err)
 		}
 		m, err := parseMasterInfo(data)
 		if err != nil {
@@ -400,16 +459,21 @@ func (d *detector) list(conn *zk.Conn, where string) (<-chan zk.Event, error) {
 		}
 		masters = append(masters, m)
 	}
-	d.update(func(v *zkView) {
-		*v = zkView{masters: masters}
-		if len(masters) == 0 {
-			v.err = fmt.Errorf("ZooKeeper %s lists no Mesos master (no readable %s nodes)", where, infoPrefix)
-			return
-		}
-		v.leader = masterAddr(masters[0])
-	})
 	zkMasters.Set(float64(len(masters)))
-	return watch, nil
+	v := zkView{masters: masters}
+	if len(masters) == 0 {
+		v.err = fmt.Errorf("ZooKeeper %s lists no Mesos master (no readable %s nodes)", where, infoPrefix)
+	} else {
+		v.leader = masterAddr(masters[0])
+	}
+	return v, armed, nil
+}
+
+// armed counts a watch just armed and returns it.
+func (d *detector) armed(w <-chan zk.Event) <-chan zk.Event {
+	d.watches.Add(1)
+	zkWatches.Inc()
+	return w
 }
 
 // watchSession turns session events into view errors (connection lost, session expired) and

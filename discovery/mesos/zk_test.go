@@ -1,6 +1,7 @@
 package mesos
 
 import (
+	"fmt"
 	"net"
 	"slices"
 	"strconv"
@@ -219,7 +220,7 @@ func TestZKPathAppearsLater(t *testing.T) {
 	c := cluster(t, 1)
 	h := start(t, Config{ZK: z.URL(path), Refresh: time.Hour})
 	h.waitReport(0, "the missing path", isErr("no such path", path))
-	if len(h.sink.sent()) != 0 {
+	if len(h.sink.Sent()) != 0 {
 		t.Fatalf("a state was sent with no master known")
 	}
 	register(t, registrar(t, z, path), c.Masters[0], true)
@@ -260,7 +261,7 @@ func TestZKOutageKeepsTheState(t *testing.T) {
 	z.Stop()
 	h := start(t, Config{ZK: z.URL(path), Refresh: time.Hour, ZKSessionTimeout: 2 * time.Second})
 	h.waitReport(0, "ZooKeeper down at start", isErr("ZooKeeper", z.Addr()))
-	if len(h.sink.sent()) != 0 {
+	if len(h.sink.Sent()) != 0 {
 		t.Fatalf("a state was sent while ZooKeeper was down at start")
 	}
 
@@ -275,14 +276,14 @@ func TestZKOutageKeepsTheState(t *testing.T) {
 	z.Stop()
 	h.waitLogs(failing+1, "ZooKeeper going down", "Mesos leader detection through ZooKeeper failing")
 	// A poll while ZooKeeper is down still reaches the last leader, and is a successful sync.
-	reports := h.sink.reportCount()
+	reports := h.sink.ReportCount()
 	polls := a.Requests("")
 	h.src.Refresh()
 	if err := a.WaitRequests(waitCtx(t), "", polls+1); err != nil {
 		t.Fatal(err)
 	}
 	h.waitReport(reports, "a poll while ZooKeeper is down", isSuccess)
-	for i, err := range h.sink.reportsFrom(up) {
+	for i, err := range h.sink.ReportsFrom(up) {
 		if err != nil {
 			t.Errorf("sync report #%d while ZooKeeper is down but the leader answers: %v, want success", up+i, err)
 		}
@@ -352,4 +353,48 @@ func deadAddr(t testing.TB) string {
 	addr := ln.Addr().(*net.TCPAddr)
 	ln.Close()
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(addr.Port))
+}
+
+// TestZKReconnectsArmOneWatch: each reconnection to ZooKeeper (the same session) lists the
+// masters again, but arms no second children watch while the first is still armed
+// (go-zookeeper keeps a watch across reconnections until it fires). After many reconnections
+// one watch is armed, and it still fires: a leader change is followed without a refresh.
+func TestZKReconnectsArmOneWatch(t *testing.T) {
+	t.Parallel()
+	z := zktest.Shared(t)
+	path := zkPath(t)
+	c := cluster(t, 2)
+	a, b := c.Masters[0], c.Masters[1]
+	reg := registrar(t, z, path)
+	nodeA := register(t, reg, a, true)
+	register(t, reg, b, true)
+	px := zktest.StartProxy(t, z.Addr())
+
+	h := start(t, Config{ZK: "zk://" + px.Addr() + path, Refresh: time.Hour})
+	h.waitLeader(a.HostPort())
+	const working = "Mesos leader detection through ZooKeeper working"
+	const reconnects = 3
+	for i := range reconnects {
+		lost := len(h.logs.Lines("Mesos leader detection through ZooKeeper failing", "connection lost"))
+		back := len(h.logs.Lines(working))
+		px.Cut()
+		h.waitLogs(lost+1, fmt.Sprintf("reconnection %d: the connection lost", i+1), "connection lost")
+		h.waitLogs(back+1, fmt.Sprintf("reconnection %d: listed again", i+1), working)
+	}
+	if n := h.src.det.watches.Load(); n != 1 {
+		t.Fatalf("%d watches armed after %d reconnections, want 1", n, reconnects)
+	}
+
+	c.SetLeader(1)
+	if err := reg.Unregister(nodeA); err != nil {
+		t.Fatal(err)
+	}
+	// The masters the state lists come from the listing after the watch fired, which arms
+	// the next watch first. (b may lead in the registry earlier: a asked on a poll names it.)
+	h.waitMesos("the listing after the watch fired", func(st *discovery.MesosState) bool {
+		return st.Leader == b.HostPort() && slices.Equal(addrs(st.Masters), []string{b.HostPort()})
+	})
+	if n := h.src.det.watches.Load(); n != 1 {
+		t.Fatalf("%d watches armed after the watch fired, want 1", n)
+	}
 }

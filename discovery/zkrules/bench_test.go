@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/lodestar-lb/lodestar/discovery"
 	"github.com/lodestar-lb/lodestar/internal/zktest"
 )
 
@@ -17,7 +18,7 @@ func BenchmarkPutToSink(b *testing.B) {
 	watcher, _ := newSource(b, url)
 	sink := run(b, watcher)
 	ctx := context.Background()
-	if err := sink.wait(waitCtx(b), func() bool { return len(sink.sent) > 0 }); err != nil {
+	if err := sink.wait(waitCtx(b), func(sent []map[string]discovery.ServiceRule) bool { return len(sent) > 0 }); err != nil {
 		b.Fatalf("no first read: %v", err)
 	}
 	b.ResetTimer()
@@ -26,9 +27,9 @@ func BenchmarkPutToSink(b *testing.B) {
 		if err := writer.Put(ctx, rule("/bench/app", acl)); err != nil {
 			b.Fatal(err)
 		}
-		err := sink.wait(ctx, func() bool {
-			n := len(sink.sent)
-			return n > 0 && sink.sent[n-1]["/bench/app"].ACL == acl
+		err := sink.wait(ctx, func(sent []map[string]discovery.ServiceRule) bool {
+			n := len(sent)
+			return n > 0 && sent[n-1]["/bench/app"].ACL == acl
 		})
 		if err != nil {
 			b.Fatal(err)

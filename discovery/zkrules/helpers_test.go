@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/lodestar-lb/lodestar/discovery"
 	"github.com/lodestar-lb/lodestar/internal/logtest"
+	"github.com/lodestar-lb/lodestar/internal/sinktest"
 	"github.com/lodestar-lb/lodestar/internal/zktest"
 )
 
@@ -34,60 +33,39 @@ func testPath(t testing.TB) string {
 	return "/lodestar/" + strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + "/services"
 }
 
-// recSink records what a source sends and reports.
-type recSink struct {
-	mu      sync.Mutex
-	sent    []map[string]discovery.ServiceRule
-	reports []error
-	changed chan struct{} // closed and replaced on every send and report
-}
+// recSink is a recording sink (see sinktest) that holds zkrules to sending only rule sets and
+// reporting under its own name. It records a copy of every set, as it was when sent.
+type recSink struct{ *sinktest.Sink }
 
-func newSink() *recSink { return &recSink{changed: make(chan struct{})} }
+func newSink() *recSink { return &recSink{sinktest.New(nil)} }
 
-func (s *recSink) Send(_ context.Context, u discovery.Update) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *recSink) Send(ctx context.Context, u discovery.Update) error {
 	rr, ok := u.(discovery.ReplaceRules)
 	if !ok {
 		panic(fmt.Sprintf("zkrules sent a %T, want only discovery.ReplaceRules", u))
 	}
-	s.sent = append(s.sent, maps.Clone(rr.Rules))
-	s.signal()
-	return nil
+	return s.Sink.Send(ctx, discovery.ReplaceRules{Rules: maps.Clone(rr.Rules)})
 }
-
-func (s *recSink) Snapshot() *discovery.Snapshot { return &discovery.Snapshot{} }
 
 func (s *recSink) ReportSync(source string, err error) {
 	if source != "zkrules" {
 		panic("ReportSync from source " + source)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.reports = append(s.reports, err)
-	s.signal()
+	s.Sink.ReportSync(source, err)
 }
 
-func (s *recSink) signal() {
-	close(s.changed)
-	s.changed = make(chan struct{})
-}
-
-// wait waits until cond, called under the sink's lock, holds.
-func (s *recSink) wait(ctx context.Context, cond func() bool) error {
-	for {
-		s.mu.Lock()
-		ok, changed := cond(), s.changed
-		s.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+// rulesOf returns the rule sets in updates, which recSink.Send has checked are all ReplaceRules.
+func rulesOf(updates []discovery.Update) []map[string]discovery.ServiceRule {
+	out := make([]map[string]discovery.ServiceRule, len(updates))
+	for i, u := range updates {
+		out[i] = u.(discovery.ReplaceRules).Rules
 	}
+	return out
+}
+
+// wait waits until cond holds for the rule sets sent so far.
+func (s *recSink) wait(ctx context.Context, cond func(sent []map[string]discovery.ServiceRule) bool) error {
+	return s.Wait(ctx, func(updates []discovery.Update, _ []error) bool { return cond(rulesOf(updates)) })
 }
 
 // acls turns a rule set into app id → ACL, for comparisons and messages.
@@ -108,9 +86,9 @@ func acls(rules map[string]discovery.ServiceRule) map[string]string {
 func (s *recSink) waitRules(t testing.TB, want map[string]string) int {
 	t.Helper()
 	n := 0
-	err := s.wait(waitCtx(t), func() bool {
-		n = len(s.sent)
-		return n > 0 && maps.Equal(acls(s.sent[n-1]), want)
+	err := s.wait(waitCtx(t), func(sent []map[string]discovery.ServiceRule) bool {
+		n = len(sent)
+		return n > 0 && maps.Equal(acls(sent[n-1]), want)
 	})
 	if err != nil {
 		t.Fatalf("waiting for the rules %v: %v; last sent: %v", want, err, s.last())
@@ -119,64 +97,33 @@ func (s *recSink) waitRules(t testing.TB, want map[string]string) int {
 }
 
 func (s *recSink) last() map[string]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.sent) == 0 {
+	sets := s.sets()
+	if len(sets) == 0 {
 		return nil
 	}
-	return acls(s.sent[len(s.sent)-1])
+	return acls(sets[len(sets)-1])
 }
 
-func (s *recSink) sets() []map[string]discovery.ServiceRule {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.sent)
-}
+func (s *recSink) sets() []map[string]discovery.ServiceRule { return rulesOf(s.Sent()) }
 
 // waitReport waits for a report at index from or later that match accepts, and returns the
 // index after it.
 func (s *recSink) waitReport(t testing.TB, from int, what string, match func(error) bool) int {
 	t.Helper()
-	next := 0
-	err := s.wait(waitCtx(t), func() bool {
-		for i := from; i < len(s.reports); i++ {
-			if match(s.reports[i]) {
-				next = i + 1
-				return true
-			}
-		}
-		return false
-	})
+	i, err := s.WaitReport(waitCtx(t), from, match)
 	if err != nil {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		t.Fatalf("waiting for a report of %s: %v; reports since #%d: %v", what, err, from, s.reports[min(from, len(s.reports)):])
+		t.Fatalf("waiting for a report of %s: %v; reports since #%d: %v", what, err, from, s.ReportsFrom(from))
 	}
-	return next
+	return i + 1
 }
 
-func (s *recSink) reportCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.reports)
-}
+func (s *recSink) reportCount() int { return s.ReportCount() }
 
-func isSuccess(err error) bool { return err == nil }
-
-// isErr matches a failed report whose message holds every one of parts.
-func isErr(parts ...string) func(error) bool {
-	return func(err error) bool {
-		if err == nil {
-			return false
-		}
-		for _, p := range parts {
-			if !strings.Contains(err.Error(), p) {
-				return false
-			}
-		}
-		return true
-	}
-}
+// isErr and isSuccess match sync reports (see sinktest).
+var (
+	isErr     = sinktest.IsErr
+	isSuccess = sinktest.IsSuccess
+)
 
 // newSource returns a Source for url, logging to a buffer, closed when the test ends.
 func newSource(t testing.TB, url string) (*Source, *logtest.Buffer) {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -375,8 +374,8 @@ func TestWritesHonourTheContext(t *testing.T) {
 func TestSessionExpiry(t *testing.T) {
 	srv := zktest.Shared(t)
 	path := testPath(t)
-	px := startProxy(t, srv.Addr())
-	src, logs := newSource(t, "zk://"+px.addr()+path)
+	px := zktest.StartProxy(t, srv.Addr())
+	src, logs := newSource(t, "zk://"+px.Addr()+path)
 	src.sess.timeout = 2 * time.Second // the shortest the test server grants is 1 s
 	sink := run(t, src)
 	ctx := waitCtx(t)
@@ -389,8 +388,8 @@ func TestSessionExpiry(t *testing.T) {
 	src.sess.mu.Lock()
 	session := fmt.Sprintf("0x%x", src.sess.conn.SessionID())
 	src.sess.mu.Unlock()
-	px.pause()
-	sink.waitReport(t, reports, "the lost connection", isErr(px.addr(), "connection lost"))
+	px.Pause()
+	sink.waitReport(t, reports, "the lost connection", isErr(px.Addr(), "connection lost"))
 	// Wait for the server to expire the session (it lists live sessions in dump).
 	for strings.Contains(fourLetter(t, srv, "dump"), session) {
 		select {
@@ -402,7 +401,7 @@ func TestSessionExpiry(t *testing.T) {
 	conn := rawConn(t, srv)
 	putRaw(t, conn, path+"/%2Fa", "hdr(host) -i changed")
 	putRaw(t, conn, path+"/%2Fb", "hdr(host) -i b")
-	px.resume()
+	px.Resume()
 
 	sink.waitRules(t, map[string]string{"/a": "hdr(host) -i changed", "/b": "hdr(host) -i b"})
 	if _, err := logs.Wait(ctx, "level=INFO", "session expired"); err != nil {
@@ -438,78 +437,4 @@ func fourLetter(t testing.TB, srv *zktest.Server, cmd string) string {
 		t.Fatalf("%s: %v", cmd, err)
 	}
 	return string(b)
-}
-
-// proxy is a TCP proxy on 127.0.0.1 that can cut its connections and refuse new ones, to
-// take ZooKeeper away from one client while it keeps running.
-type proxy struct {
-	ln     net.Listener
-	target string
-
-	mu     sync.Mutex
-	paused bool
-	conns  []net.Conn
-}
-
-func startProxy(t testing.TB, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.serve(c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		p.pause()
-	})
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-// serve pipes c to the target, or closes it while paused.
-func (p *proxy) serve(c net.Conn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.paused {
-		c.Close()
-		return
-	}
-	up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.conns = append(p.conns, c, up)
-	go func() { _, _ = io.Copy(up, c); up.Close() }()
-	go func() { _, _ = io.Copy(c, up); c.Close() }()
-}
-
-// pause closes every connection and refuses new ones until resume.
-func (p *proxy) pause() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.paused = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) resume() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.paused = false
 }

@@ -8,12 +8,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -26,8 +24,7 @@ type Member struct {
 	addr string // client address, from clientPortAddress and clientPort
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *process // nil while stopped
 }
 
 // StartMember starts ZooKeeper with the configuration at zooCfg, whose dataDir must already hold
@@ -92,52 +89,26 @@ func readProperties(path string) (map[string]string, error) {
 // Addr is the member's client address, "ip:port".
 func (m *Member) Addr() string { return m.addr }
 
-// Start starts the member (again, after Stop) and returns once it answers ruok.
+// Start starts the member (again, after Stop) and returns once it answers ruok. It serves
+// sessions only once it is part of a quorum: WaitQuorum waits for that.
 func (m *Member) Start() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.cmd != nil {
+	if m.proc != nil {
 		return fmt.Errorf("ZooKeeper member %s already running", m.addr)
 	}
-	out, err := os.OpenFile(m.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := startProcess(m.cfg)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("java",
-		"-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xms16m", "-Xmx256m",
-		"-Dzookeeper.log.dir="+filepath.Dir(m.log),
-		"-cp", classPath, mainClass, m.cfg)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		return fmt.Errorf("starting ZooKeeper: %w (%s)", err, install)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		out.Close()
-		close(done)
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if ok, _ := fourLetter(m.addr, "ruok"); ok == "imok" {
-			m.cmd, m.done = cmd, done
-			return nil
-		}
-		select {
-		case <-done:
-			return fmt.Errorf("ZooKeeper member %s exited while starting:\n%s", m.addr, m.LogTail(3000))
-		case <-ctx.Done():
-			_ = cmd.Process.Kill()
-			<-done
-			return fmt.Errorf("ZooKeeper member %s: no imok answer to ruok within %s:\n%s", m.addr, startTimeout, m.LogTail(3000))
-		case <-tick.C:
-		}
+	if err := p.waitServing(ctx, m.addr, false); err != nil {
+		p.kill()
+		return fmt.Errorf("ZooKeeper member %s did not start: %w\n%s", m.addr, err, m.LogTail(3000))
 	}
+	m.proc = p
+	return nil
 }
 
 // Stop kills the member, like a crash, and returns once the process is gone. It keeps the
@@ -145,12 +116,11 @@ func (m *Member) Start() error {
 func (m *Member) Stop() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.cmd == nil {
+	if m.proc == nil {
 		return
 	}
-	_ = m.cmd.Process.Kill()
-	<-m.done
-	m.cmd, m.done = nil, nil
+	m.proc.kill()
+	m.proc = nil
 }
 
 // Mode is the member's role from the srvr four-letter word: "leader", "follower",
@@ -178,8 +148,8 @@ func (m *Member) LogTail(n int) string {
 }
 
 // WaitQuorum polls srvr on every member until exactly one is the leader and the others are
-// followers, and returns the modes by member index. It fails t with each member's last
-// answer and log when that does not happen within timeout.
+// followers, and each member gives a client a session; it returns the modes by member index.
+// It fails t with each member's last answer and log when that does not happen within timeout.
 func WaitQuorum(t testing.TB, members []*Member, timeout time.Duration) []string {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -203,7 +173,17 @@ func WaitQuorum(t testing.TB, members []*Member, timeout time.Duration) []string
 			}
 		}
 		if leaders == 1 && followers == len(members)-1 {
-			return modes
+			// A quorum: each member should now give a client a session.
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			for _, m := range members {
+				if err := trySession(ctx, m.addr); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", m.addr, err))
+				}
+			}
+			cancel()
+			if len(errs) == 0 {
+				return modes
+			}
 		}
 		if time.Now().After(deadline) {
 			var b strings.Builder

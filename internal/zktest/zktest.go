@@ -7,18 +7,15 @@
 package zktest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -40,12 +37,12 @@ type Server struct {
 	port int
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	proc *process // nil while stopped
 }
 
-// Start starts a ZooKeeper for t and stops it when t ends. It fails t, saying how to install
-// what is missing, when java or ZooKeeper is not installed.
+// Start starts a ZooKeeper for t and stops it when t ends; it returns once ZooKeeper gives a
+// client a session. It fails t, saying how to install what is missing, when java or
+// ZooKeeper is not installed.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	if err := Installed(); err != nil {
@@ -127,77 +124,31 @@ snapshot.trust.empty=true
 	return os.WriteFile(filepath.Join(s.dir, "zoo.cfg"), []byte(cfg), 0o644)
 }
 
-// start launches the process and waits until it answers ruok with imok.
+// start launches the process and waits until it gives a client a session.
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
+	if s.proc != nil {
 		return fmt.Errorf("ZooKeeper on %s already running", s.Addr())
 	}
-	out, err := os.OpenFile(filepath.Join(s.dir, "zookeeper.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := startProcess(filepath.Join(s.dir, "zoo.cfg"))
 	if err != nil {
 		return err
 	}
-	// Serial GC and C1 only: a small test server starts faster and burns less CPU that way.
-	cmd := exec.Command("java",
-		"-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xms16m", "-Xmx256m",
-		"-Dzookeeper.log.dir="+s.dir, "-Dzookeeper.root.logger=INFO,CONSOLE",
-		"-cp", classPath, mainClass, filepath.Join(s.dir, "zoo.cfg"))
-	cmd.Stdout, cmd.Stderr = out, out
-	// Pdeathsig: if the test binary dies without cleaning up, the JVM goes with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		return fmt.Errorf("starting ZooKeeper: %w (%s)", err, install)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		out.Close()
-		close(done)
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	if err := s.waitReady(ctx, done); err != nil {
-		_ = cmd.Process.Kill()
-		<-done
+	if err := p.waitServing(ctx, s.Addr(), true); err != nil {
+		p.kill()
 		return fmt.Errorf("ZooKeeper on %s did not start: %w\n%s", s.Addr(), err, s.logTail(2000))
 	}
-	s.cmd, s.done = cmd, done
+	s.proc = p
 	return nil
-}
-
-// waitReady polls ruok until ZooKeeper answers imok, the process exits or ctx ends.
-func (s *Server) waitReady(ctx context.Context, exited <-chan struct{}) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if ok, _ := s.ruok(); ok {
-			return nil
-		}
-		select {
-		case <-exited:
-			return errors.New("the process exited")
-		case <-ctx.Done():
-			return fmt.Errorf("no imok answer to ruok: %w", ctx.Err())
-		case <-tick.C:
-		}
-	}
 }
 
 // ruok sends the ruok four-letter word and reports whether the answer was imok.
 func (s *Server) ruok() (bool, error) {
-	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
-	if err != nil {
-		return false, err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte("ruok")); err != nil {
-		return false, err
-	}
-	b, err := io.ReadAll(c)
-	return bytes.Equal(b, []byte("imok")), err
+	answer, err := fourLetter(s.Addr(), "ruok")
+	return answer == "imok", err
 }
 
 // Ready reports whether ZooKeeper answers ruok with imok now.
@@ -229,16 +180,15 @@ func (s *Server) URL(path string) string { return "zk://" + s.Addr() + path }
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-	s.cmd, s.done = nil, nil
+	s.proc.kill()
+	s.proc = nil
 }
 
 // Start starts ZooKeeper again after Stop, on the same port and with the same data, and
-// returns once it answers ruok.
+// returns once it gives a client a session.
 func (s *Server) Start() error {
 	var err error
 	// The port was ours a moment ago; retry briefly in case the kernel has not released it.

@@ -1,6 +1,8 @@
 package zktest
 
 import (
+	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,7 +59,7 @@ func TestSharedIsOneInstance(t *testing.T) {
 
 func connect(t *testing.T, s *Server) *zk.Conn {
 	t.Helper()
-	conn, events, err := zk.Connect(s.Servers(), 5*time.Second, zk.WithLogInfo(false), zk.WithLogger(quiet{}))
+	conn, events, err := zk.Connect(s.Servers(), 5*time.Second, zk.WithLogInfo(false), zk.WithLogger(quietLogger{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +77,57 @@ func connect(t *testing.T, s *Server) *zk.Conn {
 	}
 }
 
-// quiet drops go-zookeeper's log lines.
-type quiet struct{}
+// TestStartIsReadyForSessions: once Start (and Start after Stop) returns, the first connection
+// a client makes gets a session. ZooKeeper answers ruok before it serves sessions, so
+// readiness cannot be ruok alone.
+func TestStartIsReadyForSessions(t *testing.T) {
+	s := Start(t)
+	firstAttemptSession(t, s.Addr())
+	s.Stop()
+	if err := s.Start(); err != nil {
+		t.Fatalf("start again: %v", err)
+	}
+	firstAttemptSession(t, s.Addr())
+}
 
-func (quiet) Printf(string, ...any) {}
+// TestEnsembleIsReadyForSessions: once StartEnsemble returns, each member gives a session on
+// the first connection.
+func TestEnsembleIsReadyForSessions(t *testing.T) {
+	e := StartEnsemble(t, 3)
+	for _, addr := range e.Servers() {
+		firstAttemptSession(t, addr)
+	}
+}
+
+// firstAttemptSession connects to addr alone and fails t unless the first connection gets a
+// session: a connection that is dropped (and retried) before one is a failure.
+func firstAttemptSession(t *testing.T, addr string) {
+	t.Helper()
+	var dials atomic.Int32
+	dialer := func(network, address string, timeout time.Duration) (net.Conn, error) {
+		dials.Add(1)
+		return net.DialTimeout(network, address, timeout)
+	}
+	conn, events, err := zk.Connect([]string{addr}, 5*time.Second, zk.WithDialer(dialer), zk.WithLogInfo(false), zk.WithLogger(quietLogger{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			switch ev.State {
+			case zk.StateHasSession:
+				if n := dials.Load(); n != 1 {
+					t.Fatalf("%s: a session on connection %d, want on the first", addr, n)
+				}
+				return
+			case zk.StateDisconnected, zk.StateExpired:
+				t.Fatalf("%s: first connection %s before a session (%d dials)", addr, ev.State, dials.Load())
+			}
+		case <-timeout:
+			t.Fatalf("%s: no session (%d dials)", addr, dials.Load())
+		}
+	}
+}
