@@ -165,8 +165,8 @@ func run(t testing.TB, src *Source) *recSink {
 }
 
 // rawConn is a plain go-zookeeper connection for arranging and checking nodes behind the
-// Source's back. It returns once the connection has a session: a ZooKeeper that has just
-// started may refuse the first.
+// Source's back. It returns once the connection has a session (zk.Connect returns before
+// it has one).
 func rawConn(t testing.TB, srv *zktest.Server) *zk.Conn {
 	t.Helper()
 	conn, events, err := zk.Connect(srv.Servers(), 5*time.Second, zk.WithLogInfo(false), zk.WithLogger(discardLogger{}))
