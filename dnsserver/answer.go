@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"unsafe"
@@ -22,6 +23,10 @@ import (
 //
 // A name has the same length in every case, so the question's length, and with it every offset,
 // is known when the answers are compiled.
+//
+// Names with the same records share one compiled answer (a task's or agent's address, an SRV
+// list the index shares). While the first index of a big zone compiles, an interim zone answers
+// each query with answers compiled for it by the same code (newInterimZone).
 
 // DNS wire-format constants the server uses.
 const (
@@ -196,99 +201,179 @@ type zoneAnswers struct {
 	ttl    uint32
 	negTTL uint32
 	ra     bool // set RA in replies (forwarding is on)
-	names  map[string]nameAnswers
+	// answers holds the answers of the index's names in the index's order (RecordSet.pos);
+	// names outside the zone have none. The apex's, with its SOA and NS, are apexSet.
+	answers  []nameAnswers
+	apexSet  nameAnswers
+	numNames int // names with answers, the apex included
 	// nonTerminals are names with no records of their own but with names below them
 	// ("_tcp.marathon.mesos."): they exist, so they answer NOERROR without data, not NXDOMAIN.
 	nonTerminals map[string]struct{}
 	records      int // resource records in the index
+	// interim: answers are compiled per query, while the compiled zone is being made (see
+	// newInterimZone).
+	interim bool
 }
 
 // compileZone builds the wire-format answers of every name of ix. A big zone is compiled by
 // one goroutine per CPU (up to 4), each over its share of the names with its own compiler:
 // compiling is most of the time from a new Mesos state to answering it.
 func compileZone(ix *RecordIndex, apex string, ttl, negTTL uint32, ra bool) *zoneAnswers {
-	z := &zoneAnswers{
-		ix: ix, apex: apex, serial: ix.Serial, ttl: ttl, negTTL: negTTL, ra: ra,
-		names:        make(map[string]nameAnswers, ix.Len()+1),
-		nonTerminals: map[string]struct{}{},
-	}
 	workers := 1
 	if ix.Len() >= parallelCompileNames {
 		workers = min(runtime.GOMAXPROCS(0), 4)
 	}
-	shares := make([][]namedSet, workers)
-	i := 0
-	for name, rs := range ix.All() {
-		if rs == nil || !inZone(name, apex) {
-			continue
-		}
-		shares[i%workers] = append(shares[i%workers], namedSet{name, rs})
-		i++
+	z := &zoneAnswers{
+		ix: ix, apex: apex, serial: ix.Serial, ttl: ttl, negTTL: negTTL, ra: ra,
+		answers:      make([]nameAnswers, len(ix.order)),
+		nonTerminals: map[string]struct{}{},
 	}
 	parts := make([]compiledPart, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
-		wg.Go(func() { parts[w] = compileShare(z, shares[w]) })
+		wg.Go(func() { parts[w] = compileShare(z, w, workers) })
 	}
 	wg.Wait()
 	for _, p := range parts {
-		for _, n := range p.names {
-			z.names[n.name] = n.answers
-		}
-		for _, nt := range p.nonTerminals {
-			z.nonTerminals[nt] = struct{}{}
+		for nt, ok := range p.parents {
+			if !ok {
+				z.nonTerminals[nt] = struct{}{}
+			}
 		}
 		z.records += p.records
+		z.numNames += p.names
 	}
 	c := &zoneCompiler{z: z}
-	na := z.names[apex]
-	na.soa, na.ns = c.apexSOA(), c.apexNS()
-	z.names[apex] = na
+	if rs := ix.Lookup(apex); rs != nil {
+		z.apexSet = z.answers[rs.pos]
+	} else {
+		z.numNames++
+	}
+	z.apexSet.soa, z.apexSet.ns = c.apexSOA(), c.apexNS()
 	return z
+}
+
+// newInterimZone returns the zone of ix to serve while compileZone compiles it: it compiles
+// the answers of each query's name when asked, with the same code, so they are the compiled
+// zone's to the byte. It cannot tell a name that does not exist from a non-terminal without
+// the compiled zone's list of them: names the index does not have answer SERVFAIL, as every
+// name of the zone did before the first index (resolvers retry, and cache nothing).
+func newInterimZone(ix *RecordIndex, apex string, ttl, negTTL uint32, ra bool) *zoneAnswers {
+	z := &zoneAnswers{ix: ix, apex: apex, serial: ix.Serial, ttl: ttl, negTTL: negTTL, ra: ra, interim: true}
+	c := &zoneCompiler{z: z}
+	if rs := ix.Lookup(apex); rs != nil {
+		z.apexSet = c.nameAnswers(apex, rs)
+	}
+	z.apexSet.soa, z.apexSet.ns = c.apexSOA(), c.apexNS()
+	return z
+}
+
+// interimCompilers hold the compilers of interim zones' queries; a query's answers live in
+// its compiler's slabs until the reply is written.
+var interimCompilers = sync.Pool{New: func() any { return new(zoneCompiler) }}
+
+// respondInterim is respond for an interim zone.
+func (z *zoneAnswers) respondInterim(out []byte, q *query, limit int, rot uint32) ([]byte, int) {
+	if string(q.key) == z.apex {
+		return z.respondName(out, q, &z.apexSet, limit, rot)
+	}
+	rs := z.ix.Lookup(string(q.key))
+	if rs == nil {
+		return appendBare(out, q, z.ra, rcodeFail), rcodeFail
+	}
+	c := interimCompilers.Get().(*zoneCompiler)
+	c.z = z
+	c.byteSlab, c.offSlab, c.fixSlab, c.answerSlab = c.byteSlab[:0], c.offSlab[:0], c.fixSlab[:0], c.answerSlab[:0]
+	na := c.nameAnswers(string(q.key), rs)
+	out, rcode := z.respondName(out, q, &na, limit, rot)
+	c.z = nil
+	interimCompilers.Put(c)
+	return out, rcode
+}
+
+// nameAnswers compiles the answers of one name on their own, sharing none with another name.
+func (c *zoneCompiler) nameAnswers(name string, rs *RecordSet) nameAnswers {
+	base := headerLen + wireNameLen(name) + 4
+	na := nameAnswers{a: c.compileAddrs(base, rs.A, typeA), aaaa: c.compileAddrs(base, rs.AAAA, typeAAAA)}
+	if len(rs.SRV) > 0 {
+		na.srv = c.srv(base, name, rs.SRV)
+	}
+	return na
 }
 
 // parallelCompileNames is the zone size from which compiling is spread over several CPUs.
 const parallelCompileNames = 20000
 
-type namedSet struct {
-	name string
-	rs   *RecordSet
-}
-
-// compiledPart is what one compiling goroutine made; compileZone merges the parts.
-type compiledPart struct {
-	names []struct {
-		name    string
-		answers nameAnswers
+// share picks the compiler of a name, by a hash of its first label. The names whose records
+// are often one shared SRV list, _{task}._tcp and ._udp in {fw}.{d} and {fw}.slave.{d} (see
+// srvGroup), have the same first label, so one compiler makes their answer once; the first
+// labels of the others (task, canonical and service names) differ, which spreads the work.
+func share(name string, workers int) int {
+	if workers == 1 {
+		return 0
 	}
-	nonTerminals []string
-	records      int
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(name) && name[i] != '.'; i++ {
+		h = (h ^ uint32(name[i])) * 16777619
+	}
+	return int(h % uint32(workers))
 }
 
-// compileShare compiles some names of z's index. It only reads z.
-func compileShare(z *zoneAnswers, share []namedSet) compiledPart {
+// lookup returns the answers of a lower-case FQDN of the zone (queries for other names never
+// get here, so the index's names outside the zone, which have no answers, are never asked).
+func (z *zoneAnswers) lookup(key []byte) (nameAnswers, bool) {
+	if string(key) == z.apex {
+		return z.apexSet, true
+	}
+	rs := z.ix.Lookup(string(key))
+	if rs == nil {
+		return nameAnswers{}, false
+	}
+	return z.answers[rs.pos], true
+}
+
+// len is the number of names with answers.
+func (z *zoneAnswers) len() int { return z.numNames }
+
+// compiledPart is what one compiling goroutine made, besides the answers it wrote in place.
+type compiledPart struct {
+	// parents are the parents of the share's names, each true when it has records of its
+	// own, false when it is a non-terminal.
+	parents map[string]bool
+	records int
+	names   int
+}
+
+// compileShare compiles the names of z's index that are share w of workers, writing their
+// answers to z.answers. It reads z otherwise.
+func compileShare(z *zoneAnswers, w, workers int) compiledPart {
 	c := &zoneCompiler{z: z}
-	var p compiledPart
-	p.names = make([]struct {
-		name    string
-		answers nameAnswers
-	}, 0, len(share))
-	for _, e := range share {
-		base := headerLen + wireNameLen(e.name) + 4
-		p.names = append(p.names, struct {
-			name    string
-			answers nameAnswers
-		}{e.name, nameAnswers{
-			a:    c.addrs(base, e.rs.A, typeA),
-			aaaa: c.addrs(base, e.rs.AAAA, typeAAAA),
-			srv:  c.srv(base, e.name, e.rs.SRV),
-		}})
-		p.records += len(e.rs.A) + len(e.rs.AAAA) + len(e.rs.SRV)
-		for n := parentName(e.name); len(n) > len(z.apex); n = parentName(n) {
-			if z.ix.Lookup(n) != nil {
+	ix := z.ix
+	p := compiledPart{parents: map[string]bool{}}
+	for _, e := range ix.order {
+		name, rs := e.name, e.rs
+		if share(name, workers) != w || !inZone(name, z.apex) {
+			continue
+		}
+		base := headerLen + wireNameLen(name) + 4
+		z.answers[rs.pos] = nameAnswers{
+			a:    c.addrs(base, rs.A, typeA),
+			aaaa: c.addrs(base, rs.AAAA, typeAAAA),
+			srv:  c.sharedSRV(base, name, rs.SRV),
+		}
+		p.names++
+		p.records += len(rs.A) + len(rs.AAAA) + len(rs.SRV)
+		// Names have few parents, shared by many: each is looked up once. Once one is known,
+		// so are all above it.
+		for n := parentName(name); len(n) > len(z.apex); n = parentName(n) {
+			if _, seen := p.parents[n]; seen {
 				break
 			}
-			p.nonTerminals = append(p.nonTerminals, n)
+			exists := ix.Lookup(n) != nil
+			p.parents[n] = exists
+			if exists {
+				break
+			}
 		}
 	}
 	return p
@@ -303,6 +388,14 @@ type zoneCompiler struct {
 	fixes   []addFix
 	first   map[string]int
 	targets []string
+	firsts  []int
+
+	// Compiled answers that do not depend on the owner name, for the names that have the
+	// same records: single addresses (a task's, an agent's: thousands of names each) and SRV
+	// lists the index shares between names (see srvGroup), by the list's first element and
+	// length.
+	oneAddr map[netip.Addr]*rrAnswer
+	srvs    map[srvListID]*rrAnswer
 
 	byteSlab   []byte
 	offSlab    []uint32
@@ -339,8 +432,29 @@ func (c *zoneCompiler) finish(base, ansEnd, n, nAdd, stride int) *rrAnswer {
 	return &slabCut(&c.answerSlab, []rrAnswer{a})[0]
 }
 
-// addrs compiles A or AAAA records; addresses of the other family are left out.
+// addrs compiles A or AAAA records; addresses of the other family are left out. Their answer
+// does not depend on base (the owner is a pointer to the question): a single address's is
+// compiled once and shared by every name that has it.
 func (c *zoneCompiler) addrs(base int, addrs []netip.Addr, qtype uint16) *rrAnswer {
+	if len(addrs) == 1 {
+		ip := addrs[0].Unmap()
+		if ip.Is4() != (qtype == typeA) {
+			return nil
+		}
+		if a, ok := c.oneAddr[ip]; ok {
+			return a
+		}
+		if c.oneAddr == nil {
+			c.oneAddr = map[netip.Addr]*rrAnswer{}
+		}
+		a := c.compileAddrs(base, addrs, qtype)
+		c.oneAddr[ip] = a
+		return a
+	}
+	return c.compileAddrs(base, addrs, qtype)
+}
+
+func (c *zoneCompiler) compileAddrs(base int, addrs []netip.Addr, qtype uint16) *rrAnswer {
 	c.start(base)
 	n := 0
 	for _, ip := range addrs {
@@ -356,6 +470,34 @@ func (c *zoneCompiler) addrs(base int, addrs []netip.Addr, qtype uint16) *rrAnsw
 	return c.finish(base, len(c.b), n, 0, (len(c.b)-base)/n)
 }
 
+// srvListID identifies an SRV list of the index: lists are only ever shared whole.
+type srvListID struct {
+	first *SRV
+	n     int
+}
+
+// sharedSRV is srv for a list several names may share. The compiled answer depends on the
+// owner name only when its additional records cannot point at the targets (a message past
+// compression-pointer range), so one answer serves every sharer whose question leaves the
+// targets in range.
+func (c *zoneCompiler) sharedSRV(base int, name string, srvs []SRV) *rrAnswer {
+	if len(srvs) == 0 {
+		return nil
+	}
+	id := srvListID{unsafe.SliceData(srvs), len(srvs)}
+	if a, ok := c.srvs[id]; ok && base+int(a.ansLen) <= maxPointer {
+		return a
+	}
+	a := c.srv(base, name, srvs)
+	if base+int(a.ansLen) <= maxPointer {
+		if c.srvs == nil {
+			c.srvs = map[srvListID]*rrAnswer{}
+		}
+		c.srvs[id] = a
+	}
+	return a
+}
+
 // srv compiles SRV records and, as additional records, the A and AAAA records of their targets.
 // Targets are written uncompressed (RFC 2782), so every answer record stands alone and can be
 // moved; the additional records' owners point at those targets while the message stays within
@@ -367,11 +509,17 @@ func (c *zoneCompiler) srv(base int, name string, srvs []SRV) *rrAnswer {
 	}
 	z := c.z
 	c.start(base)
-	if c.first == nil {
-		c.first = map[string]int{}
+	// targets are the distinct targets in order, firsts the answer record naming each first.
+	// A short list is searched; a long one has a map (cleared per list: a map's clear costs
+	// its capacity, so the short lists must not pay for the longest).
+	useMap := len(srvs) > 16
+	if useMap {
+		if c.first == nil {
+			c.first = map[string]int{}
+		}
+		clear(c.first)
 	}
-	clear(c.first) // target → first answer record naming it
-	c.targets = c.targets[:0]
+	c.targets, c.firsts = c.targets[:0], c.firsts[:0]
 	for i, s := range srvs {
 		c.offs = append(c.offs, uint32(len(c.b)-base))
 		c.b = append(c.b, 0xC0, headerLen)
@@ -380,16 +528,22 @@ func (c *zoneCompiler) srv(base int, name string, srvs []SRV) *rrAnswer {
 		c.b = binary.BigEndian.AppendUint16(c.b, s.Weight)
 		c.b = binary.BigEndian.AppendUint16(c.b, s.Port)
 		c.b = appendWireName(c.b, s.Target)
-		if _, ok := c.first[s.Target]; !ok {
+		if useMap {
+			if _, ok := c.first[s.Target]; ok {
+				continue
+			}
 			c.first[s.Target] = i
-			c.targets = append(c.targets, s.Target)
+		} else if slices.Contains(c.targets, s.Target) {
+			continue
 		}
+		c.targets = append(c.targets, s.Target)
+		c.firsts = append(c.firsts, i)
 	}
 	ansEnd := len(c.b)
 	pointable := ansEnd <= maxPointer
 	apexAt := headerLen + wireNameLen(name) - wireNameLen(z.apex)
 	nAdd := 0
-	for _, t := range c.targets {
+	for k, t := range c.targets {
 		rs := z.ix.Lookup(t)
 		if rs == nil {
 			continue
@@ -397,7 +551,7 @@ func (c *zoneCompiler) srv(base int, name string, srvs []SRV) *rrAnswer {
 		for _, list := range [...][]netip.Addr{rs.A, rs.AAAA} {
 			for _, ip := range list {
 				if pointable {
-					c.fixes = append(c.fixes, addFix{at: uint32(len(c.b) - ansEnd), ans: uint16(c.first[t])})
+					c.fixes = append(c.fixes, addFix{at: uint32(len(c.b) - ansEnd), ans: uint16(c.firsts[k])})
 					c.b = append(c.b, 0xC0, 0) // re-pointed per query
 				} else {
 					c.b = z.appendOwner(c.b, t, apexAt)
@@ -478,13 +632,21 @@ func (z *zoneAnswers) respond(out []byte, q *query, limit int, rot uint32) ([]by
 		// JSON is the way to list the zone).
 		return appendBare(out, q, z.ra, rcodeRefuse), rcodeRefuse
 	}
-	na, ok := z.names[string(q.key)]
+	if z.interim {
+		return z.respondInterim(out, q, limit, rot)
+	}
+	na, ok := z.lookup(q.key)
 	if !ok {
 		if _, ok := z.nonTerminals[string(q.key)]; ok {
 			return z.appendNegative(out, q, rcodeOK), rcodeOK
 		}
 		return z.appendNegative(out, q, rcodeNX), rcodeNX
 	}
+	return z.respondName(out, q, &na, limit, rot)
+}
+
+// respondName answers a query for a name of the zone from its answers.
+func (z *zoneAnswers) respondName(out []byte, q *query, na *nameAnswers, limit int, rot uint32) ([]byte, int) {
 	var a *rrAnswer
 	switch q.qtype {
 	case typeA:
@@ -633,10 +795,16 @@ func appendAddrData(b []byte, ttl uint32, ip netip.Addr) []byte {
 // names have no escapes.
 func appendWireName(b []byte, name string) []byte {
 	for name != "" && name != "." {
-		label, rest, _ := strings.Cut(name, ".")
-		b = append(b, byte(len(label)))
-		b = append(b, label...)
-		name = rest
+		i := 0
+		for i < len(name) && name[i] != '.' {
+			i++
+		}
+		b = append(b, byte(i))
+		b = append(b, name[:i]...)
+		if i == len(name) {
+			break
+		}
+		name = name[i+1:]
 	}
 	return append(b, 0)
 }

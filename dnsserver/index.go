@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/lodestar-lb/lodestar/discovery"
 )
@@ -17,6 +18,10 @@ type RecordSet struct {
 	A    []netip.Addr
 	AAAA []netip.Addr
 	SRV  []SRV
+
+	// pos is the set's place in its index's order: a compiled zone keeps its answers in a
+	// slice in that order, so that a name's answers are found with the index's map alone.
+	pos int32
 }
 
 // SRV is one SRV record's data. Target is a lower-case FQDN with its trailing dot.
@@ -39,28 +44,59 @@ type RecordIndex struct {
 	Mname string
 	Rname string
 	names map[string]*RecordSet
+	// order holds every name of names and its set, in the order the builder made them, which
+	// is the order of their memory: compiling walks it, not the map, whose order makes every
+	// name and set a cache miss.
+	order []namedSet
 
 	// cfg and snap are what the index was built from; Enumerate rebuilds the per-task view
 	// from them rather than keeping it for every index.
 	cfg  RecordConfig
 	snap *discovery.Snapshot
 	// digest sums a hash of every name and its records; equal digests mean equal records.
-	digest    uint64
-	hasDigest bool
-	counts    [3]int // A, AAAA, SRV records
+	// It is computed once, by sum, for indexes BuildIndex made (nil for others).
+	digest *lazyDigest
+	counts [3]int // A, AAAA, SRV records
 }
 
 // NewRecordIndex makes an index of the given sets, keyed by lower-case FQDN (trailing dot).
 func NewRecordIndex(domain string, serial uint32, sets map[string]*RecordSet) *RecordIndex {
 	domain = fqdn(domain)
-	ix := &RecordIndex{Domain: domain, Serial: serial, Mname: "ns1." + domain, Rname: "root.ns1." + domain, names: sets}
+	ix := &RecordIndex{Domain: domain, Serial: serial, Mname: "ns1." + domain, Rname: "root.ns1." + domain}
 	ix.cfg = RecordConfig{Domain: domain}.WithDefaults()
-	for _, rs := range sets {
+	// The index keeps copies of the sets: their positions are its own, and a caller may have
+	// put one set under several names.
+	ix.names = make(map[string]*RecordSet, len(sets))
+	ix.order = make([]namedSet, 0, len(sets))
+	copies := make([]RecordSet, len(sets))
+	for name, rs := range sets {
+		if rs == nil {
+			ix.names[name] = nil
+			continue
+		}
+		c := &copies[len(ix.order)]
+		*c = *rs
+		c.pos = int32(len(ix.order))
+		ix.names[name] = c
+		ix.order = append(ix.order, namedSet{name, c})
 		ix.counts[0] += len(rs.A)
 		ix.counts[1] += len(rs.AAAA)
 		ix.counts[2] += len(rs.SRV)
 	}
 	return ix
+}
+
+// lazyDigest is a digest computed on first use. A copy of an index shares it: the records are
+// the same.
+type lazyDigest struct {
+	once sync.Once
+	sum  uint64
+}
+
+// namedSet is an owner name and its records.
+type namedSet struct {
+	name string
+	rs   *RecordSet
 }
 
 // Lookup returns the records of a lower-case FQDN, or nil when the name has none.

@@ -115,7 +115,13 @@ const hashLen = 5
 // appendTaskHash appends the first 5 characters of zbase32(sha1(id)) to b: the {hash} in a
 // task's canonical name {task}-{hash}-{slave}. Five characters use the hash's top 25 bits.
 func appendTaskHash(b []byte, id string) []byte {
-	sum := sha1.Sum([]byte(id))
+	var sum [sha1.Size]byte
+	var buf [128]byte
+	if len(id) <= len(buf) {
+		sum = sha1.Sum(append(buf[:0], id...)) // no copy of the id on the heap
+	} else {
+		sum = sha1.Sum([]byte(id))
+	}
 	v := binary.BigEndian.Uint32(sum[:4])
 	for i := range hashLen {
 		b = append(b, zbase32Alphabet[(v>>(27-5*i))&31])

@@ -198,7 +198,7 @@ func nextSerial(prev, ix *RecordIndex, now time.Time) uint32 {
 	if prev == nil {
 		return unix
 	}
-	if prev.hasDigest && prev.digest == ix.digest && len(prev.names) == len(ix.names) && prev.Domain == ix.Domain {
+	if prev.digest != nil && ix.digest != nil && len(prev.names) == len(ix.names) && prev.Domain == ix.Domain && prev.sum() == ix.sum() {
 		return prev.Serial
 	}
 	return max(prev.Serial+1, unix)
@@ -254,10 +254,9 @@ type builder struct {
 	arena     nameArena
 	groups    map[string]*srvGroup // by "{task}.{fw}.{d}."
 	groupList []*srvGroup
-	// keys and sets list the names in the order they were made. finish walks them rather
-	// than the map: in map order every set is a cache miss, which cost more than the build.
-	keys      []string
-	sets      []*RecordSet
+	// order lists the names in the order they were made. finish walks it rather than the
+	// map: in map order every set is a cache miss, which cost more than the build.
+	order     []namedSet
 	marathon  map[string]*discovery.Task // Marathon's tasks by id, nil without Marathon apps
 	appPrefix map[string]bool            // task id prefixes of Marathon's apps
 	fromMesos map[string]bool            // Marathon task ids the Mesos state gave records for
@@ -292,9 +291,8 @@ func newBuilder(snap *discovery.Snapshot, cfg RecordConfig) *builder {
 		}
 	}
 	b.names = make(map[string]*RecordSet, estimate)
-	b.keys = make([]string, 0, estimate)
-	b.sets = make([]*RecordSet, 0, estimate)
-	b.groups = map[string]*srvGroup{}
+	b.order = make([]namedSet, 0, estimate)
+	b.groups = make(map[string]*srvGroup, estimate/32)
 	return b
 }
 
@@ -314,19 +312,20 @@ func (b *builder) build() {
 	b.marathonRecords()
 }
 
-// finish sorts every record set, drops duplicates, adds the SRV groups' records and computes
-// the digest that tells whether two indexes hold the same records.
+// finish sorts every record set, drops duplicates and adds the SRV groups' records. The digest
+// that tells whether two indexes hold the same records is computed when first compared (sum).
 func (b *builder) finish() *RecordIndex {
 	ix := &RecordIndex{
-		Domain:    b.cfg.Domain + ".",
-		Mname:     "ns1." + b.cfg.Domain + ".",
-		Rname:     "root.ns1." + b.cfg.Domain + ".",
-		names:     b.names,
-		cfg:       b.cfg,
-		snap:      b.snap,
-		hasDigest: true,
+		Domain: b.cfg.Domain + ".",
+		Mname:  "ns1." + b.cfg.Domain + ".",
+		Rname:  "root.ns1." + b.cfg.Domain + ".",
+		names:  b.names,
+		cfg:    b.cfg,
+		snap:   b.snap,
+		digest: &lazyDigest{},
 	}
-	for _, rs := range b.sets {
+	for _, e := range b.order {
+		rs := e.rs
 		rs.A = sortAddrs(rs.A)
 		rs.AAAA = sortAddrs(rs.AAAA)
 		rs.SRV = sortSRVs(rs.SRV)
@@ -334,6 +333,25 @@ func (b *builder) finish() *RecordIndex {
 	for _, g := range b.groupList {
 		b.finishGroup(g)
 	}
+	ix.order = b.order // with the groups' names
+	for _, e := range b.order {
+		ix.counts[0] += len(e.rs.A)
+		ix.counts[1] += len(e.rs.AAAA)
+		ix.counts[2] += len(e.rs.SRV)
+	}
+	return ix
+}
+
+// sum returns the digest of a built index's records, computing it on first use: the first
+// index of a process needs none until the next one is built, so its serving does not wait
+// for it.
+func (ix *RecordIndex) sum() uint64 {
+	ix.digest.once.Do(func() { ix.digest.sum = digestOf(ix.order) })
+	return ix.digest.sum
+}
+
+// digestOf sums a hash of every name and its records.
+func digestOf(order []namedSet) uint64 {
 	var h maphash.Hash
 	h.SetSeed(digestSeed)
 	var scratch [16]byte
@@ -342,12 +360,10 @@ func (b *builder) finish() *RecordIndex {
 		first *SRV
 		n     int
 	}
-	srvHashes := map[listID]uint64{}
-	for i, rs := range b.sets {
-		name := b.keys[i]
-		ix.counts[0] += len(rs.A)
-		ix.counts[1] += len(rs.AAAA)
-		ix.counts[2] += len(rs.SRV)
+	srvHashes := make(map[listID]uint64, len(order)/8)
+	var digest uint64
+	for _, e := range order {
+		name, rs := e.name, e.rs
 		h.Reset()
 		h.WriteString(name)
 		for _, ip := range rs.A {
@@ -371,9 +387,9 @@ func (b *builder) finish() *RecordIndex {
 			h.Write(scratch[:8])
 		}
 		// A sum does not depend on the order the names were made in (the state's order).
-		ix.digest += h.Sum64()
+		digest += h.Sum64()
 	}
-	return ix
+	return digest
 }
 
 // hashSRVs hashes an SRV list. A list is only ever shared whole (srvGroup), so its first
@@ -409,6 +425,24 @@ func sortSRVs(s []SRV) []SRV {
 	}
 	slices.SortFunc(s, compareSRV)
 	return slices.Compact(s)
+}
+
+// mergeSRVs merges two lists sorted by sortSRVs into a new one, as sortSRVs would sort their
+// concatenation: in order, without duplicates.
+func mergeSRVs(a, b []SRV) []SRV {
+	out := make([]SRV, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		switch c := compareSRV(a[0], b[0]); {
+		case c < 0:
+			out, a = append(out, a[0]), a[1:]
+		case c > 0:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			out, a, b = append(out, a[0]), a[1:], b[1:]
+		}
+	}
+	out = append(out, a...)
+	return append(out, b...)
 }
 
 func compareSRV(a, b SRV) int {
@@ -477,9 +511,9 @@ func (b *builder) insert(name string) *RecordSet {
 	}
 	rs := &b.setSlab[0]
 	b.setSlab = b.setSlab[1:]
+	rs.pos = int32(len(b.order))
 	b.names[name] = rs
-	b.keys = append(b.keys, name)
-	b.sets = append(b.sets, rs)
+	b.order = append(b.order, namedSet{name, rs})
 	return rs
 }
 
@@ -869,6 +903,10 @@ type taskNaming struct {
 	agentIPs  addrPair
 	ports     []int // host ports (resources.ports)
 	discovery *discovery.DiscoveryInfo
+	// hash is the {hash} of the canonical names, made once for the task's two names when it
+	// has DiscoveryInfo.
+	hash   [hashLen]byte
+	hashed bool
 }
 
 // tails returns the suffixes of a framework's task names: ".{fw}.{d}." and ".{fw}.slave.{d}.".
@@ -933,7 +971,11 @@ func (b *builder) taskRecords(task string, tn *taskNaming) {
 	if hasCanonical {
 		b.buf = append(b.buf[:0], task...)
 		b.buf = append(b.buf, '-')
-		b.buf = appendTaskHash(b.buf, tn.id)
+		if !tn.hashed {
+			appendTaskHash(tn.hash[:0], tn.id)
+			tn.hashed = true
+		}
+		b.buf = append(b.buf, tn.hash[:]...)
 		b.buf = append(b.buf, '-')
 		b.buf = append(b.buf, tn.slave...)
 		stem := len(b.buf)
@@ -1063,14 +1105,14 @@ func (b *builder) finishGroup(g *srvGroup) {
 	plain := sortSRVs(g.hostPorts)
 	slave := plain
 	if len(g.hostPortsDisc) > 0 {
-		slave = sortSRVs(slices.Concat(plain, g.hostPortsDisc))
+		slave = mergeSRVs(plain, sortSRVs(g.hostPortsDisc))
 	}
 	tcp, udp := plain, plain
 	if len(g.discTCP) > 0 {
-		tcp = sortSRVs(slices.Concat(plain, g.discTCP))
+		tcp = mergeSRVs(plain, sortSRVs(g.discTCP))
 	}
 	if len(g.discUDP) > 0 {
-		udp = sortSRVs(slices.Concat(plain, g.discUDP))
+		udp = mergeSRVs(plain, sortSRVs(g.discUDP))
 	}
 	b.setSRVs(slave, "_", g.task, "._tcp", g.slaveTail)
 	b.setSRVs(slave, "_", g.task, "._udp", g.slaveTail)

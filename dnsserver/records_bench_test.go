@@ -170,3 +170,17 @@ func BenchmarkBuildIndex100k(b *testing.B) {
 		ix = BuildIndex(snap, testConfig(), ix)
 	}
 }
+
+// BenchmarkCompileZoneIngest100k is SetIndex's compile of the index BenchmarkIngest100k
+// builds: the last step before a new Mesos state is served.
+func BenchmarkCompileZoneIngest100k(b *testing.B) {
+	st, err := discovery.DecodeMesosState(mesosStateJSON(10000, 10, 200, 1000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ix := BuildIndex(snapshotOf(st), testConfig(), nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		compileZone(ix, "mesos.", 60, 5, true)
+	}
+}

@@ -174,8 +174,10 @@ func normalizeZone(z string) string {
 }
 
 // SetIndex swaps in the records to serve. It compiles the index into wire-format answers first,
-// so the swap itself is atomic and queries never wait. nil goes back to answering SERVFAIL for
-// the zone. An index for another domain is refused (logged) and the current one kept.
+// so the swap itself is atomic and queries never wait. While the first index of a big zone
+// compiles, the names it has are answered from it directly (the same answers, made per query),
+// and the others SERVFAIL as before any index. nil goes back to answering SERVFAIL for the
+// zone. An index for another domain is refused (logged) and the current one kept.
 func (s *Server) SetIndex(ix *RecordIndex) {
 	if ix == nil {
 		s.zone.Store(nil)
@@ -188,10 +190,15 @@ func (s *Server) SetIndex(ix *RecordIndex) {
 		return
 	}
 	start := time.Now()
+	if s.zone.Load() == nil && ix.Len() >= parallelCompileNames {
+		// The first index of a big zone: compiling it takes a while (a few hundred ms at
+		// 100,000 tasks), in which the names it has are answered from it directly.
+		s.zone.Store(newInterimZone(ix, s.apex, s.cfg.TTL, s.cfg.NegativeTTL, s.ra))
+	}
 	z := compileZone(ix, s.apex, s.cfg.TTL, s.cfg.NegativeTTL, s.ra)
 	s.zone.Store(z)
 	srvZoneCompileSeconds.Observe(time.Since(start).Seconds())
-	srvZoneNames.Set(float64(len(z.names)))
+	srvZoneNames.Set(float64(z.len()))
 	srvZoneRecords.Set(float64(z.records))
 	srvZoneSerial.Set(float64(z.serial))
 	srvZoneUpdated.SetToCurrentTime()

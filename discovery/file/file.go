@@ -12,9 +12,9 @@ package file
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
@@ -78,7 +78,7 @@ type watchedFile struct {
 
 	info   os.FileInfo // last stat seen; nil before the first read
 	racy   bool        // modified within racyWindow of the last read: re-read next poll
-	hash   [sha256.Size]byte
+	hash   uint64      // hash (contentSeed) of the last content read
 	hashed bool
 	err    error // current problem; nil once the latest content loaded
 	logged string
@@ -242,11 +242,19 @@ func (s *Source) check(ctx context.Context, sink discovery.Sink, f *watchedFile,
 	}
 	f.info = fi
 	f.racy = time.Since(fi.ModTime()) < racyWindow
+	if !force && f.hashed && f.err == nil && fi.Size() <= MaxFileSize {
+		// Most re-reads (racy ones, a touched file) find the same bytes: hash them as they
+		// stream past instead of holding a copy of a file of tens of MiB next to the state
+		// decoded from it.
+		if sum, err := hashFile(f.path); err == nil && sum == f.hash {
+			return false
+		}
+	}
 	data, err := readFile(f.path, fi)
 	if err != nil {
 		return s.fail(f, fmt.Errorf("%s file %s: %w", f.kind, f.path, err))
 	}
-	sum := sha256.Sum256(data)
+	sum := maphash.Bytes(contentSeed, data)
 	if !force && f.hashed && sum == f.hash && f.err == nil {
 		return false // touched or re-read, same bytes: nothing to do
 	}
@@ -313,6 +321,28 @@ func (s *Source) load(ctx context.Context, sink discovery.Sink, f *watchedFile, 
 		}
 		return sink.Send(ctx, discovery.ReplaceMesosState{State: st})
 	}
+}
+
+// contentSeed seeds the content hashes, which are only compared within the process. The hash
+// tells a re-read file whose stat did not change from one whose bytes did; it need not resist
+// an adversary (whoever can write the file can write any state), and it runs at memory speed,
+// several times faster than a cryptographic hash on a state of tens of MiB.
+var contentSeed = maphash.MakeSeed()
+
+// hashFile hashes a file's content (at most MaxFileSize+1 bytes) as readFile's data would
+// hash, reading it through a small buffer.
+func hashFile(path string) (uint64, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer fh.Close()
+	var h maphash.Hash
+	h.SetSeed(contentSeed)
+	if _, err := io.CopyBuffer(&h, io.LimitReader(fh, MaxFileSize+1), make([]byte, 64<<10)); err != nil {
+		return 0, err
+	}
+	return h.Sum64(), nil
 }
 
 // readFile reads at most MaxFileSize bytes; the limit also holds when the file grows between

@@ -3,7 +3,9 @@ package file
 import (
 	"context"
 	"encoding/json"
+	"hash/maphash"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -465,4 +467,36 @@ func appIDs(s *discovery.Snapshot) []string {
 		ids = append(ids, a.ID)
 	}
 	return ids
+}
+
+// TestHashFileMatchesReadHash: the streamed hash of an unchanged file equals the hash of the
+// bytes read whole, whatever the buffer boundaries, or every racy re-read would load again.
+func TestHashFileMatchesReadHash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	data := make([]byte, 200_003) // three 64 KiB buffers and a ragged end
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	writeFile(t, path, data)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, err := readFile(path, fi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := hashFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := maphash.Bytes(contentSeed, read); got != want {
+		t.Errorf("hashFile = %x, hash of the bytes read = %x", got, want)
+	}
+	data[len(data)-1] ^= 1
+	writeFile(t, path, data)
+	if changed, err := hashFile(path); err != nil || changed == got {
+		t.Errorf("hashFile after a change = %x, %v; want a hash other than %x", changed, err, got)
+	}
 }
