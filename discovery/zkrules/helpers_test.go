@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,8 +31,12 @@ func waitCtx(t testing.TB) context.Context {
 
 // testPath is a rules path of the test's own under the shared ZooKeeper.
 func testPath(t testing.TB) string {
-	return "/lodestar/" + strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + "/services"
+	// A run number too, so -count=N starts every run on an empty path of the shared ZooKeeper.
+	return fmt.Sprintf("/lodestar/%s-%d/services", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()), pathRuns.Add(1))
 }
+
+// pathRuns numbers the paths testPath hands out.
+var pathRuns atomic.Int64
 
 // recSink is a recording sink (see sinktest) that holds zkrules to sending only rule sets and
 // reporting under its own name. It records a copy of every set, as it was when sent.
