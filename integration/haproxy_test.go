@@ -517,7 +517,8 @@ func TestHAProxyReloadRefusedBindLeavesAppOut(t *testing.T) {
 	defer held.Close()
 	spHeld := held.Addr().(*net.TCPAddr).Port
 	putApp(t, fm, lbApp("/held", spHeld, map[string]string{"HAPROXY_0_VHOST": "held.test"}))
-	addTask(t, fm, "/held", haproxytest.Backend(t))
+	heldBackend := haproxytest.Backend(t)
+	addTask(t, fm, "/held", heldBackend)
 	putApp(t, fm, lbApp("/fresh", spFresh, map[string]string{"HAPROXY_0_VHOST": "fresh.test"}))
 	fresh := haproxytest.Backend(t)
 	addTask(t, fm, "/fresh", fresh)
@@ -546,4 +547,26 @@ func TestHAProxyReloadRefusedBindLeavesAppOut(t *testing.T) {
 	if lb.metric(t, "lodestar_haproxy_reloads_total") < 2 {
 		t.Error("the failed reload is not counted")
 	}
+
+	// The port is free again: an operator's resync tries the rejected app once more.
+	held.Close()
+	req, err := http.NewRequest(http.MethodPost, lb.URL("/v1/resync"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST /v1/resync: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /v1/resync: %d", resp.StatusCode)
+	}
+	Eventually(t, lbTimeout, "/held back after the resync", func() error {
+		if ex := excludedApp(lb.status(t), "/held"); ex != nil {
+			return fmt.Errorf("still left out: %s", ex.Reason)
+		}
+		return nil
+	})
+	waitRoutesTo(t, c, lb.vhostRoute("held.test"), heldBackend.ID)
 }

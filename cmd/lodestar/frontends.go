@@ -112,10 +112,19 @@ func srvData(s dnsserver.SRV) string {
 
 func (d *dnsFrontEnd) AppNames(appID string) []string { return d.current.Load().AppNames(appID) }
 
-// resyncer is api.Resyncer over the sources.
-type resyncer []discovery.Source
+// resyncer is api.Resyncer: POST /v1/resync and /_mlb_signal/hup both resync every source and
+// let HAProxy try again the apps it rejected (applier is nil without HAProxy).
+type resyncer struct {
+	sources []discovery.Source
+	applier *haproxy.Applier
+}
 
-func (r resyncer) Resync(ctx context.Context) error { return resync(ctx, r) }
+func (r resyncer) Resync(ctx context.Context) error {
+	if r.applier != nil {
+		r.applier.ForgetBlame()
+	}
+	return resync(ctx, r.sources)
+}
 
 // servedRegistry is the registry whose sources /metrics reports the sync age of. A process
 // serves one registry; tests run serve many times in one process, so the collector is

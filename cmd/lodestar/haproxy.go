@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -182,19 +181,9 @@ func (h *haproxyFrontEnd) Reload(ctx context.Context) error {
 	return h.applier.ReloadFromDisk(ctx)
 }
 
-// withResync is the front end plus what /_mlb_signal/hup does: resync every source, then
-// regenerate (the Applier follows the registry, so a resync that changes anything reaches
-// HAProxy by itself).
+// withResync is the front end plus what /_mlb_signal/hup does (see resyncer); the Applier
+// follows the registry, so a resync that changes anything reaches HAProxy by itself.
 type withResync struct {
 	*haproxyFrontEnd
-	resync func(ctx context.Context) error
-}
-
-func (w withResync) Resync(ctx context.Context) error {
-	// An operator's resync also retries the apps HAProxy rejected before.
-	w.applier.ForgetBlame()
-	if w.resync == nil {
-		return errors.New("no source to resync")
-	}
-	return w.resync(ctx)
+	resyncer
 }

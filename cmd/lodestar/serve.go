@@ -80,7 +80,11 @@ Examples:
 		if err := servedRegistry.serve(reg); err != nil {
 			return err
 		}
-		front := api.Frontends{Resync: resyncer(sources), Rules: rulesOf(sources)}
+		resyncAll := resyncer{sources: sources}
+		if hapFE != nil {
+			resyncAll.applier = hapFE.applier
+		}
+		front := api.Frontends{Resync: resyncAll, Rules: rulesOf(sources)}
 
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return reg.Run(ctx) })
@@ -100,7 +104,7 @@ Examples:
 		}
 		if hapFE != nil {
 			srv.AddReadyCheck("first config applied", hapFE.applier.Applied)
-			srv.MountHAProxy(withResync{hapFE, func(ctx context.Context) error { return resync(ctx, sources) }})
+			srv.MountHAProxy(withResync{hapFE, resyncAll})
 			front.Routing = routing{applier: hapFE.applier, reg: reg}
 			sub := reg.Subscribe()
 			g.Go(func() error {
