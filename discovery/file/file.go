@@ -187,6 +187,11 @@ func (s *Source) Reload(ctx context.Context) error {
 	if done == nil {
 		return errors.New("file source: reload: the source is not running")
 	}
+	// Checked first: when the loop is idle, select picks at random among ready cases, so a
+	// cancelled context could otherwise still run (and report) a reload.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("file source: reload: %w", err)
+	}
 	res := make(chan error, 1)
 	select {
 	case s.reloads <- res:
