@@ -83,9 +83,13 @@ func TestRulesThroughZooKeeper(t *testing.T) {
 		return nil
 	})
 	t.Logf("rule PUT on instance a to instance b's HAProxy config: %v", time.Since(start).Round(time.Millisecond))
-	if !hasRule(config(a), acl) {
-		t.Errorf("instance a's own config lacks the rule")
-	}
+	// Instance a learns its own write through its ZooKeeper watch too, not necessarily first.
+	Eventually(t, lbTimeout, "the rule in the writing instance's own HAProxy config", func() error {
+		if !hasRule(config(a), acl) {
+			return fmt.Errorf("no %q in instance a's config", acl)
+		}
+		return nil
+	})
 	c := lbClient(t, false)
 	Eventually(t, lbTimeout, "traffic for shop.rules.test through instance b", func() error {
 		id, err := askBackend(c, http.MethodGet, "http://"+b.HTTPAddr+"/", "shop.rules.test")
