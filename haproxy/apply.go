@@ -213,9 +213,9 @@ func (a *Applier) Run(ctx context.Context, sub *discovery.Subscription) error {
 	if !a.first(ctx, sub) {
 		return nil
 	}
-	var started <-chan struct{}
+	var started, restarted <-chan struct{}
 	if a.proc != nil {
-		started = a.proc.Started()
+		started, restarted = a.proc.Started(), a.proc.Restarted()
 	}
 	var pending *pendingReload
 	var fire <-chan time.Time
@@ -226,6 +226,9 @@ func (a *Applier) Run(ctx context.Context, sub *discovery.Subscription) error {
 		case <-started:
 			started = nil
 			a.afterStart(ctx)
+			continue
+		case <-restarted:
+			a.afterRestart(ctx)
 			continue
 		case req := <-a.requests:
 			req.done <- req.do(ctx)
@@ -263,16 +266,34 @@ func (a *Applier) Run(ctx context.Context, sub *discovery.Subscription) error {
 // may not be the one it loaded, so it is reloaded with the file on disk; either way the
 // draining servers, "disabled" in the file, are set to drain.
 func (a *Applier) afterStart(ctx context.Context) {
+	reload := a.writtenBeforeStart
+	a.writtenBeforeStart = false
+	a.startedOnDisk(ctx, reload, "started", "the configuration changed while HAProxy was starting")
+}
+
+// afterRestart runs when HAProxy answers again after the supervisor restarted it. It loaded
+// the file on disk, which every apply writes before it is done, but it also restored each
+// server's address and state from the server-state file, and that may predate the last
+// Runtime API changes (HAProxy died between the commands and the save). With a state file it
+// is therefore reloaded from the file alone; either way the draining servers go back to drain.
+func (a *Applier) afterRestart(ctx context.Context) {
+	a.log.Info("HAProxy restarted; putting back what was set at runtime")
+	a.startedOnDisk(ctx, a.stateFile(a.runningModel()) != "", "restarted",
+		"HAProxy restarted: its server-state file may predate the last Runtime API changes")
+}
+
+// startedOnDisk brings a freshly started HAProxy to the running model: when reload is set, it
+// reloads HAProxy onto the file on disk with an empty server-state file (the reason is
+// recorded, the metric labelled kind); then it sets the draining servers to drain.
+func (a *Applier) startedOnDisk(ctx context.Context, reload bool, kind, reason string) {
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
 	m := a.runningModel()
-	if !a.writtenBeforeStart {
+	if !reload {
 		a.restoreDrain(ctx, m)
 		return
 	}
-	a.writtenBeforeStart = false
 	start := time.Now()
-	reason := "the configuration changed while HAProxy was starting"
 	// The state HAProxy would save is that of the file it started with, and a reload restores
 	// addresses from it over the newer file's: the reload starts from the file alone.
 	if path := a.stateFile(m); path != "" {
@@ -282,10 +303,10 @@ func (a *Applier) afterStart(ctx context.Context) {
 	}
 	rec := ApplyRecord{Kind: "reload", Reason: reason}
 	err := a.proc.Reload(ctx)
-	ObserveReload("started", err == nil, time.Since(start))
+	ObserveReload(kind, err == nil, time.Since(start))
 	if err != nil {
 		rec.Kind = "failed"
-		a.log.Error("reloading HAProxy onto the configuration written while it started failed", "err", err)
+		a.log.Error("reloading HAProxy onto the configuration on disk failed", "reason", reason, "err", err)
 	} else {
 		a.restoreDrain(ctx, m)
 		a.log.Info("HAProxy reloaded", "reason", reason, "took", time.Since(start).Round(time.Millisecond))

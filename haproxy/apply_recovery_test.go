@@ -525,3 +525,86 @@ func writeLine(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// TestApplierAfterHAProxyCrash: HAProxy killed outright comes back (the supervisor restarts
+// it) with what the Applier had set at runtime since the last reload, although the
+// server-state file (when the HEAD has one) still holds the state of that reload: a task that
+// moved keeps its new address, a task that started draining since stays in DRAIN, and one
+// that was draining already is back in DRAIN instead of the file's maintenance.
+func TestApplierAfterHAProxyCrash(t *testing.T) {
+	for _, stateFile := range []bool{true, false} {
+		t.Run(fmt.Sprintf("state-file=%v", stateFile), func(t *testing.T) { testApplierAfterHAProxyCrash(t, stateFile) })
+	}
+}
+
+func testApplierAfterHAProxyCrash(t *testing.T, stateFile bool) {
+	cfg := applierConfig(t)
+	if !stateFile {
+		editHead(t, &cfg, func(head string) string {
+			head = strings.Replace(head, "  server-state-file {runDir}/server-state\n", "", 1)
+			return strings.Replace(head, "  load-server-state-from-file global\n", "", 1)
+		})
+	}
+	s := newApplierStack(t, cfg, false)
+	web := func(live, stay *discovery.Task) *discovery.App {
+		return app("/web", withPorts(23720), withLabel("HAPROXY_0_BIND_ADDR", "127.0.0.1"),
+			withTasks(live, stay, task("leaving", host("127.0.0.1"), ports(41721), taskState(discovery.StateKilling))))
+	}
+	live, stay := task("live", host("127.0.0.1"), ports(41720)), task("stay", host("127.0.0.1"), ports(41723))
+	s.start(web(live, stay))
+	// One reload, so that HAProxy saves a server-state file naming the first address.
+	s.reg.replace(t, web(live, stay), vhostApp("/other", 23730, task("t-other", host("127.0.0.1"), ports(41730))))
+	haproxytest.WaitFor(t, 20*time.Second, func() bool { return s.a.Status().Reloads == 1 }, "a reload")
+	// One task moves, another starts draining: Runtime API changes only.
+	s.reg.replace(t, web(task("moved", host("127.0.0.1"), ports(41722)), task("stay", host("127.0.0.1"), ports(41723), taskState(discovery.StateKilling))), vhostApp("/other", 23730, task("t-other", host("127.0.0.1"), ports(41730))))
+	servers := func() map[string]string {
+		rows, err := NewRuntimeClient(filepath.Join(cfg.Build.RunDir, "admin.sock")).ShowStat(context.Background())
+		if err != nil {
+			return nil // HAProxy is restarting
+		}
+		out := map[string]string{}
+		for _, r := range rows {
+			if r.Proxy == "web_23720" && r.Server != "BACKEND" && r.Status != "MAINT" {
+				out[r.Addr] = r.Status
+			}
+		}
+		return out
+	}
+	want := func(m map[string]string) bool {
+		_, old := m["127.0.0.1:41720"]
+		_, moved := m["127.0.0.1:41722"]
+		return !old && moved && m["127.0.0.1:41721"] == "DRAIN" && m["127.0.0.1:41723"] == "DRAIN"
+	}
+	haproxytest.WaitFor(t, 20*time.Second, func() bool { return want(servers()) }, "the moved task at its new address, both leaving ones in DRAIN")
+	if st := s.a.Status(); st.Reloads != 1 {
+		t.Fatalf("%d reloads, want the move to go through the Runtime API", st.Reloads)
+	}
+
+	master := s.proc.PID()
+	if err := syscall.Kill(master, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	haproxytest.WaitFor(t, 30*time.Second, func() bool {
+		st := s.proc.Status()
+		return st.Restarts == 1 && st.Running && st.PID != master
+	}, "HAProxy restarted")
+	// With a state file the restarted HAProxy is reloaded onto the file alone; without one the
+	// file is all it read, and setting the draining servers is enough.
+	wantReloads := 1
+	if stateFile {
+		wantReloads = 2
+	}
+	haproxytest.WaitFor(t, 20*time.Second, func() bool { return s.a.Status().Reloads >= wantReloads }, "the reloads")
+	if st := s.a.Status(); st.Reloads != wantReloads || (stateFile && !strings.Contains(st.LastApply.Reason, "restarted")) {
+		t.Errorf("%d reloads, the last %+v; want %d (state file: %v)", st.Reloads, st.LastApply, wantReloads, stateFile)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for last := servers(); !want(last); last = servers() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart, web_23720's servers in service are %v (address→status); want 127.0.0.1:41722 in place of :41720, and :41721 and :41723 in DRAIN", last)
+		}
+		<-tick.C
+	}
+}

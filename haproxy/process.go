@@ -79,13 +79,17 @@ type Process struct {
 	out     *outputRing
 	started chan struct{}
 	once    sync.Once
+	// restarted gets a value (without blocking: one pending is enough) each time a master
+	// started after an exit of its own answers with a worker running.
+	restarted chan struct{}
 
 	runOnce  sync.Mutex // held for the whole of Run: one HAProxy per Process
 	reloadMu sync.Mutex // one reload at a time
 
-	mu     sync.Mutex
-	status ProcessStatus
-	inst   *instance
+	mu       sync.Mutex
+	status   ProcessStatus
+	inst     *instance
+	answered bool // a master of this Process has answered with a worker running
 }
 
 // instance is one started master.
@@ -140,11 +144,12 @@ func NewProcess(cfg ProcessConfig) (*Process, error) {
 		cfg.MaxRestartBackoff = max(DefaultMaxRestartBackoff, cfg.RestartBackoff)
 	}
 	return &Process{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "haproxy"),
-		master:  NewMasterClient(sock),
-		out:     newOutputRing(512),
-		started: make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "haproxy"),
+		master:    NewMasterClient(sock),
+		out:       newOutputRing(512),
+		started:   make(chan struct{}),
+		restarted: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -159,6 +164,11 @@ func (p *Process) Master() *MasterClient { return p.master }
 
 // Started is closed the first time the master answers on its socket with a worker running.
 func (p *Process) Started() <-chan struct{} { return p.started }
+
+// Restarted receives a value each time HAProxy answers again after it exited on its own and
+// was restarted (the first start is Started's). The restarted HAProxy knows only its file and
+// its server-state file, not what was set at runtime since: the Applier puts that back.
+func (p *Process) Restarted() <-chan struct{} { return p.restarted }
 
 // Restarts returns how many times HAProxy was started again after it exited on its own.
 func (p *Process) Restarts() int {
@@ -288,10 +298,18 @@ func (p *Process) watchReady(ctx context.Context, inst *instance) {
 			if p.inst == inst {
 				p.status.Running = true
 			}
+			again := p.answered
+			p.answered = true
 			p.mu.Unlock()
 			metricProcessUp.Set(1)
 			p.log.Info("haproxy running", "pid", inst.pid, "workers", len(CurrentWorkers(procs)))
 			p.once.Do(func() { close(p.started) })
+			if again {
+				select {
+				case p.restarted <- struct{}{}:
+				default:
+				}
+			}
 			return
 		}
 		select {
