@@ -3,6 +3,7 @@ package haproxy
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -214,8 +215,9 @@ func (a *Applier) Run(ctx context.Context, sub *discovery.Subscription) error {
 		return nil
 	}
 	var started, restarted <-chan struct{}
+	var failedStarts <-chan *StartError
 	if a.proc != nil {
-		started, restarted = a.proc.Started(), a.proc.Restarted()
+		started, restarted, failedStarts = a.proc.Started(), a.proc.Restarted(), a.proc.FailedStarts()
 	}
 	var pending *pendingReload
 	var fire <-chan time.Time
@@ -229,6 +231,9 @@ func (a *Applier) Run(ctx context.Context, sub *discovery.Subscription) error {
 			continue
 		case <-restarted:
 			a.afterRestart(ctx)
+			continue
+		case err := <-failedStarts:
+			a.afterFailedStart(ctx, sub.Snapshot(), err)
 			continue
 		case req := <-a.requests:
 			req.done <- req.do(ctx)
@@ -278,8 +283,47 @@ func (a *Applier) afterStart(ctx context.Context) {
 // is therefore reloaded from the file alone; either way the draining servers go back to drain.
 func (a *Applier) afterRestart(ctx context.Context) {
 	a.log.Info("HAProxy restarted; putting back what was set at runtime")
-	a.startedOnDisk(ctx, a.stateFile(a.runningModel()) != "", "restarted",
+	reload := a.writtenBeforeStart || a.stateFile(a.runningModel()) != ""
+	a.writtenBeforeStart = false
+	a.startedOnDisk(ctx, reload, "restarted",
 		"HAProxy restarted: its server-state file may predate the last Runtime API changes")
+}
+
+// afterFailedStart runs when HAProxy exited before it answered, at its first start or at a
+// restart: a port an app binds may be held by another process, which `haproxy -c` cannot
+// know. The apps its alerts point at are left out, as for a refused reload, and the file is
+// written without them for the supervisor's next start, which is then reloaded onto the file
+// once it answers (it may have read the file before this one was written).
+func (a *Applier) afterFailedStart(ctx context.Context, snap *discovery.Snapshot, serr *StartError) {
+	m, r := a.runningModel(), a.renderedNow()
+	if m == nil || r == nil {
+		return
+	}
+	// HAProxy may have read an older file than the one on record: its line numbers count only
+	// when the file it started with is this one.
+	if !a.blame(snap, m, r, serr.Alerts, serr.ConfigSum == sha256.Sum256(r.Config)) {
+		a.log.Error("HAProxy could not start, and its alerts point at no app not already left out", "err", serr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
+	start := time.Now()
+	next, nr, rec, err := a.validated(ctx, snap, m)
+	rec.Kind, rec.Reason = "write", "HAProxy could not start: leaving out the apps its alerts point at"
+	if err == nil {
+		err = a.install(nr)
+	}
+	if err != nil {
+		rec.Kind = "failed"
+		a.record(rec, start, err, nil)
+		a.log.Error("writing the configuration without the apps HAProxy could not start with failed", "err", err)
+		return
+	}
+	a.writtenBeforeStart = true
+	a.publish(next, nr)
+	a.record(rec, start, nil, next)
+	a.log.Info("HAProxy configuration written without the apps HAProxy could not start with", "path", a.cfg.ConfigPath,
+		"excluded", len(a.Status().Excluded), "took", time.Since(start).Round(time.Millisecond))
 }
 
 // startedOnDisk brings a freshly started HAProxy to the running model: when reload is set, it
@@ -558,9 +602,19 @@ func (a *Applier) blameReload(snap *discovery.Snapshot, m *Model, r *Rendered, e
 	if !errors.As(err, &rerr) {
 		return false
 	}
+	return a.blame(snap, m, r, rerr.Alerts, true)
+}
+
+// blame remembers the apps the alerts point at (by the lines of r when lines is set, else
+// only by frontend or backend name) and reports whether it found any new one.
+func (a *Applier) blame(snap *discovery.Snapshot, m *Model, r *Rendered, alerts []Alert, lines bool) bool {
+	file := a.cfg.ConfigPath
+	if !lines {
+		file = ""
+	}
 	found := false
-	for _, al := range rerr.Alerts {
-		owner := alertOwner(al, a.cfg.ConfigPath, m, r)
+	for _, al := range alerts {
+		owner := alertOwner(al, file, m, r)
 		if owner == "" {
 			continue
 		}
@@ -577,15 +631,16 @@ func (a *Applier) blameReload(snap *discovery.Snapshot, m *Model, r *Rendered, e
 	}
 	if found {
 		a.log.Warn("HAProxy refused to load the configuration; leaving out the apps its alerts point at",
-			"apps", slices.Sorted(maps.Keys(a.blamed)), "alerts", len(rerr.Alerts))
+			"apps", slices.Sorted(maps.Keys(a.blamed)), "alerts", len(alerts))
 	}
 	return found
 }
 
 // alertOwner is the app an alert points at: the owner of the line of file it names, else the
-// owner of the per-port frontend or the backend it names; "" when it points at no app.
+// owner of the per-port frontend or the backend it names; "" when it points at no app. With
+// file "", lines are not read.
 func alertOwner(al Alert, file string, m *Model, r *Rendered) string {
-	if al.Line > 0 && sameFile(al.File, file) {
+	if al.Line > 0 && file != "" && sameFile(al.File, file) {
 		if owner := r.OwnerOf(al.Line); owner != "" {
 			return owner
 		}

@@ -1,11 +1,14 @@
 package haproxy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -185,6 +188,91 @@ func TestApplierReloadRefusedRestoresAndBlames(t *testing.T) {
 	}
 	if len(s.a.Status().Excluded) != 0 || s.onDisk() != string(s.a.Config()) {
 		t.Errorf("after ForgetBlame: excluded %+v, or the file on disk is not the configuration on record", s.a.Status().Excluded)
+	}
+}
+
+// TestApplierFirstStartBindRefusedBlames: at HAProxy's very first start an app's port is
+// held by another process. HAProxy exits on that bind; its alert names the app's frontend, so
+// the app is left out with the alert, the file is written without it, and the supervisor's
+// next start runs the other apps. Once the port is free, ForgetBlame brings the app back.
+func TestApplierFirstStartBindRefusedBlames(t *testing.T) {
+	cfg := applierConfig(t)
+	cfg.ReloadMinWait, cfg.ReloadMaxWait = 10*time.Millisecond, time.Second
+	s := newApplierStack(t, cfg, false)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := taken.Addr().(*net.TCPAddr).Port
+	takenBackend := "team_taken_" + strconv.Itoa(takenPort)
+	apps := append(manyApps(2, 23300), vhostApp("/team/taken", takenPort, task("t-taken", host("127.0.0.1"), ports(41300))))
+	s.reg.replace(t, apps...)
+	s.run()
+	s.runProcess()
+	haproxytest.WaitFor(t, 30*time.Second, func() bool { return s.proc.Status().Running }, "HAProxy running without the app whose port is taken")
+
+	st := s.a.Status()
+	if len(st.Excluded) != 1 || st.Excluded[0].AppID != "/team/taken" || !strings.Contains(st.Excluded[0].Reason, "cannot bind") ||
+		len(st.Excluded[0].HAProxy) == 0 {
+		t.Fatalf("excluded %+v, want /team/taken left out for its bind, with HAProxy's alert", st.Excluded)
+	}
+	if st.Process.Restarts == 0 {
+		t.Errorf("HAProxy runs without a restart: the port was not taken at its first start")
+	}
+	stat := s.stat()
+	if _, ok := stat["team_app000_23300/BACKEND"]; !ok {
+		t.Error("HAProxy does not run the apps that can bind")
+	}
+	if _, ok := stat[takenBackend+"/BACKEND"]; ok {
+		t.Errorf("HAProxy runs %s, whose bind failed", takenBackend)
+	}
+	if strings.Contains(s.onDisk(), takenBackend) || s.onDisk() != string(s.a.Config()) {
+		t.Errorf("the configuration on disk has %s, or it is not the one on record", takenBackend)
+	}
+
+	taken.Close()
+	s.a.ForgetBlame()
+	haproxytest.WaitFor(t, 20*time.Second, func() bool {
+		_, ok := s.stat()[takenBackend+"/BACKEND"]
+		return ok && strings.Contains(string(s.a.Config()), takenBackend)
+	}, "HAProxy to run the forgotten app once its port is free")
+	if st := s.a.Status(); len(st.Excluded) != 0 || s.onDisk() != string(s.a.Config()) {
+		t.Errorf("after ForgetBlame: excluded %+v, or the file on disk is not the configuration on record", st.Excluded)
+	}
+}
+
+// TestBlameReadsLinesOnlyOfTheFileHAProxyRead: a failed start's alert that names only a line
+// of the file blames the app owning that line when HAProxy started with the file on record,
+// and nobody when it read another one (the line may belong to some other app there).
+func TestBlameReadsLinesOnlyOfTheFileHAProxyRead(t *testing.T) {
+	cfg := applierConfig(t)
+	a, err := NewApplier(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := newTestRegistry(t).replace(t, manyApps(2, 23400)...)
+	m := Build(snap, a.buildConfig(nil), nil)
+	r, err := Render(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := 0
+	for n := 1; n <= bytes.Count(r.Config, []byte("\n")); n++ {
+		if r.OwnerOf(n) == "/team/app001" {
+			line = n
+			break
+		}
+	}
+	if line == 0 {
+		t.Fatal("no line of /team/app001 in the configuration")
+	}
+	alerts := []Alert{{File: a.ConfigPath(), Line: line, Message: "parsing [" + a.ConfigPath() + ":" + strconv.Itoa(line) + "]: something"}}
+	if a.blame(snap, m, r, alerts, false) || len(a.blamed) != 0 {
+		t.Errorf("an alert naming a line of another file blamed %v", slices.Sorted(maps.Keys(a.blamed)))
+	}
+	if !a.blame(snap, m, r, alerts, true) || len(a.blamed) != 1 || a.blamed["/team/app001"].reason == "" {
+		t.Errorf("an alert naming line %d of the file on record blamed %v, want /team/app001", line, slices.Sorted(maps.Keys(a.blamed)))
 	}
 }
 

@@ -3,6 +3,7 @@ package haproxy
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +83,8 @@ type Process struct {
 	// restarted gets a value (without blocking: one pending is enough) each time a master
 	// started after an exit of its own answers with a worker running.
 	restarted chan struct{}
+	// failedStarts holds the latest start that exited before it answered, with its alerts.
+	failedStarts chan *StartError
 
 	runOnce  sync.Mutex // held for the whole of Run: one HAProxy per Process
 	reloadMu sync.Mutex // one reload at a time
@@ -100,6 +103,10 @@ type instance struct {
 	err  error         // Wait's error, readable after done
 	// outDone is closed when every holder of the output pipe (master, workers) has closed it.
 	outDone chan struct{}
+	// answered is set (under Process.mu) once the master answered with a worker running.
+	answered bool
+	// configSum is the SHA-256 of the configuration file read just before the start.
+	configSum [sha256.Size]byte
 }
 
 // NewProcess checks cfg and returns a Process ready to Run.
@@ -144,12 +151,13 @@ func NewProcess(cfg ProcessConfig) (*Process, error) {
 		cfg.MaxRestartBackoff = max(DefaultMaxRestartBackoff, cfg.RestartBackoff)
 	}
 	return &Process{
-		cfg:       cfg,
-		log:       cfg.Logger.With("component", "haproxy"),
-		master:    NewMasterClient(sock),
-		out:       newOutputRing(512),
-		started:   make(chan struct{}),
-		restarted: make(chan struct{}, 1),
+		cfg:          cfg,
+		log:          cfg.Logger.With("component", "haproxy"),
+		master:       NewMasterClient(sock),
+		out:          newOutputRing(512),
+		started:      make(chan struct{}),
+		restarted:    make(chan struct{}, 1),
+		failedStarts: make(chan *StartError, 1),
 	}, nil
 }
 
@@ -164,6 +172,58 @@ func (p *Process) Master() *MasterClient { return p.master }
 
 // Started is closed the first time the master answers on its socket with a worker running.
 func (p *Process) Started() <-chan struct{} { return p.started }
+
+// FailedStarts receives, for a start that exited before it ever answered (a bind refused at
+// the first start, say), the exit and the [ALERT] lines HAProxy printed. Only the latest
+// waits: an older failure not yet received is dropped.
+func (p *Process) FailedStarts() <-chan *StartError { return p.failedStarts }
+
+// StartError is a start of HAProxy that exited before it answered.
+type StartError struct {
+	// Exit is how the master exited.
+	Exit string
+	// Alerts are the [ALERT] lines HAProxy printed.
+	Alerts []Alert
+	// ConfigSum is the SHA-256 of the configuration file when HAProxy was started: the alerts'
+	// line numbers are those of that file, and only of that file.
+	ConfigSum [sha256.Size]byte
+}
+
+// Error returns the exit and HAProxy's first alert.
+func (e *StartError) Error() string {
+	msg := "haproxy exited while starting (" + e.Exit + ")"
+	if len(e.Alerts) > 0 {
+		msg += ": " + e.Alerts[0].String()
+		if n := len(e.Alerts) - 1; n > 0 {
+			msg += fmt.Sprintf(" (and %d more alert(s))", n)
+		}
+	}
+	return msg
+}
+
+// failedStart reports inst on FailedStarts when it never answered; its output since mark is
+// all read (exited waits for it).
+func (p *Process) failedStart(inst *instance, mark uint64) {
+	p.mu.Lock()
+	answered := inst.answered
+	p.mu.Unlock()
+	if answered {
+		return
+	}
+	err := &StartError{
+		Exit:      exitText(inst.err),
+		Alerts:    ParseAlerts(strings.Join(p.out.since(mark), "\n")),
+		ConfigSum: inst.configSum,
+	}
+	select {
+	case <-p.failedStarts:
+	default:
+	}
+	select {
+	case p.failedStarts <- err:
+	default:
+	}
+}
 
 // Restarted receives a value each time HAProxy answers again after it exited on its own and
 // was restarted (the first start is Started's). The restarted HAProxy knows only its file and
@@ -201,6 +261,7 @@ func (p *Process) Run(ctx context.Context) error {
 	defer p.runOnce.Unlock()
 	backoff := p.cfg.RestartBackoff
 	for {
+		mark := p.out.mark()
 		inst, err := p.start()
 		if err != nil {
 			// Start itself failed (binary gone, fork refused): as bad as an immediate exit.
@@ -219,6 +280,7 @@ func (p *Process) Run(ctx context.Context) error {
 			case <-inst.done:
 				<-ready
 				p.exited(inst)
+				p.failedStart(inst, mark)
 				if time.Since(p.Status().StartedAt) > time.Minute {
 					backoff = p.cfg.RestartBackoff
 				}
@@ -258,13 +320,19 @@ func (p *Process) start() (*instance, error) {
 	// workers down instead of serving a configuration nobody updates. (Go delivers it when the
 	// forking OS thread exits; the runtime keeps its threads, so this does not fire spuriously.)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	// The file is replaced atomically, so what is read here is what HAProxy reads, unless a
+	// new one lands in between; then the sum matches neither and alerts are read by name.
+	var sum [sha256.Size]byte
+	if b, err := os.ReadFile(p.cfg.ConfigPath); err == nil {
+		sum = sha256.Sum256(b)
+	}
 	if err := cmd.Start(); err != nil {
 		r.Close()
 		w.Close()
 		return nil, fmt.Errorf("start %s: %w", p.cfg.Bin, err)
 	}
 	w.Close()
-	inst := &instance{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), outDone: make(chan struct{})}
+	inst := &instance{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), outDone: make(chan struct{}), configSum: sum}
 	go func() {
 		defer close(inst.outDone)
 		defer r.Close()
@@ -298,6 +366,7 @@ func (p *Process) watchReady(ctx context.Context, inst *instance) {
 			if p.inst == inst {
 				p.status.Running = true
 			}
+			inst.answered = true
 			again := p.answered
 			p.answered = true
 			p.mu.Unlock()
