@@ -221,11 +221,16 @@ type ReloadError struct {
 
 // Error returns the message and HAProxy's first alert.
 func (e *ReloadError) Error() string {
-	if len(e.Alerts) == 0 {
-		return "haproxy reload: " + e.Message
+	return "haproxy reload: " + e.Message + alertSummary(e.Alerts)
+}
+
+// alertSummary is ": " and the first alert, with how many more there are; "" without alerts.
+func alertSummary(alerts []Alert) string {
+	if len(alerts) == 0 {
+		return ""
 	}
-	msg := fmt.Sprintf("haproxy reload: %s: %s", e.Message, e.Alerts[0])
-	if n := len(e.Alerts) - 1; n > 0 {
+	msg := ": " + alerts[0].String()
+	if n := len(alerts) - 1; n > 0 {
 		msg += fmt.Sprintf(" (and %d more alert(s))", n)
 	}
 	return msg

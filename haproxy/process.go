@@ -191,14 +191,7 @@ type StartError struct {
 
 // Error returns the exit and HAProxy's first alert.
 func (e *StartError) Error() string {
-	msg := "haproxy exited while starting (" + e.Exit + ")"
-	if len(e.Alerts) > 0 {
-		msg += ": " + e.Alerts[0].String()
-		if n := len(e.Alerts) - 1; n > 0 {
-			msg += fmt.Sprintf(" (and %d more alert(s))", n)
-		}
-	}
-	return msg
+	return "haproxy exited while starting (" + e.Exit + ")" + alertSummary(e.Alerts)
 }
 
 // failedStart reports inst on FailedStarts when it never answered; its output since mark is
