@@ -22,16 +22,17 @@ type Lodestar struct {
 // that lodestar opens no app frontends, only the proxies.
 const leaderProxyGroup = "lodestar-leader-proxy"
 
-// Lodestars returns every lodestar instance of the topology with its command line, binding
-// each listener to its host's IP, in host order (LB groups in file order, then DNS, then
-// the proxies).
+// Lodestars returns every lodestar instance of the topology with its command line as a
+// compose lab runs it, binding each listener to its host's IP, in host order (LB groups in
+// file order, then DNS, then the proxies).
 func (t *Topology) Lodestars() []Lodestar {
-	return t.lodestars(func(h Host) string { return h.IP }, nil)
+	return t.lodestars(func(h Host) string { return h.IP }, nil, composeAPIAuth)
 }
 
 // lodestars builds the instances; ip gives what a host's binds use (its IP, or a variable the
-// systemd unit expands), runDir (when not nil) the --run-dir of an instance.
-func (t *Topology) lodestars(ip func(Host) string, runDir func(name string) string) []Lodestar {
+// systemd unit expands), runDir (when not nil) the --run-dir of an instance, auth where the
+// instance reads APIAuthFile (used only when the topology has one).
+func (t *Topology) lodestars(ip func(Host) string, runDir func(name string) string, auth string) []Lodestar {
 	var out []Lodestar
 	sources := t.lodestarSources()
 	bind := func(h Host, port int) string {
@@ -43,6 +44,9 @@ func (t *Topology) lodestars(ip func(Host) string, runDir func(name string) stri
 	}
 	for _, h := range t.Hosts {
 		add := func(l Lodestar) {
+			if t.APIAuthFile != "" {
+				l.Args = append(l.Args, "--api-auth", auth)
+			}
 			if runDir != nil {
 				l.Args = append(l.Args, "--run-dir", runDir(l.Name))
 			}

@@ -28,6 +28,7 @@ type container struct {
 	entrypoint  []string
 	env         [][2]string
 	volumes     []string
+	secrets     []string
 	privileged  bool
 	pidHost     bool
 	networkHost string // the holder service whose network namespace this container joins
@@ -120,6 +121,10 @@ others join its network namespace. Mesos quorum %d (of %d masters), ZooKeeper %s
 			add(vols, v, mapping())
 		}
 		add(root, "volumes", vols)
+	}
+	if t.APIAuthFile != "" {
+		add(root, "secrets", mappingOf(composeAPIAuthSecret, mappingOf("file", str(t.APIAuthFile))))
+		root.Content[len(root.Content)-2].HeadComment = "The lodestars' API credential (token:T or basic:user:pass): create the file before `up`,\nreadable by uid 10001 (the image's lodestar user): compose mounts it with its own owner and mode."
 	}
 	var out bytes.Buffer
 	enc := yaml.NewEncoder(&out)
@@ -231,14 +236,25 @@ func (t *Topology) composeLodestar(h Host, l Lodestar) container {
 	case RoleProxy:
 		comment = "lodestar serving the leader-only Mesos and Marathon proxies."
 	}
-	return container{
+	c := container{
 		name:    h.Name + "-" + l.Name,
 		comment: comment,
 		image:   t.Images.Lodestar,
 		build:   t.Images.LodestarBuild,
 		command: l.Args,
 	}
+	if t.APIAuthFile != "" {
+		c.secrets = []string{composeAPIAuthSecret}
+	}
+	return c
 }
+
+// composeAPIAuthSecret is the compose secret holding APIAuthFile; containers read it at
+// composeAPIAuth.
+const (
+	composeAPIAuthSecret = "lodestar_api_auth"
+	composeAPIAuth       = "/run/secrets/" + composeAPIAuthSecret
+)
 
 // node is the container's compose service.
 func (c container) node(network string) *yaml.Node {
@@ -271,6 +287,9 @@ func (c container) node(network string) *yaml.Node {
 	}
 	if len(c.volumes) > 0 {
 		add(n, "volumes", strs(c.volumes))
+	}
+	if len(c.secrets) > 0 {
+		add(n, "secrets", strs(c.secrets))
 	}
 	if c.networkHost != "" {
 		add(n, "network_mode", str("service:"+c.networkHost))

@@ -17,13 +17,17 @@ const (
 	agentWorkDir   = "/var/lib/mesos/agent"
 	mesosACLsFile  = "/etc/mesos/acls.json"
 	systemdUnitDir = "etc/systemd/system/"
+	// systemdAPIAuthName is the credential holding the API auth; %d is the unit's credentials
+	// directory (systemd 250 and later).
+	systemdAPIAuthName = "lodestar-api-auth"
+	systemdAPIAuth     = "%d/" + systemdAPIAuthName
 )
 
 // renderSystemd renders, under "<host>/", each host's files as they lie from /: the host-IP
 // unit and script, and per role the package configuration and unit.
 func renderSystemd(t *Topology) (map[string][]byte, error) {
 	files := map[string][]byte{}
-	lodestars := t.lodestars(systemdHostIP, func(name string) string { return "/run/lodestar-" + name })
+	lodestars := t.lodestars(systemdHostIP, func(name string) string { return "/run/lodestar-" + name }, systemdAPIAuth)
 	for _, h := range t.Hosts {
 		put := func(path, content string) { files[h.Name+"/"+path] = []byte(content) }
 		put(strings.TrimPrefix(hostIPScript, "/"), t.hostIPScript(h))
@@ -103,10 +107,19 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 				runtimeDir:   "lodestar-" + l.Name,
 				bindPrivPort: true,
 				limitNOFILE:  true,
+				credential:   t.systemdAPIAuthFile(),
 			}))
 		}
 	}
 	return files, nil
+}
+
+// systemdAPIAuthFile is APIAuthFile on a systemd host: a relative path lies in /etc/lodestar.
+func (t *Topology) systemdAPIAuthFile() string {
+	if t.APIAuthFile == "" || strings.HasPrefix(t.APIAuthFile, "/") {
+		return t.APIAuthFile
+	}
+	return "/etc/lodestar/" + t.APIAuthFile
 }
 
 // systemdHostIP is what lodestar units bind to: the host IP from the host-IP unit's file.
@@ -172,6 +185,8 @@ type unitSpec struct {
 	bindPrivPort    bool
 	limitNOFILE     bool
 	killMode        string
+	// credential is a file handed to the service as the credential systemdAPIAuthName.
+	credential string
 }
 
 // unit renders a service unit that starts after the host-IP unit, reads its environment file
@@ -201,6 +216,9 @@ func (t *Topology) unit(h Host, s unitSpec) string {
 	}
 	if s.killMode != "" {
 		fmt.Fprintf(&b, "KillMode=%s\n", s.killMode)
+	}
+	if s.credential != "" {
+		fmt.Fprintf(&b, "LoadCredential=%s:%s\n", systemdAPIAuthName, s.credential)
 	}
 	fmt.Fprintf(&b, "ExecStart=%s\n", strings.Join(execLines(s.exec), " \\\n\t"))
 	b.WriteString("Restart=always\nRestartSec=5\n")

@@ -125,6 +125,7 @@ type composeFile struct {
 		Entrypoint  []string          `yaml:"entrypoint"`
 		Environment map[string]string `yaml:"environment"`
 		Volumes     []string          `yaml:"volumes"`
+		Secrets     []string          `yaml:"secrets"`
 		Privileged  bool              `yaml:"privileged"`
 		PID         string            `yaml:"pid"`
 		NetworkMode string            `yaml:"network_mode"`
@@ -143,6 +144,9 @@ type composeFile struct {
 		} `yaml:"ipam"`
 	} `yaml:"networks"`
 	Volumes map[string]struct{} `yaml:"volumes"`
+	Secrets map[string]struct {
+		File string `yaml:"file"`
+	} `yaml:"secrets"`
 }
 
 // The compose file is valid YAML with every service, fixed address and setting the lab needs.
@@ -243,6 +247,18 @@ func TestComposeContent(t *testing.T) {
 		}
 		if s := cf.Services[svc]; s.Image != "lodestar:latest" || s.Build != "." {
 			t.Errorf("%s: image %q build %q", svc, s.Image, s.Build)
+		}
+		// The API credential: a compose secret, which each lodestar reads with --api-auth.
+		if s := cf.Services[svc]; !slices.Equal(s.Secrets, []string{"lodestar_api_auth"}) || !strings.Contains(cmd(svc), "--api-auth /run/secrets/lodestar_api_auth") {
+			t.Errorf("%s: secrets %v, command %q; want the secret lodestar_api_auth read with --api-auth", svc, s.Secrets, cmd(svc))
+		}
+	}
+	if f := cf.Secrets["lodestar_api_auth"].File; f != "lodestar-api-auth" {
+		t.Errorf("secret lodestar_api_auth from file %q, want examples/cluster.yaml's api_auth_file", f)
+	}
+	for name, s := range cf.Services {
+		if len(s.Secrets) > 0 && !strings.Contains(name, "-lb-") && !strings.HasSuffix(name, "-dns") && !strings.HasSuffix(name, "-leader-proxy") {
+			t.Errorf("%s is not a lodestar and gets secrets %v", name, s.Secrets)
 		}
 	}
 }
@@ -373,5 +389,39 @@ func TestWriteFiles(t *testing.T) {
 	}
 	if _, err := WriteFiles(dir, map[string][]byte{"../x": nil}, true); err == nil {
 		t.Fatal("wrote outside the directory")
+	}
+}
+
+// systemd hands api_auth_file to every lodestar unit, and only to those, as a credential its
+// DynamicUser can read (%d is the unit's credentials directory); a relative path lies in
+// /etc/lodestar, an absolute one stays; without the field no unit asks for a credential.
+func TestSystemdAPIAuthCredential(t *testing.T) {
+	for _, c := range []struct{ field, want string }{
+		{"lodestar-api-auth", "/etc/lodestar/lodestar-api-auth"},
+		{"/srv/secrets/lb-auth", "/srv/secrets/lb-auth"},
+		{"", ""},
+	} {
+		top := loadExample(t)
+		top.APIAuthFile = c.field
+		lodestarUnits := 0
+		for path, b := range render(t, top, FormatSystemd) {
+			unit := string(b)
+			isLodestar := strings.Contains(path, "/lodestar-") && strings.HasSuffix(path, ".service") && !strings.HasSuffix(path, hostIPUnit)
+			hasCred := strings.Contains(unit, "LoadCredential=")
+			switch {
+			case !isLodestar && hasCred:
+				t.Errorf("api_auth_file %q: %s is not a lodestar unit and loads a credential", c.field, path)
+			case !isLodestar:
+			case c.want == "" && (hasCred || strings.Contains(unit, "--api-auth")):
+				t.Errorf("api_auth_file unset: %s still has a credential or --api-auth:\n%s", path, unit)
+			case c.want != "" && (!strings.Contains(unit, "LoadCredential=lodestar-api-auth:"+c.want+"\n") || !strings.Contains(unit, "--api-auth %d/lodestar-api-auth")):
+				t.Errorf("api_auth_file %q: %s lacks LoadCredential=lodestar-api-auth:%s or --api-auth %%d/lodestar-api-auth:\n%s", c.field, path, c.want, unit)
+			default:
+				lodestarUnits++
+			}
+		}
+		if lodestarUnits != 4 {
+			t.Errorf("api_auth_file %q: %d lodestar units checked, want 4", c.field, lodestarUnits)
+		}
 	}
 }

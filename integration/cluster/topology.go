@@ -80,6 +80,14 @@ type Topology struct {
 	// DNSUpstreams are the resolvers (host:port) DNS lodestars forward other names to; empty
 	// means each DNS lodestar's /etc/resolv.conf.
 	DNSUpstreams []string `yaml:"dns_upstreams,omitempty"`
+	// APIAuthFile is the file holding the API credential of every lodestar (one line,
+	// token:T or basic:user:pass, as --api-auth reads it). The lodestars listen on their
+	// hosts' IPs, so without it their mutating endpoints (bamboo's /api/services, /v1/resync,
+	// /_mlb_signal/*) answer 403. compose hands the file (a relative path is relative to the
+	// compose file) to the lodestar containers as a secret; systemd hands the file on each
+	// host (a relative path lies in /etc/lodestar) to the units as a credential, so that
+	// their DynamicUser reads it while the file stays root-only.
+	APIAuthFile string `yaml:"api_auth_file,omitempty"`
 	// Hosts are the machines (or lab containers), each with its IP and roles.
 	Hosts []Host `yaml:"hosts"`
 	// LBGroups are the HAPROXY_GROUP tiers and the lb hosts that serve each.
@@ -368,6 +376,12 @@ func (t *Topology) Validate() ([]Problem, error) {
 		if _, err := netip.ParseAddrPort(u); err != nil {
 			bad("", fmt.Sprintf("dns_upstreams[%d]", i), "%q is not IP:port (e.g. 10.0.0.1:53)", u)
 		}
+	}
+	if strings.ContainsAny(t.APIAuthFile, "\n\r\t ") {
+		bad("", "api_auth_file", "%q: a path without white space", t.APIAuthFile)
+	}
+	if t.APIAuthFile == "" && (len(t.HostsWithRole(RoleLB)) > 0 || len(t.HostsWithRole(RoleDNS)) > 0 || len(t.HostsWithRole(RoleProxy)) > 0) {
+		warn("", "api_auth_file", "not set: the lodestars' API listens on the hosts' IPs, so its mutating endpoints (bamboo's /api/services, /v1/resync) answer 403; name a file holding token:T or basic:user:pass")
 	}
 	if t.Marathon.Role == "*" {
 		bad("", "marathon.role", `"*" cannot hold reservations: persistent volumes need a named role`)

@@ -20,6 +20,7 @@ hosts:
   - {name: lb1, ip: 10.0.0.5, roles: [lb, dns, proxy]}
 lb_groups:
   - {name: external, hosts: [lb1]}
+api_auth_file: /etc/lodestar/api-auth
 `
 
 func TestParseValid(t *testing.T) {
@@ -106,6 +107,8 @@ func TestParseMistakes(t *testing.T) {
 			`host "zk3": field zk_id: 7 is already the zk_id of host "zk2"`},
 		{"marathon role star", "name: t\n", "name: t\nmarathon: {role: \"*\"}\n",
 			`field marathon.role: "*" cannot hold reservations: persistent volumes need a named role`},
+		{"api auth file with a space", "api_auth_file: /etc/lodestar/api-auth", "api_auth_file: /etc/lodestar/api auth",
+			`field api_auth_file: "/etc/lodestar/api auth": a path without white space`},
 		{"no name", "name: t\n", "",
 			"field name: required: the cluster's name (Mesos --cluster, compose project name)"},
 	}
@@ -147,6 +150,23 @@ func unjoin(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// Without api_auth_file the lodestars' mutating endpoints answer 403 off loopback: a warning
+// says so; a topology without lodestars has nothing to warn about.
+func TestAPIAuthFileMissingWarns(t *testing.T) {
+	without := strings.Replace(base, "api_auth_file: /etc/lodestar/api-auth\n", "", 1)
+	_, warnings, err := Parse([]byte(without))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0].Error(), "field api_auth_file: not set") || !strings.Contains(warnings[0].Error(), "403") {
+		t.Fatalf("warnings %v, want one about api_auth_file", warnings)
+	}
+	noLodestar := strings.NewReplacer("roles: [lb, dns, proxy]", "roles: [agent]", "lb_groups:\n  - {name: external, hosts: [lb1]}\n", "").Replace(without)
+	if _, warnings, err := Parse([]byte(noLodestar)); err != nil || len(warnings) != 0 {
+		t.Fatalf("a topology without lodestars: warnings %v, error %v; want neither", warnings, err)
+	}
 }
 
 func TestEvenEnsembleWarns(t *testing.T) {
