@@ -67,6 +67,10 @@ type Targets struct {
 	MesosMasters []string
 	// Marathon are Marathon instances' base URLs (http://host:8080).
 	Marathon []string
+	// MarathonIdentity is the principal and role Marathon should run with (the topology's,
+	// which its masters' ACLs grant); a Marathon running with others is a warning. Empty
+	// fields are not compared.
+	MarathonIdentity MarathonConfig
 	// Proxies are leader-proxy addresses that must reach the current leader.
 	Proxies []Proxy
 	// Lodestar are lodestar API base URLs; each must answer /readyz with 200.

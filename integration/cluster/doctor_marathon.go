@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -151,7 +152,7 @@ func (d *Doctor) checkMarathon(ctx context.Context, out *findings) marathonResul
 	}
 	out.add(lf)
 	if res.info != nil {
-		out.add(judgeMarathonConfig(orNone(res.leader), res.info))
+		out.add(judgeMarathonConfig(orNone(res.leader), res.info, d.cfg.MarathonIdentity))
 	}
 	return res
 }
@@ -181,8 +182,9 @@ func orNone(s string) string {
 }
 
 // judgeMarathonConfig wants a principal and a role: without them Marathon cannot reserve
-// resources or create persistent volumes, and masters that authenticate reject it.
-func judgeMarathonConfig(target string, info *marathonInfo) Finding {
+// resources or create persistent volumes, and masters that authenticate reject it. When
+// expect has them, they must be those: the masters' ACLs were rendered for them.
+func judgeMarathonConfig(target string, info *marathonInfo, expect MarathonConfig) Finding {
 	f := Finding{Check: CheckMarathonConfig, Target: target}
 	var missing []string
 	if info.Config.Principal == "" {
@@ -195,6 +197,20 @@ func judgeMarathonConfig(target string, info *marathonInfo) Finding {
 		f.Severity = SeverityWarn
 		f.Message = "Marathon runs with " + strings.Join(missing, " and ") + ": it cannot reserve resources or create persistent volumes"
 		f.Fix = "start Marathon with --mesos_authentication_principal and --mesos_role (and grant them in the masters' --acls)"
+		return f
+	}
+	var differs []string
+	if expect.Principal != "" && info.Config.Principal != expect.Principal {
+		differs = append(differs, fmt.Sprintf("principal %q (the topology says %q)", info.Config.Principal, expect.Principal))
+	}
+	if expect.Role != "" && info.Config.Role != expect.Role {
+		differs = append(differs, fmt.Sprintf("role %q (the topology says %q)", info.Config.Role, expect.Role))
+	}
+	if len(differs) > 0 {
+		f.Severity = SeverityWarn
+		f.Message = "Marathon runs with " + strings.Join(differs, " and ") + ": the masters' ACLs rendered from the topology grant the topology's, so reservations and volumes may be refused"
+		f.Fix = fmt.Sprintf("start Marathon with --mesos_authentication_principal %s --mesos_role %s (as `lodestar cluster render` writes them), or change the topology's marathon: and render again",
+			cmp.Or(expect.Principal, info.Config.Principal), cmp.Or(expect.Role, info.Config.Role))
 		return f
 	}
 	f.Severity = SeverityOK

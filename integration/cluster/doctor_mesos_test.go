@@ -165,6 +165,20 @@ func TestDoctorHealthyMesosAndMarathon(t *testing.T) {
 	}
 }
 
+// A Marathon running with another role than the topology's (whose ACLs the masters got) is
+// a warning naming both; the same role is ok.
+func TestDoctorMarathonIdentityAgainstTopology(t *testing.T) {
+	l := newLab(t)
+	cfg := l.config()
+	cfg.MarathonIdentity = MarathonConfig{Principal: "marathon", Role: "marathon"}
+	want(t, runDoctor(t, cfg), CheckMarathonConfig, "", SeverityOK, `principal "marathon", role "marathon"`)
+	cfg.MarathonIdentity = MarathonConfig{Principal: "marathon", Role: "web"}
+	f := want(t, runDoctor(t, cfg), CheckMarathonConfig, "", SeverityWarn, `role "marathon" (the topology says "web")`)
+	if !strings.Contains(f.Fix, "--mesos_role web") {
+		t.Errorf("fix %q does not give the topology's role", f.Fix)
+	}
+}
+
 func TestDoctorMastersNamingDifferentLeaders(t *testing.T) {
 	l := newLab(t)
 	stale := l.mesos.Masters[2]

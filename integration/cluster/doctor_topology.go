@@ -4,13 +4,17 @@ package cluster
 const doctorMesosZKPath = "/mesos"
 
 // TargetsFromTopology lists everything the doctor probes in a cluster described by t: the
-// ZooKeeper ensemble, the Mesos masters and their ZooKeeper path, Marathon, the leader
-// proxies of proxy hosts, and every lodestar's API (lb groups, dns and proxy hosts).
+// ZooKeeper ensemble, the Mesos masters and their ZooKeeper path, Marathon and the principal
+// and role it should run with, the leader proxies of proxy hosts, and every lodestar's API
+// (lb groups, dns and proxy hosts).
 func TargetsFromTopology(t *Topology) Targets {
 	tg := Targets{
 		ZooKeeper:    t.ZKServers(),
 		MesosMasters: t.Masters(),
 		Marathon:     t.Marathons(),
+	}
+	if len(tg.Marathon) > 0 {
+		tg.MarathonIdentity = t.Marathon
 	}
 	if len(tg.ZooKeeper) > 0 && len(tg.MesosMasters) > 0 {
 		tg.MesosZKPath = doctorMesosZKPath
