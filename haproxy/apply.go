@@ -231,6 +231,9 @@ func (a *Applier) Run(ctx context.Context, sub *discovery.Subscription) error {
 			continue
 		case <-restarted:
 			a.afterRestart(ctx)
+			// What changed while HAProxy was down failed to apply (the previous files went
+			// back on disk): apply the latest snapshot now that it answers again.
+			a.apply(ctx, sub.Snapshot(), "changes made while HAProxy was down", true)
 			continue
 		case err := <-failedStarts:
 			a.afterFailedStart(ctx, sub.Snapshot(), err)

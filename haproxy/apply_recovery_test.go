@@ -191,6 +191,49 @@ func TestApplierReloadRefusedRestoresAndBlames(t *testing.T) {
 	}
 }
 
+// TestApplierChangeWhileHAProxyIsDown: a change that arrives while HAProxy is down (it crashed
+// and the supervisor waits to restart it) cannot be applied then; it goes live once HAProxy
+// is back, with no further change from the registry.
+func TestApplierChangeWhileHAProxyIsDown(t *testing.T) {
+	cfg := applierConfig(t)
+	cfg.ReloadMinWait, cfg.ReloadMaxWait = 10*time.Millisecond, time.Second
+	s := newApplierStack(t, cfg, false)
+	s.proc.cfg.RestartBackoff = 2 * time.Second // a window to change things in
+	apps := manyApps(2, 23500)
+	s.start(apps...)
+
+	master := s.proc.PID()
+	if err := syscall.Kill(master, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	haproxytest.WaitFor(t, 20*time.Second, func() bool { return !s.proc.Status().Running }, "HAProxy down")
+	apps[1] = vhostApp(apps[1].ID, 23501, task("t001-moved", host("127.0.0.1"), ports(41501)))
+	s.reg.replace(t, append(apps, vhostApp("/team/late", 23510, task("t-late", host("127.0.0.1"), ports(41510))))...)
+	haproxytest.WaitFor(t, 20*time.Second, func() bool {
+		st := s.a.Status()
+		return st.LastApply != nil && st.LastApply.Kind == "failed"
+	}, "the apply to fail while HAProxy is down")
+	if st := s.proc.Status(); st.Running || st.Restarts != 0 {
+		t.Fatalf("HAProxy came back before the change was tried (%+v): the test did not open its window", st)
+	}
+
+	haproxytest.WaitFor(t, 30*time.Second, func() bool {
+		rows, err := NewRuntimeClient(filepath.Join(cfg.Build.RunDir, "admin.sock")).ShowStat(context.Background())
+		if err != nil {
+			return false
+		}
+		late, moved := false, false
+		for _, r := range rows {
+			late = late || r.Proxy == "team_late_23510"
+			moved = moved || (r.Proxy == "team_app001_23501" && r.Addr == "127.0.0.1:41501" && r.Status != "MAINT")
+		}
+		return late && moved && strings.Contains(string(s.a.Config()), "backend team_late_23510")
+	}, "the app added and the task moved while HAProxy was down, live after its restart and on record")
+	if s.onDisk() != string(s.a.Config()) {
+		t.Error("the file on disk is not the configuration on record")
+	}
+}
+
 // TestApplierFirstStartBindRefusedBlames: at HAProxy's very first start an app's port is
 // held by another process. HAProxy exits on that bind; its alert names the app's frontend, so
 // the app is left out with the alert, the file is written without it, and the supervisor's
