@@ -12,12 +12,14 @@ package file
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -271,8 +273,12 @@ func (s *Source) check(ctx context.Context, sink discovery.Sink, f *watchedFile,
 			return false
 		}
 		loads.WithLabelValues(f.kind.metric(), "error").Inc()
+		where := f.path
+		if pos := syntaxPosition(data); pos != "" {
+			where += ": " + pos
+		}
 		s.fail(f, fmt.Errorf("%s file %s: %w (the last good state stays until the file is fixed; it should hold %s)",
-			f.kind, f.path, err, f.kind.what()))
+			f.kind, where, err, f.kind.what()))
 		return true
 	}
 	loads.WithLabelValues(f.kind.metric(), "ok").Inc()
@@ -326,6 +332,27 @@ func (s *Source) load(ctx context.Context, sink discovery.Sink, f *watchedFile, 
 		}
 		return sink.Send(ctx, discovery.ReplaceMesosState{State: st})
 	}
+}
+
+// syntaxPosition returns where data stops being JSON, as "line L, column C" (1-based, C in
+// bytes), or "" when data is well-formed. The decoders' syntax errors give no position (and
+// may count from trimmed input), and a hand-edited file is fixed by line. Only a file that
+// failed to load is scanned again.
+func syntaxPosition(data []byte) string {
+	var raw json.RawMessage
+	se, ok := errors.AsType[*json.SyntaxError](json.Unmarshal(data, &raw))
+	if !ok {
+		return ""
+	}
+	// Offset counts the bytes read up to and including the one that is wrong; at the end of
+	// the input nothing is wrong but the input's end.
+	i := int(min(max(se.Offset-1, 0), int64(len(data))))
+	if se.Offset >= int64(len(data)) && strings.HasPrefix(se.Error(), "unexpected end") {
+		i = len(data)
+	}
+	line := 1 + bytes.Count(data[:i], []byte("\n"))
+	col := i - bytes.LastIndexByte(data[:i], '\n')
+	return fmt.Sprintf("line %d, column %d", line, col)
 }
 
 // contentSeed seeds the content hashes, which are only compared within the process. The hash

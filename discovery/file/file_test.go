@@ -261,6 +261,10 @@ func TestGarbageKeepsLastGoodState(t *testing.T) {
 	}
 	writeFile(t, apps, data[:len(data)/3])
 	syncErr := h.sink.nextSync(t)
+	// A poll between the truncation and the write sees an empty file first.
+	for syncErr != nil && strings.Contains(syncErr.Error(), "empty document") {
+		syncErr = h.sink.nextSync(t)
+	}
 	if syncErr == nil || !strings.Contains(syncErr.Error(), apps) {
 		t.Fatalf("sync after garbage reported %v, want an error naming %s", syncErr, apps)
 	}
@@ -498,5 +502,52 @@ func TestHashFileMatchesReadHash(t *testing.T) {
 	writeFile(t, path, data)
 	if changed, err := hashFile(path); err != nil || changed == got {
 		t.Errorf("hashFile after a change = %x, %v; want a hash other than %x", changed, err, got)
+	}
+}
+
+// TestSyntaxErrorNamesTheLine: a hand-edited file with a JSON syntax error is reported with
+// the line and column of the error, in the sync status and the log, for either kind of file.
+func TestSyntaxErrorNamesTheLine(t *testing.T) {
+	for _, tt := range []struct {
+		name, fixture string
+		cfg           func(path string) Config
+		broken        string
+		want          string
+	}{
+		{
+			name: "apps", fixture: "zdd_apps.json",
+			cfg:    func(p string) Config { return Config{AppsFile: p} },
+			broken: "{\"apps\": [\n  {\"id\": \"/a\",\n   \"instances\": 1,,\n  }\n]}\n",
+			want:   "line 3, column 19",
+		},
+		{
+			name: "Mesos state", fixture: "state_fake.json",
+			cfg:    func(p string) Config { return Config{MesosStateFile: p} },
+			broken: "{\"leader\": \"master@10.0.0.1:5050\",\n \"frameworks\": [\n\n  ]]\n}\n",
+			want:   "line 4, column 4",
+		},
+		{
+			name: "truncated", fixture: "zdd_apps.json",
+			cfg:    func(p string) Config { return Config{AppsFile: p} },
+			broken: "{\"apps\": [\n  {\"id\": \"/a\",\n",
+			want:   "line 3, column 1",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := copyFixture(t, tt.fixture)
+			h := start(t, tt.cfg(path))
+			if err := h.sink.nextSync(t); err != nil {
+				t.Fatalf("first sync: %v", err)
+			}
+			// Replaced whole: a poll must not catch a half-written file, whose error is elsewhere.
+			replaceFile(t, path, []byte(tt.broken))
+			err := h.sink.nextSync(t)
+			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("sync after a syntax error reported %v; want an error naming %s and %q", err, path, tt.want)
+			}
+			if !strings.Contains(h.logs.String(), tt.want) {
+				t.Errorf("log does not name %q:\n%s", tt.want, h.logs.String())
+			}
+		})
 	}
 }

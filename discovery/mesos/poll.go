@@ -144,19 +144,21 @@ func (s *Source) get(ctx context.Context, addr, path string) (answer, int, error
 	if st.LeaderPID == "" {
 		return answer{}, resp.StatusCode, fmt.Errorf("master %s: no leader elected", addr)
 	}
-	if st.Leader == addr || s.leads(addr, body, st.LeaderPID) {
+	if st.Leader == addr || s.leads(addr, body, st) {
 		return answer{state: st}, resp.StatusCode, nil
 	}
 	return answer{leader: st.Leader}, resp.StatusCode, nil
 }
 
 // leads reports whether the master asked at addr, which sent body, is the leader: whether its
-// own "pid" is leaderPID. It is needed only when addr is not the address in the leader's pid
-// (a host name, say). Reading the pid means a second decode of the whole document, so the pid
-// of each address is remembered; a master that does not lead has a small state, and is
-// decoded again in case its pid changed.
-func (s *Source) leads(addr string, body []byte, leaderPID string) bool {
-	if s.pids[addr] == leaderPID {
+// own "pid" is the state's leader pid. It is needed only when addr is not the address in the
+// leader's pid (a host name, say). Reading the pid means a second decode of the whole
+// document, so the pid of each address is remembered, but trusted only for a state with
+// frameworks or agents: the address may be a name or VIP that reaches another master on the
+// next request, and a master that does not lead has neither (and a small state, decoded again
+// at little cost).
+func (s *Source) leads(addr string, body []byte, st *discovery.MesosState) bool {
+	if s.pids[addr] == st.LeaderPID && (len(st.Frameworks) > 0 || len(st.Agents) > 0) {
 		return true
 	}
 	var w struct {
@@ -166,5 +168,5 @@ func (s *Source) leads(addr string, body []byte, leaderPID string) bool {
 		return false
 	}
 	s.pids[addr] = w.PID
-	return w.PID == leaderPID
+	return w.PID == st.LeaderPID
 }

@@ -66,6 +66,10 @@ func parseZKURL(s string) (zkTarget, error) {
 			return t, want("an empty host")
 		}
 		server, err := withDefaultPort(h, defaultZKPort)
+		if err != nil && t.auth == "" && strings.Contains(path, "@") {
+			// Credentials whose password holds a "/": the host named is part of it.
+			return t, want(`the password holds a "/", which the URL cannot carry`)
+		}
 		if err != nil {
 			return t, want(err.Error())
 		}
@@ -90,13 +94,17 @@ func redactZK(s string) string {
 	if !ok {
 		return s
 	}
-	hosts, path, _ := strings.Cut(rest, "/")
+	hosts, _, _ := strings.Cut(rest, "/")
 	i := strings.LastIndex(hosts, "@")
+	if i < 0 {
+		// A password may hold a "/" (the URL is bad then, and must still not show it).
+		i = strings.LastIndex(rest, "@")
+	}
 	if i < 0 {
 		return s
 	}
-	user, _, _ := strings.Cut(hosts[:i], ":")
-	return "zk://" + user + ":xxxxx@" + hosts[i+1:] + "/" + path
+	user, _, _ := strings.Cut(rest[:i], ":")
+	return "zk://" + user + ":xxxxx@" + rest[i+1:]
 }
 
 // withDefaultPort validates "host[:port]" (IPv6 in brackets) and adds port when it is missing.
@@ -225,7 +233,7 @@ type zkView struct {
 	// masters and leader are from the latest listing; they are kept while ZooKeeper is
 	// unreachable.
 	masters []discovery.Master // in sequence order
-	leader  string             // "ip:port" of the lowest sequence, "" when none
+	leader  string             // "ip:port" of the lowest sequence, "" when none or unreadable
 	err     error              // the current problem with ZooKeeper, nil when healthy
 }
 
@@ -441,6 +449,10 @@ func (d *detector) list(conn *zk.Conn, where string, armed <-chan zk.Event) (zkV
 		return zkView{}, armed, fmt.Errorf("ZooKeeper %s: listing masters: %w", where, err)
 	}
 	var masters []discovery.Master
+	// leaderRead: the lowest node still there, the leader's, was read. When it cannot be,
+	// no leader is named: the next readable master does not lead, and naming it would make
+	// every poll look like an election under way (see Source.disagrees).
+	leaderRead, first := false, true
 	for _, name := range infoNodes(children) {
 		data, _, err := conn.Get(path + "/" + name)
 		if errors.Is(err, zk.ErrNoNode) {
@@ -450,6 +462,8 @@ func (d *detector) list(conn *zk.Conn, where string, armed <-chan zk.Event) (zkV
 			return zkView{}, armed, fmt.Errorf("ZooKeeper %s: reading %s: %w", where, name, err)
 		}
 		m, err := parseMasterInfo(data)
+		isFirst := first
+		first = false
 		if err != nil {
 			// A node we cannot read is skipped, not fatal: the masters we can read still
 			// name the leader when one of them is asked.
@@ -457,13 +471,15 @@ func (d *detector) list(conn *zk.Conn, where string, armed <-chan zk.Event) (zkV
 			masterInfoErrors.Inc()
 			continue
 		}
+		leaderRead = leaderRead || isFirst
 		masters = append(masters, m)
 	}
 	zkMasters.Set(float64(len(masters)))
 	v := zkView{masters: masters}
-	if len(masters) == 0 {
+	switch {
+	case len(masters) == 0:
 		v.err = fmt.Errorf("ZooKeeper %s lists no Mesos master (no readable %s nodes)", where, infoPrefix)
-	} else {
+	case leaderRead:
 		v.leader = masterAddr(masters[0])
 	}
 	return v, armed, nil

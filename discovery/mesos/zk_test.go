@@ -398,3 +398,36 @@ func TestZKReconnectsArmOneWatch(t *testing.T) {
 		t.Fatalf("%d watches armed after the watch fired, want 1", n)
 	}
 }
+
+// TestZKUnreadableLeaderNodeNamesNoLeader: the lowest json.info_ node (the leader's) cannot be
+// read. ZooKeeper then names no leader: naming the next node, a master that does not lead,
+// would make the source see an election under way after every poll and poll the real leader's
+// whole state every second instead of every refresh period.
+func TestZKUnreadableLeaderNodeNamesNoLeader(t *testing.T) {
+	t.Parallel()
+	z := zktest.Shared(t)
+	path := zkPath(t)
+	c := cluster(t, 2)
+	leader, follower := c.Masters[0], c.Masters[1]
+	reg := registrar(t, z, path)
+	if _, err := reg.RegisterRaw([]byte(`{"hostname":"`+leader.HostPort()+`"}`), true); err != nil {
+		t.Fatal(err)
+	}
+	register(t, reg, follower, true)
+
+	h := start(t, Config{ZK: z.URL(path), Refresh: time.Hour})
+	h.waitLeader(leader.HostPort())
+	h.waitLogs(1, "the warning about the leader's node", "skipping a Mesos master node", "no address")
+	if v := h.src.det.current(); v.leader != "" || len(v.masters) != 1 {
+		t.Fatalf("ZooKeeper view: leader %q, masters %v; want no leader named (its node is unreadable) and the one readable master", v.leader, addrs(v.masters))
+	}
+}
+
+// TestBadZKURLHidesAPasswordWithASlash: a password holding a "/" (which the URL form cannot
+// carry) makes the URL bad; the error still hides the password.
+func TestBadZKURLHidesAPasswordWithASlash(t *testing.T) {
+	_, err := New(Config{ZK: "zk://ops:s3/cret@h1:2181/mesos"})
+	if err == nil || strings.Contains(err.Error(), "cret") || strings.Contains(err.Error(), "s3") || !strings.Contains(err.Error(), "ops:xxxxx@h1:2181") {
+		t.Fatalf("error %v: want the URL with its password hidden", err)
+	}
+}

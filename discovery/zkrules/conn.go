@@ -1,6 +1,7 @@
 package zkrules
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,12 +44,18 @@ func newSession(t target, timeout time.Duration, log *slog.Logger) *session {
 	return &session{target: t, timeout: timeout, log: log, changed: make(chan struct{}, 1)}
 }
 
-// get returns the connection, opening it if there is none, and its gen.
-func (s *session) get() (*zk.Conn, uint64, error) {
+// get returns the connection, opening it if there is none (unless ctx has ended), and its
+// gen. ctx is checked under the lock that close takes: Run closes the connection once its
+// context has ended, so a call of Run's that races that close fails rather than opening a
+// new session on Run's way out.
+func (s *session) get(ctx context.Context) (*zk.Conn, uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn != nil {
 		return s.conn, s.gen, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
 	}
 	s.gen++
 	gen := s.gen
@@ -66,9 +73,10 @@ func (s *session) get() (*zk.Conn, uint64, error) {
 }
 
 // ready returns the connection, authenticated when the URL carries credentials. It blocks
-// while the connection is being established (a failure to reach any server ends it).
-func (s *session) ready() (*zk.Conn, error) {
-	conn, gen, err := s.get()
+// while the connection is being established (a failure to reach any server ends it). It
+// opens no connection once ctx has ended.
+func (s *session) ready(ctx context.Context) (*zk.Conn, error) {
+	conn, gen, err := s.get(ctx)
 	if err != nil || s.target.auth == "" {
 		return conn, err
 	}

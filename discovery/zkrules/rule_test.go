@@ -175,3 +175,12 @@ func TestValidation(t *testing.T) {
 		t.Error("a refused write opened a ZooKeeper connection")
 	}
 }
+
+// A password holding a "/" (which the URL form cannot carry) makes the URL bad; the error
+// still hides the password.
+func TestBadURLHidesAPasswordWithASlash(t *testing.T) {
+	_, err := New(Config{URL: "zk://alice:top/secret@h1:2181/lodestar/services"})
+	if err == nil || strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "top") || !strings.Contains(err.Error(), "alice:xxxxx@h1:2181") {
+		t.Fatalf("error %v: want the URL with its password hidden", err)
+	}
+}

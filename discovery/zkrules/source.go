@@ -140,6 +140,12 @@ func (s *Source) Run(ctx context.Context, sink discovery.Sink) error {
 	retry.Stop()
 	defer retry.Stop()
 	for {
+		// select picks at random among ready cases, and ending ctx closes the connection,
+		// which fires every watch: without this check Run could act on those events, or a
+		// retry, and open a new session on its way out.
+		if ctx.Err() != nil {
+			return nil
+		}
 		if full {
 			retry.Stop()
 			if err := w.sync(true); err != nil {
@@ -161,6 +167,9 @@ func (s *Source) Run(ctx context.Context, sink discovery.Sink) error {
 		case <-ctx.Done():
 			return nil
 		case f := <-w.fired:
+			if ctx.Err() != nil {
+				return nil
+			}
 			if err := w.handle(f); err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -292,7 +301,7 @@ func (w *watcher) handle(f fired) error {
 	}
 	n.watch = 0
 	watchEvents.WithLabelValues("data", eventName(f.ev)).Inc()
-	conn, err := w.src.sess.ready()
+	conn, err := w.src.sess.ready(w.ctx)
 	if err != nil {
 		return err
 	}
@@ -318,7 +327,7 @@ func eventName(ev zk.Event) string {
 // sync lists the children (creating the path if it is missing) and reads the new ones, or
 // every one when all is set. Children no longer listed are dropped.
 func (w *watcher) sync(all bool) error {
-	conn, err := w.src.sess.ready()
+	conn, err := w.src.sess.ready(w.ctx)
 	if err != nil {
 		return err
 	}
@@ -384,15 +393,23 @@ func (w *watcher) read(conn *zk.Conn, name string) error {
 			n.watch = w.arm(name, ch)
 		}
 	}
-	if errors.Is(err, zk.ErrNoNode) {
+	if errors.Is(err, zk.ErrNoAuth) {
+		// A node whose ACL shuts lodestar out (another tool wrote it) is one bad node, not an
+		// outage. No watch is armed on it (ZooKeeper sends such a node's events to no one
+		// who may not read it); the children watch tells when it goes, and every full
+		// resync tries it again.
+		err = fmt.Errorf("reading rule node %s: %w (its ACL does not let lodestar read it)", p, err)
+	} else if errors.Is(err, zk.ErrNoNode) {
 		delete(w.nodes, name) // gone since the listing: the children watch fires for it
 		return nil
-	}
-	if err != nil {
+	} else if err != nil {
 		return fmt.Errorf("reading rule node %s: %w", p, err)
 	}
 	w.nodes[name] = n
-	rule, err := decodeRule(name, data)
+	var rule discovery.ServiceRule
+	if err == nil {
+		rule, err = decodeRule(name, data)
+	}
 	if err != nil {
 		if n.err == nil || n.err.Error() != err.Error() {
 			w.src.log.Warn("ignoring a routing rule node in ZooKeeper that holds no usable rule", "node", p, "err", err)
@@ -423,11 +440,12 @@ func (w *watcher) publish(sink discovery.Sink) error {
 	if w.sent != nil && maps.Equal(rules, w.sent) {
 		return nil
 	}
+	// Stored first: whoever sees the set in the registry finds it in Rules() too.
+	w.src.rules.Store(&rules)
 	if err := sink.Send(w.ctx, discovery.ReplaceRules{Rules: rules}); err != nil {
 		return err
 	}
 	w.sent = rules
-	w.src.rules.Store(&rules)
 	rulesGauge.Set(float64(len(rules)))
 	w.src.log.Debug("routing rules sent", "rules", len(rules))
 	return nil

@@ -29,7 +29,7 @@ func (s *Source) do(ctx context.Context, f func(conn *zk.Conn, retried bool) err
 	go func() {
 		deadline := time.Now().Add(s.connectWait)
 		for attempt := 0; ; attempt++ {
-			conn, err := s.sess.ready()
+			conn, err := s.sess.ready(ctx)
 			if err == nil {
 				err = f(conn, attempt > 0)
 			}
@@ -76,8 +76,8 @@ func (s *Source) List(ctx context.Context) ([]discovery.ServiceRule, error) {
 		}
 		for _, name := range children {
 			data, _, err := conn.Get(path + "/" + name)
-			if errors.Is(err, zk.ErrNoNode) {
-				continue // deleted since the listing
+			if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrNoAuth) {
+				continue // deleted since the listing, or no rule lodestar may read (Run logs it)
 			}
 			if err != nil {
 				return fmt.Errorf("reading %s/%s: %w", path, name, err)

@@ -45,6 +45,10 @@ func parseURL(raw string) (target, error) {
 	}
 	for h := range strings.SplitSeq(hosts, ",") {
 		server, err := hostPort(strings.TrimSpace(h))
+		if err != nil && t.auth == "" && strings.Contains(path, "@") {
+			// Credentials whose password holds a "/": the host named is part of it.
+			return t, bad(`the password holds a "/", which the URL cannot carry`)
+		}
 		if err != nil {
 			return t, bad(err.Error())
 		}
@@ -90,11 +94,15 @@ func redact(raw string) string {
 	if !ok {
 		return raw
 	}
-	hosts, path, _ := strings.Cut(rest, "/")
+	hosts, _, _ := strings.Cut(rest, "/")
 	at := strings.LastIndex(hosts, "@")
+	if at < 0 {
+		// A password may hold a "/" (the URL is bad then, and must still not show it).
+		at = strings.LastIndex(rest, "@")
+	}
 	if at < 0 {
 		return raw
 	}
-	user, _, _ := strings.Cut(hosts[:at], ":")
-	return "zk://" + user + ":xxxxx@" + hosts[at+1:] + "/" + path
+	user, _, _ := strings.Cut(rest[:at], ":")
+	return "zk://" + user + ":xxxxx@" + rest[at+1:]
 }
