@@ -149,6 +149,32 @@ func parseQuery(p []byte, q *query, keyBuf []byte) bool {
 	return off == len(p)
 }
 
+// appendWireKey appends the key of an uncompressed wire-format name, for the queries parseQuery
+// does not take: lower case, labels joined by dots, and every byte no index name has written as
+// \DDD. A dot inside a label ("foo\.mesos." is the one label "foo.mesos") so cannot pass for a
+// label boundary, which keyInZone and the negative answers' pointer to the apex rely on.
+func appendWireKey(key, wire []byte) []byte {
+	for off := 0; off < len(wire) && wire[off] != 0; {
+		l := int(wire[off])
+		for _, c := range wire[off+1 : min(off+1+l, len(wire))] {
+			switch {
+			case c >= 'A' && c <= 'Z':
+				key = append(key, c+'a'-'A')
+			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+				key = append(key, c)
+			default:
+				key = append(key, '\\', '0'+c/100, '0'+c/10%10, '0'+c%10)
+			}
+		}
+		key = append(key, '.')
+		off += 1 + l
+	}
+	if len(key) == 0 {
+		key = append(key, '.')
+	}
+	return key
+}
+
 // rrAnswer is one compiled answer: the records of one (name, type) and their additional records.
 type rrAnswer struct {
 	// data holds the answer records in canonical order, then the additional records.

@@ -19,7 +19,7 @@ func (ix *RecordIndex) AppNames(appID string) []string {
 		return nil
 	}
 	q := regexp.QuoteMeta
-	re := regexp.MustCompile(`^(_[a-z0-9-]+\.)?_?` + q(task) + `(-[a-z0-9]{5}-[0-9]+)?\.(_tcp\.|_udp\.)?` +
+	re := regexp.MustCompile(`^(_[a-z0-9-]+\.)?_?` + q(task) + `(-[a-z0-9]{5}-[a-z0-9]+)?\.(_tcp\.|_udp\.)?` +
 		q(fw) + `\.(slave\.)?` + q(ix.Domain) + `$`)
 	var out []string
 	for name := range ix.names {

@@ -46,6 +46,26 @@ func TestAppNames(t *testing.T) {
 			t.Errorf("AppNames(/shop/web) lacks %s; got %q", want, names)
 		}
 	}
+	// Agent ids of Mesos since 0.23 end in "-S{n}": canonical names carry "s{n}".
+	st := loadState(t)
+	for i := range st.Agents {
+		st.Agents[i].ID += "-S12"
+	}
+	for f := range st.Frameworks {
+		for i := range st.Frameworks[f].Tasks {
+			st.Frameworks[f].Tasks[i].SlaveID += "-S12"
+		}
+	}
+	ix = BuildIndex(snapshotOf(st), testConfig(), nil)
+	got = ix.AppNames("/car-store")
+	for _, want := range []string{"car-store-zinaz-s12.marathon.mesos.", "car-store-zinaz-s12.marathon.slave.mesos."} {
+		if ix.Lookup(want) == nil {
+			t.Fatalf("test state: %s has no records", want)
+		}
+		if !slices.Contains(got, want) {
+			t.Errorf("AppNames(/car-store) lacks %s; got %q", want, got)
+		}
+	}
 	var nilIx *RecordIndex
 	if n := nilIx.AppNames("/car-store"); n != nil {
 		t.Errorf("nil index: %q", n)

@@ -245,6 +245,9 @@ func (s *Server) forward(w dns.ResponseWriter, r *dns.Msg, q *query, tcp bool) (
 	resp.Id = r.Id
 	// lodestar relays this answer; it is not the authority for it, whatever the upstream is.
 	resp.Authoritative = false
+	// Written out as it came in: compressed. Unpacking forgot that, and a big answer written
+	// out in full can pass 64 kB, which no TCP reply can carry.
+	resp.Compress = true
 	if !tcp {
 		limit := minUDPSize
 		if opt := r.IsEdns0(); opt != nil {

@@ -89,6 +89,13 @@ func (u *upstream) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 30},
 				Txt: []string{strings.Repeat("x", 20) + string(rune('a'+i%26))}})
 		}
+	case q.Qtype == dns.TypeAAAA && strings.EqualFold(q.Name, manyName):
+		// 2,000 AAAA records: 132 kB written out in full, 56 kB compressed.
+		for i := range 2000 {
+			m.Answer = append(m.Answer, &dns.AAAA{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 30},
+				AAAA: netip.AddrFrom16([16]byte{0xfd, 14: byte(i >> 8), 15: byte(i)}).AsSlice()})
+		}
+		m.Compress = true
 	default:
 		m.Rcode = dns.RcodeNameError
 	}
@@ -104,6 +111,9 @@ func (u *upstream) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 	w.WriteMsg(m)
 }
+
+// manyName has 2,000 AAAA records at the test upstream: over 64 kB unless compressed.
+const manyName = "many-addresses.round-robin.example.org."
 
 func (u *upstream) queries() ([]*dns.Msg, []string) {
 	u.mu.Lock()
@@ -187,6 +197,12 @@ func TestForwardOtherNames(t *testing.T) {
 		_, nets := up.queries()
 		if last := nets[len(nets)-2:]; last[0] != "udp" || last[1] != "tcp" {
 			t.Errorf("upstream was asked over %v, want udp then tcp", last)
+		}
+	})
+	t.Run("TCP client, answer over 64 kB unless compressed: passed on compressed", func(t *testing.T) {
+		r, _ := exchange(t, "tcp", s.Addr(), newQuery(manyName, dns.TypeAAAA, 0))
+		if r.Truncated || len(r.Answer) != 2000 {
+			t.Errorf("TC=%v with %d answers, want all 2000", r.Truncated, len(r.Answer))
 		}
 	})
 	t.Run("UDP client, truncated answer: passed on truncated", func(t *testing.T) {

@@ -993,8 +993,15 @@ func (b *builder) taskRecords(task string, tn *taskNaming) {
 	if !hasCanonical {
 		return
 	}
+	// A task name near 63 characters leaves its canonical names over the label limit: they
+	// have no records (set counted them invalid), and SRV records must not name them, since a
+	// target that is no DNS name makes the whole reply malformed.
 	disc := tn.discovery != nil
-	for _, p := range tn.ports {
+	ports := tn.ports
+	if !validFQDN(canonicalSlave) {
+		ports = nil
+	}
+	for _, p := range ports {
 		if p <= 0 || p > 65535 {
 			continue
 		}
@@ -1013,7 +1020,7 @@ func (b *builder) taskRecords(task string, tn *taskNaming) {
 			}
 		}
 	}
-	if !disc {
+	if !disc || !validFQDN(canonical) {
 		return
 	}
 	for _, dp := range tn.discovery.Ports {

@@ -317,7 +317,7 @@ func (s *Server) serveMsg(w dns.ResponseWriter, r *dns.Msg, tcp bool) (rcode int
 		return writeRcode(w, r, dns.RcodeFormatError, s.ra), false
 	}
 	q.id, q.qname = r.Id, qn[:n]
-	q.key = []byte(strings.ToLower(dns.Fqdn(r.Question[0].Name)))
+	q.key = appendWireKey(make([]byte, 0, n+16), q.qname)
 	q.qtype, q.qclass = r.Question[0].Qtype, r.Question[0].Qclass
 	if r.RecursionDesired {
 		q.flags |= 0x0100

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/lodestar-lb/lodestar/discovery"
 )
 
 const (
@@ -391,6 +393,16 @@ func TestUnusualQueries(t *testing.T) {
 		r, _ := exchange(t, "udp", s.Addr(), newQuery(`app\.marathon.mesos.`, dns.TypeA, 0))
 		checkReply(t, r, dnsCase{Qname: `app\.marathon.mesos.`, Rcode: dns.RcodeNameError, Ns: []string{soaLine}})
 	})
+	t.Run("escaped dot before the apex: one label under the root, not the zone", func(t *testing.T) {
+		// foo\.mesos. is the single label "foo.mesos": outside the zone (REFUSED, forwarding is
+		// off), and above all a well-formed reply, for TCP too.
+		for _, network := range []string{"udp", "tcp"} {
+			r, _ := exchange(t, network, s.Addr(), newQuery(`foo\.mesos.`, dns.TypeA, 0))
+			if r.Rcode != dns.RcodeRefused || len(r.Ns) != 0 {
+				t.Errorf("%s: rcode %s, authority %v; want REFUSED without records", network, dns.RcodeToString[r.Rcode], r.Ns)
+			}
+		}
+	})
 	t.Run("RD and CD are copied", func(t *testing.T) {
 		m := newQuery("app.marathon.mesos.", dns.TypeA, 0)
 		m.RecursionDesired, m.CheckingDisabled = true, true
@@ -537,6 +549,45 @@ func TestConfigErrors(t *testing.T) {
 		tc.cfg.ResolvConf = "/nonexistent"
 		if _, err := New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%+v): %v, want an error about %s", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+// TestLongTaskNameServesNoMalformedSRV: a task name that fits a label but whose canonical name
+// {task}-{hash}-{slave} does not (a 55-character name: an app id like
+// /production/payments/reconciliation-worker-v2 comes close) must not make SRV records whose
+// target is no DNS name: written on the wire, such a target is a malformed reply.
+func TestLongTaskNameServesNoMalformedSRV(t *testing.T) {
+	long := strings.Repeat("x", 55)
+	agent := "20140803-125133-3041283216-5050-2410-S12"
+	st := &discovery.MesosState{
+		Agents: []discovery.Agent{{ID: agent, PID: "slave(1)@127.0.0.1:5051"}},
+		Frameworks: []discovery.Framework{{Name: "marathon", PID: "s@127.0.0.9:1", Tasks: []discovery.MesosTask{
+			{ID: "t1", Name: long, SlaveID: agent, State: "TASK_RUNNING", Ports: []int{9000}},
+			{ID: "t2", Name: "long-discovery", SlaveID: agent, State: "TASK_RUNNING", Ports: []int{9001},
+				Discovery: &discovery.DiscoveryInfo{Name: long, Ports: []discovery.DiscoveryPort{{Number: 80, Name: "web"}}}},
+			{ID: "t3", Name: "short", SlaveID: agent, State: "TASK_RUNNING", Ports: []int{9002}},
+		}}},
+	}
+	ix := BuildIndex(snapshotOf(st), testConfig(), nil)
+	for name, rs := range ix.All() {
+		for _, s := range rs.SRV {
+			if !validFQDN(s.Target) {
+				t.Errorf("%s has SRV target %s, no valid DNS name", name, s.Target)
+			}
+		}
+	}
+	if got := rrs(ix, "_short._tcp.marathon.mesos."); len(got) != 1 {
+		t.Errorf("_short._tcp.marathon.mesos. = %q, want its SRV record", got)
+	}
+	s := startServer(t, Config{}, ix)
+	for _, name := range []string{"_" + long + "._tcp.marathon.mesos.", "_" + long + "._tcp.marathon.slave.mesos.", "_web._" + long + "._tcp.marathon.mesos."} {
+		for _, network := range []string{"udp", "tcp"} {
+			// exchange fails the test when the reply does not unpack.
+			r, _ := exchange(t, network, s.Addr(), newQuery(name, dns.TypeSRV, 0))
+			if len(r.Answer) != 0 {
+				t.Errorf("%s over %s: %v, want no SRV records", name, network, r.Answer)
+			}
 		}
 	}
 }
