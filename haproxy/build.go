@@ -1235,7 +1235,10 @@ type slotTask struct {
 
 // slots places the service's tasks: each keeps its slot from prev, new tasks take the lowest
 // free ones (in task id order); capacity grows in SlotStep steps to keep at least one spare,
-// and shrinks only once no more than half of it would be needed.
+// and shrinks only once no more than half of it would be needed and the smaller capacity
+// leaves at least half a step free. Without that margin an app of 10 instances (step 10)
+// shrank to 10 slots when a task died and grew back to 20 when Marathon replaced it: two
+// reloads for every replacement.
 func (b *builder) slots(s *svc, sr *serverRender, prev *Backend) []Slot {
 	n := 0
 	for _, app := range s.u.members {
@@ -1267,7 +1270,7 @@ func (b *builder) slots(s *svc, sr *serverRender, prev *Backend) []Slot {
 	capacity := need
 	if prev != nil {
 		capacity = len(prev.Slots)
-		if need > capacity || need*2 <= capacity {
+		if need > capacity || need*2 <= capacity && need-len(tasks) >= (step+1)/2 {
 			capacity = need
 		}
 	}
@@ -1433,6 +1436,9 @@ func (b *builder) finish() {
 		}
 		return rules
 	}
+	b.httpRoutes = b.dropACLClashes(b.httpRoutes, m.HTTP)
+	b.httpsRoutes = b.dropACLClashes(b.httpsRoutes, m.HTTPS)
+	b.appIDRoutes = b.dropACLClashes(b.appIDRoutes, m.AppID)
 	if m.HTTP != nil {
 		var names []string
 		if b.useMapHTTP {
@@ -1460,6 +1466,64 @@ func (b *builder) finish() {
 		m.HTTPS = shareFrontend(m.HTTPS, b.prev.HTTPS)
 		m.AppID = shareFrontend(m.AppID, b.prev.AppID)
 	}
+}
+
+// dropACLClashes leaves out the routes that declare an acl another app declared first with a
+// different definition on the same frontend: HAProxy ORs every acl line of one name, so the
+// two apps would share each other's traffic. Names are made from cleaned-up app ids and host
+// names ("/a/b" and "/a.b" both clean up to "_a_b"), or written by custom templates. Routes
+// are in app order, so the first app by id keeps its route.
+func (b *builder) dropACLClashes(routes []route, fe *SharedFrontend) []route {
+	if fe == nil || len(routes) < 2 {
+		return routes
+	}
+	type decl struct {
+		owner string
+		defs  []string
+	}
+	seen := map[string]*decl{}
+	out := routes[:0]
+	for _, r := range routes {
+		clash := ""
+		for _, l := range r.lines {
+			name, def, ok := aclLine(l)
+			if !ok {
+				continue
+			}
+			if d := seen[name]; d != nil && d.owner != r.owner && !slices.Contains(d.defs, def) {
+				clash = fmt.Sprintf("routes on frontend %s left out: acl %s is declared by app %s already (%q); rename the app or its %s",
+					fe.Name, name, d.owner, d.defs[0], "host, or change the template that names the acl")
+				break
+			}
+		}
+		if clash != "" {
+			b.warn(r.owner, -1, clash)
+			continue
+		}
+		for _, l := range r.lines {
+			if name, def, ok := aclLine(l); ok {
+				d := seen[name]
+				if d == nil {
+					d = &decl{owner: r.owner}
+					seen[name] = d
+				}
+				if d.owner == r.owner && !slices.Contains(d.defs, def) {
+					d.defs = append(d.defs, def)
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// aclLine splits "acl <name> <criterion...>" into the name and the rest.
+func aclLine(l string) (name, def string, ok bool) {
+	f := strings.Fields(l)
+	if len(f) < 2 || f[0] != "acl" {
+		return "", "", false
+	}
+	return f[1], strings.Join(f[2:], " "), true
 }
 
 // mapEntries sorts entries by key and keeps the first backend of a key that several claim,

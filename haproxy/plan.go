@@ -2,6 +2,7 @@ package haproxy
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -14,10 +15,13 @@ import (
 //   - Anything else changed (a backend added or removed, slot capacity, frontend rules,
 //     options, binds, a template): Reload is true and Reason names the first change.
 //
-// When Reload is true, Runtime still holds the commands for the slots and map entries that
-// exist in both models. Apply them before saving the server state and reloading: HAProxy
-// restores a server's address and port from the server-state file over the configuration
-// (haproxy/haproxy#1412, #2103), so the state saved must already be the new one.
+// When Reload is true, Runtime still holds the commands for the slots that exist in both
+// models. Apply them before saving the server state and reloading: HAProxy restores a
+// server's address and port from the server-state file over the configuration
+// (haproxy/haproxy#1412, #2103), so the state saved must already be the new one. Map entries
+// are left to the reload, which reads the map files: sent before it, an entry could name a
+// backend the running HAProxy does not have, and would stay if HAProxy refused the new
+// configuration.
 type Plan struct {
 	Reload  bool
 	Reason  string
@@ -59,18 +63,21 @@ type RuntimeCmd struct {
 }
 
 // String returns the command exactly as it is written to the socket (without the newline).
+// Names, map files, keys and values are escaped (cliArg): an unescaped space or ';' would
+// split them, and a ';' would make HAProxy run two commands and answer twice.
 func (c RuntimeCmd) String() string {
+	server := func() string { return "set server " + cliArg(c.Backend) + "/" + cliArg(c.Server) }
 	switch c.Kind {
 	case CmdSetAddr:
-		return "set server " + c.Backend + "/" + c.Server + " addr " + c.Addr + " port " + strconv.Itoa(c.Port)
+		return server() + " addr " + cliArg(c.Addr) + " port " + strconv.Itoa(c.Port)
 	case CmdSetState:
-		return "set server " + c.Backend + "/" + c.Server + " state " + c.State.String()
+		return server() + " state " + c.State.String()
 	case CmdSetCheckPort:
-		return "set server " + c.Backend + "/" + c.Server + " check-port " + strconv.Itoa(c.Port)
+		return server() + " check-port " + strconv.Itoa(c.Port)
 	case CmdAddMap:
-		return "add map " + c.Map + " " + c.Key + " " + c.Value
+		return "add map " + cliArg(c.Map) + " " + cliArg(c.Key) + " " + cliArg(c.Value)
 	case CmdDelMap:
-		return "del map " + c.Map + " " + c.Key
+		return "del map " + cliArg(c.Map) + " " + cliArg(c.Key)
 	}
 	return fmt.Sprintf("unknown command kind %d", c.Kind)
 }
@@ -135,6 +142,9 @@ func (p *planner) plan() Plan {
 	switch {
 	case p.nReasons > 0:
 		out.Reload = true
+		if p.mapCmds > 0 {
+			out.Runtime = slices.DeleteFunc(p.cmds, func(c RuntimeCmd) bool { return c.Kind == CmdAddMap || c.Kind == CmdDelMap })
+		}
 		out.Reason = p.reasons[0]
 		if p.nReasons > 1 {
 			out.Reason += fmt.Sprintf(" (and %d more changes)", p.nReasons-1)

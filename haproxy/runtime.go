@@ -106,6 +106,11 @@ func promptExchange(ctx context.Context, socket, prefix, sep string, cmds []stri
 		if strings.ContainsAny(cmd, "\r\n") {
 			return nil, fmt.Errorf("command %q: line breaks are not allowed in one CLI command", cmd)
 		}
+		// HAProxy runs "a;b" as two commands with two answers, which would pair every later
+		// answer with the wrong command and hide the last one's failure.
+		if unescapedSemicolon(cmd) {
+			return nil, fmt.Errorf("command %q: an unescaped ';' makes it two CLI commands; escape it as \\;", cmd)
+		}
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -208,6 +213,19 @@ func runtimeAnswerError(cmd, out string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// unescapedSemicolon reports whether cmd has a ';' that no backslash escapes.
+func unescapedSemicolon(cmd string) bool {
+	for i := 0; i < len(cmd); i++ {
+		switch cmd[i] {
+		case '\\':
+			i++
+		case ';':
+			return true
+		}
+	}
+	return false
 }
 
 // cliArg escapes a Runtime API argument: the CLI splits words on spaces and commands on ';',

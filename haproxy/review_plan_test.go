@@ -1,0 +1,70 @@
+package haproxy
+
+import (
+	"testing"
+
+	"github.com/lodestar-lb/lodestar/discovery"
+)
+
+// TestReloadPlanLeavesMapsToTheReload: a vhost moves to an app that is new, so the plan is a
+// reload. The running HAProxy must not get the map entry first: it has no such backend and
+// would answer 503 for the vhost until the reload, and for good if HAProxy refuses the new
+// configuration (the previous files are put back, the runtime map would stay changed). The
+// reloaded HAProxy reads the map files anyway.
+func TestReloadPlanLeavesMapsToTheReload(t *testing.T) {
+	cfg := testConfig()
+	cfg.HAProxyMap = true
+	vhostApp := func(id string, port int, vhost string) *discovery.App {
+		return app(id, withPorts(port), withLabel("HAPROXY_GROUP", "external"), withLabel("HAPROXY_0_VHOST", vhost),
+			withTasks(task(id[1:]+".1", ports(31000))))
+	}
+	reg := newTestRegistry(t)
+	old := Build(reg.replace(t, vhostApp("/old", 10001, "shop.test"), vhostApp("/other", 10003, "other.test")), cfg, nil)
+	next := Build(reg.replace(t, vhostApp("/new", 10002, "shop.test"), vhostApp("/other", 10003, "other.test,more.test")), cfg, old)
+	if old.Err != nil || next.Err != nil {
+		t.Fatal(old.Err, next.Err)
+	}
+	p := MakePlan(old, next)
+	if !p.Reload {
+		t.Fatalf("plan %+v, want a reload (backend new_10002 added)", p)
+	}
+	for _, c := range p.Runtime {
+		if c.Kind == CmdAddMap || c.Kind == CmdDelMap {
+			t.Errorf("reload plan carries map command %q", c.String())
+		}
+	}
+}
+
+// TestTaskReplacementAtSlotBoundaryIsNoReload: an app of 10 instances has 20 slots. A task
+// dies (9 left) and Marathon replaces it (10 again): both steps must be runtime commands. A
+// capacity that shrank to 10 at 9 tasks and grew back to 20 at 10 reloaded HAProxy twice for
+// every task replacement of such an app.
+func TestTaskReplacementAtSlotBoundaryIsNoReload(t *testing.T) {
+	cfg := testConfig()
+	web := func(ids ...int) *discovery.App {
+		var ts []*discovery.Task
+		for _, i := range ids {
+			ts = append(ts, task("t"+string(rune('a'+i)), ports(31000+i)))
+		}
+		return app("/web", withPorts(10000), withLabel("HAPROXY_GROUP", "external"), withTasks(ts...))
+	}
+	reg := newTestRegistry(t)
+	ten := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+	m1 := Build(reg.replace(t, web(ten...)), cfg, nil)
+	if n := len(m1.Backend("web_10000").Slots); n != 20 {
+		t.Fatalf("10 tasks in %d slots, want 20", n)
+	}
+	m2 := Build(reg.replace(t, web(ten[1:]...)), cfg, m1)
+	if p := MakePlan(m1, m2); p.Reload {
+		t.Errorf("a task of 10 gone: reload (%s), want runtime commands", p.Reason)
+	}
+	m3 := Build(reg.replace(t, web(append(ten[1:], 10)...)), cfg, m2)
+	if p := MakePlan(m2, m3); p.Reload {
+		t.Errorf("its replacement started: reload (%s), want runtime commands", p.Reason)
+	}
+	// Far fewer tasks still give the slots back.
+	m4 := Build(reg.replace(t, web(0, 1, 2)), cfg, m3)
+	if n := len(m4.Backend("web_10000").Slots); n != 10 {
+		t.Errorf("3 tasks keep %d slots, want 10", n)
+	}
+}
