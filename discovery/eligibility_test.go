@@ -239,3 +239,61 @@ func TestIsTerminal(t *testing.T) {
 		}
 	}
 }
+
+// Readiness checks are honoured during deployments: a task a deployment starts reaches
+// TASK_RUNNING through a status event long before Marathon's readiness check passes, and events
+// carry no readiness. Such a task stays out until the app is fetched again (the deployment's
+// step events) and Marathon's results say it is ready. A task started outside a deployment (a
+// replacement), or of an app without readiness checks, is in as soon as it runs.
+func TestReadinessDuringDeploymentFollowsDeltas(t *testing.T) {
+	mk := func(readiness, deploying bool) *App {
+		a := application(appID("/web"), withServicePorts(10000),
+			withTasks(task(taskID("web.1"), host("10.0.0.1"), ports(31000))))
+		if readiness {
+			a.ReadinessChecks = []ReadinessCheck{{Name: "ready", Protocol: "HTTP", Path: "/ready", PortName: "http"}}
+		}
+		if deploying {
+			a.Deployments = []string{"d-1"}
+		}
+		return a
+	}
+	for _, c := range []struct {
+		name                 string
+		readiness, deploying bool
+		wantEligible         bool
+	}{
+		{"readiness checks, deployment in progress", true, true, false},
+		{"readiness checks, no deployment", true, false, true},
+		{"deployment, no readiness checks", false, true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := newState(t, mk(c.readiness, c.deploying))
+			for _, s := range []string{StateStaging, StateRunning} {
+				mustApply(t, st, TaskStatus{AppID: "/web", TaskID: "web.2", State: s, Host: "10.0.0.2", Ports: []int{31001}})
+			}
+			tk := st.apps.Get("/web").Task("web.2")
+			if tk.Eligible != c.wantEligible {
+				t.Fatalf("new running task: eligible %t (%q), want %t", tk.Eligible, tk.Reason, c.wantEligible)
+			}
+			if old := st.apps.Get("/web").Task("web.1"); !old.Eligible {
+				t.Errorf("the task running before the deployment lost eligibility: %q", old.Reason)
+			}
+			if c.wantEligible {
+				return
+			}
+			// A repeated TASK_RUNNING does not make it ready either.
+			mustApply(t, st, TaskStatus{AppID: "/web", TaskID: "web.2", State: StateRunning, Host: "10.0.0.2", Ports: []int{31001}})
+			if tk := st.apps.Get("/web").Task("web.2"); tk.Eligible || tk.Reason != "readiness check not passed" {
+				t.Fatalf("after a second TASK_RUNNING: eligible %t, reason %q", tk.Eligible, tk.Reason)
+			}
+			// The step is done: the refetched app has no deployment and no readiness results.
+			done := mk(true, false)
+			done.Tasks = append(done.Tasks, task(taskID("web.2"), host("10.0.0.2"), ports(31001)))
+			done.Tasks[1].AppID = "/web"
+			mustApply(t, st, UpsertApp{App: done})
+			if tk := st.apps.Get("/web").Task("web.2"); !tk.Eligible {
+				t.Errorf("after the deployment: %q", tk.Reason)
+			}
+		})
+	}
+}

@@ -84,7 +84,9 @@ var wantFixtureEvents = []Event{
 		IPAddresses: []string{"172.17.0.3"}, Ports: []int{2117}, Version: appVer, Timestamp: "2017-07-19T17:40:03.200Z",
 	}},
 	// Marathon 1.4+: instanceId "pywebserver.marathon-1f0c…" names the task "pywebserver.1f0c…".
-	{Type: "health_status_changed_event", Update: TaskHealth{AppID: "/pywebserver", TaskID: newTaskID, Alive: true}},
+	{Type: "health_status_changed_event", Update: TaskHealth{
+		AppID: "/pywebserver", TaskID: newTaskID, InstanceID: "pywebserver.marathon-1f0c2d4e-6ca9-11e7-beb2-0e2beceebfcc", Alive: true,
+	}},
 	// Steps are empty: the event does not say which apps, so everything is fetched again.
 	{Type: "deployment_success", Resync: true},
 	// Pre-1.4: taskId.
@@ -382,5 +384,54 @@ func TestTaskIDFromInstanceID(t *testing.T) {
 		if got := TaskIDFromInstanceID(in); got != want {
 			t.Errorf("TaskIDFromInstanceID(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// An event that cannot be applied is logged and skipped; its error names the app and task it
+// was about whenever the payload says, so the operator knows what may be stale until the next
+// full sync.
+func TestDecodeMarathonEventErrorsNameTheApp(t *testing.T) {
+	tests := []struct {
+		name, eventType, data string
+		wantErr               []string
+	}{
+		{"status without taskStatus", "status_update_event", `{"appId":"/shop/web","taskId":"shop_web.1"}`, []string{"/shop/web", "shop_web.1"}},
+		{"ports of wrong type", "status_update_event", `{"appId":"/shop/web","taskId":"shop_web.1","taskStatus":"TASK_RUNNING","ports":"31000"}`, []string{"/shop/web", "shop_web.1"}},
+		{"health without alive", "health_status_changed_event", `{"appId":"/shop/web","instanceId":"shop_web.marathon-1"}`, []string{"/shop/web", "shop_web.marathon-1"}},
+		{"deployment steps wrong type", "deployment_info", `{"plan":{"id":"d-1","steps":{}}}`, []string{"d-1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := DecodeMarathonEvent(tt.eventType, []byte(tt.data))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, s := range tt.wantErr {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not name %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+// A deployment whose actions all concern pods changes nothing lodestar routes (pods are not in
+// /v2/apps): it must not cost a full sync of every app for each of its events.
+func TestDeploymentOfPodsOnly(t *testing.T) {
+	for _, typ := range []string{"deployment_info", "deployment_step_success", "deployment_success"} {
+		data := `{"plan":{"id":"d-1","steps":[{"actions":[{"action":"StartPod","pod":"/pods/a"}]},{"actions":[{"action":"ScalePod","pod":"/pods/a"}]}]},` +
+			`"currentStep":{"actions":[{"action":"StartPod","pod":"/pods/a"}]}}`
+		ev, err := DecodeMarathonEvent(typ, []byte(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Resync || len(ev.Refetch) > 0 || !ev.Ignored {
+			t.Errorf("%s of pods only: %+v, want it ignored", typ, ev)
+		}
+	}
+	// Without any action, nothing says which apps changed: everything is fetched again.
+	ev, err := DecodeMarathonEvent("deployment_success", []byte(`{"plan":{"id":"d-2","steps":[]}}`))
+	if err != nil || !ev.Resync {
+		t.Errorf("deployment without actions: %+v, %v; want a resync", ev, err)
 	}
 }

@@ -36,8 +36,47 @@ type Event struct {
 	Ignored bool
 }
 
-// DecodeMarathonEvent decodes one SSE event from Marathon's /v2/events.
+// DecodeMarathonEvent decodes one SSE event from Marathon's /v2/events. An error names the
+// app, task, instance or deployment the event was about, whenever the payload says.
 func DecodeMarathonEvent(eventType string, data []byte) (Event, error) {
+	ev, err := decodeMarathonEvent(eventType, data)
+	if err != nil {
+		if about := eventSubject(data); about != "" {
+			err = fmt.Errorf("%w (%s)", err, about)
+		}
+	}
+	return ev, err
+}
+
+// eventSubject reads what an event that failed to decode was about, as far as its payload
+// says: "app /a, task a.1".
+func eventSubject(data []byte) string {
+	var w struct {
+		AppID         string `json:"appId"`
+		TaskID        string `json:"taskId"`
+		InstanceID    string `json:"instanceId"`
+		AppDefinition struct {
+			ID string `json:"id"`
+		} `json:"appDefinition"`
+		Plan struct {
+			ID string `json:"id"`
+		} `json:"plan"`
+	}
+	// Fields of the wrong type leave the others decoded; only broken JSON yields nothing.
+	_ = json.Unmarshal(data, &w)
+	var parts []string
+	for _, p := range []struct{ name, v string }{
+		{"app", w.AppID}, {"app", w.AppDefinition.ID}, {"task", w.TaskID}, {"instance", w.InstanceID},
+		{"deployment", w.Plan.ID},
+	} {
+		if p.v != "" {
+			parts = append(parts, p.name+" "+p.v)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func decodeMarathonEvent(eventType string, data []byte) (Event, error) {
 	ev := Event{Type: eventType}
 	switch eventType {
 	case "status_update_event":
@@ -78,14 +117,14 @@ func DecodeMarathonEvent(eventType string, data []byte) (Event, error) {
 		if err := json.Unmarshal(data, &w); err != nil {
 			return ev, fmt.Errorf("%s: %w", eventType, err)
 		}
-		id := w.TaskID
+		id, instance := w.TaskID, ""
 		if id == "" {
-			id = TaskIDFromInstanceID(w.InstanceID)
+			id, instance = TaskIDFromInstanceID(w.InstanceID), w.InstanceID
 		}
 		if w.AppID == "" || id == "" || w.Alive == nil {
 			return ev, fmt.Errorf("%s: appId, taskId or instanceId, and alive are required", eventType)
 		}
-		ev.Update = TaskHealth{AppID: normalizeAppID(w.AppID), TaskID: id, Alive: *w.Alive}
+		ev.Update = TaskHealth{AppID: normalizeAppID(w.AppID), TaskID: id, InstanceID: instance, Alive: *w.Alive}
 	case "api_post_event":
 		var w struct {
 			AppDefinition struct {
@@ -114,15 +153,19 @@ func DecodeMarathonEvent(eventType string, data []byte) (Event, error) {
 		ev.Refetch = []string{normalizeAppID(w.AppID)}
 	case "deployment_info", "deployment_success", "deployment_failed",
 		"deployment_step_success", "deployment_step_failure":
-		apps, err := deploymentApps(data)
+		apps, actions, err := deploymentApps(data)
 		if err != nil {
 			return ev, fmt.Errorf("%s: %w", eventType, err)
 		}
-		if len(apps) == 0 {
+		switch {
+		case len(apps) > 0:
+			ev.Refetch = apps
+		case actions > 0:
+			// Every action concerns a pod: nothing in /v2/apps changes.
+			ev.Ignored = true
+		default:
 			ev.Resync = true
-			return ev, nil
 		}
-		ev.Refetch = apps
 	default:
 		ev.Ignored = true
 	}
@@ -130,9 +173,9 @@ func DecodeMarathonEvent(eventType string, data []byte) (Event, error) {
 }
 
 // deploymentApps returns the ids of the apps a deployment event's plan touches: the actions of
-// its steps and current step. (The plan's original and target groups list the whole group tree,
-// not what changed, so they are not used.)
-func deploymentApps(data []byte) ([]string, error) {
+// its steps and current step (the plan's original and target groups list the whole group tree,
+// not what changed, so they are not used), and how many actions there are, pods' included.
+func deploymentApps(data []byte) (apps []string, actions int, err error) {
 	type action struct {
 		App string `json:"app"`
 	}
@@ -146,7 +189,7 @@ func deploymentApps(data []byte) ([]string, error) {
 		CurrentStep *step `json:"currentStep"`
 	}
 	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	set := map[string]bool{}
 	steps := w.Plan.Steps
@@ -154,6 +197,7 @@ func deploymentApps(data []byte) ([]string, error) {
 		steps = append(steps, *w.CurrentStep)
 	}
 	for _, s := range steps {
+		actions += len(s.Actions)
 		for _, a := range s.Actions {
 			if a.App != "" {
 				set[normalizeAppID(a.App)] = true
@@ -165,7 +209,7 @@ func deploymentApps(data []byte) ([]string, error) {
 		out = append(out, id)
 	}
 	sort.Strings(out)
-	return out, nil
+	return out, actions, nil
 }
 
 // TaskIDFromInstanceID maps a Marathon 1.4+ instance id ("app.marathon-UUID") to the task id

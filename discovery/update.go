@@ -6,6 +6,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 )
 
 // Update is one change a source sends to the Registry. Only the Registry's goroutine applies
@@ -185,6 +186,13 @@ func (u TaskStatus) apply(st *state) (bool, error) {
 	if u.State == StateRunning && t.StartedAt == "" {
 		t.StartedAt = u.Timestamp
 	}
+	if u.State == StateRunning && (old == nil || old.State != StateRunning) && t.Ready == nil &&
+		len(app.ReadinessChecks) > 0 && len(app.Deployments) > 0 {
+		// A task a deployment started is not ready until Marathon's readiness checks say so,
+		// and only a fetch of the app tells (the deployment's step events bring one).
+		notReady := false
+		t.Ready = &notReady
+	}
 	app.resolve(t)
 	if old.Equal(t) {
 		return false, nil
@@ -196,7 +204,12 @@ func (u TaskStatus) apply(st *state) (bool, error) {
 type TaskHealth struct {
 	AppID  string
 	TaskID string
-	Alive  bool
+	// InstanceID is the Marathon 1.4+ instance the event named, when it named no task. Tasks of
+	// Marathon 1.6+ instances carry ids TaskID cannot be rewritten to ("app.instance-UUID._app.1"
+	// for instance "app.instance-UUID"): a TaskID that names no task falls back to the tasks of
+	// this instance.
+	InstanceID string
+	Alive      bool
 }
 
 func (u TaskHealth) apply(st *state) (bool, error) {
@@ -204,25 +217,52 @@ func (u TaskHealth) apply(st *state) (bool, error) {
 	if app == nil {
 		return false, fmt.Errorf("health of task %s: %w %s", u.TaskID, ErrUnknownApp, u.AppID)
 	}
-	old := app.Task(u.TaskID)
-	if old == nil {
+	ids := []string{u.TaskID}
+	if app.Task(u.TaskID) == nil {
+		ids = app.instanceTaskIDs(u.InstanceID)
+	}
+	if len(ids) == 0 {
+		if u.InstanceID != "" {
+			return false, fmt.Errorf("health of instance %s of app %s: no task of it known", u.InstanceID, u.AppID)
+		}
 		return false, fmt.Errorf("health of task %s of app %s: unknown task", u.TaskID, u.AppID)
 	}
-	t := *old
-	// The event carries one verdict for the task: it stands for every check of the app.
-	n := max(len(app.HealthChecks), len(old.Health), 1)
-	t.Health = make([]HealthResult, n)
-	for i := range t.Health {
-		t.Health[i].Alive = u.Alive
-		if i < len(old.Health) && u.Alive == old.Health[i].Alive {
-			t.Health[i].ConsecutiveFailures = old.Health[i].ConsecutiveFailures
+	changed := false
+	for _, id := range ids {
+		app = st.apps.Get(u.AppID) // replaceTask published a new copy
+		old := app.Task(id)
+		t := *old
+		// The event carries one verdict for the task: it stands for every check of the app.
+		n := max(len(app.HealthChecks), len(old.Health), 1)
+		t.Health = make([]HealthResult, n)
+		for i := range t.Health {
+			t.Health[i].Alive = u.Alive
+			if i < len(old.Health) && u.Alive == old.Health[i].Alive {
+				t.Health[i].ConsecutiveFailures = old.Health[i].ConsecutiveFailures
+			}
+		}
+		app.resolve(&t)
+		if !old.Equal(&t) {
+			changed = replaceTask(st, app, id, &t) || changed
 		}
 	}
-	app.resolve(&t)
-	if old.Equal(&t) {
-		return false, nil
+	return changed, nil
+}
+
+// instanceTaskIDs returns the ids of the tasks of a Marathon instance: those that start with
+// the instance id followed by "." or "_" (Marathon's separators before a container name).
+func (a *App) instanceTaskIDs(instanceID string) []string {
+	if instanceID == "" {
+		return nil
 	}
-	return replaceTask(st, app, u.TaskID, &t), nil
+	var ids []string
+	i, _ := slices.BinarySearchFunc(a.Tasks, instanceID, func(t *Task, id string) int { return cmpString(t.ID, id) })
+	for ; i < len(a.Tasks) && strings.HasPrefix(a.Tasks[i].ID, instanceID); i++ {
+		if id := a.Tasks[i].ID; len(id) > len(instanceID) && (id[len(instanceID)] == '.' || id[len(instanceID)] == '_') {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // replaceTask publishes a copy of app with task id replaced by t (nil removes it).

@@ -648,3 +648,41 @@ func TestTerminalStatusOfRemovedApp(t *testing.T) {
 		t.Errorf("running task of unknown app: err = %v, want ErrUnknownApp", err)
 	}
 }
+
+// Marathon 1.6+ names tasks after their instance: instance "shop_web.instance-UUID" runs task
+// "shop_web.instance-UUID._app.1", and a resident task relaunched by such a Marathon keeps its
+// old "marathon-" instance id. health_status_changed_event names only the instance, which no
+// rewriting turns into the task id: the health verdict must still reach the task.
+func TestTaskHealthFindsTheInstancesTask(t *testing.T) {
+	const (
+		modern    = "shop_web.instance-6c6a1a3a-2ec3-11ea-8db4-2e3e3cb1e0f4._app.1"
+		resident  = "shop_web.marathon-01bf22d4-68a7-11e7-a229-e6a514ca0c21._app.2"
+		neighbour = "shop_web.instance-6c6a1a3a-2ec3-11ea-8db4-2e3e3cb1e0f5._app.1"
+	)
+	st := newState(t, application(appID("/shop/web"), withServicePorts(10000), withHealthCheck(), withTasks(
+		task(taskID(modern), host("10.0.0.1"), ports(31000)),
+		task(taskID(resident), host("10.0.0.2"), ports(31001)),
+		task(taskID(neighbour), host("10.0.0.3"), ports(31002)),
+	)))
+	for _, c := range []struct{ instance, task string }{
+		{"shop_web.instance-6c6a1a3a-2ec3-11ea-8db4-2e3e3cb1e0f4", modern},
+		{"shop_web.marathon-01bf22d4-68a7-11e7-a229-e6a514ca0c21", resident},
+	} {
+		data := fmt.Sprintf(`{"appId":"/shop/web","instanceId":%q,"version":"2020-01-01T00:00:00.000Z","alive":false,"eventType":"health_status_changed_event"}`, c.instance)
+		ev, err := DecodeMarathonEvent("health_status_changed_event", []byte(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed, err := ev.Update.apply(st)
+		if err != nil || !changed {
+			t.Errorf("instance %s: changed %t, err %v; want the health of task %s applied", c.instance, changed, err, c.task)
+			continue
+		}
+		if tk := st.apps.Get("/shop/web").Task(c.task); tk.Eligible || tk.Reason != "health check failing" {
+			t.Errorf("task %s after alive=false for its instance: eligible %t, reason %q", c.task, tk.Eligible, tk.Reason)
+		}
+	}
+	if tk := st.apps.Get("/shop/web").Task(neighbour); !tk.Eligible {
+		t.Errorf("task %s of another instance lost eligibility: %q", neighbour, tk.Reason)
+	}
+}

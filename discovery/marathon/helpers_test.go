@@ -82,6 +82,12 @@ type harness struct {
 // and registry log into h.logs, which a failing test prints.
 func start(t testing.TB, cfg Config, fakes ...*fakemarathon.Server) *harness {
 	t.Helper()
+	return startWith(t, cfg, nil, fakes...)
+}
+
+// startWith is start with prepare called on the Source before it runs (nil: nothing).
+func startWith(t testing.TB, cfg Config, prepare func(*Source), fakes ...*fakemarathon.Server) *harness {
+	t.Helper()
 	if len(cfg.URLs) == 0 {
 		for _, f := range fakes {
 			cfg.URLs = append(cfg.URLs, f.URL())
@@ -92,6 +98,9 @@ func start(t testing.TB, cfg Config, fakes ...*fakemarathon.Server) *harness {
 	src, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(src)
 	}
 	reg := discovery.NewRegistry(discovery.WithLogger(logger))
 	reg.RegisterSource(src.Name())

@@ -19,17 +19,24 @@ const DefaultLeaderCheck = 500 * time.Millisecond
 // resolveTimeout bounds the lookup of the leader's host name.
 const resolveTimeout = 2 * time.Second
 
+// resolveRetry is how long a leader host name that did not resolve waits for its next lookup.
+// Every lookup holds up the session's events (up to resolveTimeout while DNS does not answer),
+// so it is not repeated on every leader check.
+const resolveRetry = 10 * time.Second
+
 // sendLeader sends the Marathon leader to the registry when it is not what was sent last, with
 // its host resolved to an IP address (a proxy's runtime API takes only addresses). A name that
-// did not resolve is tried again on the next call. Only the Run goroutine calls it.
+// did not resolve is tried again after resolveRetry, or at once when the leader changes. Only
+// the Run goroutine calls it.
 func (s *Source) sendLeader(ctx context.Context, sink discovery.Sink, leader string) error {
 	last := s.sentLeader
-	if last != nil && last.Leader == leader && (leader == "" || last.Addr != "") {
+	if last != nil && last.Leader == leader && (leader == "" || last.Addr != "" || time.Since(s.resolvedAt) < resolveRetry) {
 		return nil
 	}
 	u := discovery.SetMarathonLeader{Leader: leader}
 	if leader != "" {
 		addr, err := s.resolveLeader(ctx, leader)
+		s.resolvedAt = time.Now()
 		if err != nil && (last == nil || last.Leader != leader) {
 			s.log.Warn("cannot resolve the Marathon leader's host name; a leader proxy cannot follow it until it resolves",
 				"leader", leader, "err", err)
@@ -68,7 +75,7 @@ func (s *Source) resolveLeader(ctx context.Context, hostport string) (string, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	ips, err := s.lookupIP(ctx, "ip", host)
 	if err != nil {
 		return "", err
 	}

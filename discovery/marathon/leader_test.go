@@ -1,8 +1,12 @@
 package marathon
 
 import (
+	"context"
 	"net"
+	"net/netip"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lodestar-lb/lodestar/discovery"
 )
@@ -73,4 +77,35 @@ func TestLeaderHostNameIsResolved(t *testing.T) {
 	fake.SetLeader(net.JoinHostPort("localhost", port))
 	h := start(t, testConfig(), fake)
 	h.waitMarathonLeader(net.JoinHostPort("localhost", port), net.JoinHostPort("127.0.0.1", port))
+}
+
+// TestUnresolvableLeaderIsNotLookedUpOnEveryCheck: a leader whose host name does not resolve
+// (Marathon's --hostname unknown to this host's DNS, or DNS down) must not be looked up again
+// on every leader check. Each lookup blocks the session (up to resolveTimeout while DNS does
+// not answer) and queries DNS twice a second forever.
+func TestUnresolvableLeaderIsNotLookedUpOnEveryCheck(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "zdd_apps.json")
+	_, port, err := net.SplitHostPort(hostPort(fake))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := net.JoinHostPort("marathon-1.unresolvable.test", port)
+	fake.SetLeader(leader)
+	var lookups atomic.Int32
+	cfg := testConfig()
+	cfg.LeaderCheck = 5 * time.Millisecond
+	h := startWith(t, cfg, func(s *Source) {
+		s.lookupIP = func(ctx context.Context, network, host string) ([]netip.Addr, error) {
+			lookups.Add(1)
+			return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+		}
+	}, fake)
+	h.waitMarathonLeader(leader, "")
+	checks := fake.Requests("/v2/leader")
+	waitUntil(t, "30 more leader checks", func() bool { return fake.Requests("/v2/leader") >= checks+30 })
+	if n := lookups.Load(); n > 3 {
+		t.Errorf("%s looked up %d times in about 30 leader checks, want it retried far less often", leader, n)
+	}
+	h.waitLog("cannot resolve the Marathon leader", "marathon-1.unresolvable.test")
 }

@@ -82,7 +82,9 @@ func (s *Source) session(ctx context.Context, m *url.URL, sink discovery.Sink) (
 				return true, err
 			}
 		case <-watchdog.C:
-			if idle := time.Since(epoch) - time.Duration(lastActive.Load()); idle > s.cfg.IdleTimeout {
+			// Frames waiting for us mean the reader stopped because we were busy (a slow sync
+			// while events piled up), not because Marathon went quiet; the frames touch it.
+			if idle := time.Since(epoch) - time.Duration(lastActive.Load()); idle > s.cfg.IdleTimeout && len(frames) == 0 {
 				return true, fmt.Errorf("%w: no byte for %s (keepalives included)", errIdle, idle.Round(time.Millisecond))
 			}
 		case <-leaderCheck.C:
@@ -131,7 +133,7 @@ func (s *Source) openStream(ctx context.Context, m *url.URL, touch func()) (<-ch
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, nil, &statusError{url: target, code: resp.StatusCode}
+		return nil, nil, &statusError{url: answeredBy(target, resp), code: resp.StatusCode}
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 		resp.Body.Close()
@@ -161,6 +163,15 @@ func (s *Source) openStream(ctx context.Context, m *url.URL, touch func()) (<-ch
 	return frames, streamErr, nil
 }
 
+// answeredBy names the URL a request went to, and the one that answered it when a redirect was
+// followed (a standby sends /v2/events to the leader).
+func answeredBy(target string, resp *http.Response) string {
+	if resp.Request != nil && resp.Request.URL.String() != target {
+		return target + " (redirected to " + resp.Request.URL.String() + ")"
+	}
+	return target
+}
+
 // handle applies one event. Only failures to talk to Marathon end the session; a malformed
 // event is logged and skipped (the periodic full sync repairs whatever it would have changed).
 func (s *Source) handle(ctx context.Context, m *url.URL, sink discovery.Sink, f frame) error {
@@ -186,11 +197,24 @@ func (s *Source) handle(ctx context.Context, m *url.URL, sink discovery.Sink, f 
 		}
 		return nil
 	}
+	if th, ok := ev.Update.(discovery.TaskHealth); ok && th.Alive && s.known[th.AppID] {
+		if a := sink.Snapshot().App(th.AppID); a != nil && len(a.HealthChecks) > 1 {
+			// Marathon sends one event per health check that flips, without saying which: one
+			// check passing again says nothing of the others. The app's results do.
+			s.log.Debug("a health check passes again; reading the app's results for its other checks", "app", th.AppID, "task", th.TaskID)
+			return s.refetch(ctx, m, sink, th.AppID)
+		}
+	}
 	if st, ok := ev.Update.(discovery.TaskStatus); ok && discovery.IsTerminal(st.State) && !s.known[st.AppID] {
 		s.log.Debug("end of a task of an app not known (already removed); nothing to do", "task", st.TaskID, "app", st.AppID)
 		return nil
 	}
 	if appID := taskAppID(ev.Update); appID != "" && !s.known[appID] {
+		if s.gone[appID] {
+			// Tasks of a deleted app keep reporting while Mesos kills them.
+			s.log.Debug("event for a task of a removed app; nothing to do", "type", f.Event, "app", appID)
+			return nil
+		}
 		// A task of an app we have not seen (created since the last sync): fetch the app; its
 		// definition comes with the task, and the event is applied after it either way.
 		s.log.Info("event for an app not yet known; fetching it", "type", f.Event, "app", appID)
@@ -242,6 +266,7 @@ func (s *Source) fullSync(ctx context.Context, m *url.URL, sink discovery.Sink) 
 		return err
 	}
 	s.known = known
+	clear(s.gone)
 	sink.ReportSync(s.Name(), nil)
 	syncs.Inc()
 	syncDuration.Observe(time.Since(start).Seconds())
@@ -256,6 +281,7 @@ func (s *Source) refetch(ctx context.Context, m *url.URL, sink discovery.Sink, i
 	var se *statusError
 	if errors.As(err, &se) && se.code == http.StatusNotFound {
 		delete(s.known, id)
+		s.gone[id] = true
 		return sink.Send(ctx, discovery.RemoveApp{ID: id})
 	}
 	if err != nil {
@@ -274,6 +300,7 @@ func (s *Source) refetch(ctx context.Context, m *url.URL, sink discovery.Sink, i
 		return nil
 	}
 	s.known[id] = true
+	delete(s.gone, id)
 	return sink.Send(ctx, discovery.UpsertApp{App: apps[0]})
 }
 

@@ -22,6 +22,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -71,11 +72,23 @@ type Source struct {
 	// it tells an event for a new app (refetch it first) from one for a known app without
 	// racing the registry's queue.
 	known map[string]bool
+	// gone holds the ids of apps a refetch found deleted since the last full sync: events of
+	// their tasks, which keep reporting while Mesos kills them, are dropped without fetching
+	// the app again for each. Only the Run goroutine uses it.
+	gone map[string]bool
 	// connected is the member the stream is on, for status ("" when none).
 	connected atomic.Pointer[string]
 	// sentLeader is the leader sent to the registry last, nil before any. Only the Run
 	// goroutine uses it.
 	sentLeader *discovery.SetMarathonLeader
+	// resolvedAt is when the leader's host name was last looked up. Only the Run goroutine
+	// uses it.
+	resolvedAt time.Time
+	// lookupIP resolves the leader's host name (net.DefaultResolver's; tests replace it).
+	lookupIP func(ctx context.Context, network, host string) ([]netip.Addr, error)
+	// namedLeader is the "host:port" a member's /v2/leader named last. Only the Run goroutine
+	// uses it (redirects are followed inside its requests).
+	namedLeader string
 }
 
 // New validates cfg and returns a Source.
@@ -100,7 +113,10 @@ func New(cfg Config) (*Source, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Source{cfg: cfg, log: cfg.Logger.With("source", "marathon"), resync: make(chan struct{}, 1), known: map[string]bool{}}
+	s := &Source{
+		cfg: cfg, log: cfg.Logger.With("source", "marathon"), resync: make(chan struct{}, 1),
+		known: map[string]bool{}, gone: map[string]bool{}, lookupIP: net.DefaultResolver.LookupNetIP,
+	}
 	for _, raw := range cfg.URLs {
 		raw = strings.TrimSpace(raw)
 		u, err := url.Parse(strings.TrimRight(raw, "/"))
@@ -126,8 +142,8 @@ func New(cfg Config) (*Source, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	s.rest = &http.Client{Transport: tr}
-	s.stream = &http.Client{Transport: tr}
+	s.rest = &http.Client{Transport: tr, CheckRedirect: s.checkRedirect}
+	s.stream = &http.Client{Transport: tr, CheckRedirect: s.checkRedirect}
 	return s, nil
 }
 
@@ -265,6 +281,9 @@ func (s *Source) leaderOf(ctx context.Context, m *url.URL) (string, error) {
 	if err := json.Unmarshal(body, &l); err != nil {
 		return "", fmt.Errorf("%s/v2/leader: %w", m, err)
 	}
+	if l.Leader != "" {
+		s.namedLeader = l.Leader
+	}
 	return l.Leader, nil
 }
 
@@ -319,9 +338,26 @@ func (s *Source) get(ctx context.Context, m *url.URL, pathAndQuery string) ([]by
 		if len(body) > 200 {
 			body = body[:200]
 		}
-		return nil, &statusError{url: target, code: resp.StatusCode, body: string(body)}
+		return nil, &statusError{url: answeredBy(target, resp), code: resp.StatusCode, body: string(body)}
 	}
 	return body, nil
+}
+
+// checkRedirect follows up to 10 redirects, as Go's default does, and keeps the credentials
+// on a redirect to a configured member or to the leader a member named. Marathon 1.7+ members
+// that do not lead redirect /v2/events to the leader (302), and Go drops the Authorization
+// header on a redirect to another host. Never over a downgrade from https to http.
+func (s *Source) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if req.URL.Scheme != via[0].URL.Scheme && req.URL.Scheme != "https" {
+		return nil
+	}
+	if s.memberFor(req.URL.Host) != nil || (s.namedLeader != "" && strings.EqualFold(req.URL.Host, s.namedLeader)) {
+		s.authorize(req)
+	}
+	return nil
 }
 
 func (s *Source) authorize(req *http.Request) {

@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1009,4 +1014,223 @@ func TestNewValidatesConfig(t *testing.T) {
 	if s.cfg.IdleTimeout != 15*time.Second || s.cfg.MaxBody != 32<<20 || s.cfg.BackoffMax != 30*time.Second {
 		t.Errorf("defaults not applied: %+v", s.cfg)
 	}
+}
+
+// After an app is deleted in Marathon, its tasks still report while Mesos kills them
+// (TASK_KILLING before TASK_KILLED, and health results in between). Those events name an app
+// that is gone: the source must not fetch it again for each one, nor hand the registry updates
+// it can only reject.
+func TestRemovedAppTasksStillReporting(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "zdd_apps.json")
+	h := start(t, testConfig(), fake)
+	h.waitSynced()
+	fake.RemoveApp(blue)
+	h.waitFor("the app's removal", func(s *discovery.Snapshot) bool { return s.App(blue) == nil })
+	path := "/v2/apps" + blue
+	reqs := fake.Requests(path)
+
+	status := func(state string) {
+		t.Helper()
+		err := fake.Emit("status_update_event", map[string]any{
+			"appId": blue, "taskId": blue1, "taskStatus": state, "host": lb("10.0.1.147"),
+			"slaveId": "1f09399d-0cb0-4484-afd7-f08e99d2acbb-S3", "ports": []int{25724},
+			"version": "2016-02-01T22:57:54.370Z",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	status("TASK_KILLING")
+	if err := fake.Emit("health_status_changed_event", map[string]any{
+		"appId": blue, "instanceId": fakemarathon.InstanceID(blue1), "alive": false,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	status("TASK_KILLING")
+	status("TASK_KILLED")
+	s := h.flush(fake)
+
+	if s.App(blue) != nil {
+		t.Errorf("the removed app is back: %s", dump(s))
+	}
+	if n := fake.Requests(path); n > reqs+1 {
+		t.Errorf("GET %s %d more times for events of the removed app's tasks, want at most once", path, n-reqs)
+	}
+	if lines := h.logs.Lines("registry update rejected"); len(lines) > 0 {
+		t.Errorf("events of the removed app's tasks reached the registry, which rejected them:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// A full sync that takes longer than IdleTimeout while events pile up is not idleness: the
+// stream reader stops reading because the session has not taken its frames yet, not because
+// Marathon went quiet. A proxy in front of the fake holds GET /v2/apps for two idle timeouts
+// while events fill the reader's queue; the session must carry on with the stream afterwards,
+// not drop it (a reconnect and one more full sync, each time Marathon is slow and busy). The
+// watchdog and the queued frames are ready together after the sync, and select picks one at
+// random: several rounds make a false idle all but certain to show.
+func TestSlowSyncDuringEventBurstIsNotIdle(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "zdd_apps.json")
+	fake.SetKeepAlive(20 * time.Millisecond)
+	target, err := url.Parse(fake.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Generous against a starved runner under -race: a stall this long would also reconnect.
+	const idle = 600 * time.Millisecond
+	var hold atomic.Bool
+	held := make(chan struct{}, 1)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.FlushInterval = -1
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/apps" && hold.CompareAndSwap(true, false) {
+			held <- struct{}{}
+			slow := time.NewTimer(2 * idle) // a slow Marathon, not a wait for anything
+			defer slow.Stop()
+			select {
+			case <-slow.C:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+
+	cfg := testConfig()
+	cfg.URLs = []string{proxy.URL}
+	cfg.IdleTimeout = idle
+	h := start(t, cfg)
+	h.waitSynced()
+	ev := map[string]any{
+		"appId": green, "taskId": green1, "taskStatus": "TASK_RUNNING", "host": lb("10.0.6.25"),
+		"slaveId": "1f09399d-0cb0-4484-afd7-f08e99d2acbb-S1", "ports": []int{31184},
+		"version": "2016-02-01T22:13:42.538Z",
+	}
+	for round := range 4 {
+		hold.Store(true)
+		h.src.Resync()
+		select {
+		case <-held:
+		case <-waitCtx(t).Done():
+			t.Fatalf("round %d: the resync never asked for /v2/apps", round)
+		}
+		for range 1500 { // more than the reader's queue holds
+			if err := fake.Emit("status_update_event", ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.flush(fake)
+		if n := fake.StreamConnects(); n != 1 {
+			t.Fatalf("round %d: %d stream connects, want 1: the slow sync was taken for an idle stream", round, n)
+		}
+	}
+	if lines := h.logs.Lines("Marathon connection lost"); len(lines) > 0 {
+		t.Errorf("connection dropped:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// Marathon runs each health check on its own and sends health_status_changed_event when one of
+// them flips, without saying which. For an app with two checks, alive=true from one check says
+// nothing about the other: a task still failing the other check must stay out.
+func TestHealthUpFromOneOfTwoChecks(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	const taskID = "multi.1f0c2d4e-6ca9-11e7-beb2-0e2beceebfcc"
+	app := func(first, second bool) []byte {
+		return fmt.Appendf(nil, `{"id":"/multi","instances":1,"portDefinitions":[{"port":10700}],
+			"healthChecks":[{"protocol":"HTTP","path":"/a","portIndex":0},{"protocol":"TCP","portIndex":0}],
+			"tasks":[{"id":%q,"appId":"/multi","host":"127.0.0.1","ports":[31700],"state":"TASK_RUNNING",
+				"startedAt":"2020-01-01T00:00:00.000Z","version":"2020-01-01T00:00:00.000Z",
+				"healthCheckResults":[{"alive":%t,"consecutiveFailures":0},{"alive":%t,"consecutiveFailures":3}]}]}`,
+			taskID, first, second)
+	}
+	if err := fake.LoadApps(app(false, false)); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, testConfig(), fake)
+	s := h.waitSynced()
+	if tk := task(s, "/multi", taskID); tk == nil || tk.Eligible {
+		t.Fatalf("task failing both checks is in: %s", dump(s))
+	}
+
+	// The HTTP check passes again; the TCP check still fails.
+	if err := fake.LoadApps(app(true, false)); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.Emit("health_status_changed_event", map[string]any{
+		"appId": "/multi", "instanceId": fakemarathon.InstanceID(taskID), "alive": true,
+		"version": "2020-01-01T00:00:00.000Z",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s = h.flush(fake)
+	if tk := task(s, "/multi", taskID); tk == nil || tk.Eligible || tk.Reason != "health check failing" {
+		t.Errorf("task failing one of its two checks after alive=true from the other: %s", dump(s))
+	}
+
+	// Both pass: the task is back.
+	if err := fake.LoadApps(app(true, true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.Emit("health_status_changed_event", map[string]any{
+		"appId": "/multi", "instanceId": fakemarathon.InstanceID(taskID), "alive": true,
+		"version": "2020-01-01T00:00:00.000Z",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s = h.flush(fake)
+	if tk := task(s, "/multi", taskID); tk == nil || !tk.Eligible {
+		t.Errorf("task passing both checks is out: %s", dump(s))
+	}
+}
+
+// Marathon 1.7+ members that do not lead answer GET /v2/events with a 302 to the leader (REST
+// they still proxy). When the leader cannot be matched to a configured member (members
+// configured by address, leader named by host name), the source stays on the standby and
+// follows that redirect; the leader wants the same credentials, which Go's client drops on a
+// redirect to another host. Here the standby is configured as "localhost" and redirects to the
+// leader at "127.0.0.1".
+func TestStandbyRedirectsEventsToLeaderWithAuth(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "zdd_apps.json")
+	fake.SetBasicAuth("lodestar", "s3cret")
+	target, err := url.Parse(fake.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	standby := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "lodestar" || p != "s3cret" {
+			http.Error(w, "Invalid username or password.", http.StatusUnauthorized)
+			return
+		}
+		if r.URL.Path == "/v2/events" {
+			http.Redirect(w, r, fake.URL()+r.URL.RequestURI(), http.StatusFound)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(standby.Close)
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(standby.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := testConfig()
+	cfg.URLs = []string{"http://localhost:" + port}
+	cfg.Username, cfg.Password = "lodestar", "s3cret"
+	h := start(t, cfg)
+	h.waitSynced()
+	if err := fake.WaitSubscribers(waitCtx(t), 1); err != nil {
+		t.Fatalf("the redirected event stream never reached the leader: %v; sync reports: %s", err, h.sink.Summary(0))
+	}
+	if err := fake.SetHealth(green2, false); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("green2 out through the redirected stream", func(s *discovery.Snapshot) bool {
+		tk := task(s, green, green2)
+		return tk != nil && !tk.Eligible
+	})
 }

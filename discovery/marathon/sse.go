@@ -50,6 +50,9 @@ func (s *sseReader) next() (frame, error) {
 			if errors.Is(err, io.ErrUnexpectedEOF) || (errors.Is(err, io.EOF) && pending) {
 				return frame{}, fmt.Errorf("event stream ended inside an event (%q): %w", f.Event, io.ErrUnexpectedEOF)
 			}
+			if errors.Is(err, errLineTooLong) {
+				return frame{}, fmt.Errorf("%w, in an event %q (dropped)", err, f.Event)
+			}
 			return frame{}, err
 		}
 		if s.onLine != nil {
@@ -92,7 +95,7 @@ func (s *sseReader) readLine() ([]byte, error) {
 	for {
 		chunk, err := s.r.ReadSlice('\n')
 		buf = append(buf, chunk...)
-		if len(buf) > maxLine {
+		if len(buf) > maxLine+len("\r\n") {
 			return nil, errLineTooLong
 		}
 		if err == bufio.ErrBufferFull {
@@ -106,6 +109,9 @@ func (s *sseReader) readLine() ([]byte, error) {
 			return nil, err
 		}
 		buf = bytes.TrimSuffix(buf[:len(buf)-1], []byte{'\r'})
+		if len(buf) > maxLine {
+			return nil, errLineTooLong
+		}
 		return buf, nil
 	}
 }

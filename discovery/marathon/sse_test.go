@@ -2,6 +2,7 @@ package marathon
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -101,4 +102,29 @@ func (endless) Read(p []byte) (int, error) {
 		p[i] = 'x'
 	}
 	return len(p), nil
+}
+
+// A line of exactly maxLine bytes is not longer than the limit, whatever its terminator.
+func TestSSELineAtTheLimit(t *testing.T) {
+	for _, nl := range []string{"\n", "\r\n"} {
+		data := strings.Repeat("x", maxLine-len("data: "))
+		r := newSSEReader(strings.NewReader("event: big\ndata: "+data+nl+nl), nil)
+		f, err := r.next()
+		if err != nil {
+			t.Fatalf("terminator %q: line of exactly %d bytes: %v", nl, maxLine, err)
+		}
+		if f.Event != "big" || len(f.Data) != len(data) {
+			t.Errorf("terminator %q: got event %q with %d bytes of data, want %q with %d", nl, f.Event, len(f.Data), "big", len(data))
+		}
+	}
+}
+
+// The error for a line too long names the event it was in: the operator's only clue to which
+// event (an api_post_event carrying a huge app definition, say) was dropped.
+func TestSSELineTooLongNamesTheEvent(t *testing.T) {
+	r := newSSEReader(io.MultiReader(strings.NewReader("event: api_post_event\ndata: "), &endless{}), nil)
+	_, err := r.next()
+	if !errors.Is(err, errLineTooLong) || !strings.Contains(fmt.Sprint(err), "api_post_event") {
+		t.Fatalf("err = %v, want errLineTooLong naming api_post_event", err)
+	}
 }
