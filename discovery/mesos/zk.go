@@ -44,7 +44,7 @@ func ParseZKURL(s string) (servers []string, path string, err error) {
 func parseZKURL(s string) (zkTarget, error) {
 	var t zkTarget
 	want := func(why string) error {
-		return fmt.Errorf("bad ZooKeeper URL %q: %s; want zk://host1:2181,host2:2181/mesos", redactZK(s), why)
+		return fmt.Errorf("bad ZooKeeper URL %q: %s; want zk://host1:2181,host2:2181/mesos", discovery.RedactZKURL(s), why)
 	}
 	rest, ok := strings.CutPrefix(strings.TrimSpace(s), "zk://")
 	if !ok {
@@ -86,25 +86,6 @@ func parseZKURL(s string) (zkTarget, error) {
 	}
 	t.path = path
 	return t, nil
-}
-
-// redactZK hides the password of a ZooKeeper URL, for messages and logs.
-func redactZK(s string) string {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(s), "zk://")
-	if !ok {
-		return s
-	}
-	hosts, _, _ := strings.Cut(rest, "/")
-	i := strings.LastIndex(hosts, "@")
-	if i < 0 {
-		// A password may hold a "/" (the URL is bad then, and must still not show it).
-		i = strings.LastIndex(rest, "@")
-	}
-	if i < 0 {
-		return s
-	}
-	user, _, _ := strings.Cut(rest[:i], ":")
-	return "zk://" + user + ":xxxxx@" + rest[i+1:]
 }
 
 // withDefaultPort validates "host[:port]" (IPv6 in brackets) and adds port when it is missing.

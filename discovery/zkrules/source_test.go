@@ -275,7 +275,7 @@ func TestDigestAuth(t *testing.T) {
 		other, _ := newSource(t, url)
 		_, err := other.List(ctx)
 		if !errors.Is(err, zk.ErrNoAuth) || !strings.Contains(err.Error(), addr) || strings.Contains(err.Error(), "wrong") {
-			t.Errorf("List through %s: %v; want zk.ErrNoAuth naming %s, without the password", redact(url), err, addr)
+			t.Errorf("List through %s: %v; want zk.ErrNoAuth naming %s, without the password", discovery.RedactZKURL(url), err, addr)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/lodestar-lb/lodestar/discovery"
 )
 
 // target is a parsed --zk-rules URL.
@@ -26,7 +28,7 @@ func (t target) where() string {
 func parseURL(raw string) (target, error) {
 	var t target
 	bad := func(why string) error {
-		return fmt.Errorf("bad ZooKeeper URL %q: %s; want zk://host1:2181,host2:2181/lodestar/services", redact(raw), why)
+		return fmt.Errorf("bad ZooKeeper URL %q: %s; want zk://host1:2181,host2:2181/lodestar/services", discovery.RedactZKURL(raw), why)
 	}
 	rest, ok := strings.CutPrefix(strings.TrimSpace(raw), "zk://")
 	if !ok {
@@ -86,23 +88,4 @@ func hostPort(h string) (string, error) {
 		return "", fmt.Errorf("bad port in %q", h)
 	}
 	return net.JoinHostPort(host, port), nil
-}
-
-// redact hides the password of a ZooKeeper URL.
-func redact(raw string) string {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(raw), "zk://")
-	if !ok {
-		return raw
-	}
-	hosts, _, _ := strings.Cut(rest, "/")
-	at := strings.LastIndex(hosts, "@")
-	if at < 0 {
-		// A password may hold a "/" (the URL is bad then, and must still not show it).
-		at = strings.LastIndex(rest, "@")
-	}
-	if at < 0 {
-		return raw
-	}
-	user, _, _ := strings.Cut(rest[:at], ":")
-	return "zk://" + user + ":xxxxx@" + rest[at+1:]
 }
