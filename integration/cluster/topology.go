@@ -347,112 +347,149 @@ var (
 // joined (errors.Join of Problems), and the warnings, which do not make it fail.
 func (t *Topology) Validate() ([]Problem, error) {
 	t.setDefaults()
-	var errs, warns []Problem
-	bad := func(host, field, format string, args ...any) {
-		errs = append(errs, Problem{Host: host, Field: field, Message: fmt.Sprintf(format, args...)})
-	}
-	warn := func(host, field, format string, args ...any) {
-		warns = append(warns, Problem{Host: host, Field: field, Message: fmt.Sprintf(format, args...)})
-	}
+	c := &checker{t: t}
+	c.cluster()
+	byName, dupIP := c.hosts()
+	c.zooKeeper()
+	c.lbGroups(byName)
+	c.ports(dupIP)
 
+	out := make([]error, len(c.errs))
+	for i, e := range c.errs {
+		out[i] = e
+	}
+	return c.warns, errors.Join(out...)
+}
+
+// checker collects the mistakes (errs) and warnings of one Validate, one concern per method.
+type checker struct {
+	t           *Topology
+	errs, warns []Problem
+}
+
+func (c *checker) bad(host, field, format string, args ...any) {
+	c.errs = append(c.errs, Problem{Host: host, Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) warn(host, field, format string, args ...any) {
+	c.warns = append(c.warns, Problem{Host: host, Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// cluster checks the cluster-wide fields.
+func (c *checker) cluster() {
+	t := c.t
 	if t.Name == "" {
-		bad("", "name", "required: the cluster's name (Mesos --cluster, compose project name)")
+		c.bad("", "name", "required: the cluster's name (Mesos --cluster, compose project name)")
 	} else if !nameRe.MatchString(t.Name) {
-		bad("", "name", "%q is not a DNS label (lower-case letters, digits and -)", t.Name)
+		c.bad("", "name", "%q is not a DNS label (lower-case letters, digits and -)", t.Name)
 	}
 	if !domainRe.MatchString(t.Domain) {
-		bad("", "domain", "%q is not a DNS domain (lower-case labels separated by dots)", t.Domain)
+		c.bad("", "domain", "%q is not a DNS domain (lower-case labels separated by dots)", t.Domain)
 	}
-	var subnet netip.Prefix
 	if t.Network.Subnet != "" {
-		p, err := netip.ParsePrefix(t.Network.Subnet)
-		if err != nil {
-			bad("", "network.subnet", "%q is not a CIDR (e.g. 172.28.0.0/16)", t.Network.Subnet)
-		} else {
-			subnet = p.Masked()
+		if _, err := netip.ParsePrefix(t.Network.Subnet); err != nil {
+			c.bad("", "network.subnet", "%q is not a CIDR (e.g. 172.28.0.0/16)", t.Network.Subnet)
 		}
 	}
 	for i, u := range t.DNSUpstreams {
 		if _, err := netip.ParseAddrPort(u); err != nil {
-			bad("", fmt.Sprintf("dns_upstreams[%d]", i), "%q is not IP:port (e.g. 10.0.0.1:53)", u)
+			c.bad("", fmt.Sprintf("dns_upstreams[%d]", i), "%q is not IP:port (e.g. 10.0.0.1:53)", u)
 		}
 	}
 	if strings.ContainsAny(t.APIAuthFile, "\n\r\t ") {
-		bad("", "api_auth_file", "%q: a path without white space", t.APIAuthFile)
+		c.bad("", "api_auth_file", "%q: a path without white space", t.APIAuthFile)
 	}
 	if t.APIAuthFile == "" && (len(t.HostsWithRole(RoleLB)) > 0 || len(t.HostsWithRole(RoleDNS)) > 0 || len(t.HostsWithRole(RoleProxy)) > 0) {
-		warn("", "api_auth_file", "not set: the lodestars' API listens on the hosts' IPs, so its mutating endpoints (bamboo's /api/services, /v1/resync) answer 403; name a file holding token:T or basic:user:pass")
+		c.warn("", "api_auth_file", "not set: the lodestars' API listens on the hosts' IPs, so its mutating endpoints (bamboo's /api/services, /v1/resync) answer 403; name a file holding token:T or basic:user:pass")
 	}
 	if t.Marathon.Role == "*" {
-		bad("", "marathon.role", `"*" cannot hold reservations: persistent volumes need a named role`)
+		c.bad("", "marathon.role", `"*" cannot hold reservations: persistent volumes need a named role`)
 	}
 	if len(t.Hosts) == 0 {
-		bad("", "hosts", "required: at least one host")
+		c.bad("", "hosts", "required: at least one host")
 	}
+}
 
-	// Hosts: names, IPs, roles.
-	byName := map[string]int{}
+// hosts checks each host's name, IP, roles and role fields. It returns the hosts' indexes by
+// name, and the hosts (by label) whose IP is missing, bad or another host's: their ports are
+// not checked again.
+func (c *checker) hosts() (byName map[string]int, dupIP map[string]bool) {
+	t := c.t
+	var subnet netip.Prefix
+	if p, err := netip.ParsePrefix(t.Network.Subnet); err == nil {
+		subnet = p.Masked()
+	}
+	byName = map[string]int{}
+	dupIP = map[string]bool{}
 	byIP := map[netip.Addr]string{}
-	dupIP := map[string]bool{} // hosts whose IP another host already has: their ports are not checked again
 	for i := range t.Hosts {
 		h := &t.Hosts[i]
 		label := h.Name
 		switch {
 		case h.Name == "":
 			label = fmt.Sprintf("#%d", i+1)
-			bad(label, "name", "required")
+			c.bad(label, "name", "required")
 		case !nameRe.MatchString(h.Name):
-			bad(h.Name, "name", "%q is not a DNS label (lower-case letters, digits and -)", h.Name)
+			c.bad(h.Name, "name", "%q is not a DNS label (lower-case letters, digits and -)", h.Name)
 		}
 		if j, ok := byName[h.Name]; ok && h.Name != "" {
-			bad(h.Name, "name", "the name is already used by host #%d", j+1)
+			c.bad(h.Name, "name", "the name is already used by host #%d", j+1)
 		} else {
 			byName[h.Name] = i
 		}
 		if h.IP == "" {
-			bad(label, "ip", "required")
+			c.bad(label, "ip", "required")
 			dupIP[label] = true
 		} else if ip, err := netip.ParseAddr(h.IP); err != nil {
-			bad(label, "ip", "%q is not an IP address", h.IP)
+			c.bad(label, "ip", "%q is not an IP address", h.IP)
 			dupIP[label] = true
 		} else {
 			if other, ok := byIP[ip]; ok {
-				bad(label, "ip", "%s is already used by host %q", h.IP, other)
+				c.bad(label, "ip", "%s is already used by host %q", h.IP, other)
 				dupIP[label] = true
 			} else {
 				byIP[ip] = label
 			}
 			if subnet.IsValid() && !subnet.Contains(ip) {
-				bad(label, "ip", "%s is outside network.subnet %s", h.IP, subnet)
+				c.bad(label, "ip", "%s is outside network.subnet %s", h.IP, subnet)
 			}
 		}
-		if len(h.Roles) == 0 {
-			bad(label, "roles", "required: one or more of %s", strings.Join(Roles, ", "))
+		c.hostRoles(h, label)
+	}
+	return byName, dupIP
+}
+
+// hostRoles checks one host's roles and the fields that belong to a role.
+func (c *checker) hostRoles(h *Host, label string) {
+	if len(h.Roles) == 0 {
+		c.bad(label, "roles", "required: one or more of %s", strings.Join(Roles, ", "))
+	}
+	seen := map[string]bool{}
+	for _, r := range h.Roles {
+		switch {
+		case !slices.Contains(Roles, r):
+			c.bad(label, "roles", "unknown role %q (known: %s)", r, strings.Join(Roles, ", "))
+		case seen[r]:
+			c.bad(label, "roles", "role %q is listed twice", r)
 		}
-		seen := map[string]bool{}
-		for _, r := range h.Roles {
-			switch {
-			case !slices.Contains(Roles, r):
-				bad(label, "roles", "unknown role %q (known: %s)", r, strings.Join(Roles, ", "))
-			case seen[r]:
-				bad(label, "roles", "role %q is listed twice", r)
-			}
-			seen[r] = true
-		}
-		if len(h.AgentAttributes) > 0 && !h.has(RoleAgent) {
-			bad(label, "agent_attributes", "set on a host without role agent")
-		}
-		for k, v := range h.AgentAttributes {
-			if strings.ContainsAny(k+v, ":;, ") || k == "" || v == "" {
-				bad(label, "agent_attributes", "%q: %q: names and values must be non-empty without ':', ';', ',' or spaces", k, v)
-			}
-		}
-		if h.has(RoleZK) && (h.ZKID < 1 || h.ZKID > 255) {
-			bad(label, "zk_id", "%d is outside 1–255", h.ZKID)
+		seen[r] = true
+	}
+	if len(h.AgentAttributes) > 0 && !h.has(RoleAgent) {
+		c.bad(label, "agent_attributes", "set on a host without role agent")
+	}
+	for k, v := range h.AgentAttributes {
+		if strings.ContainsAny(k+v, ":;, ") || k == "" || v == "" {
+			c.bad(label, "agent_attributes", "%q: %q: names and values must be non-empty without ':', ';', ',' or spaces", k, v)
 		}
 	}
+	if h.has(RoleZK) && (h.ZKID < 1 || h.ZKID > 255) {
+		c.bad(label, "zk_id", "%d is outside 1–255", h.ZKID)
+	}
+}
 
-	// ZooKeeper ids and ensemble size.
+// zooKeeper checks the ensemble's ids and size, and the roles that need masters or Marathon.
+func (c *checker) zooKeeper() {
+	t := c.t
 	zkIDs := map[int]string{}
 	var zks []string
 	for _, h := range t.Hosts {
@@ -461,7 +498,7 @@ func (t *Topology) Validate() ([]Problem, error) {
 		}
 		zks = append(zks, h.Name)
 		if other, ok := zkIDs[h.ZKID]; ok {
-			bad(h.Name, "zk_id", "%d is already the zk_id of host %q", h.ZKID, other)
+			c.bad(h.Name, "zk_id", "%d is already the zk_id of host %q", h.ZKID, other)
 		} else {
 			zkIDs[h.ZKID] = h.Name
 		}
@@ -469,54 +506,57 @@ func (t *Topology) Validate() ([]Problem, error) {
 	masters := t.HostsWithRole(RoleMaster)
 	switch {
 	case len(zks) == 0 && len(t.Hosts) > 0:
-		bad("", "hosts", "no host has role zk: Mesos masters and Marathon keep their state in ZooKeeper")
+		c.bad("", "hosts", "no host has role zk: Mesos masters and Marathon keep their state in ZooKeeper")
 	case len(zks)%2 == 0 && len(zks) > 0:
-		warn("", "hosts", "%d ZooKeeper hosts (%s): an even-sized ensemble survives no more failures than %d hosts (quorum %d of %d); use an odd number",
+		c.warn("", "hosts", "%d ZooKeeper hosts (%s): an even-sized ensemble survives no more failures than %d hosts (quorum %d of %d); use an odd number",
 			len(zks), strings.Join(zks, ", "), len(zks)-1, len(zks)/2+1, len(zks))
 	}
 	if len(masters)%2 == 0 && len(masters) > 0 {
-		warn("", "hosts", "%d Mesos masters: an even number survives no more failures than %d (quorum %d of %d); use an odd number",
+		c.warn("", "hosts", "%d Mesos masters: an even number survives no more failures than %d (quorum %d of %d); use an odd number",
 			len(masters), len(masters)-1, len(masters)/2+1, len(masters))
 	}
 	if len(t.HostsWithRole(RoleMarathon)) == 0 {
 		for _, h := range t.HostsWithRole(RoleLB) {
-			bad(h.Name, "roles", "role lb routes Marathon apps, and no host has role marathon")
+			c.bad(h.Name, "roles", "role lb routes Marathon apps, and no host has role marathon")
 		}
 	}
 	if len(masters) == 0 {
 		for _, h := range t.Hosts {
 			for _, r := range []string{RoleMarathon, RoleAgent, RoleProxy} {
 				if h.has(r) {
-					bad(h.Name, "roles", "role %s needs a Mesos master, and no host has role master", r)
+					c.bad(h.Name, "roles", "role %s needs a Mesos master, and no host has role master", r)
 				}
 			}
 		}
 	}
+}
 
-	// LB groups.
+// lbGroups checks the LB groups and that every lb host serves one.
+func (c *checker) lbGroups(byName map[string]int) {
+	t := c.t
 	groups := map[string]bool{}
 	served := map[string]bool{}
 	for i, g := range t.LBGroups {
 		field := fmt.Sprintf("lb_groups[%d]", i)
 		switch {
 		case g.Name == "":
-			bad("", field+".name", "required (the HAPROXY_GROUP value apps use)")
+			c.bad("", field+".name", "required (the HAPROXY_GROUP value apps use)")
 		case !groupRe.MatchString(g.Name):
-			bad("", field+".name", "%q: use letters, digits, - and _", g.Name)
+			c.bad("", field+".name", "%q: use letters, digits, - and _", g.Name)
 		case groups[g.Name]:
-			bad("", field+".name", "group %q is listed twice", g.Name)
+			c.bad("", field+".name", "group %q is listed twice", g.Name)
 		}
 		groups[g.Name] = true
 		if len(g.Hosts) == 0 {
-			bad("", field+".hosts", "group %q lists no host", g.Name)
+			c.bad("", field+".hosts", "group %q lists no host", g.Name)
 		}
 		for _, name := range g.Hosts {
 			j, ok := byName[name]
 			switch {
 			case !ok:
-				bad("", field+".hosts", "group %q: no host is named %q", g.Name, name)
+				c.bad("", field+".hosts", "group %q: no host is named %q", g.Name, name)
 			case !t.Hosts[j].has(RoleLB):
-				bad(name, "roles", "lb group %q lists this host, which lacks role lb", g.Name)
+				c.bad(name, "roles", "lb group %q lists this host, which lacks role lb", g.Name)
 			default:
 				served[name] = true
 			}
@@ -524,33 +564,30 @@ func (t *Topology) Validate() ([]Problem, error) {
 	}
 	for _, h := range t.Hosts {
 		if h.has(RoleLB) && !served[h.Name] && h.Name != "" {
-			bad(h.Name, "roles", "role lb, but no lb_groups entry lists this host")
+			c.bad(h.Name, "roles", "role lb, but no lb_groups entry lists this host")
 		}
 	}
+}
 
-	// Ports: every listener is an IP:port that must be unique and in range.
+// ports checks that every listener is an IP:port in range that no other listener has.
+func (c *checker) ports(dupIP map[string]bool) {
+	t := c.t
 	used := map[string]string{} // "ip:port" → "host "x" (what)"
 	for _, l := range t.listeners() {
 		if dupIP[l.host] {
 			continue
 		}
 		if l.port < 1 || l.port > 65535 {
-			bad(l.host, l.field, "port %d is outside 1–65535", l.port)
+			c.bad(l.host, l.field, "port %d is outside 1–65535", l.port)
 			continue
 		}
 		key := netip.AddrPortFrom(mustAddr(t.hostByName(l.host).IP), uint16(l.port)).String()
 		if other, ok := used[key]; ok {
-			bad(l.host, l.field, "port %d on %s is already used by %s", l.port, t.hostByName(l.host).IP, other)
+			c.bad(l.host, l.field, "port %d on %s is already used by %s", l.port, t.hostByName(l.host).IP, other)
 			continue
 		}
 		used[key] = fmt.Sprintf("host %q (%s)", l.host, l.what)
 	}
-
-	out := make([]error, len(errs))
-	for i, e := range errs {
-		out[i] = e
-	}
-	return warns, errors.Join(out...)
 }
 
 // listener is one port a role opens on its host's IP.
