@@ -336,16 +336,8 @@ func (d *detector) run(ctx context.Context) {
 		zkWatches.Sub(float64(d.watches.Swap(0)))
 	}()
 	for ctx.Err() == nil {
-		if retry > 0 {
-			t := time.NewTimer(retry)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-sessions:
-			case <-t.C:
-			}
-			t.Stop()
+		if !backOff(ctx, retry, sessions) {
+			return
 		}
 		retry = min(max(2*retry, 250*time.Millisecond), 5*time.Second)
 		if !authed {
@@ -391,6 +383,22 @@ func (d *detector) run(ctx context.Context) {
 			// A new or re-established session (the view says ZooKeeper failed meanwhile).
 		}
 	}
+}
+
+// backOff waits retry (none when 0), cut short by a new session; false when ctx ended first.
+func backOff(ctx context.Context, retry time.Duration, sessions <-chan struct{}) bool {
+	if retry <= 0 {
+		return true
+	}
+	t := time.NewTimer(retry)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-sessions:
+	case <-t.C:
+	}
+	return true
 }
 
 // list reads the children and their MasterInfo and returns the view they give. armed is a

@@ -155,54 +155,56 @@ func appName(i int) string { return fmt.Sprintf("app-%d", i) }
 func agentID(i int) string { return fmt.Sprintf("20140916-194712-631065744-5050-4798-S%d", i) }
 func agentIP(i int) string { return fmt.Sprintf("10.1.%d.%d", (i+1)>>8, (i+1)&255) }
 
+// The shapes of Mesos state.json that writeState writes.
+type ipAddr struct {
+	IPAddress string `json:"ip_address"`
+}
+type netInfo struct {
+	IPAddresses []ipAddr `json:"ip_addresses"`
+}
+type containerStatus struct {
+	NetworkInfos []netInfo `json:"network_infos"`
+}
+type status struct {
+	State           string           `json:"state"`
+	Timestamp       float64          `json:"timestamp"`
+	ContainerStatus *containerStatus `json:"container_status,omitempty"`
+}
+type label struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+type discoveryPort struct {
+	Number   int    `json:"number"`
+	Protocol string `json:"protocol"`
+	Name     string `json:"name"`
+}
+type discovery struct {
+	Visibility string `json:"visibility"`
+	Name       string `json:"name"`
+	Ports      struct {
+		Ports []discoveryPort `json:"ports"`
+	} `json:"ports"`
+}
+type mtask struct {
+	ID          string         `json:"id"`
+	Name        string         `json:"name"`
+	FrameworkID string         `json:"framework_id"`
+	SlaveID     string         `json:"slave_id"`
+	State       string         `json:"state"`
+	Resources   map[string]any `json:"resources"`
+	Labels      []label        `json:"labels,omitempty"`
+	Statuses    []status       `json:"statuses"`
+	Discovery   *discovery     `json:"discovery,omitempty"`
+}
+type slave struct {
+	ID       string `json:"id"`
+	Hostname string `json:"hostname"`
+	PID      string `json:"pid"`
+}
+
 // writeState writes state.json, the query files and answer-a.txt of the cluster sh.
 func writeState(dir string, sh shape) error {
-	type ipAddr struct {
-		IPAddress string `json:"ip_address"`
-	}
-	type netInfo struct {
-		IPAddresses []ipAddr `json:"ip_addresses"`
-	}
-	type containerStatus struct {
-		NetworkInfos []netInfo `json:"network_infos"`
-	}
-	type status struct {
-		State           string           `json:"state"`
-		Timestamp       float64          `json:"timestamp"`
-		ContainerStatus *containerStatus `json:"container_status,omitempty"`
-	}
-	type label struct {
-		Key   string `json:"key"`
-		Value string `json:"value"`
-	}
-	type discoveryPort struct {
-		Number   int    `json:"number"`
-		Protocol string `json:"protocol"`
-		Name     string `json:"name"`
-	}
-	type discovery struct {
-		Visibility string `json:"visibility"`
-		Name       string `json:"name"`
-		Ports      struct {
-			Ports []discoveryPort `json:"ports"`
-		} `json:"ports"`
-	}
-	type mtask struct {
-		ID          string         `json:"id"`
-		Name        string         `json:"name"`
-		FrameworkID string         `json:"framework_id"`
-		SlaveID     string         `json:"slave_id"`
-		State       string         `json:"state"`
-		Resources   map[string]any `json:"resources"`
-		Labels      []label        `json:"labels,omitempty"`
-		Statuses    []status       `json:"statuses"`
-		Discovery   *discovery     `json:"discovery,omitempty"`
-	}
-	type slave struct {
-		ID       string `json:"id"`
-		Hostname string `json:"hostname"`
-		PID      string `json:"pid"`
-	}
 	const fwID = "20140703-014514-3041283216-5050-5349-0000"
 	portNames := []string{"http", "admin"}
 	all := cluster(sh)
