@@ -192,7 +192,7 @@ func decodeRule(w http.ResponseWriter, r *http.Request, urlID string) (ServiceRu
 	rule := ServiceRule{ACL: strings.TrimSpace(svc.ACL)}
 	for k, v := range svc.Config {
 		if !strings.EqualFold(k, "Acl") {
-			return ServiceRule{}, fmt.Errorf("Config.%s: unsupported, lodestar keeps only Acl", k)
+			return ServiceRule{}, fmt.Errorf("field Config.%s: unsupported, lodestar keeps only Acl", k)
 		}
 		// As in bamboo, Acl overrides Config.Acl.
 		if rule.ACL == "" {

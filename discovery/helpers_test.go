@@ -38,8 +38,6 @@ func withLabel(k, v string) appOption {
 
 func withNetwork(m NetworkMode) appOption { return func(a *App) { a.Network = m } }
 
-func withVersion(v string) appOption { return func(a *App) { a.Version = v } }
-
 // withServicePorts gives the app one port per service port (host networking style).
 func withServicePorts(ps ...int) appOption {
 	return func(a *App) {

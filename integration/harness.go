@@ -22,7 +22,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -98,16 +97,19 @@ func raceEnabled() bool {
 	return false
 }
 
-// goCommand finds the go tool: on PATH, else in the GOROOT the tests were built with.
+// goCommand finds the go tool: on PATH, else where `go test` put it (GOROOT in the test's
+// environment) or where the README installs it.
 func goCommand() (string, error) {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p, nil
 	}
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err != nil {
-		return "", errors.New("the go tool is neither on PATH nor in GOROOT: add /usr/local/go/bin to PATH")
+	for _, root := range []string{os.Getenv("GOROOT"), "/usr/local/go"} {
+		p := filepath.Join(root, "bin", "go")
+		if _, err := os.Stat(p); root != "" && err == nil {
+			return p, nil
+		}
 	}
-	return p, nil
+	return "", errors.New("the go tool is neither on PATH nor in /usr/local/go: add /usr/local/go/bin to PATH")
 }
 
 // moduleRoot is the directory of the go.mod the current directory belongs to.

@@ -155,7 +155,7 @@ func (s *sourceFlags) credentials() (user, pass string, err error) {
 	}
 	user, pass, ok := strings.Cut(strings.TrimSpace(cred), ":")
 	if !ok || user == "" {
-		return "", "", errors.New("Marathon credentials must be user:password")
+		return "", "", errors.New("the Marathon credentials must be user:password")
 	}
 	return user, pass, nil
 }

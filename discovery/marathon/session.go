@@ -292,7 +292,7 @@ func (s *Source) refetch(ctx context.Context, m *url.URL, sink discovery.Sink, i
 		err = appErrs[0]
 	}
 	if err == nil && (len(apps) != 1 || apps[0].ID != id) {
-		err = fmt.Errorf("Marathon answered for %d apps, not just %s", len(apps), id)
+		err = fmt.Errorf("the Marathon answer holds %d apps, not just %s", len(apps), id)
 	}
 	if err != nil {
 		// Keep the last good version of the app; the next full sync retries.

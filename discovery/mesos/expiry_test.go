@@ -60,7 +60,7 @@ func TestZKSessionExpiry(t *testing.T) {
 	})
 	h.waitWatches(1, "after the session expired")
 	c.SetLeader(0)
-	nodeA = register(t, reg, a, false)
+	register(t, reg, a, false)
 	if err := reg.Unregister(nodeB); err != nil {
 		t.Fatal(err)
 	}
