@@ -16,6 +16,7 @@ func (a *App) Equal(b *App) bool {
 		return false
 	}
 	if a.ID != b.ID || a.Instances != b.Instances || a.Version != b.Version || a.Network != b.Network ||
+		!a.ConfigChangedAt.Equal(b.ConfigChangedAt) ||
 		!maps.Equal(a.Labels, b.Labels) ||
 		!slices.EqualFunc(a.Ports, b.Ports, Port.equal) ||
 		!slices.Equal(a.HealthChecks, b.HealthChecks) ||

@@ -754,26 +754,6 @@ func asciiEqualFold(b []byte, s string) bool {
 	return true
 }
 
-var (
-	appFields             = foldSetOf[wireApp]()
-	portDefFields         = foldSetOf[wirePortDef]()
-	portMappingFields     = foldSetOf[wirePortMapping]()
-	containerFields       = foldSetOf[wireContainer]()
-	dockerFields          = foldSetOf[wireDocker]()
-	networkFields         = foldSetOf[wireNetwork]()
-	ipAddressFields       = foldSetOf[wireIPAddress]()
-	ipAddressDiscFields   = foldSetOf[wireIPAddressDisc]()
-	discoveryPortFields   = foldSetOf[wireDiscoveryPort]()
-	healthCheckFields     = foldSetOf[wireHealthCheck]()
-	commandFields         = foldSetOf[wireCommand]()
-	readinessCheckFields  = foldSetOf[wireReadinessCheck]()
-	deploymentFields      = foldSetOf[wireDeployment]()
-	readinessResultFields = foldSetOf[wireReadinessResult]()
-	taskFields            = foldSetOf[wireTask]()
-	taskIPFields          = foldSetOf[wireTaskIP]()
-	healthResultFields    = foldSetOf[wireHealthResult]()
-)
-
 // structKey reads the next key of a struct's object (see objKey); keys that are not plain
 // are errFastType: encoding/json unescapes them, and could fold one into a field name.
 func (d *fastDec) structKey(n int) (key []byte, more bool, err error) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // The wire types mirror Marathon's /v2/apps JSON (1.x, including the 1.5+ `networks` and
@@ -16,6 +17,7 @@ type wireApp struct {
 	Instances             int                   `json:"instances"`
 	Labels                map[string]string     `json:"labels"`
 	Version               string                `json:"version"`
+	VersionInfo           *wireVersionInfo      `json:"versionInfo"`
 	Ports                 []int                 `json:"ports"`
 	PortDefinitions       []wirePortDef         `json:"portDefinitions"`
 	Container             *wireContainer        `json:"container"`
@@ -72,7 +74,10 @@ type (
 		Path     string `json:"path"`
 		PortName string `json:"portName"`
 	}
-	wireDeployment      = struct{ ID string }
+	wireDeployment  = struct{ ID string }
+	wireVersionInfo = struct {
+		LastConfigChangeAt string `json:"lastConfigChangeAt"`
+	}
 	wireReadinessResult = struct {
 		TaskID string `json:"taskId"`
 		Ready  bool   `json:"ready"`
@@ -268,6 +273,9 @@ func convertApp(w *wireApp) (*App, error) {
 		Version:   w.Version,
 		Network:   networkOf(w),
 	}
+	if w.VersionInfo != nil {
+		a.ConfigChangedAt = configChangedAt(w.VersionInfo.LastConfigChangeAt)
+	}
 	a.Ports = portsOf(w, a.Network)
 	for _, h := range w.HealthChecks {
 		hc := HealthCheck{
@@ -400,4 +408,14 @@ func portsOf(w *wireApp, mode NetworkMode) []Port {
 		ports[i] = Port{ServicePort: p}
 	}
 	return ports
+}
+
+// configChangedAt parses versionInfo.lastConfigChangeAt; a value that is not an RFC 3339 time
+// gives the zero time, which ownership treats as "unknown" (never as the oldest).
+func configChangedAt(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t.UTC()
 }

@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fastDecodeOutcome is everything DecodeMarathonApps returns, with the errors as strings.
@@ -539,5 +540,51 @@ func BenchmarkMarathonDecoders(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// versionInfo.lastConfigChangeAt decides who holds a contested route on a cold start: both
+// decoders read it alike, and a value that is not an RFC 3339 time is "unknown" (zero), never
+// a time that could make a hostile app the oldest.
+func TestConfigChangedAt(t *testing.T) {
+	for _, c := range []struct {
+		versionInfo string
+		want        time.Time
+	}{
+		{`{"lastScalingAt":"2019-01-01T00:00:00Z","lastConfigChangeAt":"2017-07-19T17:34:41.967Z"}`, time.Date(2017, 7, 19, 17, 34, 41, 967e6, time.UTC)},
+		{`{"lastConfigChangeAt":"2017-07-19T19:34:41+02:00"}`, time.Date(2017, 7, 19, 17, 34, 41, 0, time.UTC)},
+		{`{}`, time.Time{}},
+		{`null`, time.Time{}},
+		{`{"lastConfigChangeAt":"yesterday"}`, time.Time{}},
+		{`{"lastConfigChangeAt":"0001-01-01T00:00:00Z\n  http-request deny"}`, time.Time{}},
+		{`{"lastConfigChangeAt":""}`, time.Time{}},
+	} {
+		doc := `{"apps":[{"id":"/a","versionInfo":` + c.versionInfo + `}]}`
+		fastCheckNoFallback(t, doc, []byte(doc))
+		fastCheckSameAsStd(t, doc, []byte(doc))
+		apps, _, err := DecodeMarathonApps([]byte(doc))
+		if err != nil || len(apps) != 1 {
+			t.Fatalf("%s: %v %v", doc, apps, err)
+		}
+		if !apps[0].ConfigChangedAt.Equal(c.want) {
+			t.Errorf("%s: ConfigChangedAt %v, want %v", c.versionInfo, apps[0].ConfigChangedAt, c.want)
+		}
+	}
+	// A wrong type is the app's error, from both decoders.
+	doc := `{"apps":[{"id":"/a","versionInfo":{"lastConfigChangeAt":5}},{"id":"/b"}]}`
+	fastCheckSameAsStd(t, doc, []byte(doc))
+	apps, appErrs, _ := DecodeMarathonApps([]byte(doc))
+	if len(apps) != 1 || len(appErrs) != 1 {
+		t.Errorf("a number as lastConfigChangeAt: %d apps, %v", len(apps), appErrs)
+	}
+}
+
+// Equal sees a changed lastConfigChangeAt, so the registry does not drop the update.
+func TestEqualSeesConfigChangedAt(t *testing.T) {
+	a := &App{ID: "/a", ConfigChangedAt: time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC)}
+	b := *a
+	b.ConfigChangedAt = b.ConfigChangedAt.Add(time.Second)
+	if a.Equal(&b) {
+		t.Error("apps with different ConfigChangedAt are Equal")
 	}
 }

@@ -44,6 +44,28 @@ var (
 	errFastType = errors.New("marathon fast decoder: unusual value")
 )
 
+// The JSON names of the wire structs' fields, for the fold check of unknownField.
+var (
+	appFields             = foldSetOf[wireApp]()
+	portDefFields         = foldSetOf[wirePortDef]()
+	portMappingFields     = foldSetOf[wirePortMapping]()
+	containerFields       = foldSetOf[wireContainer]()
+	dockerFields          = foldSetOf[wireDocker]()
+	networkFields         = foldSetOf[wireNetwork]()
+	ipAddressFields       = foldSetOf[wireIPAddress]()
+	ipAddressDiscFields   = foldSetOf[wireIPAddressDisc]()
+	discoveryPortFields   = foldSetOf[wireDiscoveryPort]()
+	healthCheckFields     = foldSetOf[wireHealthCheck]()
+	commandFields         = foldSetOf[wireCommand]()
+	readinessCheckFields  = foldSetOf[wireReadinessCheck]()
+	deploymentFields      = foldSetOf[wireDeployment]()
+	readinessResultFields = foldSetOf[wireReadinessResult]()
+	taskFields            = foldSetOf[wireTask]()
+	taskIPFields          = foldSetOf[wireTaskIP]()
+	healthResultFields    = foldSetOf[wireHealthResult]()
+	versionInfoFields     = foldSetOf[wireVersionInfo]()
+)
+
 // decodeMarathonAppsFast is DecodeMarathonApps.
 func decodeMarathonAppsFast(data []byte) ([]*App, []error, error) {
 	res, ok := tryDecodeFast(data)
@@ -253,6 +275,8 @@ func (d *fastDec) app(w *wireApp) error {
 			err = decodeSlice(d, &w.ReadinessChecks, (*fastDec).readinessCheck)
 		case "deployments":
 			err = decodeSlice(d, &w.Deployments, (*fastDec).deployment)
+		case "versionInfo":
+			err = decodePtr(d, &w.VersionInfo, (*fastDec).versionInfo)
 		case "readinessCheckResults":
 			err = decodeSlice(d, &w.ReadinessCheckResults, (*fastDec).readinessResult)
 		case "tasks":
@@ -468,6 +492,18 @@ func (d *fastDec) deployment(dp *wireDeployment) error {
 			err = d.str(&dp.ID)
 		default:
 			err = d.unknownField(key, &deploymentFields)
+		}
+		return err
+	})
+}
+
+func (d *fastDec) versionInfo(v *wireVersionInfo) error {
+	return d.object(func(key []byte) (err error) {
+		switch string(key) {
+		case "lastConfigChangeAt":
+			err = d.str(&v.LastConfigChangeAt)
+		default:
+			err = d.unknownField(key, &versionInfoFields)
 		}
 		return err
 	})

@@ -7,7 +7,10 @@
 // mutated after it is published, so readers need no locks.
 package discovery
 
-import "slices"
+import (
+	"slices"
+	"time"
+)
 
 // NetworkMode is how a Marathon app's tasks are reached.
 type NetworkMode string
@@ -30,7 +33,10 @@ type App struct {
 	Labels    map[string]string
 	Instances int
 	Version   string
-	Network   NetworkMode
+	// ConfigChangedAt is Marathon's versionInfo.lastConfigChangeAt (UTC); zero when Marathon
+	// gave none or an unparsable one. The oldest app holds a contested route on a cold start.
+	ConfigChangedAt time.Time
+	Network         NetworkMode
 	// Ports are the app's ports in Marathon's order; HAPROXY_{n}_* labels index into them.
 	Ports           []Port
 	HealthChecks    []HealthCheck
