@@ -166,6 +166,7 @@ func (s *Server) app(w http.ResponseWriter, r *http.Request) {
 	if f.Routing != nil {
 		res.HAProxyLabels = f.Routing.AppLabels(id)
 		res.Routes = routesJSON(f.Routing.AppRoutes(id))
+		annotateServers(r.Context(), res.Routes, a, f.Live)
 	}
 	if f.DNS != nil {
 		res.DNSNames = nonNil(f.DNS.AppNames(id))
@@ -179,12 +180,12 @@ func appID(raw string) string {
 	return "/" + strings.TrimLeft(raw, "/")
 }
 
-// routesJSON copies the routes (the front end's own slice is not ours to change) with their
-// server lists never null.
+// routesJSON copies the routes and their servers (the front end's own slices are not ours
+// to change) with their server lists never null.
 func routesJSON(routes []Route) []Route {
 	out := make([]Route, len(routes))
 	for i, rt := range routes {
-		rt.Servers = nonNil(rt.Servers)
+		rt.Servers = append([]RouteServer{}, rt.Servers...)
 		out[i] = rt
 	}
 	return out

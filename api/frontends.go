@@ -17,6 +17,9 @@ import (
 type Frontends struct {
 	// Routing is the HAProxy front end: how each app is routed, the last apply, apps left out.
 	Routing Routing
+	// Live is HAProxy's own view of its servers (its health checks), read from its admin
+	// socket; the app document and the status page show it beside Marathon's health.
+	Live LiveServers
 	// DNS is the DNS front end: records by name, names by app.
 	DNS DNSRecords
 	// Resync asks every source for a full resync (POST /v1/resync, /_mlb_signal/hup).
@@ -61,6 +64,45 @@ type RouteServer struct {
 	Address string `json:"address"`
 	// State is what lodestar set: "ready", "drain" or "maint".
 	State string `json:"state"`
+	// The api fills the two fields below itself; the Routing leaves them empty.
+	//
+	// MarathonHealth is what Marathon says of the task: "healthy", "healthy (no health
+	// results yet)", or why the task gets no traffic.
+	MarathonHealth string `json:"marathon_health,omitempty"`
+	// HAProxy is HAProxy's own view of the server, absent when Live is not wired in.
+	HAProxy *LiveServer `json:"haproxy,omitempty"`
+}
+
+// LiveServers reads HAProxy's own view of its servers.
+type LiveServers interface {
+	// ServerStates returns HAProxy's server states, at most about a second old, or why they
+	// cannot be read (HAProxy not running, its socket failing).
+	ServerStates(ctx context.Context) (ServerStates, error)
+}
+
+// ServerStates is one reading of HAProxy's servers.
+type ServerStates interface {
+	// Server returns HAProxy's view of server slot of backend; ok is false when HAProxy has
+	// no such server.
+	Server(backend, slot string) (s LiveServer, ok bool)
+}
+
+// LiveServer is HAProxy's own view of one server, from its admin socket.
+type LiveServer struct {
+	// Status is HAProxy's: UP, DOWN, MAINT, DRAIN, NOLB, "no check" (up, not checked), a
+	// transition such as "UP 1/3" (up, checks failing); "unknown" when it could not be
+	// read, with Error saying why.
+	Status string `json:"status"`
+	// Check is the last health check's result (L4OK, L4CON, L7STS, …) and CheckCode its L7
+	// response code; CheckDesc says what Check means and LastCheck gives the detail
+	// ("Connection refused", the server's HTTP reason phrase).
+	Check     string `json:"check,omitempty"`
+	CheckCode string `json:"check_code,omitempty"`
+	CheckDesc string `json:"check_desc,omitempty"`
+	LastCheck string `json:"last_check,omitempty"`
+	Weight    int    `json:"weight"`
+	Sessions  int    `json:"sessions"`
+	Error     string `json:"error,omitempty"`
 }
 
 // RoutingSummary is the HAProxy front end at a glance.

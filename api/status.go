@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
@@ -72,7 +73,7 @@ func (s *Server) MountStatusPage() {
 // instead of half a page.
 func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	data := s.statusData(time.Now(), strings.TrimSpace(q.Get("q")), q.Get("refresh") != "off")
+	data := s.statusData(r.Context(), time.Now(), strings.TrimSpace(q.Get("q")), q.Get("refresh") != "off")
 	var buf bytes.Buffer
 	if err := statusTemplate.Execute(&buf, data); err != nil {
 		s.log.Error("Rendering the status page failed", "err", err)
@@ -142,7 +143,9 @@ type routingView struct {
 	Applies   []applyRow
 	Reloads   int
 	Unhealthy string
-	Excluded  []excludedView
+	// LiveUnknown says why HAProxy's own server states could not be read, when they could not.
+	LiveUnknown string
+	Excluded    []excludedView
 	// ExcludedMatched counts the left-out entries matching the query; Excluded holds at most
 	// statusPageLimit of them.
 	ExcludedMatched int
@@ -204,8 +207,18 @@ type serverView struct {
 	TaskID  string
 	Address string
 	State   string
+	// HAProxy is HAProxy's own view of the server, nil when it is not wired in; Health is
+	// Marathon's.
+	HAProxy *liveServerView
 	Health  string
 	Class   string
+}
+
+type liveServerView struct {
+	Status string
+	// Check is the failing check's result and detail, or why HAProxy could not be read.
+	Check string
+	Class string
 }
 
 type taskOutView struct {
@@ -215,8 +228,9 @@ type taskOutView struct {
 	Class  string
 }
 
-// statusData gathers the page's content at now.
-func (s *Server) statusData(now time.Time, query string, refresh bool) statusView {
+// statusData gathers the page's content at now; ctx bounds the reading of HAProxy's server
+// states.
+func (s *Server) statusData(ctx context.Context, now time.Time, query string, refresh bool) statusView {
 	front := s.frontends()
 	v := statusView{
 		Version: s.cfg.Version,
@@ -232,8 +246,11 @@ func (s *Server) statusData(now time.Time, query string, refresh bool) statusVie
 	for _, src := range s.reg.Sources() {
 		v.Sources = append(v.Sources, sourceViewOf(src, now))
 	}
+	var live liveReading
 	if front.Routing != nil {
 		v.Routing = routingViewOf(front.Routing.Summary(), now, query)
+		live = readLive(ctx, front.Live)
+		v.Routing.LiveUnknown = live.reason
 	}
 	snap := s.reg.Snapshot()
 	if snap == nil {
@@ -253,7 +270,7 @@ func (s *Server) statusData(now time.Time, query string, refresh bool) statusVie
 		}
 		v.Matched++
 		if len(v.Apps) < statusPageLimit {
-			v.Apps = append(v.Apps, appViewOf(a, front))
+			v.Apps = append(v.Apps, appViewOf(a, front, live))
 		}
 		return true
 	})
@@ -352,7 +369,7 @@ func applyViewOf(a *Apply, now time.Time) *applyView {
 	return v
 }
 
-func appViewOf(a *discovery.App, front Frontends) appView {
+func appViewOf(a *discovery.App, front Frontends, live liveReading) appView {
 	v := appView{ID: a.ID, Instances: a.Instances, Tasks: len(a.Tasks), Deploying: len(a.Deployments) > 0}
 	for _, t := range a.Tasks {
 		if t.State == discovery.StateRunning {
@@ -371,7 +388,7 @@ func appViewOf(a *discovery.App, front Frontends) appView {
 	if front.Routing != nil {
 		v.Routed = true
 		for _, r := range front.Routing.AppRoutes(a.ID) {
-			v.Routes = append(v.Routes, routeViewOf(a, r))
+			v.Routes = append(v.Routes, routeViewOf(a, r, live))
 		}
 		if len(v.Routes) == 0 {
 			v.NotRouted = "HAProxy does not serve this app (another group, no service ports, or left out)"
@@ -385,7 +402,7 @@ func appViewOf(a *discovery.App, front Frontends) appView {
 	return v
 }
 
-func routeViewOf(a *discovery.App, r Route) routeView {
+func routeViewOf(a *discovery.App, r Route, live liveReading) routeView {
 	v := routeView{
 		ServicePort: r.ServicePort, Port: r.Port, Mode: r.Mode, VHosts: r.VHosts, Path: r.Path,
 		Rule: r.Rule, Frontend: r.Frontend, Backend: r.Backend,
@@ -398,7 +415,12 @@ func routeViewOf(a *discovery.App, r Route) routeView {
 		case srv.State == "drain" && class == "ok":
 			class = "warn"
 		}
-		v.Servers = append(v.Servers, serverView{TaskID: srv.TaskID, Address: srv.Address, State: srv.State, Health: health, Class: class})
+		sv := serverView{TaskID: srv.TaskID, Address: srv.Address, State: srv.State, Health: health, Class: class}
+		if ls := live.server(r.Backend, srv.Slot); ls != nil {
+			sv.HAProxy = &liveServerView{Status: ls.Status, Check: liveCheck(ls), Class: liveClass(ls.Status)}
+			sv.Class = worseClass(class, sv.HAProxy.Class)
+		}
+		v.Servers = append(v.Servers, sv)
 	}
 	return v
 }

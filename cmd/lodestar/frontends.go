@@ -72,6 +72,35 @@ func (r routing) Summary() api.RoutingSummary {
 	return sum
 }
 
+// liveServers is api.LiveServers over HAProxy's admin socket, read at most once a second
+// however many pages ask.
+type liveServers struct{ state *haproxy.LiveState }
+
+func newLiveServers(applier *haproxy.Applier) (liveServers, error) {
+	state, err := haproxy.NewLiveState(haproxy.LiveStateConfig{Read: applier.ShowServerStats})
+	return liveServers{state}, err
+}
+
+func (l liveServers) ServerStates(ctx context.Context) (api.ServerStates, error) {
+	res, err := l.state.Servers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return haproxyReading{res}, nil
+}
+
+// haproxyReading is api.ServerStates over one reading of HAProxy's servers.
+type haproxyReading struct{ servers *haproxy.LiveServers }
+
+func (r haproxyReading) Server(backend, slot string) (api.LiveServer, bool) {
+	s, ok := r.servers.Server(backend, slot)
+	if !ok {
+		return api.LiveServer{}, false
+	}
+	return api.LiveServer{Status: s.Status, Check: s.CheckStatus, CheckCode: s.CheckCode, CheckDesc: s.CheckDesc,
+		LastCheck: s.LastCheck, Weight: s.Weight, Sessions: s.Sessions}, true
+}
+
 func applyOf(rec *haproxy.ApplyRecord) *api.Apply {
 	if rec == nil {
 		return nil

@@ -106,6 +106,9 @@ Examples:
 			srv.AddReadyCheck("first config applied", hapFE.applier.Applied)
 			srv.MountHAProxy(withResync{hapFE, resyncAll})
 			front.Routing = routing{applier: hapFE.applier, reg: reg}
+			if front.Live, err = newLiveServers(hapFE.applier); err != nil {
+				return err
+			}
 			sub := reg.Subscribe()
 			g.Go(func() error {
 				defer sub.Close()
