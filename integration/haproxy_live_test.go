@@ -82,19 +82,37 @@ func TestHAProxyCheckDownWhileMarathonHealthy(t *testing.T) {
 		t.Errorf("the closed port's server: %q, want Marathon healthy and HAProxy DOWN with a refused L4 check", got[down])
 	}
 
-	code, page, err := Get(lb.URL("/?q=" + appID))
-	if err != nil || code != http.StatusOK {
-		t.Fatalf("status page: %d %v", code, err)
-	}
-	for _, want := range []string{
-		fmt.Sprintf(`<li class="bad"><code>127.0.0.1:%d</code> ready · HAProxy <strong class="bad">DOWN</strong> (L4CON: Connection refused) · Marathon healthy <span class="mute">%s</span></li>`, closed, down),
-		fmt.Sprintf(`<li class="ok"><code>127.0.0.1:%d</code> ready · HAProxy <strong class="ok">UP</strong> · Marathon healthy <span class="mute">%s</span></li>`, backend.Port, up),
-	} {
-		if !strings.Contains(string(page), want) {
-			t.Errorf("status page lacks %s", want)
+	// A reload (the first apply after HAProxy started) restarts the checks: a server reads
+	// "UP 1/2 (INI)" for a moment, so the page is read until both lines settle.
+	var page []byte
+	Eventually(t, lbTimeout, "the status page to show HAProxy's and Marathon's views", func() error {
+		code, body, err := Get(lb.URL("/?q=" + appID))
+		if err != nil || code != http.StatusOK {
+			return fmt.Errorf("status page: %d %v", code, err)
 		}
-	}
+		page = body
+		for _, want := range []string{
+			fmt.Sprintf(`<li class="bad"><code>127.0.0.1:%d</code> ready · HAProxy <strong class="bad">DOWN</strong> (L4CON: Connection refused) · Marathon healthy <span class="mute">%s</span></li>`, closed, down),
+			fmt.Sprintf(`<li class="ok"><code>127.0.0.1:%d</code> ready · HAProxy <strong class="ok">UP</strong> · Marathon healthy <span class="mute">%s</span></li>`, backend.Port, up),
+		} {
+			if !strings.Contains(string(body), want) {
+				return fmt.Errorf("status page lacks %s; its server lines:\n%s", want, serverLines(string(body)))
+			}
+		}
+		return nil
+	})
 	if strings.Contains(string(page), "Server states unknown") {
 		t.Error("status page says HAProxy's server states are unknown")
 	}
+}
+
+// serverLines are the status page's lines that show a server's HAProxy state.
+func serverLines(page string) string {
+	var out []string
+	for _, l := range strings.Split(page, "\n") {
+		if strings.Contains(l, "HAProxy <strong") {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(out, "\n")
 }
