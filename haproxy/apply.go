@@ -79,6 +79,8 @@ type Applier struct {
 	requests chan loopRequest
 	forget   chan struct{}
 	stopped  chan struct{}
+	// clock times the reload window (a fake one in tests).
+	clock clock
 	// writtenBeforeStart is set when a configuration was installed after the first one but
 	// before HAProxy answered: HAProxy may have started on the older file. Owned by Run.
 	writtenBeforeStart bool
@@ -181,6 +183,7 @@ func NewApplier(cfg ApplierConfig, proc *Process) (*Applier, error) {
 		requests: make(chan loopRequest),
 		forget:   make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
+		clock:    systemClock{},
 	}
 	a.status.ConfigPath = cfg.ConfigPath
 	return a, nil
@@ -192,13 +195,6 @@ func (a *Applier) ConfigPath() string { return a.cfg.ConfigPath }
 // Written is closed once the first configuration is on disk, validated: HAProxy may start.
 func (a *Applier) Written() <-chan struct{} { return a.written }
 
-// pendingReload is a structural change waiting out the coalescing window.
-type pendingReload struct {
-	first  time.Time
-	reason string
-	timer  *time.Timer
-}
-
 // loopRequest is work Run's loop does between applies, and where its result goes.
 type loopRequest struct {
 	do   func(context.Context) error
@@ -208,7 +204,8 @@ type loopRequest struct {
 // Run applies every new snapshot of sub until ctx ends. The first snapshot's configuration
 // is written before HAProxy starts (see Written); cmd starts the Process after that. A first
 // configuration HAProxy rejects without blaming an app is retried (see first): Run returns
-// only when ctx ends.
+// only when ctx ends. Structural changes wait in a reloadCoalescer's window; Run only asks it
+// when to look again and whether the reload is due.
 func (a *Applier) Run(ctx context.Context, sub *discovery.Subscription) error {
 	defer close(a.stopped)
 	if !a.first(ctx, sub) {
@@ -219,8 +216,9 @@ func (a *Applier) Run(ctx context.Context, sub *discovery.Subscription) error {
 	if a.proc != nil {
 		started, restarted, failedStarts = a.proc.Started(), a.proc.Restarted(), a.proc.FailedStarts()
 	}
-	var pending *pendingReload
-	var fire <-chan time.Time
+	window := newReloadCoalescer(a.cfg.ReloadMinWait, a.cfg.ReloadMaxWait)
+	timer := reloadTimer{clock: a.clock}
+	defer timer.stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -228,45 +226,44 @@ func (a *Applier) Run(ctx context.Context, sub *discovery.Subscription) error {
 		case <-started:
 			started = nil
 			a.afterStart(ctx)
-			continue
 		case <-restarted:
 			a.afterRestart(ctx)
 			// What changed while HAProxy was down failed to apply (the previous files went
 			// back on disk): apply the latest snapshot now that it answers again.
 			a.apply(ctx, sub.Snapshot(), "changes made while HAProxy was down", true)
-			continue
 		case err := <-failedStarts:
 			a.afterFailedStart(ctx, sub.Snapshot(), err)
-			continue
 		case req := <-a.requests:
 			req.done <- req.do(ctx)
-			continue
 		case <-a.forget:
 			if len(a.blamed) > 0 {
 				a.log.Info("forgetting the apps HAProxy rejected: they are tried again", "apps", slices.Sorted(maps.Keys(a.blamed)))
 			}
 			a.blamed = nil
+			a.applyChange(ctx, sub.Snapshot(), window)
 		case <-sub.C():
-		case <-fire:
-			reason := pending.reason
-			pending, fire = nil, nil
-			a.apply(ctx, sub.Snapshot(), reason, true)
-			continue
+			a.applyChange(ctx, sub.Snapshot(), window)
+		case <-timer.c:
+			timer.fired()
+			if window.Due(a.clock.Now()) {
+				a.apply(ctx, sub.Snapshot(), window.Take(), true)
+			}
 		}
-		snap := sub.Snapshot()
-		reload, reason := a.apply(ctx, snap, "", false)
-		if !reload {
-			continue
-		}
-		// Structural: wait for quiet, bounded by the max wait from the first change.
-		now := time.Now()
-		if pending == nil {
-			pending = &pendingReload{first: now, reason: reason, timer: time.NewTimer(a.cfg.ReloadMinWait)}
-		} else {
-			wait := min(a.cfg.ReloadMinWait, a.cfg.ReloadMaxWait-now.Sub(pending.first))
-			pending.timer.Reset(max(wait, 0))
-		}
-		fire = pending.timer.C
+		timer.set(window.Next())
+	}
+}
+
+// applyChange applies a new snapshot: runtime changes at once, a structural change into the
+// reload window, which reloads at once when it is due already (a min wait of 0).
+func (a *Applier) applyChange(ctx context.Context, snap *discovery.Snapshot, window *reloadCoalescer) {
+	reload, reason := a.apply(ctx, snap, "", false)
+	if !reload {
+		return
+	}
+	now := a.clock.Now()
+	window.Change(now, true, reason)
+	if window.Due(now) {
+		a.apply(ctx, snap, window.Take(), true)
 	}
 }
 
