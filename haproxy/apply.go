@@ -38,7 +38,8 @@ type ApplierConfig struct {
 	ConfigPath string
 	// ReloadMinWait and ReloadMaxWait coalesce reloads: a structural change waits until no
 	// other change came for ReloadMinWait, but never longer than ReloadMaxWait after the first
-	// one (consul-template's quiescence). Runtime API changes are applied at once.
+	// one (consul-template's quiescence). Runtime API changes are applied at once, even while
+	// a reload waits (task moves in backends HAProxy runs already), and do not restart the wait.
 	// ReloadMinWait 0 is no wait: a structural change reloads at once (cmd passes
 	// DefaultReloadMinWait unless --reload-min-wait says otherwise); a ReloadMaxWait of 0 is
 	// DefaultReloadMaxWait, or ReloadMinWait when that is longer.
@@ -75,6 +76,9 @@ type Applier struct {
 	stopped  chan struct{}
 	// clock times the reload window (a fake one in tests).
 	clock clock
+	// waiting is the model the pending reload would install, as built from the newest
+	// snapshot; nil when no reload is pending. Owned by Run.
+	waiting *Model
 	// writtenBeforeStart is set when a configuration was installed after the first one but
 	// before HAProxy answered: HAProxy may have started on the older file. Owned by Run.
 	writtenBeforeStart bool
@@ -186,7 +190,7 @@ func (a *Applier) Run(ctx context.Context, sub *discovery.Subscription) error {
 		case <-timer.c:
 			timer.fired()
 			if window.Due(a.clock.Now()) {
-				a.apply(ctx, sub.Snapshot(), window.Take(), true)
+				a.reloadPending(ctx, sub.Snapshot(), window)
 			}
 		}
 		timer.set(window.Next())
@@ -194,37 +198,49 @@ func (a *Applier) Run(ctx context.Context, sub *discovery.Subscription) error {
 }
 
 // applyChange applies a new snapshot: runtime changes at once, a structural change into the
-// reload window, which reloads at once when it is due already (a min wait of 0).
+// reload window, which reloads at once when it is due already (a min wait of 0). A snapshot
+// that changes only what the Runtime API can set, compared with what the pending reload was
+// to install, does not restart the window's quiet period.
 func (a *Applier) applyChange(ctx context.Context, snap *discovery.Snapshot, window *reloadCoalescer) {
-	reload, reason := a.apply(ctx, snap, "", false)
+	reload, reason, next := a.apply(ctx, snap, "", false)
 	if !reload {
 		return
 	}
+	_, pending := window.Next()
+	structural := !pending || a.waiting == nil || MakePlan(a.waiting, next).Reload
+	a.waiting = next
 	now := a.clock.Now()
-	window.Change(now, true, reason)
+	window.Change(now, structural, reason)
 	if window.Due(now) {
-		a.apply(ctx, snap, window.Take(), true)
+		a.reloadPending(ctx, snap, window)
 	}
 }
 
+// reloadPending closes the reload window and reloads.
+func (a *Applier) reloadPending(ctx context.Context, snap *discovery.Snapshot, window *reloadCoalescer) {
+	a.waiting = nil
+	a.apply(ctx, snap, window.Take(), true)
+}
+
 // apply builds snap against the running model and applies it. With reloadNow false, a
-// structural change is only reported (reload true, with its reason) so that Run can coalesce
-// it; runtime changes are applied at once either way.
-func (a *Applier) apply(ctx context.Context, snap *discovery.Snapshot, reason string, reloadNow bool) (reload bool, why string) {
+// structural change is only reported (reload true, with its reason and the model it would
+// install) so that Run can coalesce it; what of it the Runtime API can make is applied at
+// once, as runtime-only changes are.
+func (a *Applier) apply(ctx context.Context, snap *discovery.Snapshot, reason string, reloadNow bool) (reload bool, why string, next *Model) {
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
 	start := time.Now()
 	running := a.runningModel()
-	next := timedBuild(snap, a.buildConfig(a.stillBlamed(snap)), running)
+	next = timedBuild(snap, a.buildConfig(a.stillBlamed(snap)), running)
 	plan := MakePlan(running, next)
 	switch {
 	case plan.Empty():
 		a.noteExclusions(next)
-		return false, ""
+		return false, "", next
 	case !plan.Reload:
 		err := a.runtime(ctx, next, plan)
 		if err == nil {
-			return false, ""
+			return false, "", next
 		}
 		a.log.Warn("Runtime API update failed; reloading instead", "err", err)
 		reason = "runtime update failed: " + err.Error()
@@ -232,7 +248,10 @@ func (a *Applier) apply(ctx context.Context, snap *discovery.Snapshot, reason st
 		reason = plan.Reason
 	}
 	if !reloadNow {
-		return true, reason
+		if plan.Reload {
+			a.applyRuntimePart(ctx, running, next)
+		}
+		return true, reason, next
 	}
 	for attempt := 1; ; attempt++ {
 		retry, err := a.reload(ctx, snap, running, reason, start)
@@ -247,7 +266,25 @@ func (a *Applier) apply(ctx context.Context, snap *discovery.Snapshot, reason st
 		// live without it, at once.
 		start, reason = time.Now(), "retry without the apps HAProxy refused to load: "+reason
 	}
-	return false, ""
+	return false, "", next
+}
+
+// applyRuntimePart applies at once what of a structural change the Runtime API can make
+// (task moves in backends HAProxy runs; see runtimePart), so that it does not wait for the
+// reload. A failure is only logged: the reload to come carries the same change.
+func (a *Applier) applyRuntimePart(ctx context.Context, running, next *Model) {
+	live := runtimePart(running, next)
+	if live == running {
+		return
+	}
+	plan := MakePlan(running, live)
+	if plan.Reload {
+		a.log.Error("the runtime part of a change needs a reload; it waits for the reload", "reason", plan.Reason)
+		return
+	}
+	if err := a.runtime(ctx, live, plan); err != nil {
+		a.log.Warn("Runtime API update failed while a reload is pending; the reload carries it", "err", err)
+	}
 }
 
 // runtime applies a runtime-only plan: commands first, then the files on disk and the saved

@@ -41,14 +41,16 @@ func newReloadCoalescer(minWait, maxWait time.Duration) *reloadCoalescer {
 }
 
 // Change notes a change seen at now. A structural change (one that needs a reload) opens a
-// window when none is pending. Every change seen while one is pending restarts its quiet
-// period, bounded by maxWait from the first. A runtime-only change with no reload pending
-// needs no reload and opens nothing.
+// window when none is pending, and restarts the quiet period of the pending one, bounded by
+// maxWait from the first. A runtime-only change (a task move the Runtime API applies at once)
+// neither opens a window nor moves the pending reload: under a steady churn of task changes
+// the reload would otherwise wait for maxWait every time.
 func (c *reloadCoalescer) Change(now time.Time, structural bool, reason string) {
 	switch {
+	case !structural:
 	case c.pending:
 		c.quietSince = now
-	case structural:
+	default:
 		c.pending, c.first, c.quietSince, c.reason = true, now, now, reason
 	}
 }

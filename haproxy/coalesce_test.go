@@ -214,3 +214,16 @@ func TestReloadTimerFollowsDeadline(t *testing.T) {
 		t.Fatal("nothing pending, but the timer is armed")
 	}
 }
+
+// TestReloadCoalescerRuntimeOnlyKeepsDeadline: task changes every 250 ms while a structural
+// change waits do not restart its quiet period (they are applied at once, through the Runtime
+// API): the reload is due minWait after the structural change, not maxWait after it.
+func TestReloadCoalescerRuntimeOnlyKeepsDeadline(t *testing.T) {
+	const ms = time.Millisecond
+	steps := []coalescerStep{{at: 0, change: true, structural: true, reason: "backend a added", wantNext: 1000 * ms}}
+	for at := 250 * ms; at < 1000*ms; at += 250 * ms {
+		steps = append(steps, coalescerStep{at: at, change: true, reason: "servers of b changed", wantNext: 1000 * ms})
+	}
+	steps = append(steps, coalescerStep{at: 1000 * ms, wantNext: 1000 * ms, wantDue: true})
+	runCoalescer(t, 1000*ms, 5000*ms, steps)
+}
