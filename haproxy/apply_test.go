@@ -146,3 +146,86 @@ func TestApplierRuntimeThenCoalescedReload(t *testing.T) {
 		t.Errorf("last apply %+v, want a reload naming a burst backend", st.LastApply)
 	}
 }
+
+// serverAddr returns the address and port `show servers state` reports for backend/server.
+func (s *applierStack) serverAddr(backend, server string) string {
+	s.t.Helper()
+	out, err := NewRuntimeClient(filepath.Join(s.a.cfg.Build.RunDir, "admin.sock")).ShowServersState(context.Background())
+	if err != nil {
+		s.t.Fatalf("show servers state: %v", err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		// be_id be_name srv_id srv_name srv_addr … srv_port is the 19th field.
+		f := strings.Fields(line)
+		if len(f) > 18 && f[1] == backend && f[3] == server {
+			return f[4] + ":" + f[18]
+		}
+	}
+	return ""
+}
+
+// TestApplierRuntimeWhileReloadPending: while a structural change (a new app) waits out a
+// long --reload-min-wait, a task of another, existing app moves. The move reaches the running
+// HAProxy through the Runtime API while the reload is still pending, does not restart the
+// structural quiet period, and the reload that follows carries it instead of reverting it.
+// The window runs on a fake clock: the test decides when time passes, never sleeps.
+func TestApplierRuntimeWhileReloadPending(t *testing.T) {
+	cfg := applierConfig(t)
+	cfg.ReloadMinWait, cfg.ReloadMaxWait = 10*time.Second, time.Minute
+	s := newApplierStack(t, cfg, false)
+	clk := newFakeClock()
+	s.a.clock = clk
+	a, reg := s.a, s.reg
+	apps := manyApps(2, 23000)
+	s.start(apps...)
+	reloads := func() int {
+		n, err := s.proc.Master().ReloadCount(context.Background())
+		if err != nil {
+			t.Fatalf("show proc: %v", err)
+		}
+		return n
+	}
+	base := reloads()
+	if got := s.serverAddr("team_app001_23001", "s1"); got != "127.0.0.1:40001" {
+		t.Fatalf("team_app001_23001/s1 at %q before the move, want 127.0.0.1:40001", got)
+	}
+
+	// A new app: structural, it waits for the min wait.
+	late := manyApps(1, 23100)[0]
+	late.ID = "/late/app"
+	apps = append(apps, late)
+	reg.replace(t, apps...)
+	haproxytest.WaitFor(t, 10*time.Second, func() bool { return len(clk.Armed()) == 1 }, "the reload window to open")
+	clk.Advance(6 * time.Second)
+
+	// app001's task moves: an existing slot, applied at once although the reload is pending.
+	apps[1] = app(apps[1].ID, withPorts(23001), withLabel("HAPROXY_0_VHOST", "app001.test"), withLabel("HAPROXY_0_BIND_ADDR", "127.0.0.1"),
+		withTasks(task("t001-b", host("127.0.0.1"), ports(41001))))
+	reg.replace(t, apps...)
+	haproxytest.WaitFor(t, 10*time.Second, func() bool { return s.serverAddr("team_app001_23001", "s1") == "127.0.0.1:41001" },
+		"the moved task in the running HAProxy")
+	if got, st := reloads(), a.Status(); got != base || st.Reloads != 0 {
+		t.Fatalf("the move went live through a reload (%d → %d reloads, %d recorded), not while the reload was pending", base, got, st.Reloads)
+	}
+	if s.serverAddr("late_app_23100", "s1") != "" {
+		t.Fatal("the new app is in the running HAProxy before its reload")
+	}
+
+	// The min wait since the structural change passes: the move did not restart it.
+	clk.Advance(4 * time.Second)
+	haproxytest.WaitFor(t, 20*time.Second, func() bool { return a.Status().Reloads == 1 }, "the reload, min wait after the new app")
+	if got := reloads(); got != base+1 {
+		t.Errorf("HAProxy counted %d reloads, want one", got-base)
+	}
+	if got := s.serverAddr("team_app001_23001", "s1"); got != "127.0.0.1:41001" {
+		t.Errorf("after the reload team_app001_23001/s1 is at %q: the move was reverted", got)
+	}
+	if got := s.serverAddr("late_app_23100", "s1"); got != "127.0.0.1:40000" {
+		t.Errorf("after the reload late_app_23100/s1 is at %q, want 127.0.0.1:40000", got)
+	}
+	for _, want := range []string{"backend late_app_23100", "127.0.0.1:41001"} {
+		if !strings.Contains(string(a.Config()), want) || !strings.Contains(s.onDisk(), want) {
+			t.Errorf("the configuration after the reload (on record or on disk) lacks %q", want)
+		}
+	}
+}

@@ -119,6 +119,66 @@ func MakePlan(old, new *Model) Plan {
 	return p.plan()
 }
 
+// runtimePart is the model HAProxy runs once the part of the move from running to next that
+// the Runtime API can make is made: running, with the slots of every backend both have taken
+// from next wherever a runtime command can set them (the backend's server lines have the
+// same shape in both, and a new address is an IP). It is running itself when there is no
+// such part. New backends, slot capacity, map entries and everything else structural wait
+// for a reload; MakePlan(running, runtimePart(running, next)) never reloads.
+//
+// While a structural change waits out the reload window, this is what a task move in an
+// existing backend is applied as, at once (the README promises runtime changes at once);
+// the reload that follows is planned from it, so it carries the move instead of reverting it.
+func runtimePart(running, next *Model) *Model {
+	if running == nil || next == nil || running == next || running.Err != nil || next.Err != nil {
+		return running
+	}
+	var backends []*Backend // a copy of running's, made at the first change
+	byName := func(b *Backend) string { return b.Name }
+	mergeJoin(running.Backends, next.Backends, byName, func(ob, nb *Backend) {
+		if ob == nil || nb == nil {
+			return
+		}
+		slots := runtimeSlots(ob, nb)
+		if slots == nil {
+			return
+		}
+		if backends == nil {
+			backends = slices.Clone(running.Backends)
+		}
+		i, _ := searchByName(backends, ob.Name, byName)
+		b := *ob
+		b.Slots = slots
+		backends[i] = &b
+	})
+	if backends == nil {
+		return running
+	}
+	m := *running
+	m.Backends = backends
+	return &m
+}
+
+// runtimeSlots returns ob's slots with those the Runtime API can move to nb's taken from nb;
+// nil when there are none.
+func runtimeSlots(ob, nb *Backend) []Slot {
+	if !ob.RuntimeServers || !nb.RuntimeServers || ob.shape != nb.shape || sameSlices(ob.Slots, nb.Slots) {
+		return nil
+	}
+	var slots []Slot
+	for i := range min(len(ob.Slots), len(nb.Slots)) {
+		os, ns := ob.Slots[i], nb.Slots[i]
+		if os == ns || (os.Addr != ns.Addr || os.Port != ns.Port) && !validAddr(ns.Addr) {
+			continue
+		}
+		if slots == nil {
+			slots = slices.Clone(ob.Slots)
+		}
+		slots[i] = ns
+	}
+	return slots
+}
+
 type planner struct {
 	reasons  []string
 	cmds     []RuntimeCmd

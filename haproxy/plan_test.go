@@ -238,3 +238,121 @@ var templatesErr = func() error {
 	_, err := templates.Parse(templates.BackendHead, "{", templates.SourceEnv)
 	return err
 }()
+
+// TestRuntimePart: while a structural change waits for its reload, what the Runtime API can
+// set in the backends HAProxy runs is split off (runtimePart) and applied at once. For every
+// case: the split-off part needs no reload and its commands reach its slots; what remains
+// needs the reload and holds no command for the slots already moved (remain); running is not
+// modified; and rebuilding the new snapshot on the split-off model places every task where the
+// reload's model has it, so the reload carries the move instead of reverting it.
+func TestRuntimePart(t *testing.T) {
+	web := func(opts ...appOpt) *discovery.App {
+		return app("/web", append([]appOpt{withPorts(10000), withLabel("HAPROXY_GROUP", "external")}, opts...)...)
+	}
+	db := func(opts ...appOpt) *discovery.App {
+		return app("/db", append([]appOpt{withPorts(15432), withLabel("HAPROXY_GROUP", "external")}, opts...)...)
+	}
+	two := withTasks(task("a", ports(31000)), task("b", host("10.0.0.2"), ports(31001)))
+	moved := withTasks(task("a", ports(31005)), task("b", host("10.0.0.2"), ports(31001)))
+	nine := func(extra ...*discovery.Task) appOpt {
+		var ts []*discovery.Task
+		for i := range 9 {
+			ts = append(ts, task(string(rune('a'+i)), ports(31000+i)))
+		}
+		ts[0] = task("a", ports(31100))
+		return withTasks(append(ts, extra...)...)
+	}
+	fixedPort := withLabel("HAPROXY_0_BACKEND_SERVER_OPTIONS", "  server {serverName} {host_ipv4}:80{otherOptions}\n")
+	tests := []struct {
+		name          string
+		before, after []*discovery.App
+		// cmds are the runtime part's commands; remain the reason of what waits for the reload.
+		cmds   []string
+		remain string
+	}{
+		{name: "a new app and a task move in another",
+			before: []*discovery.App{web(two)},
+			after:  []*discovery.App{web(moved), db()},
+			cmds:   []string{"set server web_10000/s1 addr 10.0.0.1 port 31005"},
+			remain: "backend db_15432 added (and 1 more changes)"},
+		{name: "a task move in a backend whose options change",
+			before: []*discovery.App{web(two)},
+			after:  []*discovery.App{web(moved, withLabel("HAPROXY_0_BALANCE", "leastconn"))},
+			cmds:   []string{"set server web_10000/s1 addr 10.0.0.1 port 31005"},
+			remain: `backend web_10000 changed: "balance roundrobin" → "balance leastconn"`},
+		{name: "slots grow: the slots HAProxy has move, the new ones wait",
+			before: []*discovery.App{web(nine())},
+			after:  []*discovery.App{web(nine(task("y", ports(32000)), task("z", ports(32001))))},
+			cmds:   []string{"set server web_10000/s10 addr 10.0.0.1 port 32000", "set server web_10000/s10 state ready"},
+			remain: "slots of web_10000 grew 10→20"},
+		{name: "a removed backend stays until the reload",
+			before: []*discovery.App{web(two), db(withTasks(task("d", ports(31500))))},
+			after:  []*discovery.App{web(moved)},
+			cmds:   []string{"set server web_10000/s1 addr 10.0.0.1 port 31005"},
+			remain: "backend db_15432 removed (and 1 more changes)"},
+		{name: "nothing to split off from a new app alone",
+			before: []*discovery.App{web(two)},
+			after:  []*discovery.App{web(two), db()},
+			remain: "backend db_15432 added (and 1 more changes)"},
+		{name: "a server template the Runtime API cannot follow waits",
+			before: []*discovery.App{web(two, fixedPort)},
+			after:  []*discovery.App{web(moved, fixedPort), db()},
+			remain: "backend db_15432 added (and 2 more changes)"},
+		{name: "an agent host name waits, an IP in the same backend moves",
+			before: []*discovery.App{web(two)},
+			after:  []*discovery.App{web(withTasks(task("a", host("agent-7.example.com"), ports(31000)), task("b", host("10.0.0.3"), ports(31001)))), db()},
+			cmds:   []string{"set server web_10000/s2 addr 10.0.0.3 port 31001"},
+			remain: "backend db_15432 added (and 2 more changes)"},
+		{name: "a server template that changes shape waits",
+			before: []*discovery.App{web(two)},
+			after:  []*discovery.App{web(moved, withLabel("HAPROXY_0_BACKEND_SERVER_OPTIONS", "  server {serverName} {host_ipv4}:{port} weight 5{otherOptions}\n"))},
+			remain: "server options of web_10000 changed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig()
+			reg := newTestRegistry(t)
+			running := Build(reg.replace(t, tt.before...), cfg, nil)
+			snap := reg.replace(t, tt.after...)
+			next := Build(snap, cfg, running)
+			if running.Err != nil || next.Err != nil || len(running.Excluded)+len(next.Excluded) > 0 {
+				t.Fatalf("build: %v %v %v %v", running.Err, next.Err, excluded(running), excluded(next))
+			}
+			before := render(t, running).Config
+			live := runtimePart(running, next)
+			if got := render(t, running).Config; !slices.Equal(got, before) {
+				t.Fatal("runtimePart modified the running model")
+			}
+			part := MakePlan(running, live)
+			if part.Reload {
+				t.Fatalf("the runtime part needs a reload: %s", part.Reason)
+			}
+			if got := cmdStrings(part.Runtime); !slices.Equal(got, tt.cmds) {
+				t.Errorf("runtime part\n got %q\nwant %q", got, tt.cmds)
+			}
+			if len(tt.cmds) == 0 && live != running {
+				t.Error("nothing to split off, but runtimePart made a new model")
+			}
+			checkRuntimeReachesNew(t, running, live, part)
+			render(t, live)
+			rest := MakePlan(live, next)
+			if !rest.Reload || rest.Reason != tt.remain {
+				t.Errorf("what remains: reload %v %q, want a reload for %q", rest.Reload, rest.Reason, tt.remain)
+			}
+			for _, c := range rest.Runtime {
+				for _, done := range tt.cmds {
+					if c.String() == done {
+						t.Errorf("what remains repeats %q", done)
+					}
+				}
+			}
+			again := Build(snap, cfg, live)
+			for _, nb := range next.Backends {
+				ab := again.Backend(nb.Name)
+				if ab == nil || !slices.Equal(ab.Slots, nb.Slots) {
+					t.Errorf("built on the runtime part, %s differs from the reload's model", nb.Name)
+				}
+			}
+		})
+	}
+}
