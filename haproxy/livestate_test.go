@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -127,24 +126,6 @@ func TestParseLiveServersHostileAndOddInput(t *testing.T) {
 	}
 }
 
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func newLiveStateForTest(t *testing.T, clock *fakeClock, read func(context.Context) (string, error)) *LiveState {
 	t.Helper()
 	l, err := NewLiveState(LiveStateConfig{Read: read, Now: clock.Now})
@@ -157,7 +138,7 @@ func newLiveStateForTest(t *testing.T, clock *fakeClock, read func(context.Conte
 // TestLiveStateReusesAReadingForASecond: within a second of a reading every caller gets it;
 // after that the next caller reads HAProxy again. A failed reading is reused the same way.
 func TestLiveStateReusesAReadingForASecond(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := newFakeClock()
 	var reads atomic.Int32
 	answer := readShowStat(t, "haproxy-2.6-all.csv")
 	var failWith atomic.Pointer[error]
@@ -206,7 +187,7 @@ func TestLiveStateReusesAReadingForASecond(t *testing.T) {
 // TestLiveStateCallersShareOneReading: callers that ask while a reading is under way wait for
 // it rather than starting their own; a caller whose context ends stops waiting alone.
 func TestLiveStateCallersShareOneReading(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := newFakeClock()
 	var reads atomic.Int32
 	release := make(chan struct{})
 	answer := readShowStat(t, "haproxy-2.6-all.csv")
