@@ -95,3 +95,52 @@ func TestHandshakeTimeout(t *testing.T) {
 		}
 	}
 }
+
+// handshakeConn holds go-zookeeper's deadlines to the handshake's until the whole answer (one
+// length-prefixed packet, however the reads split it) has been read, and then leaves them be.
+// An answer that announces more than the server sends keeps the handshake's deadline.
+func TestHandshakeConnDeadlines(t *testing.T) {
+	answer := []byte{0, 0, 0, 3, 'a', 'b', 'c'}
+	for name, tc := range map[string]struct {
+		reads [][]byte
+		done  bool
+	}{
+		"one read":                 {[][]byte{answer}, true},
+		"header split":             {[][]byte{answer[:2], answer[2:5], answer[5:]}, true},
+		"byte by byte":             {[][]byte{answer[:1], answer[1:2], answer[2:3], answer[3:4], answer[4:5], answer[5:6], answer[6:]}, true},
+		"body short":               {[][]byte{answer[:6]}, false},
+		"announces 4 GiB, sends 3": {[][]byte{{0xff, 0xff, 0xff, 0xff, 'a', 'b', 'c'}}, false},
+	} {
+		deadline := time.Now().Add(time.Hour)
+		end, other := net.Pipe()
+		defer end.Close()
+		defer other.Close()
+		c := &handshakeConn{Conn: end, deadline: deadline}
+		go func() {
+			for _, r := range tc.reads {
+				if _, err := other.Write(r); err != nil {
+					return
+				}
+			}
+		}()
+		for _, r := range tc.reads {
+			if _, err := io.ReadFull(c, make([]byte, len(r))); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		if c.done.Load() != tc.done {
+			t.Errorf("%s: done = %v, want %v", name, c.done.Load(), tc.done)
+		}
+		later := deadline.Add(time.Hour)
+		want := map[bool][2]time.Time{false: {deadline, deadline}, true: {{}, later}}[tc.done]
+		if got := c.clamp(time.Time{}); !got.Equal(want[0]) {
+			t.Errorf("%s: clamp(no deadline) = %v, want %v", name, got, want[0])
+		}
+		if got := c.clamp(later); !got.Equal(want[1]) {
+			t.Errorf("%s: clamp(later) = %v, want %v", name, got, want[1])
+		}
+		if sooner := deadline.Add(-time.Minute); !c.clamp(sooner).Equal(sooner) {
+			t.Errorf("%s: a deadline sooner than the handshake's was moved", name)
+		}
+	}
+}
