@@ -76,3 +76,44 @@ func TestRenderRefusesAnOpenRunDir(t *testing.T) {
 		t.Errorf("render wrote a certificate into a run directory writable by others")
 	}
 }
+
+// --check --haproxy-map with an app HAProxy rejects: the app is left out of the configuration
+// and of the map files render makes, and the printed configuration passes haproxy -c.
+func TestRenderCheckedMapsLeaveOutRejectedApps(t *testing.T) {
+	bin := haproxytest.Bin(t)
+	data, err := os.ReadFile("../../examples/apps.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// /shop/web's vhost goes through the map file; a bind option HAProxy does not know makes
+	// haproxy -c reject its frontend.
+	rejected := strings.Replace(string(data), `"HAPROXY_0_VHOST": "shop.example.test"`,
+		`"HAPROXY_0_VHOST": "shop.example.test", "HAPROXY_0_BIND_OPTIONS": "no-such-bind-keyword"`, 1)
+	if rejected == string(data) {
+		t.Fatal("examples/apps.json no longer gives /shop/web the vhost shop.example.test")
+	}
+	apps := filepath.Join(t.TempDir(), "apps.json")
+	writeFile(t, apps, rejected)
+	runDir := haproxytest.SocketDir(t)
+	code, out, errOut := runCmd(t, nil, "render", "--apps-file", apps, "--group", "*", "--run-dir", runDir,
+		"--haproxy-bin", bin, "--check", "--haproxy-map")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(errOut, "left out: /shop/web") || strings.Contains(out, "shop_web_10000") {
+		t.Errorf("/shop/web is not left out: stderr %q, config:\n%s", errOut, out)
+	}
+	domains, err := os.ReadFile(filepath.Join(runDir, "domain2backend.map"))
+	if err != nil || strings.Contains(string(domains), "shop.example.test") {
+		t.Errorf("domain2backend.map (%v) routes the app left out:\n%s", err, domains)
+	}
+	ids, err := os.ReadFile(filepath.Join(runDir, "app2backend.map"))
+	if err != nil || strings.Contains(string(ids), "/shop/web") || !strings.Contains(string(ids), "/shop/api shop_api_10001") {
+		t.Errorf("app2backend.map (%v) should route /shop/api and not the app left out:\n%s", err, ids)
+	}
+	cfg := filepath.Join(t.TempDir(), "printed.cfg")
+	writeFile(t, cfg, out)
+	if msg, err := exec.Command(bin, "-c", "-f", cfg).CombinedOutput(); err != nil {
+		t.Errorf("haproxy -c on what render printed: %v\n%s", err, msg)
+	}
+}
