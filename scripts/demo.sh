@@ -10,7 +10,8 @@ http=127.0.0.1:8080 https=127.0.0.1:8443 stats=127.0.0.1:9090 dns=127.0.0.1:8053
 run=${LODESTAR_RUN_DIR:-/tmp/lodestar-demo}
 mkdir -p "$run"
 
-# The example tasks listen on 127.0.0.1:31001-31004; 31005 is free for a scale-up.
+# The example tasks listen on 127.0.0.1:31001-31004; 31005 is free for a scale-up. A port
+# another process holds is named in the backend's log and skipped; the others are served.
 "$backend" 31001 31002 31003 31004 31005 &
 backend_pid=$!
 trap 'kill $backend_pid 2>/dev/null || true' EXIT

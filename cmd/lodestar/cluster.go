@@ -91,7 +91,6 @@ func clusterRender(args []string, stdout, stderr io.Writer, getenv func(string) 
 	format := c.fs.String("format", "", "output `format`: "+strings.Join(cluster.Formats, " or "))
 	out := c.fs.String("out", "", "`directory` to write the files under (created if missing)")
 	force := c.fs.Bool("force", false, "overwrite files in --out whose content differs")
-	c.fs.SetOutput(stderr)
 	fail := func(code int, err error) int {
 		fmt.Fprintf(stderr, "lodestar cluster render: %v\n", err)
 		return code

@@ -50,7 +50,6 @@ func clusterDoctor(ctx context.Context, args []string, stdout, stderr io.Writer,
 	timeout := fs.Duration("timeout", 5*time.Second, "time limit of each probe")
 	flapWindow := fs.Duration("flap-window", 5*time.Minute, "a Mesos leader elected more recently than this is reported as flapping")
 
-	c.fs.SetOutput(stderr)
 	if err := c.parse(args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			c.printUsage(stdout)

@@ -61,10 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		if c.name == "cluster" { // subcommands, each with its own flags
 			return runCluster(ctx, args[1:], stdout, stderr, getenv)
 		}
-		c.fs.SetOutput(stderr)
 		if err := c.parse(args[1:], getenv); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				c.fs.SetOutput(stdout)
 				c.printUsage(stdout)
 				return 0
 			}

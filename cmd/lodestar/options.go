@@ -61,8 +61,12 @@ type command struct {
 func newCommand(name, summary, usage, details string) *command {
 	c := &command{name: name, summary: summary, usage: usage, details: details}
 	c.fs = flag.NewFlagSet(name, flag.ContinueOnError)
+	// The flag package would print the usage (and a parse error) itself, to its output, and
+	// the caller prints them again: --help came out twice on a terminal. It stays silent, and
+	// the caller prints --help once, to stdout, and an error once, to stderr.
+	c.fs.SetOutput(io.Discard)
+	c.fs.Usage = func() {}
 	c.config = c.fs.String("config", "", "read flag values from this YAML or JSON file (keys are flag names)")
-	c.fs.Usage = func() { c.printUsage(c.fs.Output()) }
 	return c
 }
 
@@ -90,7 +94,10 @@ func (c *command) printUsage(w io.Writer) {
 // and then from the config file.
 func (c *command) parse(args []string, getenv func(string) string) error {
 	if err := c.fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w (see lodestar %s --help)", err, c.name)
 	}
 	if c.fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags start with --; see lodestar %s --help)", c.fs.Arg(0), c.name)

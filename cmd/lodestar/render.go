@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -24,8 +29,10 @@ Reads the same sources as 'serve' (one full sync) and prints haproxy.cfg to stdo
 every rendering flag 'serve' takes (groups, binds, run directory, templates, map mode,
 certificates), so the output is what 'serve' would give HAProxy. Apps left out for a label
 error are listed on stderr. With --check, the configuration is also validated with
-'haproxy -c', and apps HAProxy rejects are left out as 'serve' would (without --ssl-certs,
-the self-signed certificate serve would make is created in --run-dir for the check).
+'haproxy -c', and apps HAProxy rejects are left out as 'serve' would.
+What it prints passes 'haproxy -c' as it is: the files it refers to in --run-dir are made
+when missing, as 'serve' makes them (the self-signed certificate without --ssl-certs, and
+the map files with --haproxy-map; existing ones are kept).
 --format table prints the registry instead: every app, its service ports, the endpoints of
 its eligible tasks and, for each task left out, why. Nothing is started.
 
@@ -75,41 +82,28 @@ Examples:
 	return c
 }
 
-// printConfig writes the configuration to stdout and the apps left out to stderr.
+// printConfig writes the configuration to stdout and the apps left out to stderr. What it
+// prints passes `haproxy -c` as printed: the files the configuration refers to in the run
+// directory are made first when missing (see makeReferencedFiles).
 func printConfig(ctx context.Context, stdout, stderr io.Writer, snap *discovery.Snapshot, build haproxy.Config, check bool, bin, dir string) error {
-	var cfg []byte
-	var excluded []haproxy.ExcludedApp
+	if err := makeDefaultCert(build); err != nil {
+		return err
+	}
+	var (
+		r        *haproxy.Rendered
+		excluded []haproxy.ExcludedApp
+		err      error
+	)
 	if check {
-		path, err := exec.LookPath(bin)
-		if err != nil {
-			return fmt.Errorf("--check needs HAProxy: --haproxy-bin %s: %w (apt-get install haproxy)", bin, err)
-		}
-		if len(build.SSLCerts) == 0 {
-			// haproxy -c opens the certificate: make the default one serve would make.
-			if err := os.MkdirAll(build.RunDir, 0o755); err != nil {
-				return fmt.Errorf("--run-dir: %w", err)
-			}
-			if _, err := haproxy.EnsureSelfSignedCert(filepath.Join(build.RunDir, "default.pem")); err != nil {
-				return err
-			}
-		}
-		a, err := haproxy.NewApplier(haproxy.ApplierConfig{Build: build, Bin: path, ConfigPath: filepath.Join(dir, "haproxy.cfg"), Logger: discardLogger()}, nil)
-		if err != nil {
-			return err
-		}
-		if cfg, excluded, _, err = a.Check(ctx, snap); err != nil {
-			return err
-		}
+		r, excluded, err = checkedConfig(ctx, snap, build, bin, dir)
 	} else {
-		m := haproxy.Build(snap, build, nil)
-		r, err := haproxy.Render(m)
-		if err != nil {
-			return err
-		}
-		cfg = r.Config
-		for _, e := range m.Excluded {
-			excluded = append(excluded, haproxy.ExcludedApp{AppID: e.AppID, Port: e.Port, Reason: e.Reason})
-		}
+		r, excluded, err = uncheckedConfig(snap, build)
+	}
+	if err != nil {
+		return err
+	}
+	if err := makeMapFiles(r.Maps); err != nil {
+		return err
 	}
 	for _, e := range excluded {
 		where := e.AppID
@@ -118,8 +112,94 @@ func printConfig(ctx context.Context, stdout, stderr io.Writer, snap *discovery.
 		}
 		fmt.Fprintf(stderr, "left out: %s: %s\n", where, e.Reason)
 	}
-	_, err := stdout.Write(cfg)
+	_, err = stdout.Write(r.Config)
 	return err
+}
+
+// uncheckedConfig builds and renders the configuration as it is.
+func uncheckedConfig(snap *discovery.Snapshot, build haproxy.Config) (*haproxy.Rendered, []haproxy.ExcludedApp, error) {
+	m := haproxy.Build(snap, build, nil)
+	r, err := haproxy.Render(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	excluded := make([]haproxy.ExcludedApp, 0, len(m.Excluded))
+	for _, e := range m.Excluded {
+		excluded = append(excluded, haproxy.ExcludedApp{AppID: e.AppID, Port: e.Port, Reason: e.Reason})
+	}
+	return r, excluded, nil
+}
+
+// checkedConfig validates the configuration with `haproxy -c`, leaving out the apps HAProxy
+// rejects, as serve would.
+func checkedConfig(ctx context.Context, snap *discovery.Snapshot, build haproxy.Config, bin, dir string) (*haproxy.Rendered, []haproxy.ExcludedApp, error) {
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--check needs HAProxy: --haproxy-bin %s: %w (apt-get install haproxy)", bin, err)
+	}
+	a, err := haproxy.NewApplier(haproxy.ApplierConfig{Build: build, Bin: path, ConfigPath: filepath.Join(dir, "haproxy.cfg"), Logger: discardLogger()}, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, excluded, _, err := a.Check(ctx, snap)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !build.HAProxyMap {
+		return &haproxy.Rendered{Config: cfg}, excluded, nil
+	}
+	// Check validated its map files in a directory of its own and returns the configuration
+	// only: the same build, leaving out the same apps, gives the map files this
+	// configuration reads.
+	build.Exclude = map[string]string{}
+	for _, e := range excluded {
+		if e.Port < 0 {
+			build.Exclude[e.AppID] = e.Reason
+		}
+	}
+	r, err := haproxy.Render(haproxy.Build(snap, build, nil))
+	if err != nil {
+		return nil, nil, err
+	}
+	if !bytes.Equal(r.Config, cfg) {
+		return nil, nil, errors.New("the map files of the checked configuration could not be made again: a second build leaving out the same apps differs (a bug: please report it)")
+	}
+	return r, excluded, nil
+}
+
+// makeDefaultCert makes the self-signed certificate serve would make in the run directory,
+// unless --ssl-certs are given: the HTTPS frontend refers to it, and `haproxy -c` opens it.
+// An existing one is kept.
+func makeDefaultCert(build haproxy.Config) error {
+	if len(build.SSLCerts) != 0 {
+		return nil
+	}
+	if err := prepareRunDir(build.RunDir); err != nil {
+		return err
+	}
+	_, err := haproxy.EnsureSelfSignedCert(filepath.Join(build.RunDir, "default.pem"))
+	return err
+}
+
+// makeMapFiles writes the map files the configuration reads (--haproxy-map) that do not exist
+// yet. Existing ones are left alone: they belong to a serve using the same run directory,
+// whose HAProxy reads them on its next reload, and any well-formed map file passes
+// `haproxy -c`.
+func makeMapFiles(files map[string][]byte) error {
+	for _, path := range slices.Sorted(maps.Keys(files)) {
+		if _, err := os.Stat(path); err == nil {
+			continue
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("map file %s: %w", path, err)
+		}
+		if err := prepareRunDir(filepath.Dir(path)); err != nil {
+			return err
+		}
+		if err := haproxy.WriteFileAtomic(path, files[path], 0o644); err != nil {
+			return fmt.Errorf("map file %s: %w", path, err)
+		}
+	}
+	return nil
 }
 
 // syncOnce runs the sources until every one has synced once, and returns that snapshot.

@@ -2,11 +2,14 @@ package zkrules
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -19,6 +22,8 @@ type session struct {
 	target  target
 	timeout time.Duration
 	log     *slog.Logger
+	// dial opens the TCP connections (net.DialTimeout; tests count them).
+	dial zk.Dialer
 
 	mu   sync.Mutex
 	conn *zk.Conn
@@ -41,7 +46,7 @@ type session struct {
 }
 
 func newSession(t target, timeout time.Duration, log *slog.Logger) *session {
-	return &session{target: t, timeout: timeout, log: log, changed: make(chan struct{}, 1)}
+	return &session{target: t, timeout: timeout, log: log, dial: net.DialTimeout, changed: make(chan struct{}, 1)}
 }
 
 // get returns the connection, opening it if there is none (unless ctx has ended), and its
@@ -61,6 +66,7 @@ func (s *session) get(ctx context.Context) (*zk.Conn, uint64, error) {
 	gen := s.gen
 	conn, _, err := zk.Connect(s.target.servers, s.timeout,
 		zk.WithHostProvider(&serverRing{}),
+		zk.WithDialer(s.dialHandshake),
 		zk.WithLogInfo(false),
 		zk.WithLogger(zkLogger{s.log}),
 		// The callback, unlike the event channel, never drops an event.
@@ -90,6 +96,22 @@ func (s *session) ready(ctx context.Context) (*zk.Conn, error) {
 	}
 	s.authed = gen
 	return conn, nil
+}
+
+// dialHandshake is go-zookeeper's dialer: a connection whose connect handshake must be done
+// within handshakeTimeout(s.timeout) (see handshakeConn).
+func (s *session) dialHandshake(network, address string, timeout time.Duration) (net.Conn, error) {
+	c, err := s.dial(network, address, timeout)
+	if err != nil {
+		return nil, err
+	}
+	hc := &handshakeConn{Conn: c, deadline: time.Now().Add(handshakeTimeout(s.timeout))}
+	// The handshake starts with a write: bound it as well.
+	if err := hc.Conn.SetDeadline(hc.deadline); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return hc, nil
 }
 
 // close closes the connection, if one is open. Calls in flight on it fail at once.
@@ -149,6 +171,77 @@ func (s *session) event(gen uint64, ev zk.Event) {
 	case s.changed <- struct{}{}:
 	default:
 	}
+}
+
+// handshakeTimeout bounds how long ZooKeeper may take to answer a connect request: half the
+// session timeout, at most 5 s. A server answers in milliseconds (a new session costs it one
+// log write); one that has not answered by then is abandoned for a new connection.
+func handshakeTimeout(session time.Duration) time.Duration {
+	return min(session/2, 5*time.Second)
+}
+
+// handshakeConn is a connection to ZooKeeper whose connect handshake (the connect request and
+// its answer, one length-prefixed packet) must be done by deadline; its deadlines are
+// go-zookeeper's once the answer has been read.
+//
+// go-zookeeper waits ten times its receive timeout for that answer: 66 s at a 10 s session.
+// A ZooKeeper restarting under load accepted a connection it then never answered, so every
+// call made meanwhile, queued behind that connection, waited over a minute and then failed
+// with zk.ErrNoServer, although ZooKeeper had been serving new clients all along.
+//
+// Read and the deadline setters are called by go-zookeeper's connection loop, then (once done)
+// by its receive and send loops, which it starts after the handshake.
+type handshakeConn struct {
+	net.Conn
+	deadline time.Time
+	done     atomic.Bool
+	header   [4]byte // the answer's length prefix
+	read     int     // bytes of the answer read
+}
+
+// Read counts the bytes of the handshake's answer; once it has been read, the connection
+// gets go-zookeeper's deadlines only.
+func (c *handshakeConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if !c.done.Load() {
+		c.count(p[:n])
+	}
+	return n, err
+}
+
+func (c *handshakeConn) count(b []byte) {
+	for len(b) > 0 && c.read < len(c.header) {
+		c.header[c.read] = b[0]
+		c.read++
+		b = b[1:]
+	}
+	if c.read < len(c.header) {
+		return
+	}
+	c.read += len(b)
+	if c.read-len(c.header) >= int(binary.BigEndian.Uint32(c.header[:])) {
+		c.done.Store(true)
+		// go-zookeeper cleared its deadlines after the handshake: clear the handshake's.
+		_ = c.Conn.SetDeadline(time.Time{})
+	}
+}
+
+// clamp holds a deadline go-zookeeper sets during the handshake to the handshake's.
+func (c *handshakeConn) clamp(t time.Time) time.Time {
+	if !c.done.Load() && (t.IsZero() || t.After(c.deadline)) {
+		return c.deadline
+	}
+	return t
+}
+
+func (c *handshakeConn) SetDeadline(t time.Time) error { return c.Conn.SetDeadline(c.clamp(t)) }
+
+func (c *handshakeConn) SetReadDeadline(t time.Time) error {
+	return c.Conn.SetReadDeadline(c.clamp(t))
+}
+
+func (c *handshakeConn) SetWriteDeadline(t time.Time) error {
+	return c.Conn.SetWriteDeadline(c.clamp(t))
 }
 
 // serverRing is a zk.HostProvider that tries the servers in turn and leaves name resolution
