@@ -276,6 +276,7 @@ func (p *Process) Run(ctx context.Context) error {
 			go func() {
 				defer close(ready)
 				p.watchReady(ctx, inst)
+				p.watchOldWorkers(ctx, inst)
 			}()
 			select {
 			case <-ctx.Done():
@@ -403,6 +404,47 @@ func (p *Process) watchReady(ctx context.Context, inst *instance) {
 		case <-tick.C:
 		}
 	}
+}
+
+// oldWorkersInterval is how often the number of old workers is read from the master.
+const oldWorkersInterval = 10 * time.Second
+
+// watchOldWorkers keeps lodestar_haproxy_old_workers current while inst runs: old workers
+// leave on their own as their connections end, without a reload to notice it.
+func (p *Process) watchOldWorkers(ctx context.Context, inst *instance) {
+	defer metricOldWorkers.Set(0)
+	tick := time.NewTicker(oldWorkersInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-inst.done:
+			return
+		case <-tick.C:
+			qctx, cancel := context.WithTimeout(ctx, time.Second)
+			p.OldWorkers(qctx)
+			cancel()
+		}
+	}
+}
+
+// OldWorkers asks the master how many workers of earlier generations still run (finishing
+// their connections after a reload) and records the number in lodestar_haproxy_old_workers.
+// hard-stop-after and mworker-max-reloads bound them; this shows how close they come.
+func (p *Process) OldWorkers(ctx context.Context) (int, error) {
+	procs, err := p.master.ShowProc(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, w := range procs {
+		if w.Type == "worker" && w.Old && !w.Program {
+			n++
+		}
+	}
+	metricOldWorkers.Set(float64(n))
+	return n, nil
 }
 
 // exited records an exit HAProxy was not asked for and clears what is left of its group.
@@ -625,6 +667,10 @@ func (p *Process) Reload(ctx context.Context) error {
 		// catching up with the pipe: wait (briefly) for the line that closes a failed load.
 		lines := p.out.waitFor(mark, "Loading failure", time.Second)
 		rerr.Alerts = ParseAlerts(strings.Join(lines, "\n"))
+	}
+	if err == nil {
+		// Every reload adds an old worker while connections are open: count at once.
+		p.OldWorkers(ctx)
 	}
 	return err
 }
