@@ -85,6 +85,9 @@ type Process struct {
 	restarted chan struct{}
 	// failedStarts holds the latest start that exited before it answered, with its alerts.
 	failedStarts chan *StartError
+	// reloaded gets a value (without blocking) after each confirmed reload, for the count of
+	// old workers.
+	reloaded chan struct{}
 
 	runOnce  sync.Mutex // held for the whole of Run: one HAProxy per Process
 	seq      int        // starts so far, for the instance tags; used by Run's goroutine only
@@ -166,6 +169,7 @@ func NewProcess(cfg ProcessConfig) (*Process, error) {
 		started:      make(chan struct{}),
 		restarted:    make(chan struct{}, 1),
 		failedStarts: make(chan *StartError, 1),
+		reloaded:     make(chan struct{}, 1),
 	}, nil
 }
 
@@ -422,10 +426,11 @@ func (p *Process) watchOldWorkers(ctx context.Context, inst *instance) {
 		case <-inst.done:
 			return
 		case <-tick.C:
-			qctx, cancel := context.WithTimeout(ctx, time.Second)
-			p.OldWorkers(qctx)
-			cancel()
+		case <-p.reloaded:
 		}
+		qctx, cancel := context.WithTimeout(ctx, time.Second)
+		p.OldWorkers(qctx)
+		cancel()
 	}
 }
 
@@ -669,8 +674,12 @@ func (p *Process) Reload(ctx context.Context) error {
 		rerr.Alerts = ParseAlerts(strings.Join(lines, "\n"))
 	}
 	if err == nil {
-		// Every reload adds an old worker while connections are open: count at once.
-		p.OldWorkers(ctx)
+		// Every reload adds an old worker while connections are open: have it counted now,
+		// by the watcher, so that the reload itself takes no longer.
+		select {
+		case p.reloaded <- struct{}{}:
+		default:
+		}
 	}
 	return err
 }
