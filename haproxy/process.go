@@ -111,7 +111,7 @@ type instance struct {
 	answered bool
 	// configSum is the SHA-256 of the configuration file read just before the start.
 	configSum [sha256.Size]byte
-	// tag is this start's SupervisorTagEnv value, inherited by every process it forks or execs.
+	// tag is this start's supervisorTagEnv value, inherited by every process it forks or execs.
 	tag string
 	// escaped lists the processes found outside the group (daemonized), set by exited.
 	escaped []int
@@ -328,7 +328,7 @@ func (p *Process) start() (*instance, error) {
 	p.seq++
 	tag := fmt.Sprintf("lodestar-%d-%d-%d", os.Getpid(), p.seq, time.Now().UnixNano())
 	cmd := exec.Command(p.cfg.Bin, args...)
-	cmd.Env = Environ(SupervisorTagEnv + "=" + tag)
+	cmd.Env = haproxyEnviron(supervisorTagEnv + "=" + tag)
 	cmd.Stdout = w
 	cmd.Stderr = w
 	// Setpgid: the master and its workers form a group that stop can check and clean up as one.
@@ -530,7 +530,7 @@ func (p *Process) waitOutput(inst *instance) {
 }
 
 // instanceMembers lists the live (not zombie) processes of process group pgid, and those
-// elsewhere whose environment holds tag (SupervisorTagEnv): a daemonized HAProxy calls setsid
+// elsewhere whose environment holds tag (supervisorTagEnv): a daemonized HAProxy calls setsid
 // and leaves the group, but keeps the environment it was started with. A process whose
 // environment cannot be read (another user's) is not ours.
 func instanceMembers(pgid int, tag string) []int {
@@ -587,7 +587,7 @@ func environHasTag(pid int, tag string) bool {
 	if err != nil {
 		return false
 	}
-	want := SupervisorTagEnv + "=" + tag
+	want := supervisorTagEnv + "=" + tag
 	for kv := range strings.SplitSeq(string(b), "\x00") {
 		if kv == want {
 			return true
@@ -607,18 +607,18 @@ func daemonLine(config []byte) int {
 	return 0
 }
 
-// SupervisorTagEnv names the variable that marks every process of one HAProxy start.
-const SupervisorTagEnv = "LB_SUPERVISOR_TAG"
+// supervisorTagEnv names the variable that marks every process of one HAProxy start.
+const supervisorTagEnv = "LB_SUPERVISOR_TAG"
 
 // haproxyPATH is the PATH HAProxy runs with: the system directories, not lodestar's PATH.
 const haproxyPATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// Environ is the whole environment HAProxy runs with (the supervised master and workers, and
-// `haproxy -c`): PATH and extra, nothing of lodestar's own. lodestar's flags (LODESTAR_*), its
+// haproxyEnviron is the whole environment HAProxy runs with (the supervised master and
+// workers, and `haproxy -c`): PATH and extra, nothing of lodestar's own. lodestar's flags (LODESTAR_*), its
 // API credentials and whatever else its environment holds would otherwise be one
 // `%[env(NAME)]` or "${NAME}" in a template away from any client. lodestar's templates read no
 // variable; an operator's template that needs a value writes it into the template instead.
-func Environ(extra ...string) []string {
+func haproxyEnviron(extra ...string) []string {
 	return append([]string{haproxyPATH}, extra...)
 }
 

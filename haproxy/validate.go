@@ -78,7 +78,7 @@ func Validate(ctx context.Context, bin, cfgPath string) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-c", "-f", cfgPath)
 	cmd.WaitDelay = time.Second
-	cmd.Env = Environ() // an alert would print a variable the configuration expands
+	cmd.Env = haproxyEnviron() // an alert would print a variable the configuration expands
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		return nil
