@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lodestar-lb/lodestar/haproxy"
 )
 
 // TestPrepareRunDir: a run directory of lodestar's own is created and accepted; one others
@@ -93,5 +95,35 @@ func TestPrepareRunDirChecksTheWholePath(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "uid 4242") {
 			t.Errorf("under a directory of uid 4242: %v, want a refusal naming the uid", err)
 		}
+	}
+}
+
+// serve's run dir is pinned: once it runs, a swap of the directory for a link to another one
+// does not redirect the files lodestar writes there.
+func TestOpenRunDirPinsIt(t *testing.T) {
+	base := t.TempDir()
+	run, other, moved := filepath.Join(base, "run"), filepath.Join(base, "other"), filepath.Join(base, "moved")
+	d, err := openRunDir(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := os.Mkdir(other, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(run, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(other, run); err != nil {
+		t.Fatal(err)
+	}
+	if err := haproxy.WriteFileAtomic(filepath.Join(run, "haproxy.cfg.new"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(moved, "haproxy.cfg.new")); err != nil {
+		t.Errorf("the file did not land in the opened run dir: %v", err)
+	}
+	if ents, _ := os.ReadDir(other); len(ents) > 0 {
+		t.Errorf("the link's target got %v", ents)
 	}
 }

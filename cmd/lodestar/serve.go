@@ -51,17 +51,11 @@ Examples:
 		if err != nil {
 			return err
 		}
-		if err := prepareRunDir(*runDir); err != nil {
+		runDirHandle, err := openRunDir(*runDir)
+		if err != nil {
 			return err
 		}
-		// Files lodestar writes in the run dir go through this handle from now on: swapping
-		// the directory for a link cannot send them elsewhere.
-		runDirHandle, err := haproxy.OpenDir(*runDir)
-		if err != nil {
-			return fmt.Errorf("--run-dir: %w", err)
-		}
 		defer runDirHandle.Close()
-		runDirHandle.Pin()
 		sources, err := src.build(log, *runDir)
 		if err != nil {
 			return err
@@ -198,6 +192,21 @@ func defaultRunDir() string {
 		return filepath.Join(d, "lodestar")
 	}
 	return filepath.Join(os.TempDir(), fmt.Sprintf("lodestar-%d", os.Geteuid()))
+}
+
+// openRunDir prepares the run dir (see prepareRunDir) and opens and pins it: the files lodestar
+// writes there go through this handle from then on, so swapping the directory for a link
+// cannot send them elsewhere.
+func openRunDir(dir string) (*haproxy.Dir, error) {
+	if err := prepareRunDir(dir); err != nil {
+		return nil, err
+	}
+	d, err := haproxy.OpenDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--run-dir: %w", err)
+	}
+	d.Pin()
+	return d, nil
 }
 
 // prepareRunDir creates the run directory and refuses one that others could tamper with:
