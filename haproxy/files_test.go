@@ -40,3 +40,65 @@ func TestWriteFileAtomic(t *testing.T) {
 		t.Fatal("write into a missing directory succeeded")
 	}
 }
+
+// Issue 12, item 13: once the run dir is opened and pinned, swapping it for a symbolic link to
+// another directory does not redirect lodestar's writes: they land in the directory that was
+// opened (through its handle), and nothing is created in the link's target.
+func TestPinnedDirIgnoresASwapForALink(t *testing.T) {
+	base := t.TempDir()
+	run := filepath.Join(base, "run")
+	other := filepath.Join(base, "other")
+	for _, d := range []string{run, other} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := OpenDir(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Pin()
+	defer d.Close()
+	moved := filepath.Join(base, "run.moved")
+	if err := os.Rename(run, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(other, run); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(filepath.Join(run, "haproxy.cfg.new"), []byte("global\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(moved, "haproxy.cfg.new")); err != nil || string(got) != "global\n" {
+		t.Errorf("the opened directory holds %q (%v), want the file written", got, err)
+	}
+	if ents, _ := os.ReadDir(other); len(ents) > 0 {
+		t.Errorf("the link's target got %v", ents)
+	}
+	// Unpinned, the package-level function writes by path again.
+	d.Close()
+	if err := WriteFileAtomic(filepath.Join(moved, "x"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenDirRefusesALink(t *testing.T) {
+	base := t.TempDir()
+	link := filepath.Join(base, "link")
+	if err := os.Symlink(base, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenDir(link); err == nil {
+		t.Fatal("OpenDir followed a symbolic link")
+	}
+	d, err := OpenDir(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, name := range []string{"", ".", "..", "a/b"} {
+		if err := d.WriteFileAtomic(name, nil, 0o644); err == nil {
+			t.Errorf("WriteFileAtomic(%q) accepted a name that is not a file in the directory", name)
+		}
+	}
+}

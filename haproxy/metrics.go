@@ -46,6 +46,10 @@ var (
 		Help:    "Time to write a configuration model as haproxy.cfg and map files.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 10),
 	})
+	metricOldWorkers = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "lodestar", Subsystem: "haproxy", Name: "old_workers",
+		Help: "HAProxy workers of earlier generations still finishing their connections after a reload (bounded by hard-stop-after and mworker-max-reloads).",
+	})
 	metricProcessUp = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: "lodestar", Subsystem: "haproxy", Name: "process_up",
 		Help: "1 while the supervised HAProxy master answers on its master socket, else 0.",

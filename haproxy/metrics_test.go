@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// gathered returns the value of the counter (or the sample count of the histogram) name with
+// gathered returns the value of the counter or gauge (or the sample count of the histogram) name with
 // the given labels from the default registry.
 func gathered(t testing.TB, name string, labels map[string]string) float64 {
 	t.Helper()
@@ -28,6 +28,9 @@ func gathered(t testing.TB, name string, labels map[string]string) float64 {
 			}
 			if h := m.GetHistogram(); h != nil {
 				return float64(h.GetSampleCount())
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
 			}
 			return m.GetCounter().GetValue()
 		}

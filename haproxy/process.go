@@ -44,7 +44,7 @@ type ProcessConfig struct {
 	RunDir string
 	// Logger receives HAProxy's output, one record per line; default slog.Default().
 	Logger *slog.Logger
-	// ExtraArgs are appended to the command line.
+	// ExtraArgs are appended to the command line; -D (daemon mode) is refused.
 	ExtraArgs []string
 	// StopTimeout is how long a soft stop (SIGUSR1: stop listening, finish open connections)
 	// may take before the master gets SIGTERM; default DefaultStopTimeout.
@@ -85,8 +85,12 @@ type Process struct {
 	restarted chan struct{}
 	// failedStarts holds the latest start that exited before it answered, with its alerts.
 	failedStarts chan *StartError
+	// reloaded gets a value (without blocking) after each confirmed reload, for the count of
+	// old workers.
+	reloaded chan struct{}
 
 	runOnce  sync.Mutex // held for the whole of Run: one HAProxy per Process
+	seq      int        // starts so far, for the instance tags; used by Run's goroutine only
 	reloadMu sync.Mutex // one reload at a time
 
 	mu       sync.Mutex
@@ -107,6 +111,10 @@ type instance struct {
 	answered bool
 	// configSum is the SHA-256 of the configuration file read just before the start.
 	configSum [sha256.Size]byte
+	// tag is this start's supervisorTagEnv value, inherited by every process it forks or execs.
+	tag string
+	// escaped lists the processes found outside the group (daemonized), set by exited.
+	escaped []int
 }
 
 // NewProcess checks cfg and returns a Process ready to Run.
@@ -121,6 +129,9 @@ func NewProcess(cfg ProcessConfig) (*Process, error) {
 	cfg.Bin = bin
 	if cfg.ConfigPath == "" {
 		return nil, errors.New("haproxy process: ConfigPath is required")
+	}
+	if slices.Contains(cfg.ExtraArgs, "-D") {
+		return nil, errors.New("haproxy process: -D (daemon mode) in the extra arguments: a daemonized HAProxy leaves the supervisor")
 	}
 	if cfg.RunDir == "" {
 		return nil, errors.New("haproxy process: RunDir is required")
@@ -158,6 +169,7 @@ func NewProcess(cfg ProcessConfig) (*Process, error) {
 		started:      make(chan struct{}),
 		restarted:    make(chan struct{}, 1),
 		failedStarts: make(chan *StartError, 1),
+		reloaded:     make(chan struct{}, 1),
 	}, nil
 }
 
@@ -203,8 +215,12 @@ func (p *Process) failedStart(inst *instance, mark uint64) {
 	if answered {
 		return
 	}
+	exit := exitText(inst.err)
+	if len(inst.escaped) > 0 {
+		exit += fmt.Sprintf("; HAProxy daemonized: processes %v left the supervisor's process group and were killed", inst.escaped)
+	}
 	err := &StartError{
-		Exit:      exitText(inst.err),
+		Exit:      exit,
 		Alerts:    ParseAlerts(strings.Join(p.out.since(mark), "\n")),
 		ConfigSum: inst.configSum,
 	}
@@ -264,6 +280,7 @@ func (p *Process) Run(ctx context.Context) error {
 			go func() {
 				defer close(ready)
 				p.watchReady(ctx, inst)
+				p.watchOldWorkers(ctx, inst)
 			}()
 			select {
 			case <-ctx.Done():
@@ -295,8 +312,11 @@ func (p *Process) Run(ctx context.Context) error {
 // start launches a master in its own process group, its stdout and stderr (the workers inherit
 // them: `log stdout` lands here too) on one pipe that a goroutine turns into log records.
 func (p *Process) start() (*instance, error) {
+	// -db keeps HAProxy in the foreground even when the configuration says `daemon`: a
+	// daemonizing master forks, calls setsid and lets the process we started exit, which would
+	// look like a crash, restart in a loop and leave every daemonized copy running.
 	args := append([]string{
-		"-W",
+		"-W", "-db",
 		"-S", p.master.Socket() + ",mode,600",
 		"-f", p.cfg.ConfigPath,
 		"-p", p.PIDFile(),
@@ -305,7 +325,10 @@ func (p *Process) start() (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output pipe: %w", err)
 	}
+	p.seq++
+	tag := fmt.Sprintf("lodestar-%d-%d-%d", os.Getpid(), p.seq, time.Now().UnixNano())
 	cmd := exec.Command(p.cfg.Bin, args...)
+	cmd.Env = haproxyEnviron(supervisorTagEnv + "=" + tag)
 	cmd.Stdout = w
 	cmd.Stderr = w
 	// Setpgid: the master and its workers form a group that stop can check and clean up as one.
@@ -318,6 +341,9 @@ func (p *Process) start() (*instance, error) {
 	var sum [sha256.Size]byte
 	if b, err := os.ReadFile(p.cfg.ConfigPath); err == nil {
 		sum = sha256.Sum256(b)
+		if line := daemonLine(b); line > 0 {
+			p.log.Warn("the configuration asks HAProxy to daemonize; lodestar keeps it in the foreground (-db) to supervise it", "file", p.cfg.ConfigPath, "line", line)
+		}
 	}
 	if err := cmd.Start(); err != nil {
 		r.Close()
@@ -325,7 +351,7 @@ func (p *Process) start() (*instance, error) {
 		return nil, fmt.Errorf("start %s: %w", p.cfg.Bin, err)
 	}
 	w.Close()
-	inst := &instance{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), outDone: make(chan struct{}), configSum: sum}
+	inst := &instance{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), outDone: make(chan struct{}), configSum: sum, tag: tag}
 	go func() {
 		defer close(inst.outDone)
 		defer r.Close()
@@ -384,6 +410,48 @@ func (p *Process) watchReady(ctx context.Context, inst *instance) {
 	}
 }
 
+// oldWorkersInterval is how often the number of old workers is read from the master.
+const oldWorkersInterval = 10 * time.Second
+
+// watchOldWorkers keeps lodestar_haproxy_old_workers current while inst runs: old workers
+// leave on their own as their connections end, without a reload to notice it.
+func (p *Process) watchOldWorkers(ctx context.Context, inst *instance) {
+	defer metricOldWorkers.Set(0)
+	tick := time.NewTicker(oldWorkersInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-inst.done:
+			return
+		case <-tick.C:
+		case <-p.reloaded:
+		}
+		qctx, cancel := context.WithTimeout(ctx, time.Second)
+		p.OldWorkers(qctx)
+		cancel()
+	}
+}
+
+// OldWorkers asks the master how many workers of earlier generations still run (finishing
+// their connections after a reload) and records the number in lodestar_haproxy_old_workers.
+// hard-stop-after and mworker-max-reloads bound them; this shows how close they come.
+func (p *Process) OldWorkers(ctx context.Context) (int, error) {
+	procs, err := p.master.ShowProc(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, w := range procs {
+		if w.Type == "worker" && w.Old && !w.Program {
+			n++
+		}
+	}
+	metricOldWorkers.Set(float64(n))
+	return n, nil
+}
+
 // exited records an exit HAProxy was not asked for and clears what is left of its group.
 func (p *Process) exited(inst *instance) {
 	status := exitText(inst.err)
@@ -395,6 +463,9 @@ func (p *Process) exited(inst *instance) {
 	p.mu.Unlock()
 	metricProcessUp.Set(0)
 	p.log.Error("haproxy exited; restarting", "pid", inst.pid, "status", status)
+	if inst.escaped = escapedMembers(inst); len(inst.escaped) > 0 {
+		p.log.Error("haproxy processes left the supervisor's process group (daemonized: a `daemon` directive or -D despite -db?); killing them", "pid", inst.pid, "escaped", inst.escaped)
+	}
 	// A master that died abruptly leaves its workers to notice on their own; make sure none
 	// keeps the ports before the next master binds them.
 	p.killGroup(inst, syscall.SIGTERM, 2*time.Second)
@@ -435,15 +506,20 @@ func (p *Process) stop(inst *instance) {
 	p.log.Info("haproxy stopped", "pid", inst.pid, "status", exitText(inst.err))
 }
 
-// killGroup signals the processes left in inst's group (after its master exited) and waits up to
-// wait for them to be gone. Zombies count as gone: their parent, not us, must reap them.
+// killGroup signals the processes left of inst (after its master exited) and waits up to wait
+// for them to be gone: its process group, and any process carrying its tag that left the group.
+// Zombies count as gone: their parent, not us, must reap them.
 func (p *Process) killGroup(inst *instance, sig syscall.Signal, wait time.Duration) {
-	if len(groupMembers(inst.pid)) == 0 {
+	pids := instanceMembers(inst.pid, inst.tag)
+	if len(pids) == 0 {
 		return
 	}
 	syscall.Kill(-inst.pid, sig)
+	for _, pid := range pids {
+		syscall.Kill(pid, sig)
+	}
 	deadline := time.Now().Add(wait)
-	for len(groupMembers(inst.pid)) > 0 && time.Now().Before(deadline) {
+	for len(instanceMembers(inst.pid, inst.tag)) > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
@@ -453,8 +529,11 @@ func (p *Process) waitOutput(inst *instance) {
 	waitClosed(inst.outDone, 2*time.Second)
 }
 
-// groupMembers lists the live (not zombie) processes of process group pgid, from /proc.
-func groupMembers(pgid int) []int {
+// instanceMembers lists the live (not zombie) processes of process group pgid, and those
+// elsewhere whose environment holds tag (supervisorTagEnv): a daemonized HAProxy calls setsid
+// and leaves the group, but keeps the environment it was started with. A process whose
+// environment cannot be read (another user's) is not ours.
+func instanceMembers(pgid int, tag string) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -465,24 +544,82 @@ func groupMembers(pgid int) []int {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// Fields after "(comm)": state ppid pgrp ...; comm may contain spaces and parens.
-		i := strings.LastIndexByte(string(b), ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
-			continue
-		}
-		if g, _ := strconv.Atoi(f[2]); g == pgid {
+		g, ok := liveProcessGroup(pid)
+		if ok && (g == pgid || (tag != "" && environHasTag(pid, tag))) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// escapedMembers lists inst's live processes outside its process group.
+func escapedMembers(inst *instance) []int {
+	var out []int
+	for _, pid := range instanceMembers(inst.pid, inst.tag) {
+		if g, ok := liveProcessGroup(pid); ok && g != inst.pid {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// liveProcessGroup returns pid's process group; ok is false for a zombie or a process gone.
+func liveProcessGroup(pid int) (pgid int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// Fields after "(comm)": state ppid pgrp ...; comm may contain spaces and parens.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
+		return 0, false
+	}
+	g, err := strconv.Atoi(f[2])
+	return g, err == nil
+}
+
+func environHasTag(pid int, tag string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return false
+	}
+	want := supervisorTagEnv + "=" + tag
+	for kv := range strings.SplitSeq(string(b), "\x00") {
+		if kv == want {
+			return true
+		}
+	}
+	return false
+}
+
+// daemonLine returns the number of the first line of config that is a `daemon` directive, 0
+// when there is none.
+func daemonLine(config []byte) int {
+	for i, line := range strings.Split(string(config), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "daemon" {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// supervisorTagEnv names the variable that marks every process of one HAProxy start.
+const supervisorTagEnv = "LB_SUPERVISOR_TAG"
+
+// haproxyPATH is the PATH HAProxy runs with: the system directories, not lodestar's PATH.
+const haproxyPATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// haproxyEnviron is the whole environment HAProxy runs with (the supervised master and
+// workers, and `haproxy -c`): PATH and extra, nothing of lodestar's own. lodestar's flags (LODESTAR_*), its
+// API credentials and whatever else its environment holds would otherwise be one
+// `%[env(NAME)]` or "${NAME}" in a template away from any client. lodestar's templates read no
+// variable; an operator's template that needs a value writes it into the template instead.
+func haproxyEnviron(extra ...string) []string {
+	return append([]string{haproxyPATH}, extra...)
 }
 
 // GroupPIDs returns the live processes of the current HAProxy (master and workers, old ones
@@ -494,7 +631,7 @@ func (p *Process) GroupPIDs() []int {
 	if inst == nil {
 		return nil
 	}
-	return groupMembers(inst.pid)
+	return instanceMembers(inst.pid, inst.tag)
 }
 
 func waitClosed(ch <-chan struct{}, d time.Duration) bool {
@@ -535,6 +672,14 @@ func (p *Process) Reload(ctx context.Context) error {
 		// catching up with the pipe: wait (briefly) for the line that closes a failed load.
 		lines := p.out.waitFor(mark, "Loading failure", time.Second)
 		rerr.Alerts = ParseAlerts(strings.Join(lines, "\n"))
+	}
+	if err == nil {
+		// Every reload adds an old worker while connections are open: have it counted now,
+		// by the watcher, so that the reload itself takes no longer.
+		select {
+		case p.reloaded <- struct{}{}:
+		default:
+		}
 	}
 	return err
 }

@@ -78,6 +78,7 @@ func Validate(ctx context.Context, bin, cfgPath string) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-c", "-f", cfgPath)
 	cmd.WaitDelay = time.Second
+	cmd.Env = haproxyEnviron() // an alert would print a variable the configuration expands
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		return nil

@@ -27,6 +27,7 @@ type haproxyFlags struct {
 	sslCerts       *listFlag
 	templatesDir   *string
 	maxConn        *int
+	hardStopAfter  *time.Duration
 	minServPort    *int
 	maxServPort    *int
 	healthCheck    *bool
@@ -49,6 +50,7 @@ func addHAProxyFlags(c *command) *haproxyFlags {
 		sslCerts:       addList(c, "ssl-certs", "certificate `file`s (PEM with key) of the HTTPS frontend; without them a self-signed one is made in --run-dir"),
 		templatesDir:   fs.String("templates-dir", "", "`directory` of HAPROXY_<NAME> template overrides"),
 		maxConn:        fs.Int("haproxy-maxconn", haproxy.DefaultMaxConn, "HAProxy's maxconn; it must fit the open-files limit (ulimit -n)"),
+		hardStopAfter:  fs.Duration("haproxy-hard-stop-after", haproxy.DefaultHardStopAfter, "how long an old HAProxy worker may keep its connections after a reload (hard-stop-after); the default template also lets a worker outlive at most 10 reloads (mworker-max-reloads)"),
 		minServPort:    fs.Int("min-serv-port-ip-per-task", haproxy.DefaultMinServPort, "lowest service port given to IP-per-task apps without one"),
 		maxServPort:    fs.Int("max-serv-port-ip-per-task", haproxy.DefaultMaxServPort, "highest service port given to IP-per-task apps without one"),
 		healthCheck:    fs.Bool("health-check", true, "leave out tasks whose Marathon health checks fail; false leaves it to HAProxy's own checks, as marathon-lb without --health-check"),
@@ -62,6 +64,9 @@ func addHAProxyFlags(c *command) *haproxyFlags {
 func (f *haproxyFlags) buildConfig(runDir string, getenv func(string) string) (haproxy.Config, error) {
 	if *f.maxConn < 1 {
 		return haproxy.Config{}, fmt.Errorf("--haproxy-maxconn %d: want at least 1", *f.maxConn)
+	}
+	if *f.hardStopAfter < time.Second {
+		return haproxy.Config{}, fmt.Errorf("--haproxy-hard-stop-after %v: want at least 1s", *f.hardStopAfter)
 	}
 	if *f.minServPort > *f.maxServPort {
 		return haproxy.Config{}, fmt.Errorf("--min-serv-port-ip-per-task %d is above --max-serv-port-ip-per-task %d", *f.minServPort, *f.maxServPort)
@@ -81,7 +86,7 @@ func (f *haproxyFlags) buildConfig(runDir string, getenv func(string) string) (h
 		HTTPBind: *f.httpBind, HTTPSBind: *f.httpsBind, StatsBind: *f.statsBind, AppIDBind: *f.appIDBind,
 		DontBindHTTPHTTPS: *f.dontBind, NoAppIDFrontend: *f.noAppIDBinding,
 		RunDir: runDir, TemplatesDir: resolvePath(*f.templatesDir), Getenv: getenv,
-		SSLCerts: f.sslCerts.vals, MaxConn: *f.maxConn,
+		SSLCerts: f.sslCerts.vals, MaxConn: *f.maxConn, HardStopAfter: *f.hardStopAfter,
 		MinServPortIPPerTask: *f.minServPort, MaxServPortIPPerTask: *f.maxServPort,
 		HealthCheck: *f.healthCheck,
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/lodestar-lb/lodestar/api"
 	"github.com/lodestar-lb/lodestar/discovery"
+	"github.com/lodestar-lb/lodestar/haproxy"
 )
 
 func serveCommand(ctx context.Context, stderr io.Writer, getenv func(string) string) *command {
@@ -49,9 +51,11 @@ Examples:
 		if err != nil {
 			return err
 		}
-		if err := prepareRunDir(*runDir); err != nil {
+		runDirHandle, err := openRunDir(*runDir)
+		if err != nil {
 			return err
 		}
+		defer runDirHandle.Close()
 		sources, err := src.build(log, *runDir)
 		if err != nil {
 			return err
@@ -193,25 +197,91 @@ func defaultRunDir() string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("lodestar-%d", os.Geteuid()))
 }
 
+// openRunDir prepares the run dir (see prepareRunDir) and opens and pins it: the files lodestar
+// writes there go through this handle from then on, so swapping the directory for a link
+// cannot send them elsewhere.
+func openRunDir(dir string) (*haproxy.Dir, error) {
+	if err := prepareRunDir(dir); err != nil {
+		return nil, err
+	}
+	d, err := haproxy.OpenDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--run-dir: %w", err)
+	}
+	d.Pin()
+	return d, nil
+}
+
 // prepareRunDir creates the run directory and refuses one that others could tamper with:
 // HAProxy's configuration and its master socket (which runs commands) live there, so it must
-// be a real directory, owned by this user and writable by nobody else.
+// be a real directory, owned by this user and writable by nobody else, reached by a path that
+// nobody else can redirect (see checkRunDirPath). The path is checked before anything is
+// created, and again after.
 func prepareRunDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("--run-dir %s: %w", dir, err)
+	}
+	if err := checkRunDirPath(abs); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(abs, 0o750); err != nil {
 		return fmt.Errorf("--run-dir: %w", err)
 	}
-	fi, err := os.Lstat(dir)
+	if err := checkRunDirPath(abs); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(abs)
 	if err != nil {
 		return fmt.Errorf("--run-dir: %w", err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("--run-dir %s is not a directory (a symbolic link?): give a directory of lodestar's own", dir)
+		return fmt.Errorf("--run-dir %s is not a directory: give a directory of lodestar's own", dir)
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
 		return fmt.Errorf("--run-dir %s belongs to uid %d, not to lodestar's uid %d: give a directory of lodestar's own", dir, st.Uid, os.Geteuid())
 	}
 	if fi.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("--run-dir %s is writable by others (mode %v): HAProxy's config and master socket live there; chmod go-w it or give another directory", dir, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// checkRunDirPath refuses a run dir path (absolute) that someone other than lodestar's user
+// or root could redirect: a symbolic link anywhere in it (its target may change), or an
+// existing ancestor that everyone may write without the sticky bit, or that belongs to another
+// user (either could rename the run dir away and put a link in its place). Components that do
+// not exist yet are not checked; prepareRunDir checks again once they do.
+func checkRunDirPath(abs string) error {
+	var parts []string
+	for p := abs; ; p = filepath.Dir(p) {
+		parts = append(parts, p)
+		if p == filepath.Dir(p) {
+			break
+		}
+	}
+	for i := len(parts) - 1; i >= 0; i-- {
+		p := parts[i]
+		fi, err := os.Lstat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("--run-dir %s: %w", abs, err)
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			target, _ := filepath.EvalSymlinks(p)
+			return fmt.Errorf("--run-dir %s: %s is a symbolic link (to %s), which could be pointed elsewhere: give the path without links", abs, p, target)
+		}
+		if i == 0 {
+			break // the run dir itself: prepareRunDir checks it more strictly
+		}
+		if fi.Mode().Perm()&0o002 != 0 && fi.Mode()&os.ModeSticky == 0 {
+			return fmt.Errorf("--run-dir %s: %s is writable by everyone without the sticky bit (mode %v), so anyone could replace the run dir: give a path under a safe directory", abs, p, fi.Mode())
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+			return fmt.Errorf("--run-dir %s: %s belongs to uid %d, who could replace the run dir: give a path under directories of root or lodestar's user", abs, p, st.Uid)
+		}
 	}
 	return nil
 }

@@ -1,8 +1,10 @@
 package marathon
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"testing"
 )
 
@@ -62,5 +64,23 @@ func BenchmarkFullSync(b *testing.B) {
 		from := h.sink.ReportCount()
 		h.src.Resync()
 		h.waitReport(from, "the resync", isSuccess)
+	}
+}
+
+// BenchmarkSSEReader parses the recorded event stream (12 events) over and over: the cost of
+// the reader itself, the per-event size and time limits included.
+func BenchmarkSSEReader(b *testing.B) {
+	fixture, err := os.ReadFile("testdata/events.sse")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(fixture)))
+	for b.Loop() {
+		r := newSSEReader(bytes.NewReader(fixture), nil)
+		for {
+			if _, err := r.next(); err != nil {
+				break
+			}
+		}
 	}
 }

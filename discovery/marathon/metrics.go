@@ -21,7 +21,7 @@ var (
 	})
 	reconnects = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "lodestar", Subsystem: "marathon", Name: "stream_reconnects_total",
-		Help: "Event stream reconnects, by reason (idle, eof, network, error, leader).",
+		Help: "Event stream reconnects, by reason (idle, eof, network, event_limit, error, leader).",
 	}, []string{"reason"})
 	streamConnects = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: "lodestar", Subsystem: "marathon", Name: "stream_connects_total",

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/lodestar-lb/lodestar/discovery"
 )
 
@@ -33,7 +35,7 @@ func (s *Source) session(ctx context.Context, m *url.URL, sink discovery.Sink) (
 	var lastActive atomic.Int64
 	touch := func() { lastActive.Store(int64(time.Since(epoch))) }
 	touch()
-	frames, streamErr, err := s.openStream(ctx, m, touch)
+	frames, taken, streamErr, err := s.openStream(ctx, m, touch)
 	if err != nil {
 		return false, err
 	}
@@ -69,6 +71,7 @@ func (s *Source) session(ctx context.Context, m *url.URL, sink discovery.Sink) (
 			if !ok {
 				return true, <-streamErr
 			}
+			taken(f)
 			if err := s.handle(ctx, m, sink, f); err != nil {
 				return true, err
 			}
@@ -115,32 +118,41 @@ func (s *Source) checkLeader(ctx context.Context, m *url.URL, sink discovery.Sin
 	return &errSwitch{to: lm.String(), why: "it is the Marathon leader"}
 }
 
+// maxQueuedBytes bounds the frames read but not yet taken by the session. The queue holds up to
+// 1024 frames so that a burst of small events does not stall the reader, but each may be up to
+// maxEventSize: without a byte budget a busy session could let it fill with 16 GiB.
+const maxQueuedBytes = 64 << 20
+
 // openStream connects to /v2/events and starts a goroutine that parses frames into the
-// returned channel, in order. When the stream ends, the channel is closed and the reason is
-// sent on streamErr.
-func (s *Source) openStream(ctx context.Context, m *url.URL, touch func()) (<-chan frame, <-chan error, error) {
+// returned channel, in order; the session calls taken with each frame it receives, which frees
+// its bytes in the queue's budget. When the stream ends, the channel is closed and the reason
+// is sent on streamErr.
+func (s *Source) openStream(ctx context.Context, m *url.URL, touch func()) (<-chan frame, func(frame), <-chan error, error) {
 	q := url.Values{"event_type": discovery.MarathonEventTypes}
 	target := m.String() + "/v2/events?" + q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	s.authorize(req)
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := s.stream.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("event stream: %w", err)
+		return nil, nil, nil, fmt.Errorf("event stream: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, nil, &statusError{url: answeredBy(target, resp), code: resp.StatusCode}
+		return nil, nil, nil, &statusError{url: answeredBy(target, resp), code: resp.StatusCode}
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 		resp.Body.Close()
-		return nil, nil, fmt.Errorf("event stream %s: Content-Type %q, want text/event-stream", target, ct)
+		return nil, nil, nil, fmt.Errorf("event stream %s: Content-Type %q, want text/event-stream", target, ct)
 	}
 	streamConnects.Inc()
 	frames := make(chan frame, 1024)
+	budget := semaphore.NewWeighted(maxQueuedBytes)
+	weight := func(f frame) int64 { return min(max(f.size(), 1), maxQueuedBytes) }
+	taken := func(f frame) { budget.Release(weight(f)) }
 	streamErr := make(chan error, 1)
 	go func() {
 		defer resp.Body.Close()
@@ -152,6 +164,10 @@ func (s *Source) openStream(ctx context.Context, m *url.URL, touch func()) (<-ch
 				streamErr <- fmt.Errorf("event stream: %w", err)
 				return
 			}
+			if err := budget.Acquire(ctx, weight(f)); err != nil {
+				streamErr <- err
+				return
+			}
 			select {
 			case frames <- f:
 			case <-ctx.Done():
@@ -160,7 +176,7 @@ func (s *Source) openStream(ctx context.Context, m *url.URL, touch func()) (<-ch
 			}
 		}
 	}()
-	return frames, streamErr, nil
+	return frames, taken, streamErr, nil
 }
 
 // answeredBy names the URL a request went to, and the one that answered it when a redirect was

@@ -231,6 +231,8 @@ func reason(err error) string {
 	switch {
 	case errors.Is(err, errIdle):
 		return "idle"
+	case errors.Is(err, errEventTooLarge), errors.Is(err, errEventTooSlow):
+		return "event_limit"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "eof"
 	case errors.As(err, &ue):

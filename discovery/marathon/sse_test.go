@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func readAll(t *testing.T, in string) ([]frame, error) {
@@ -89,8 +90,8 @@ func TestSSEWireDetails(t *testing.T) {
 
 func TestSSELineTooLong(t *testing.T) {
 	r := newSSEReader(io.MultiReader(strings.NewReader("data: "), &endless{}), nil)
-	if _, err := r.next(); !errors.Is(err, errLineTooLong) {
-		t.Fatalf("err = %v, want errLineTooLong", err)
+	if _, err := r.next(); !errors.Is(err, errEventTooLarge) {
+		t.Fatalf("err = %v, want errEventTooLarge", err)
 	}
 }
 
@@ -104,27 +105,97 @@ func (endless) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// A line of exactly maxLine bytes is not longer than the limit, whatever its terminator.
-func TestSSELineAtTheLimit(t *testing.T) {
+// An event of exactly maxEventSize bytes (its lines together, terminators left out) is not
+// over the limit, whatever its terminator; one byte more is.
+func TestSSEEventAtTheLimit(t *testing.T) {
 	for _, nl := range []string{"\n", "\r\n"} {
-		data := strings.Repeat("x", maxLine-len("data: "))
-		r := newSSEReader(strings.NewReader("event: big\ndata: "+data+nl+nl), nil)
+		head := "event: big"
+		data := strings.Repeat("x", maxEventSize-len(head)-len("data: "))
+		r := newSSEReader(strings.NewReader(head+nl+"data: "+data+nl+nl), nil)
 		f, err := r.next()
 		if err != nil {
-			t.Fatalf("terminator %q: line of exactly %d bytes: %v", nl, maxLine, err)
+			t.Fatalf("terminator %q: event of exactly %d bytes: %v", nl, maxEventSize, err)
 		}
 		if f.Event != "big" || len(f.Data) != len(data) {
 			t.Errorf("terminator %q: got event %q with %d bytes of data, want %q with %d", nl, f.Event, len(f.Data), "big", len(data))
 		}
+		r = newSSEReader(strings.NewReader(head+nl+"data: "+data+"x"+nl+nl), nil)
+		if _, err := r.next(); !errors.Is(err, errEventTooLarge) {
+			t.Errorf("terminator %q: event of %d bytes: err = %v, want errEventTooLarge", nl, maxEventSize+1, err)
+		}
 	}
 }
 
-// The error for a line too long names the event it was in: the operator's only clue to which
+// The error for an event too large names the event it was: the operator's only clue to which
 // event (an api_post_event carrying a huge app definition, say) was dropped.
 func TestSSELineTooLongNamesTheEvent(t *testing.T) {
 	r := newSSEReader(io.MultiReader(strings.NewReader("event: api_post_event\ndata: "), &endless{}), nil)
 	_, err := r.next()
-	if !errors.Is(err, errLineTooLong) || !strings.Contains(fmt.Sprint(err), "api_post_event") {
-		t.Fatalf("err = %v, want errLineTooLong naming api_post_event", err)
+	if !errors.Is(err, errEventTooLarge) || !strings.Contains(fmt.Sprint(err), "api_post_event") {
+		t.Fatalf("err = %v, want errEventTooLarge naming api_post_event", err)
+	}
+}
+
+// endlessLines yields "data: xxx…\n" lines of lineSize bytes forever, counting what was read.
+type endlessLines struct {
+	lineSize int
+	read     int
+	pos      int
+}
+
+func (e *endlessLines) Read(p []byte) (int, error) {
+	for i := range p {
+		switch {
+		case e.pos < len("data: "):
+			p[i] = "data: "[e.pos]
+		case e.pos == e.lineSize-1:
+			p[i] = '\n'
+		default:
+			p[i] = 'x'
+		}
+		e.pos = (e.pos + 1) % e.lineSize
+	}
+	e.read += len(p)
+	return len(p), nil
+}
+
+// Issue 12, item 7: an event of endless 1 MiB data lines, no line over any per-line limit and
+// never a blank line, is refused once its lines together pass maxEventSize. The reader stops
+// reading there (so memory stays bounded) and says which event and how big.
+func TestSSEEndlessEventOfShortLinesIsRefused(t *testing.T) {
+	lines := &endlessLines{lineSize: 1 << 20}
+	r := newSSEReader(io.MultiReader(strings.NewReader("event: status_update_event\n"), lines), nil)
+	_, err := r.next()
+	if !errors.Is(err, errEventTooLarge) {
+		t.Fatalf("err = %v, want errEventTooLarge", err)
+	}
+	for _, want := range []string{"status_update_event", "dropped after"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to say %q", err, want)
+		}
+	}
+	// At most the limit, the line being read and one read-ahead buffer.
+	if bound := maxEventSize + 2*lines.lineSize + 64<<10; lines.read > bound {
+		t.Errorf("read %d bytes of the endless event, want at most %d", lines.read, bound)
+	}
+}
+
+// An event whose lines keep coming but which never ends is dropped once it has been open for
+// maxDuration, measured from its first field line on the reader's clock; keepalives before an
+// event do not start that clock, and an event that ends in time is delivered.
+func TestSSEEventTimeLimit(t *testing.T) {
+	var clock time.Time
+	tick := func() time.Time { clock = clock.Add(time.Second); return clock }
+	in := ":\n:\n:\n:\n:\nevent: a\ndata: 1\ndata: 2\n\n" +
+		"event: slow\ndata: 1\n:\n:\n:\n:\n:\n:\n:\n:\n:\n:\ndata: 2\n\n"
+	r := newSSEReader(strings.NewReader(in), nil)
+	r.now, r.maxDuration = tick, 5*time.Second
+	f, err := r.next()
+	if err != nil || f.Event != "a" || string(f.Data) != "1\n2" {
+		t.Fatalf("first event = %q/%q, %v; want a/\"1\\n2\"", f.Event, f.Data, err)
+	}
+	_, err = r.next()
+	if !errors.Is(err, errEventTooSlow) || !strings.Contains(err.Error(), `"slow"`) {
+		t.Fatalf("err = %v, want errEventTooSlow naming the event", err)
 	}
 }
