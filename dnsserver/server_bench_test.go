@@ -47,7 +47,12 @@ func benchServer(b *testing.B) *Server {
 // benchmarkPacket measures the UDP hot path without the socket: parse, look up, copy and patch
 // the wire answer, count the query.
 func benchmarkPacket(b *testing.B, name string, qtype uint16, edns uint16, wantRcode int) {
-	s := benchServer(b)
+	benchmarkPacketFrom(b, benchServer(b), loopback, name, qtype, edns, wantRcode)
+}
+
+var loopback = netip.MustParseAddr("127.0.0.1")
+
+func benchmarkPacketFrom(b *testing.B, s *Server, from netip.Addr, name string, qtype uint16, edns uint16, wantRcode int) {
 	pkt, err := newQuery(name, qtype, edns).Pack()
 	if err != nil {
 		b.Fatal(err)
@@ -59,7 +64,7 @@ func benchmarkPacket(b *testing.B, name string, qtype uint16, edns uint16, wantR
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		start := time.Now()
-		reply, rcode, ok := s.answerPacket(pkt, out[:0], &q, keyBuf[:0], uint32(i))
+		reply, rcode, ok := s.answerPacket(from, pkt, out[:0], &q, keyBuf[:0], uint32(i))
 		if !ok || rcode != wantRcode || len(reply) < headerLen {
 			b.Fatalf("ok=%v rcode=%d", ok, rcode)
 		}
@@ -85,6 +90,40 @@ func BenchmarkUDPAnswerSRVTruncated(b *testing.B) {
 
 func BenchmarkUDPAnswerNXDOMAIN(b *testing.B) {
 	benchmarkPacket(b, "nope-17.marathon.mesos.", dns.TypeA, 0, rcodeNX)
+}
+
+// rrlBenchServer is benchServer with response-rate limiting on and a clock that moves a
+// millisecond per reading (on top of the real one, which is read as in serving), so that
+// no answer is limited: the benchmarks measure the accounting, not dropping.
+func rrlBenchServer(b *testing.B) *Server {
+	s, err := New(Config{Domain: "mesos", ResolvConf: "/nonexistent", RRL: RRLConfig{Rate: maxRRLRate, Slip: 2}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.SetIndex(benchIndex(1000))
+	var tick time.Duration
+	s.rrl.now = func() time.Time {
+		tick += time.Millisecond
+		return time.Now().Add(tick)
+	}
+	return s
+}
+
+// BenchmarkUDPAnswerARRLAllowed: RRL on, a client inside --dns-forward-allow (not limited;
+// the cost is the allow-list check).
+func BenchmarkUDPAnswerARRLAllowed(b *testing.B) {
+	benchmarkPacketFrom(b, rrlBenchServer(b), loopback, "app-17-00003-s3.marathon.mesos.", dns.TypeA, 0, rcodeOK)
+}
+
+// BenchmarkUDPAnswerARRLOutside: RRL on, a client outside the allow list: every answer is
+// accounted to its /24.
+func BenchmarkUDPAnswerARRLOutside(b *testing.B) {
+	benchmarkPacketFrom(b, rrlBenchServer(b), netip.MustParseAddr("198.51.100.7"), "app-17-00003-s3.marathon.mesos.", dns.TypeA, 0, rcodeOK)
+}
+
+// BenchmarkUDPAnswerARRLOutsideOff: the same client with RRL off, the baseline of the above.
+func BenchmarkUDPAnswerARRLOutsideOff(b *testing.B) {
+	benchmarkPacketFrom(b, benchServer(b), netip.MustParseAddr("198.51.100.7"), "app-17-00003-s3.marathon.mesos.", dns.TypeA, 0, rcodeOK)
 }
 
 // BenchmarkCompileZone is SetIndex's cost for the 10,200-task cluster.
