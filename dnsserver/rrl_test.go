@@ -142,7 +142,7 @@ func TestRRLEvictsExpiredFirst(t *testing.T) {
 	verdicts(l, "198.51.100.1", 5000) // limited for the next hour
 	for i := range 1000 {
 		l.account(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1})) // a new /24 each
-		clock.Advance(2 * time.Second) // each new account has expired before the next comes
+		clock.Advance(2 * time.Second)                                    // each new account has expired before the next comes
 	}
 	if n := l.size(); n > 64 {
 		t.Fatalf("%d accounts kept, want at most 64", n)
