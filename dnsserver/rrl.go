@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -113,8 +114,11 @@ type rrlLimiter struct {
 	burst    int64
 	debt     int64 // how far tat may run ahead of now: burst + Window
 	now      func() time.Time
-	perShard int
-	shards   [rrlShards]rrlShard
+	// fixedClock: now is a test's clock, which the server reads instead of the time its
+	// read loops pass.
+	fixedClock bool
+	perShard   int
+	shards     [rrlShards]rrlShard
 }
 
 type rrlShard struct {
@@ -160,11 +164,18 @@ func (l *rrlLimiter) key(ip netip.Addr) rrlKey {
 	return p.Addr().As16()
 }
 
-// account debits one response of the client at ip and says what to do with it.
+// account debits one response of the client at ip, at the limiter's time, and says what to
+// do with it.
 func (l *rrlLimiter) account(ip netip.Addr) rrlVerdict {
+	return l.accountAt(ip, l.now())
+}
+
+// accountAt is account at a time the caller read: the UDP read loops read the clock once for
+// a batch of queries (a clock reading was a fifth of RRL's cost).
+func (l *rrlLimiter) accountAt(ip netip.Addr, t time.Time) rrlVerdict {
 	k := l.key(ip)
 	sh := &l.shards[shardOf(k)]
-	now := l.now().UnixNano()
+	now := t.UnixNano()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	a, ok := sh.accounts[k]
@@ -220,12 +231,10 @@ func (l *rrlLimiter) size() int {
 	return n
 }
 
+// shardOf mixes a key's two halves (the prefix bits are in either) and takes the top bits.
 func shardOf(k rrlKey) int {
-	var h byte
-	for _, b := range k {
-		h = h*31 + b
-	}
-	return int(h % rrlShards)
+	h := (binary.LittleEndian.Uint64(k[:8]) ^ binary.LittleEndian.Uint64(k[8:])) * 0x9E3779B97F4A7C15
+	return int(h >> 60) // rrlShards = 16
 }
 
 // appendSlip writes the truncated answer RRL sends instead of a limited one: the header with
@@ -243,25 +252,76 @@ func outsideLimit(clientLimit, qlen int) int {
 }
 
 // outside reports whether a client is outside ForwardAllow, where RRL applies.
-func (s *Server) outside(ip netip.Addr) bool {
-	ip = ip.Unmap().WithZone("")
-	for _, p := range s.cfg.ForwardAllow {
-		if p.Contains(ip) {
-			return false
-		}
-	}
-	return true
+func (s *Server) outside(ip netip.Addr) bool { return !s.allow.contains(ip) }
+
+// prefixSet is a list of prefixes as 128-bit masks, IPv4 ones in their IPv4-mapped form.
+// It agrees with the forwarder's check (netip.Prefix.Contains of the unmapped client): an
+// IPv4 client, mapped or not, is in IPv4 prefixes only. Why not Contains itself: RRL asks for
+// every in-zone UDP query while on, and a masked compare of two words costs a fraction.
+type prefixSet []maskedPrefix
+
+type maskedPrefix struct {
+	hi, lo, maskHi, maskLo uint64
+	v4                     bool
 }
 
-// limitUDP applies RRL to an in-zone UDP answer for client, to a query of qlen bytes. It
-// returns the size the answer must fit in; or, when RRL limits the answer, done with what to
-// send instead: the truncated slip answer, or nothing (reply nil).
-func (s *Server) limitUDP(client netip.Addr, q *query, qlen int, out []byte) (limit int, reply []byte, done bool) {
+func newPrefixSet(ps []netip.Prefix) prefixSet {
+	out := make(prefixSet, 0, len(ps))
+	for _, p := range ps {
+		p = p.Masked()
+		bits := p.Bits()
+		if p.Addr().Is4() {
+			bits += 96
+		}
+		if !p.IsValid() || bits < 0 {
+			continue
+		}
+		a := p.Addr().As16()
+		m := maskedPrefix{v4: p.Addr().Is4()}
+		m.hi, m.lo = binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
+		m.maskHi, m.maskLo = prefixMask(bits)
+		out = append(out, m)
+	}
+	return out
+}
+
+// prefixMask returns the two words of a /bits mask.
+func prefixMask(bits int) (hi, lo uint64) {
+	switch {
+	case bits >= 128:
+		return ^uint64(0), ^uint64(0)
+	case bits > 64:
+		return ^uint64(0), ^uint64(0) << (128 - bits)
+	case bits == 0:
+		return 0, 0
+	}
+	return ^uint64(0) << (64 - bits), 0
+}
+
+func (ps prefixSet) contains(ip netip.Addr) bool {
+	a := ip.As16() // IPv4 as IPv4-mapped, zone left out
+	v4 := ip.Is4() || ip.Is4In6()
+	hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
+	for _, p := range ps {
+		if p.v4 == v4 && hi&p.maskHi == p.hi && lo&p.maskLo == p.lo {
+			return true
+		}
+	}
+	return false
+}
+
+// limitUDP applies RRL to an in-zone UDP answer for client, to a query of qlen bytes read at
+// now. It returns the size the answer must fit in; or, when RRL limits the answer, done with
+// what to send instead: the truncated slip answer, or nothing (reply nil).
+func (s *Server) limitUDP(client netip.Addr, now time.Time, q *query, qlen int, out []byte) (limit int, reply []byte, done bool) {
 	limit = q.udpLimit()
 	if s.rrl == nil || !client.IsValid() || !s.outside(client) {
 		return limit, nil, false
 	}
-	switch s.rrl.account(client) {
+	if s.rrl.fixedClock {
+		now = s.rrl.now()
+	}
+	switch s.rrl.accountAt(client, now) {
 	case rrlDrop:
 		srvRRLDropped.Inc()
 		return 0, nil, true

@@ -188,7 +188,7 @@ func TestRRLServer(t *testing.T) {
 		UDPSockets:   1, // one read loop: the answers come in the order of the queries
 		ForwardAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")},
 		RRL:          RRLConfig{Rate: 5, Slip: 2},
-	}, testIndex(), func(s *Server) { s.rrl.now = clock.Now })
+	}, testIndex(), func(s *Server) { s.rrl.now, s.rrl.fixedClock = clock.Now, true })
 	dropped, slipped := counterValue(t, srvRRLDropped), counterValue(t, srvRRLSlipped)
 
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -285,6 +285,39 @@ func TestOutsideAnswerSize(t *testing.T) {
 		ra, _, err := allowed.Exchange(newQuery(name, qtype, 4096), s.Addr())
 		if err != nil || ra.Truncated || len(ra.Answer) < 20 {
 			t.Errorf("%s from an allowed client: %v %v, want every record", name, ra, err)
+		}
+	}
+}
+
+// TestPrefixSet: the allow list RRL consults agrees with the forwarder's check,
+// netip.Prefix.Contains of the unmapped client.
+func TestPrefixSet(t *testing.T) {
+	lists := [][]netip.Prefix{
+		DefaultForwardAllow,
+		{netip.MustParsePrefix("0.0.0.0/0")},
+		{netip.MustParsePrefix("::/0")},
+		{netip.MustParsePrefix("::ffff:0:0/96")}, // IPv4-mapped: no client is in it, as for the forwarder
+		{netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::7/128")},
+		{netip.MustParsePrefix("192.0.2.77/25"), netip.MustParsePrefix("2001:db8:0:ff00::/57")}, // unmasked bits
+		{},
+	}
+	clients := []string{"127.0.0.1", "10.1.2.3", "172.31.255.255", "172.32.0.0", "192.168.0.1", "8.8.8.8",
+		"::1", "::2", "fc00::1", "fd12::1", "fe80::1%eth0", "2001:db8::7", "2001:db8::8", "192.0.2.7", "192.0.2.8",
+		"192.0.2.1", "192.0.2.200", "2001:db8:0:ff7f::1", "2001:db8:0:ff80::1", "0.0.0.0", "255.255.255.255"}
+	for _, list := range lists {
+		set := newPrefixSet(list)
+		for _, c := range clients {
+			ip := netip.MustParseAddr(c)
+			want := false
+			for _, p := range list {
+				want = want || p.Contains(ip.Unmap().WithZone(""))
+			}
+			if got := set.contains(ip); got != want {
+				t.Errorf("%v contains %s: %v, want %v", list, c, got, want)
+			}
+			if mapped := netip.AddrFrom16(ip.As16()); ip.Is4() && set.contains(mapped) != want {
+				t.Errorf("%v contains %s: %v, want %v as for %s", list, mapped, !want, want, c)
+			}
 		}
 	}
 }

@@ -102,6 +102,7 @@ type Server struct {
 	slowWG sync.WaitGroup
 
 	rrl   *rrlLimiter // nil when off
+	allow prefixSet   // ForwardAllow, for RRL
 	tcpLn *capListener
 }
 
@@ -126,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 		ready: make(chan struct{}),
 		slow:  make(chan struct{}, maxSlowQueries),
 		rrl:   newRRL(cfg.RRL, time.Now),
+		allow: newPrefixSet(cfg.ForwardAllow),
 	}
 	s.life, s.stop = context.WithCancel(context.Background())
 	if cfg.Forward && len(fwd.defaults) == 0 {
@@ -353,7 +355,7 @@ func (s *Server) serveMsg(w dns.ResponseWriter, r *dns.Msg, tcp bool) (rcode int
 	if !tcp {
 		var reply []byte
 		var limited bool
-		limit, reply, limited = s.limitUDP(remoteIP(w), &q, r.Len(), make([]byte, 0, 512))
+		limit, reply, limited = s.limitUDP(remoteIP(w), time.Now(), &q, r.Len(), make([]byte, 0, 512))
 		if limited {
 			if reply != nil {
 				w.Write(reply)

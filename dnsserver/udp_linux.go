@@ -143,7 +143,7 @@ func (s *Server) serveUDP(sock udpSocket, seed uint32) error {
 			}
 			rot++
 			from := sockaddrAddrPort(&b.names[i])
-			reply, rcode, ok := s.answerPacket(from.Addr(), pkt, b.outBuf[i][:0], &q, keyBuf[:0], rot)
+			reply, rcode, ok := s.answerPacket(from.Addr(), start, pkt, b.outBuf[i][:0], &q, keyBuf[:0], rot)
 			if !ok {
 				s.handOff(sock, from, pkt, oob)
 				continue

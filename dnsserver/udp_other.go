@@ -42,7 +42,7 @@ func (s *Server) serveUDP(sock udpSocket, seed uint32) error {
 		}
 		start := time.Now()
 		rot++
-		reply, rcode, ok := s.answerPacket(from.Addr(), in[:n], out[:0], &q, keyBuf[:0], rot)
+		reply, rcode, ok := s.answerPacket(from.Addr(), start, in[:n], out[:0], &q, keyBuf[:0], rot)
 		if !ok {
 			s.handOff(sock, from, in[:n], oob[:oobn])
 			continue
