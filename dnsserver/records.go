@@ -168,7 +168,7 @@ var (
 	})
 	recordsRenamedFrameworks = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: "lodestar", Subsystem: "dnsserver", Name: "records_renamed_frameworks",
-		Help: "Frameworks of the newest index served under another name because theirs is one of the zone's own (leader, master, slave, nsN …).",
+		Help: "Frameworks of the newest index served under another name because theirs is one of the zone's own (leader, master, slave, nsN …), or without a host record because theirs is another framework's task name.",
 	})
 	recordsSerial = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: "lodestar", Subsystem: "dnsserver", Name: "records_serial",
@@ -254,7 +254,8 @@ type builder struct {
 	names     map[string]*RecordSet
 	buf       []byte
 	invalid   int
-	renamed   int               // frameworks named like a system name (reserved.go)
+	renamed   int               // frameworks renamed or left without a host record (reserved.go)
+	fwDomains map[string]bool   // every framework's domain, made by onTaskName
 	cleaned   map[string]string // task name → cleaned label
 	resolved  map[string]addrPair
 	agents    map[string]*agentInfo
@@ -806,7 +807,7 @@ func (b *builder) frameworkRecords(f *discovery.Framework) {
 	if !hasPID {
 		host = f.Hostname
 	}
-	if ips := b.resolve(host); !ips.empty() {
+	if ips := b.resolve(host); !ips.empty() && !b.onTaskName(fw, f.Name) {
 		fwName := fw + b.tail
 		b.addNameIP(ips, fwName)
 		if hasPID {

@@ -98,14 +98,19 @@ type onceLog struct {
 	seen map[string]bool
 }
 
-func (o *onceLog) note(log *slog.Logger, name, alt string) {
+// first reports whether key is new, and remembers it (up to maxReservedLogged keys).
+func (o *onceLog) first(key string) bool {
 	o.mu.Lock()
-	first := !o.seen[name] && len(o.seen) < maxReservedLogged
-	if first {
-		o.seen[name] = true
+	defer o.mu.Unlock()
+	if o.seen[key] || len(o.seen) >= maxReservedLogged {
+		return false
 	}
-	o.mu.Unlock()
-	if !first || log == nil {
+	o.seen[key] = true
+	return true
+}
+
+func (o *onceLog) note(log *slog.Logger, name, alt string) {
+	if !o.first(name) || log == nil {
 		return
 	}
 	log.Warn("DNS: a Mesos framework is named like one of the zone's own names (leader, master, masterN, slave, nsN); its records are served under another name",
@@ -119,4 +124,41 @@ func truncateForLog(s string) string {
 		return strings.ToValidUTF8(s[:limit], "") + "…"
 	}
 	return s
+}
+
+// onTaskName reports whether a framework's own name, {fw}.{d}, is a task name of another
+// framework: fw is "{label}.{other}" for a framework (or Marathon's) named {other}, whose
+// task {label} is {label}.{other}.{d}. A framework named "web.marathon" would add its host to
+// Marathon's app "web"; such a framework gets no {fw}.{d} and _framework._tcp.{fw}.{d} (logged
+// once). Its tasks keep their names: those have two or more labels above {other}, where
+// {other}'s own names all start with '_'.
+func (b *builder) onTaskName(fw, name string) bool {
+	dot := strings.IndexByte(fw, '.')
+	if dot < 0 {
+		return false
+	}
+	if b.fwDomains == nil {
+		b.fwDomains = map[string]bool{}
+		m, _ := frameworkDomain(b.cfg.MarathonFramework, b.rfc952)
+		b.fwDomains[m] = true
+		for i := range b.snap.Mesos.Frameworks {
+			d, _ := frameworkDomain(b.snap.Mesos.Frameworks[i].Name, b.rfc952)
+			b.fwDomains[d] = true
+		}
+	}
+	other := fw[dot+1:]
+	if !b.fwDomains[other] {
+		return false
+	}
+	b.renamed++
+	reservedLog.noteNested(b.cfg.Logger, name, other)
+	return true
+}
+
+func (o *onceLog) noteNested(log *slog.Logger, name, other string) {
+	if !o.first("nested\x00"+name) || log == nil {
+		return
+	}
+	log.Warn("DNS: a Mesos framework's name is a task name of another framework; its own host record is left out (its tasks are served)",
+		"framework", truncateForLog(name), "other_framework", other)
 }

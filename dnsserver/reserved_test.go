@@ -92,11 +92,17 @@ func TestReservedFrameworks(t *testing.T) {
 		}
 		alts = append(alts, "."+alt+".mesos.", "."+alt+".slave.mesos.")
 		ip := "A 10.66.0." + string(rune('1'+i))
+		own, ownSRV := []string{ip}, srv(alt+".mesos.", 8080)
+		if strings.Contains(alt, ".") {
+			// marathon.slave-framework.mesos. is task "marathon" of the framework "slave"
+			// is served as: see TestFrameworkOnTaskName.
+			own, ownSRV = nil, nil
+		}
 		checkRecords(t, mixed, []recordCase{
-			{alt + ".mesos.", []string{ip}},
+			{alt + ".mesos.", own},
 			{"web." + alt + ".mesos.", []string{ip}},
 			{"web." + alt + ".slave.mesos.", []string{"A 10.1.0.1"}},
-			{"_framework._tcp." + alt + ".mesos.", srv(alt+".mesos.", 8080)},
+			{"_framework._tcp." + alt + ".mesos.", ownSRV},
 		})
 	}
 	// The system names, and marathon's agent names a "marathon.slave" framework would have
@@ -170,5 +176,30 @@ func TestReservedMarathonFramework(t *testing.T) {
 	})
 	if names := ix.AppNames("/shop"); !slices.Contains(names, "shop.leader-framework.mesos.") {
 		t.Errorf("AppNames(/shop) = %q, want shop.leader-framework.mesos. among them", names)
+	}
+}
+
+// TestFrameworkOnTaskName: a framework named "{label}.{other framework}" would add its host to
+// the other framework's task {label}; it gets no host record, its tasks keep theirs, and
+// names with more labels, or over no framework, are untouched.
+func TestFrameworkOnTaskName(t *testing.T) {
+	cfg := testConfig()
+	honest := BuildIndex(snapshotOf(reservedState("chronos-2.0.1", "a.b.marathon", "web.nothing")), cfg, nil)
+	mixed := BuildIndex(snapshotOf(reservedState("chronos-2.0.1", "a.b.marathon", "web.nothing", "web.marathon", "web.chronos")), cfg, nil)
+	checkRecords(t, mixed, []recordCase{
+		{"web.marathon.mesos.", []string{"A 10.2.0.1"}}, // Marathon's task only
+		{"web.chronos.mesos.", []string{"A 10.2.0.2"}},
+		{"_framework._tcp.web.marathon.mesos.", nil},
+		{"web.web.marathon.mesos.", []string{"A 10.66.0.4"}}, // its task keeps its name
+		{"web.web.chronos.mesos.", []string{"A 10.66.0.5"}},
+		{"chronos-2.0.1.mesos.", []string{"A 10.66.0.1"}},
+		{"a.b.marathon.mesos.", []string{"A 10.66.0.2"}},
+		{"web.nothing.mesos.", []string{"A 10.66.0.3"}},
+		{"_framework._tcp.web.nothing.mesos.", srv("web.nothing.mesos.", 8080)},
+	})
+	for name := range honest.names {
+		if got, want := rrs(mixed, name), rrs(honest, name); !slices.Equal(got, want) {
+			t.Errorf("%s: %q with the nested frameworks, %q without", name, got, want)
+		}
 	}
 }
