@@ -39,7 +39,7 @@ var (
 	})
 	srvTCPConns = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: "lodestar", Subsystem: "dnsserver", Name: "tcp_connections_total",
-		Help: "TCP connections accepted (each serves any number of queries).",
+		Help: "TCP connections accepted (each serves any number of queries), those then closed over a cap included.",
 	})
 	srvRRLDropped = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: "lodestar", Subsystem: "dnsserver", Name: "rrl_dropped_total",

@@ -124,6 +124,43 @@ func BenchmarkUDPAnswerARRLOutsideOff(b *testing.B) {
 	benchmarkPacketFrom(b, benchServer(b), netip.MustParseAddr("198.51.100.7"), "app-17-00003-s3.marathon.mesos.", dns.TypeA, 0, rcodeOK)
 }
 
+// BenchmarkUDPAnswerARRLOutsideParallel: every read loop (GOMAXPROCS of them) answering one
+// outside client at once, all on one account: the worst case for the limiter's locks.
+func BenchmarkUDPAnswerARRLOutsideParallel(b *testing.B) {
+	benchmarkPacketParallel(b, rrlBenchServer(b))
+}
+
+// BenchmarkUDPAnswerARRLOutsideParallelOff is the baseline of the above, RRL off.
+func BenchmarkUDPAnswerARRLOutsideParallelOff(b *testing.B) {
+	benchmarkPacketParallel(b, benchServer(b))
+}
+
+func benchmarkPacketParallel(b *testing.B, s *Server) {
+	pkt, err := newQuery("app-17-00003-s3.marathon.mesos.", dns.TypeA, 0).Pack()
+	if err != nil {
+		b.Fatal(err)
+	}
+	from := netip.MustParseAddr("198.51.100.7")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		out := make([]byte, 0, maxUDPSize)
+		var keyBuf [256]byte
+		var q query
+		for i := 0; pb.Next(); i++ {
+			start := time.Now()
+			// As in benchmarkPacketFrom, RRL's time runs ahead so nothing is limited (by a
+			// millisecond a query here, as every goroutine debits the one account).
+			now := start.Add(time.Duration(i) * time.Millisecond)
+			reply, rcode, ok := s.answerPacket(from, now, pkt, out[:0], &q, keyBuf[:0], uint32(i))
+			if !ok || rcode != rcodeOK || len(reply) < headerLen {
+				b.Errorf("ok=%v rcode=%d reply %d bytes", ok, rcode, len(reply))
+				return
+			}
+			observeQuery(q.qtype, rcode, start, false)
+		}
+	})
+}
+
 // BenchmarkCompileZone is SetIndex's cost for the 10,200-task cluster.
 func BenchmarkCompileZone(b *testing.B) {
 	benchmarkCompile(b, 1000)
