@@ -143,19 +143,24 @@ func TestReservedFrameworkLoggedOnce(t *testing.T) {
 	var buf bytes.Buffer
 	cfg := testConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
-	// Names no other test uses: the set of logged names is the process's.
-	st := reservedState("master4242", "ns4242")
+	// The set of logged names is the process's; this test starts from an empty one (no test
+	// of the package runs in parallel).
+	saved := reservedLog
+	reservedLog = &onceLog{seen: map[string]bool{}}
+	t.Cleanup(func() { reservedLog = saved })
+	st := reservedState("master4242", "ns4242", "web.marathon")
 	var prev *RecordIndex
 	for range 3 {
 		prev = BuildIndex(snapshotOf(st), cfg, prev)
 	}
 	log := buf.String()
-	for _, name := range []string{"framework=master4242 served_as=master4242-framework", "framework=ns4242 served_as=ns4242-framework"} {
+	for _, name := range []string{"framework=master4242 served_as=master4242-framework", "framework=ns4242 served_as=ns4242-framework",
+		"framework=web.marathon other_framework=marathon"} {
 		if n := strings.Count(log, name); n != 1 {
 			t.Errorf("%q logged %d times, want once:\n%s", name, n, log)
 		}
 	}
-	if strings.Contains(log, "marathon") || strings.Contains(log, "chronos") {
+	if strings.Contains(log, " framework=marathon ") || strings.Contains(log, "chronos") {
 		t.Errorf("honest frameworks logged:\n%s", log)
 	}
 }

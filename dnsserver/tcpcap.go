@@ -104,11 +104,11 @@ func (l *capListener) Accept() (net.Conn, error) {
 			ip = a.AddrPort().Addr().Unmap()
 		}
 		if reason := l.admit(ip); reason != "" {
+			srvTCPRefused.WithLabelValues(reason).Inc() // before the client can see the close
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetLinger(0)
 			}
 			c.Close()
-			srvTCPRefused.WithLabelValues(reason).Inc()
 			continue
 		}
 		return &cappedConn{Conn: c, l: l, ip: ip}, nil
