@@ -14,7 +14,7 @@ func (ix *RecordIndex) AppNames(appID string) []string {
 		return nil
 	}
 	task := cleanLabel(marathonTaskName(appID), ix.cfg.EnforceRFC952) // as the records are named
-	fw := domainFrag(ix.cfg.MarathonFramework, ix.cfg.EnforceRFC952)
+	fw, _ := frameworkDomain(ix.cfg.MarathonFramework, ix.cfg.EnforceRFC952)
 	if task == "" || fw == "" {
 		return nil
 	}

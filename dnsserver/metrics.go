@@ -39,8 +39,32 @@ var (
 	})
 	srvTCPConns = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: "lodestar", Subsystem: "dnsserver", Name: "tcp_connections_total",
-		Help: "TCP connections accepted (each serves any number of queries).",
+		Help: "TCP connections accepted (each serves any number of queries), those then closed over a cap included.",
 	})
+	srvRRLDropped = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "lodestar", Subsystem: "dnsserver", Name: "rrl_dropped_total",
+		Help: "In-zone UDP answers to clients outside --dns-forward-allow that response-rate limiting dropped.",
+	})
+	srvRRLSlipped = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "lodestar", Subsystem: "dnsserver", Name: "rrl_slipped_total",
+		Help: "In-zone UDP answers response-rate limiting sent truncated (TC, no records) instead of dropping them.",
+	})
+	srvRRLEvicted = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "lodestar", Subsystem: "dnsserver", Name: "rrl_evicted_total",
+		Help: "Response-rate limiting accounts reused because the table was full (--dns-rrl-table-size).",
+	})
+	srvOutsideTruncated = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "lodestar", Subsystem: "dnsserver", Name: "outside_truncated_total",
+		Help: "In-zone UDP answers to clients outside --dns-forward-allow truncated (TC) because they were over a few times the query's size.",
+	})
+	srvTCPOpen = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "lodestar", Subsystem: "dnsserver", Name: "tcp_connections_open",
+		Help: "TCP connections open now (within --dns-tcp-max-conns).",
+	})
+	srvTCPRefused = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "lodestar", Subsystem: "dnsserver", Name: "tcp_connections_refused_total",
+		Help: "TCP connections closed on accept because a cap was reached: total (--dns-tcp-max-conns) or per_client (--dns-tcp-max-conns-per-client).",
+	}, []string{"reason"})
 	srvZoneNames = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: "lodestar", Subsystem: "dnsserver", Name: "zone_names",
 		Help: "Owner names of the record index being served.",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -76,6 +77,8 @@ type RecordConfig struct {
 	// reported by AXFR only.
 	TTL            uint32
 	RefreshSeconds int
+	// Logger tells about frameworks renamed because their name is reserved (nil: not told).
+	Logger *slog.Logger
 }
 
 // WithDefaults returns the configuration with unset fields defaulted and the domain
@@ -163,6 +166,10 @@ var (
 		Namespace: "lodestar", Subsystem: "dnsserver", Name: "records_invalid_names",
 		Help: "Names left out of the newest index because they are no valid DNS names (a label over 63 characters, a name over 255).",
 	})
+	recordsRenamedFrameworks = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "lodestar", Subsystem: "dnsserver", Name: "records_renamed_frameworks",
+		Help: "Frameworks of the newest index served under another name because theirs is one of the zone's own (leader, master, slave, nsN …), or without a host record because theirs is another framework's task name.",
+	})
 	recordsSerial = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: "lodestar", Subsystem: "dnsserver", Name: "records_serial",
 		Help: "SOA serial of the newest DNS record index.",
@@ -187,6 +194,7 @@ func BuildIndex(snap *discovery.Snapshot, cfg RecordConfig, prev *RecordIndex) *
 	recordsCount.WithLabelValues("AAAA").Set(float64(ix.counts[1]))
 	recordsCount.WithLabelValues("SRV").Set(float64(ix.counts[2]))
 	recordsInvalidNames.Set(float64(b.invalid))
+	recordsRenamedFrameworks.Set(float64(b.renamed))
 	recordsSerial.Set(float64(ix.Serial))
 	return ix
 }
@@ -246,6 +254,8 @@ type builder struct {
 	names     map[string]*RecordSet
 	buf       []byte
 	invalid   int
+	renamed   int               // frameworks renamed or left without a host record (reserved.go)
+	fwDomains map[string]bool   // every framework's domain, made by onTaskName
 	cleaned   map[string]string // task name → cleaned label
 	resolved  map[string]addrPair
 	agents    map[string]*agentInfo
@@ -789,7 +799,7 @@ func (b *builder) frameworkRecords(f *discovery.Framework) {
 		b.enum.Frameworks = append(b.enum.Frameworks, &EnumerableFramework{Name: f.Name, Tasks: []*EnumerableTask{}})
 		ef = b.enum.Frameworks[len(b.enum.Frameworks)-1]
 	}
-	fw := domainFrag(f.Name, b.rfc952)
+	fw := b.frameworkDomain(f.Name)
 	if fw == "" {
 		return
 	}
@@ -797,7 +807,7 @@ func (b *builder) frameworkRecords(f *discovery.Framework) {
 	if !hasPID {
 		host = f.Hostname
 	}
-	if ips := b.resolve(host); !ips.empty() {
+	if ips := b.resolve(host); !ips.empty() && !b.onTaskName(fw, f.Name) {
 		fwName := fw + b.tail
 		b.addNameIP(ips, fwName)
 		if hasPID {
@@ -1178,7 +1188,7 @@ func (b *builder) marathonRecords() {
 	if b.marathon == nil {
 		return
 	}
-	fw := domainFrag(b.cfg.MarathonFramework, b.rfc952)
+	fw := b.frameworkDomain(b.cfg.MarathonFramework)
 	if fw == "" {
 		return
 	}

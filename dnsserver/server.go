@@ -72,6 +72,11 @@ type Config struct {
 	ResolvConf string
 	// Logger (default: discard).
 	Logger *slog.Logger
+	// RRL limits the rate of in-zone UDP answers to clients outside ForwardAllow, and caps
+	// their size (rrl.go). The zero value is off; cmd/lodestar turns it on by default.
+	RRL RRLConfig
+	// TCP caps TCP connections and sets their idle timeout (tcpcap.go).
+	TCP TCPConfig
 }
 
 // Server is lodestar's DNS server: authoritative for the zone, from the RecordIndex swapped in
@@ -95,6 +100,10 @@ type Server struct {
 
 	slow   chan struct{} // tokens of UDP queries answered off the read loops
 	slowWG sync.WaitGroup
+
+	rrl   *rrlLimiter // nil when off
+	allow prefixSet   // ForwardAllow, for RRL
+	tcpLn *capListener
 }
 
 // New checks the configuration and returns a server, which answers SERVFAIL for names in the
@@ -117,6 +126,8 @@ func New(cfg Config) (*Server, error) {
 		fwd:   fwd,
 		ready: make(chan struct{}),
 		slow:  make(chan struct{}, maxSlowQueries),
+		rrl:   newRRL(cfg.RRL, time.Now),
+		allow: newPrefixSet(cfg.ForwardAllow),
 	}
 	s.life, s.stop = context.WithCancel(context.Background())
 	if cfg.Forward && len(fwd.defaults) == 0 {
@@ -164,6 +175,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	var err error
+	if c.RRL, err = c.RRL.withDefaults(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.TCP, err = c.TCP.withDefaults(); err != nil {
+		errs = append(errs, err)
 	}
 	return c, errors.Join(errs...)
 }
@@ -227,11 +245,13 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("DNS listen on %s (--dns-listen): %w", s.cfg.Listen, err)
 	}
 	addr := ln.Addr().String()
+	s.tcpLn = newCapListener(ln, s.cfg.TCP)
 	tcpStarted := make(chan struct{})
 	tcp := &dns.Server{
-		Listener: countingListener{ln}, Net: "tcp", Handler: s,
+		Listener: s.tcpLn, Net: "tcp", Handler: s,
 		MaxTCPQueries:     -1, // no per-connection cap (mesos-dns closes after 128)
-		IdleTimeout:       func() time.Duration { return 30 * time.Second },
+		ReadTimeout:       s.cfg.TCP.readTimeout(),
+		IdleTimeout:       func() time.Duration { return s.cfg.TCP.IdleTimeout },
 		NotifyStartedFunc: func() { close(tcpStarted) },
 	}
 	errc := make(chan error, len(socks)+1)
@@ -333,7 +353,15 @@ func (s *Server) serveMsg(w dns.ResponseWriter, r *dns.Msg, tcp bool) (rcode int
 	}
 	limit := maxTCPSize
 	if !tcp {
-		limit = q.udpLimit()
+		var reply []byte
+		var limited bool
+		limit, reply, limited = s.limitUDP(remoteIP(w), time.Now(), &q, r.Len(), make([]byte, 0, 512))
+		if limited {
+			if reply != nil {
+				w.Write(reply)
+			}
+			return rcodeOK, false
+		}
 	}
 	reply, rcode := s.answerZone(make([]byte, 0, 512), &q, limit, s.rot.Add(1))
 	w.Write(reply)
@@ -351,16 +379,4 @@ func writeRcode(w dns.ResponseWriter, r *dns.Msg, rcode int, ra bool) int {
 	}
 	w.WriteMsg(m)
 	return rcode
-}
-
-// countingListener counts accepted TCP connections.
-type countingListener struct{ net.Listener }
-
-// Accept counts and returns the next connection.
-func (l countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		srvTCPConns.Inc()
-	}
-	return c, err
 }

@@ -81,8 +81,9 @@ func addrs(ss ...string) []netip.Addr {
 }
 
 // startServer runs a server on a free loopback port until the test ends. cfg.Listen, the
-// timeouts and the resolv.conf default to test values; ix nil leaves the index unset.
-func startServer(t *testing.T, cfg Config, ix *RecordIndex) *Server {
+// timeouts and the resolv.conf default to test values; ix nil leaves the index unset;
+// prepare runs on the server before it starts (to inject a clock, say).
+func startServer(t *testing.T, cfg Config, ix *RecordIndex, prepare ...func(*Server)) *Server {
 	t.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
@@ -108,6 +109,9 @@ func startServer(t *testing.T, cfg Config, ix *RecordIndex) *Server {
 	}
 	if ix != nil {
 		s.SetIndex(ix)
+	}
+	for _, p := range prepare {
+		p(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

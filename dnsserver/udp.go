@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -67,11 +68,19 @@ func listenOnce(ctx context.Context, host, port string, n int) (net.Listener, []
 
 // answerPacket answers a UDP query for a name in the zone into out, from the compiled answers;
 // ok is false for anything else, which goes through miekg/dns. It does not allocate.
-func (s *Server) answerPacket(pkt, out []byte, q *query, keyBuf []byte, rot uint32) (reply []byte, rcode int, ok bool) {
+// A nil reply with ok is an answer response-rate limiting dropped (rrl.go).
+func (s *Server) answerPacket(from netip.Addr, now time.Time, pkt, out []byte, q *query, keyBuf []byte, rot uint32) (reply []byte, rcode int, ok bool) {
 	if !parseQuery(pkt, q, keyBuf) || !keyInZone(q.key, s.apex) {
 		return nil, 0, false
 	}
-	reply, rcode = s.answerZone(out, q, q.udpLimit(), rot)
+	limit, reply, limited := s.limitUDP(from, now, q, len(pkt), out)
+	if limited {
+		return reply, rcodeOK, true
+	}
+	reply, rcode = s.answerZone(out, q, limit, rot)
+	if limit < q.udpLimit() && len(reply) > 2 && reply[2]&0x02 != 0 {
+		srvOutsideTruncated.Inc()
+	}
 	return reply, rcode, true
 }
 

@@ -142,10 +142,14 @@ func (s *Server) serveUDP(sock udpSocket, seed uint32) error {
 				continue
 			}
 			rot++
-			reply, rcode, ok := s.answerPacket(pkt, b.outBuf[i][:0], &q, keyBuf[:0], rot)
+			from := sockaddrAddrPort(&b.names[i])
+			reply, rcode, ok := s.answerPacket(from.Addr(), start, pkt, b.outBuf[i][:0], &q, keyBuf[:0], rot)
 			if !ok {
-				s.handOff(sock, sockaddrAddrPort(&b.names[i]), pkt, oob)
+				s.handOff(sock, from, pkt, oob)
 				continue
+			}
+			if reply == nil {
+				continue // dropped by response-rate limiting
 			}
 			o := &b.out[toSend]
 			b.outIov[toSend].Base = &reply[0]

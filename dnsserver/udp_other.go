@@ -42,10 +42,13 @@ func (s *Server) serveUDP(sock udpSocket, seed uint32) error {
 		}
 		start := time.Now()
 		rot++
-		reply, rcode, ok := s.answerPacket(in[:n], out[:0], &q, keyBuf[:0], rot)
+		reply, rcode, ok := s.answerPacket(from.Addr(), start, in[:n], out[:0], &q, keyBuf[:0], rot)
 		if !ok {
 			s.handOff(sock, from, in[:n], oob[:oobn])
 			continue
+		}
+		if reply == nil {
+			continue // dropped by response-rate limiting
 		}
 		if sock.pktinfo {
 			outOOB = replyOOB(outOOB, oob[:oobn])

@@ -9,6 +9,15 @@
 # binary whose serve has no --dns-listen is replaced by dnsserver's generator serving the same
 # names (go run ./dnsserver/internal/gen serve); SERVER=gen forces that. DURATION=seconds and
 # DNSPERF_ARGS="-c 4 -T 2" change the runs.
+#
+# RRL= measures response-rate limiting (lodestar only; dnsperf's 127.0.0.1 is inside the default
+# --dns-forward-allow, so by default it is accounted by nobody):
+#   RRL=off      --dns-rrl-rate 0
+#   RRL=outside  127.0.0.1 outside the allow list, at a rate no run reaches: every answer is
+#                accounted, none limited (answers over 4x the query go truncated, as for any
+#                outside client: the 10-address A answers do)
+#   RRL=limit    127.0.0.1 outside the allow list at the default rate: most queries are dropped
+#                or slipped; lodestar's RRL counters are printed after the runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lodestar=${1:-${LODESTAR:-bin/lodestar}}
@@ -29,6 +38,17 @@ trap cleanup EXIT
 go build -o "$work/gen" ./dnsserver/internal/gen
 "$work/gen" state -out "$work"
 port=$("$work/gen" freeport)
+api_port=$("$work/gen" freeport)
+while [ "$api_port" = "$port" ]; do api_port=$("$work/gen" freeport); done
+rrl=${RRL:-}
+rrl_args=()
+case $rrl in
+'') ;;
+off) rrl_args=(--dns-rrl-rate 0) ;;
+outside) rrl_args=(--dns-forward-allow 192.0.2.1/32 --dns-rrl-rate 1000000) ;;
+limit) rrl_args=(--dns-forward-allow 192.0.2.1/32) ;;
+*) echo "RRL=$rrl: want off, outside or limit"; exit 1 ;;
+esac
 
 help=
 if [ -x "$lodestar" ]; then
@@ -47,11 +67,13 @@ lodestar)
 	if grep -q -- '-haproxy$' <<<"$help"; then
 		extra=(--haproxy=false)
 	fi
+	extra+=("${rrl_args[@]}")
 	echo "server: $lodestar serve --mesos-state-file state.json --dns-listen 127.0.0.1:$port ${extra[*]}"
 	"$lodestar" serve --mesos-state-file "$work/state.json" --dns-listen "127.0.0.1:$port" \
-		--api-listen 127.0.0.1:0 --run-dir "$work/run" "${extra[@]}" >"$work/server.log" 2>&1 &
+		--api-listen "127.0.0.1:$api_port" --run-dir "$work/run" "${extra[@]}" >"$work/server.log" 2>&1 &
 	;;
 gen)
+	[ -z "$rrl" ] || { echo "RRL=$rrl needs lodestar serve"; exit 1; }
 	echo "server: dnsserver/internal/gen serve (the same names, hand-built index; $lodestar cannot serve DNS)"
 	"$work/gen" serve -listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
 	;;
@@ -60,15 +82,16 @@ gen)
 esac
 pid=$!
 
-# Ready once a task name resolves (the first Mesos state is read and indexed).
+# Ready once a task name resolves (the first Mesos state is read and indexed); over TCP, which
+# RRL leaves alone.
 for _ in $(seq 1 300); do
-	if [ -n "$(dig @127.0.0.1 -p "$port" +short +time=1 +tries=1 app-0.marathon.mesos A 2>/dev/null)" ]; then
+	if [ -n "$(dig @127.0.0.1 -p "$port" +tcp +short +time=1 +tries=1 app-0.marathon.mesos A 2>/dev/null)" ]; then
 		break
 	fi
 	kill -0 "$pid" 2>/dev/null || { echo "the server exited:"; cat "$work/server.log"; exit 1; }
 	sleep 0.1
 done
-if [ -z "$(dig @127.0.0.1 -p "$port" +short app-0.marathon.mesos A)" ]; then
+if [ -z "$(dig @127.0.0.1 -p "$port" +tcp +short app-0.marathon.mesos A)" ]; then
 	echo "app-0.marathon.mesos has no address after 30s:"
 	dig @127.0.0.1 -p "$port" +time=1 +tries=1 app-0.marathon.mesos A || true
 	tail -20 "$work/server.log"
@@ -86,3 +109,7 @@ for kind in a srv nxdomain; do
 	lost=$(awk '/Queries lost:/ {print $3 $4}' "$work/dnsperf-$kind.txt")
 	printf '%-10s %12s %14s %10s\n' "$kind" "$qps" "$lat" "$lost"
 done
+if [ -n "$rrl" ]; then
+	echo "lodestar's counters (RRL=$rrl):"
+	curl -s "http://127.0.0.1:$api_port/metrics" | grep -E '^lodestar_dnsserver_(rrl_|outside_truncated)' || true
+fi

@@ -70,6 +70,7 @@ type dnsServeFlags struct {
 	zoneUpstreams   *listFlag
 	forwardAllow    *listFlag
 	upstreamTimeout *time.Duration
+	edge            *dnsEdgeFlags
 }
 
 func addDNSServeFlags(c *command) *dnsServeFlags {
@@ -88,6 +89,7 @@ func addDNSServeFlags(c *command) *dnsServeFlags {
 			"client `CIDR`s lodestar forwards for; others get REFUSED (lodestar is no open resolver)",
 			"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"),
 		upstreamTimeout: fs.Duration("dns-upstream-timeout", 2*time.Second, "how long one forwarded query waits for the upstreams"),
+		edge:            addDNSEdgeFlags(c),
 	}
 }
 
@@ -121,6 +123,10 @@ func (f *dnsServeFlags) serverConfig(log *slog.Logger) (dnsserver.Config, error)
 	if err := durationAtLeast("dns-upstream-timeout", *f.upstreamTimeout, 10*time.Millisecond); err != nil {
 		return dnsserver.Config{}, err
 	}
+	rrl, tcp, err := f.edge.config()
+	if err != nil {
+		return dnsserver.Config{}, err
+	}
 	return dnsserver.Config{
 		Listen:          *f.listen,
 		Domain:          rc.Domain,
@@ -132,6 +138,8 @@ func (f *dnsServeFlags) serverConfig(log *slog.Logger) (dnsserver.Config, error)
 		ForwardAllow:    allow,
 		UpstreamTimeout: *f.upstreamTimeout,
 		Logger:          log,
+		RRL:             rrl,
+		TCP:             tcp,
 	}, nil
 }
 
@@ -159,6 +167,7 @@ func (f *dnsServeFlags) build(log *slog.Logger, src *sourceFlags) (*dnsFrontEnd,
 	if err != nil {
 		return nil, err
 	}
+	rc.Logger = log
 	if err := rc.Validate(); err != nil {
 		return nil, err
 	}

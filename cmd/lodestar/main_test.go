@@ -157,6 +157,11 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 		{[]string{"serve", "--haproxy=false", "--dns-listen", "127.0.0.1:0", "--dns-forward-allow", "10.0.0.0/33"}, nil, []string{"--dns-forward-allow", "10.0.0.0/33"}},
 		{[]string{"serve", "--haproxy-bin", "/nonexistent/haproxy"}, nil, []string{"--haproxy-bin", "apt-get install haproxy", "--haproxy=false"}},
 		{[]string{"serve", "--haproxy=false", "--dns-listen", "127.0.0.1:0", "--dns-domain", "bad domain"}, nil, []string{"bad domain"}},
+		{[]string{"serve", "--haproxy=false", "--dns-listen", "127.0.0.1:0", "--dns-rrl-rate", "-1"}, nil, []string{"--dns-rrl-rate -1"}},
+		{[]string{"serve", "--haproxy=false", "--dns-listen", "127.0.0.1:0", "--dns-rrl-window", "10ms"}, nil, []string{"RRL window 10ms"}},
+		{[]string{"serve", "--haproxy=false", "--dns-listen", "127.0.0.1:0", "--dns-rrl-slip", "11"}, nil, []string{"RRL slip 11"}},
+		{[]string{"serve", "--haproxy=false", "--dns-listen", "127.0.0.1:0", "--dns-tcp-max-conns-per-client", "0"}, nil, []string{"--dns-tcp-max-conns-per-client 0"}},
+		{[]string{"serve", "--haproxy=false", "--dns-listen", "127.0.0.1:0", "--dns-tcp-idle-timeout", "1ms"}, nil, []string{"--dns-tcp-idle-timeout 1ms"}},
 	}
 	for _, tc := range cases {
 		code, _, errOut := runCmd(t, tc.env, tc.args...)
