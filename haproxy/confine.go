@@ -238,6 +238,9 @@ func (c *confiner) lines(text string) error {
 		var line string
 		line, rest, _ = strings.Cut(rest, "\n")
 		n++
+		if err := rawLine(line); err != nil {
+			return c.fail(n, line, err.Error())
+		}
 		args, err := splitLine(line)
 		if err != nil {
 			return c.fail(n, line, err.Error())
@@ -250,6 +253,47 @@ func (c *confiner) lines(text string) error {
 		}
 	}
 	return c.finish()
+}
+
+// rawLine refuses, on the line as written (comments included, before quotes and escapes are
+// read), what must never reach haproxy.cfg from a label even where HAProxy would not act on
+// it: "${", "env(", a '$' after a double quote, and a first word that is a section keyword
+// once quotes and backslashes are dropped. It is deliberately blunter than the HAProxy-like
+// reading in splitLine, so that a difference between the two readers errs on refusing.
+func rawLine(line string) error {
+	if strings.Contains(line, "${") {
+		return errors.New("environment expansion (${…}) is refused: HAProxy would put lodestar's environment here")
+	}
+	if containsFold(line, "env(") {
+		return errors.New("the env() fetch is refused: it reads lodestar's environment")
+	}
+	if q := strings.IndexByte(line, '"'); q >= 0 && strings.IndexByte(line[q:], '$') >= 0 {
+		return errors.New("'$' after a double quote is refused: HAProxy expands \"$VAR\" from its environment")
+	}
+	first := line
+	if f := strings.Fields(line); len(f) > 0 {
+		first = f[0]
+	}
+	first = strings.Map(func(r rune) rune {
+		if r == '"' || r == '\'' || r == '\\' {
+			return -1
+		}
+		return r
+	}, first)
+	if _, ok := sectionKeywords[first]; ok && first != strings.TrimLeft(line, " \t")[:len(first)] {
+		return fmt.Errorf("%s reads as the section keyword %q", quoteTrunc(strings.Fields(line)[0]), first)
+	}
+	return nil
+}
+
+// containsFold reports whether s contains sub, ignoring ASCII case.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
 }
 
 func lineAt(text string, i int) string {
