@@ -280,11 +280,13 @@ func CheckBindOptions(label, v string) error {
 // checkBindWords checks the options of a bind line (without the address): the words of
 // BIND_OPTIONS, or the tail of a FRONTEND_HEAD bind line.
 func checkBindWords(field, v string, words []string) error {
-	for i := 0; i < len(words); i++ {
-		w := words[i]
+	for _, w := range words {
 		if strings.ContainsAny(w, "\"'\\#$%{}") {
 			return refuse(field, v, fmt.Sprintf("bind option %s: quotes, escapes, '#', '$', '%%' and braces are not allowed", quoteTrunc(w)))
 		}
+	}
+	for i := 0; i < len(words); i++ {
+		w := words[i]
 		opt, ok := bindOptions[w]
 		if !ok {
 			if why := refusedBindOptions[w]; why != "" {
@@ -462,8 +464,11 @@ func CheckNetworkAllowed(label, v string) error {
 // takes a sample expression, where fetches such as env() would run.
 func CheckBalance(label, v string) error {
 	field := "label " + label
+	if err := CheckText(field, v); err != nil {
+		return err
+	}
 	words := strings.Fields(v)
-	if len(words) == 0 || controlChar(v) >= 0 {
+	if len(words) == 0 {
 		return refuse(field, v, "want a balance algorithm")
 	}
 	algo, arg, hasArg := strings.Cut(words[0], "(")
