@@ -431,3 +431,41 @@ func TestConfineFixtureOverrides(t *testing.T) {
 		t.Error("found no template labels in testdata/fixtures (ucr_ippc.json has one)")
 	}
 }
+
+// TestConfineDocsListEveryName: docs/label-confinement.md names every entry of the allow- and
+// deny-lists, so the README's copy cannot drift from the code.
+func TestConfineDocsListEveryName(t *testing.T) {
+	b, err := os.ReadFile("../docs/label-confinement.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	var names []string
+	for _, m := range []map[string]string{sectionKeywords, refusedDirectives, refusedOptions, allowedOptions,
+		refusedActions, refusedArgs, refusedServerOptions, refusedBindOptions, aclFlags, refusedACLFlags} {
+		for k := range m {
+			names = append(names, k)
+		}
+	}
+	for k := range proxyDirectives {
+		names = append(names, k)
+	}
+	for _, m := range []map[string]bool{httpActions, tcpActions} {
+		for k := range m {
+			names = append(names, k)
+		}
+	}
+	for k := range serverOptions {
+		names = append(names, k)
+	}
+	for k := range bindOptions {
+		names = append(names, k)
+	}
+	names = append(names, timeouts...)
+	names = append(names, aclMatchMethods...)
+	for _, n := range names {
+		if !strings.Contains(doc, "`"+n+"`") {
+			t.Errorf("docs/label-confinement.md does not list `%s`", n)
+		}
+	}
+}
