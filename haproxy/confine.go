@@ -221,8 +221,8 @@ type confiner struct {
 	scope AppScope
 	// opened is set once the section header of a head kind was seen; binds and servers count
 	// the bind and server lines.
-	opened         bool
-	binds, servers int
+	opened                      bool
+	binds, servers, optionLines int
 }
 
 // lines runs the line pass over every line of text.
@@ -323,6 +323,9 @@ func (c *confiner) finish() error {
 	if c.kind == SectionFrontendHead && c.binds != 1 {
 		return fail(fmt.Sprintf("want exactly one bind line, found %d", c.binds))
 	}
+	if c.kind == SectionServerOptions && c.optionLines > 1 {
+		return fail("health check options are appended to the server line: want one line")
+	}
 	if c.kind == SectionServer && c.servers != 1 {
 		return fail(fmt.Sprintf("want exactly one server line, found %d", c.servers))
 	}
@@ -373,6 +376,7 @@ func (c *confiner) line(args []string, raw string) error {
 	case SectionServer:
 		return c.serverLine(args)
 	case SectionServerOptions:
+		c.optionLines++
 		return checkServerOptions(args)
 	case SectionUserlistHead:
 		return c.userlistLine(args)

@@ -216,6 +216,7 @@ var confineCases = []struct {
 	{"server options honest", SectionServerOptions, "  check inter 60s fall 4 port 31001\n", ""},
 	{"server options addr", SectionServerOptions, "  check addr 127.0.0.1 port 27080\n", `"addr" refused`},
 	{"server options new section", SectionServerOptions, "  check\nglobal\n  daemon\n", `section keyword "global"`},
+	{"server options on two lines", SectionServerOptions, "  check\n  weight 10\n", "want one line"},
 	{"server option argument as flag", SectionServerOptions, "  inter -1\n", "must not start with '-'"},
 
 	// FRONTEND_HEAD: its own frontend and one bind on its own address and port.
