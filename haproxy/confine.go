@@ -871,7 +871,14 @@ var globalProbes = []string{"", "daemon", "stats socket", "lua-load", "lua-prepe
 // parseOneSection parses text with config-parser (never a defaults section: the line pass
 // refused it, and config-parser writes a package variable when it reads one) and requires
 // exactly one section, of type want and named name, and an empty global section.
-func parseOneSection(text string, want parser.Section, name string) error {
+func parseOneSection(text string, want parser.Section, name string) (err error) {
+	// config-parser v5.1.6 panics on some malformed lines ("http-request set-var( 0", found by
+	// FuzzConfineSnippet): a snippet it cannot read is refused, never a crashed build.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("config-parser cannot read the snippet: %v", r)
+		}
+	}()
 	p, err := parser.New(options.String(text))
 	if err != nil {
 		return fmt.Errorf("config-parser: %w", err)

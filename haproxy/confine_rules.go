@@ -361,7 +361,10 @@ func (c *confiner) tcpRule(args []string) error {
 
 // checkAction checks an action word (with its "(…)" parameter) against allowed.
 func checkAction(action string, allowed map[string]bool) error {
-	name, param, _ := strings.Cut(action, "(")
+	name, param, hasParam := strings.Cut(action, "(")
+	if hasParam && (!strings.HasSuffix(param, ")") || len(param) < 2) {
+		return fmt.Errorf("action %s: want %s(<name>)", quoteTrunc(action), name)
+	}
 	if strings.HasPrefix(name, "lua.") {
 		return fmt.Errorf("action %s refused: runs Lua code", quoteTrunc(action))
 	}

@@ -135,6 +135,7 @@ var confineCases = []struct {
 	// Backend body.
 	{"backend options honest", SectionBackend, "  option forwardfor\n  http-response set-header X-Template per-app\n", ""},
 	{"built-in style http options", SectionBackend, "  http-request set-header X-Forwarded-Port %[dst_port]\n  http-request add-header X-Forwarded-Proto https if { ssl_fc }\n", ""},
+	{"set-var without a name", SectionBackend, "  http-request set-var( 0\n", "want set-var(<name>)"},
 	{"set-var txn", SectionBackend, "  http-request set-var(txn.path) path\n", ""},
 	{"comment after a rule", SectionBackend, "  http-request set-header X a # why\n", ""},
 	{"issue 2: stats socket", SectionBackend, "  stats socket /tmp/a.sock mode 666 level admin\n", `"stats" refused`},
@@ -328,6 +329,8 @@ func TestConfineCrossCheck(t *testing.T) {
 		{"global\n  daemon\nbackend a\n", "a", false},
 		{"backend a\nglobal\n  stats socket /tmp/x level admin\n", "a", false},
 		{"backend a\nprogram p\n  command /bin/true\n", "a", false},
+		// config-parser panics on this line; the panic becomes a refusal.
+		{"backend a\n  http-request set-var( 0\n", "a", false},
 	} {
 		err := parseOneSection(tc.text, "backend", tc.want)
 		if (err == nil) != tc.ok {

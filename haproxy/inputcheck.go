@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/lodestar-lb/lodestar/discovery"
 )
 
 // Data is data: every value from Marathon, Mesos, routing rules or labels is checked here
@@ -603,6 +605,77 @@ func checkACLBody(words []string) error {
 	for _, w := range words[i:] {
 		if err := checkExpr(w); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// CheckTask checks the fields of a Marathon task that reach haproxy.cfg, a map file or a
+// Runtime API command: its id, its agent host, its IP addresses and every endpoint's host and
+// port. The error names the task and the field.
+func CheckTask(t *discovery.Task) error {
+	if err := CheckTaskID("task id", t.ID); err != nil {
+		return err
+	}
+	where := "task " + t.ID
+	if t.Host != "" {
+		if err := CheckHostAddr(where+" host", t.Host); err != nil {
+			return err
+		}
+	}
+	for _, a := range t.IPAddresses {
+		if err := CheckHostAddr(where+" ipAddresses[].ipAddress", a); err != nil {
+			return err
+		}
+	}
+	for i, ep := range t.Endpoints {
+		field := fmt.Sprintf("%s endpoint %d", where, i)
+		if err := CheckHostAddr(field+" host", ep.Host); err != nil {
+			return err
+		}
+		if err := CheckPort(field+" port", ep.Port); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckPortLabels checks the values of one port's labels that the templates write into
+// haproxy.cfg (ParseLabels has read them already; this holds them to their types). Template
+// labels are not checked here: ConfineSnippet checks what they render to.
+func CheckPortLabels(pl *PortLabels) error {
+	label := func(suffix string) string { return PortLabel(pl.Index, suffix) }
+	for _, h := range pl.VHosts {
+		if err := CheckVHost(label(SuffixVHost), h); err != nil {
+			return err
+		}
+	}
+	checks := []struct {
+		set   bool
+		check func() error
+	}{
+		{pl.Path != "", func() error { return CheckPathACL(label(SuffixPath), pl.Path) }},
+		{pl.Mode != "", func() error { return CheckMode(label(SuffixMode), pl.Mode) }},
+		{pl.Balance != "", func() error { return CheckBalance(label(SuffixBalance), pl.Balance) }},
+		{pl.SSLCert != "", func() error { return CheckSSLCert(label(SuffixSSLCert), pl.SSLCert) }},
+		{pl.BindOptions != "", func() error { return CheckBindOptions(label(SuffixBindOptions), pl.BindOptions) }},
+		{pl.BindAddr != "", func() error { return CheckBindAddr(label(SuffixBindAddr), pl.BindAddr) }},
+		{pl.Port != 0, func() error { return CheckPort("label "+label(SuffixPort), pl.Port) }},
+		{pl.Auth != nil, func() error {
+			return CheckAuth(label(SuffixAuth), pl.Auth.Realm, pl.Auth.User, pl.Auth.Password)
+		}},
+		{pl.ProxyPassPath != "", func() error { return CheckRewritePath(label(SuffixProxyPassPath), pl.ProxyPassPath) }},
+		{pl.RevProxyPath != "", func() error { return CheckRewritePath(label(SuffixRevProxyPath), pl.RevProxyPath) }},
+		{pl.RedirPath != "", func() error { return CheckRedirPath(label(SuffixRedirPath), pl.RedirPath) }},
+		{len(pl.NetworkAllowed) > 0, func() error {
+			return CheckNetworkAllowed(label(SuffixNetworkAllowed), strings.Join(pl.NetworkAllowed, " "))
+		}},
+	}
+	for _, c := range checks {
+		if c.set {
+			if err := c.check(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

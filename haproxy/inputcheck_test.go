@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/lodestar-lb/lodestar/discovery"
 )
 
 // inputCases hold an honest value next to each hostile one for every validator. want is ""
@@ -197,5 +199,73 @@ func TestInputCheckErrorQuotesAndTruncates(t *testing.T) {
 	}
 	if err := CheckAuth("HAPROXY_0_AUTH", "r", "u", "secret with space"); err == nil || strings.Contains(err.Error(), "secret") {
 		t.Errorf("password refusal %v: must not quote the password", err)
+	}
+}
+
+// TestCheckTask: a task's id, host, IP addresses and endpoints are checked; the error names
+// the task and the field.
+func TestCheckTask(t *testing.T) {
+	honest := func() *discovery.Task {
+		return &discovery.Task{ID: "shop_web.8cad6a69-6ca8-11e7", Host: "agent-1.example.com",
+			IPAddresses: []string{"10.1.0.5"}, Endpoints: []discovery.Endpoint{{Host: "10.1.0.5", Port: 31000}}}
+	}
+	if err := CheckTask(honest()); err != nil {
+		t.Fatalf("honest task refused: %v", err)
+	}
+	inject := "10.1.0.5\n  http-request return status 200 content-type text/plain string pwned"
+	for _, tc := range []struct {
+		name  string
+		edit  func(*discovery.Task)
+		field string
+	}{
+		{"issue 5: host", func(tk *discovery.Task) { tk.Host = inject }, "host"},
+		{"issue 5: ip-per-task address", func(tk *discovery.Task) { tk.IPAddresses = []string{inject} }, "ipAddresses[].ipAddress"},
+		{"endpoint host", func(tk *discovery.Task) { tk.Endpoints[0].Host = inject }, "endpoint 0 host"},
+		{"endpoint port", func(tk *discovery.Task) { tk.Endpoints[0].Port = 70000 }, "endpoint 0 port"},
+		{"task id", func(tk *discovery.Task) { tk.ID = "a;b" }, "task id"},
+	} {
+		tk := honest()
+		tc.edit(tk)
+		err := CheckTask(tk)
+		if err == nil || !strings.Contains(err.Error(), tc.field) || !errors.Is(err, ErrBadInput) {
+			t.Errorf("%s: %v, want a refusal naming %q", tc.name, err, tc.field)
+		}
+	}
+}
+
+// TestCheckPortLabels: the parsed labels of a port are held to their types, naming the label.
+func TestCheckPortLabels(t *testing.T) {
+	honest := func() *PortLabels {
+		return &PortLabels{Index: 0, VHosts: []string{"shop.example.com"}, Path: "/api", Mode: "http",
+			Balance: "roundrobin", BindAddr: "*", BindOptions: "accept-proxy", Port: 10000,
+			Auth: &Auth{Realm: "shop", User: "admin", Password: "$6$x$y"}, ProxyPassPath: "/api",
+			RevProxyPath: "/shop", RedirPath: "/home", NetworkAllowed: []string{"10.0.0.0/8"}, SSLCert: "/etc/ssl/a.pem"}
+	}
+	if err := CheckPortLabels(honest()); err != nil {
+		t.Fatalf("honest labels refused: %v", err)
+	}
+	for _, tc := range []struct {
+		edit  func(*PortLabels)
+		label string
+	}{
+		{func(p *PortLabels) { p.BindAddr = "127.0.0.1:27080,127.0.0.1" }, "HAPROXY_0_BIND_ADDR"},
+		{func(p *PortLabels) { p.BindOptions = "user root" }, "HAPROXY_0_BIND_OPTIONS"},
+		{func(p *PortLabels) { p.Path = "-f /path/to/fifo" }, "HAPROXY_0_PATH"},
+		{func(p *PortLabels) { p.VHosts = []string{"-f"} }, "HAPROXY_0_VHOST"},
+		{func(p *PortLabels) { p.Auth.Realm = "${LODESTAR_API_AUTH}" }, "HAPROXY_0_AUTH"},
+		{func(p *PortLabels) { p.RedirPath = "%[env(LODESTAR_API_AUTH)]" }, "HAPROXY_0_HTTP_BACKEND_REDIR"},
+		{func(p *PortLabels) { p.ProxyPassPath = "/(.*)" }, "HAPROXY_0_HTTP_BACKEND_PROXYPASS_PATH"},
+		{func(p *PortLabels) { p.RevProxyPath = `/\1` }, "HAPROXY_0_HTTP_BACKEND_REVPROXY_PATH"},
+		{func(p *PortLabels) { p.NetworkAllowed = []string{"everyone"} }, "HAPROXY_0_BACKEND_NETWORK_ALLOWED_ACL"},
+		{func(p *PortLabels) { p.Balance = "hash env(X)" }, "HAPROXY_0_BALANCE"},
+		{func(p *PortLabels) { p.Mode = "health" }, "HAPROXY_0_MODE"},
+		{func(p *PortLabels) { p.SSLCert = "/a.pem ca-file /etc/shadow" }, "HAPROXY_0_SSL_CERT"},
+		{func(p *PortLabels) { p.Port = 70000 }, "HAPROXY_0_PORT"},
+	} {
+		p := honest()
+		tc.edit(p)
+		if err := CheckPortLabels(p); err == nil || !strings.Contains(err.Error(), "label "+tc.label) {
+			t.Errorf("%s: %v, want a refusal naming the label", tc.label, err)
+		}
 	}
 }
