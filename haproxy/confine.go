@@ -197,10 +197,26 @@ func (e *ConfineError) Error() string {
 
 func (e *ConfineError) Unwrap() error { return ErrConfined }
 
+// ConfineTemplate is ConfineSnippet for a per-app template by name (without the HAPROXY_
+// prefix): the builder calls it where it executes a template whose Source is
+// templates.SourceLabel, with the text that template appended.
+func ConfineTemplate(name, rendered string, scope AppScope) error {
+	kind, ok := TemplateSection(name)
+	if !ok {
+		return &ConfineError{Label: scope.Label, Reason: "template " + LabelPrefix + name + " cannot be overridden per app"}
+	}
+	return ConfineSnippet(kind, rendered, scope)
+}
+
 // ConfineSnippet checks text, the rendered output of a per-app template, for the section kind
 // it renders into and the app it belongs to. It returns nil or a *ConfineError. It is safe for
-// concurrent use. Call it for label overrides only; for the server line, render the template
-// for one slot (the first task, or a spare slot's values) and pass that slot in scope.
+// concurrent use. Call it for label overrides only (operator templates are trusted).
+//
+// The server template renders once per slot: check it once per backend, rendered with the
+// values of one slot (a sentinel such as serverName "s1", host_ipv4 "192.0.2.1", host
+// "agent.invalid", port "1" works for every backend and keeps the verdict cached) and the same
+// slot in scope.ServerName, ServerAddr and ServerHost: a template that writes its own address
+// instead of {host_ipv4} or {host} is refused.
 func ConfineSnippet(kind SectionKind, text string, scope AppScope) error {
 	c := &confiner{kind: kind, scope: scope}
 	if scope.Userlist == "" {

@@ -473,3 +473,18 @@ func TestConfineDocsListEveryName(t *testing.T) {
 		}
 	}
 }
+
+// TestConfineTemplate: by template name, with the section looked up; a template an app cannot
+// override is refused.
+func TestConfineTemplate(t *testing.T) {
+	scope := confineScope("HAPROXY_0_BACKEND_HEAD")
+	if err := ConfineTemplate(templates.BackendHead, "backend "+own+"\n  mode http\n", scope); err != nil {
+		t.Errorf("honest BACKEND_HEAD: %v", err)
+	}
+	if err := ConfineTemplate(templates.BackendHead, "backend "+own+"\n  daemon\n", scope); err == nil {
+		t.Error("daemon in BACKEND_HEAD accepted")
+	}
+	if err := ConfineTemplate(templates.Head, "global\n  daemon\n", scope); !errors.Is(err, ErrConfined) {
+		t.Errorf("HEAD by label: %v, want a refusal", err)
+	}
+}
