@@ -2,6 +2,7 @@ package haproxy
 
 import (
 	"strconv"
+	"sync/atomic"
 	"testing"
 )
 
@@ -27,12 +28,31 @@ func BenchmarkConfineSnippet(b *testing.B) {
 // config-parser reads.
 func BenchmarkConfineSnippetCold(b *testing.B) {
 	b.ReportAllocs()
+	for b.Loop() {
+		// A timeout never used before makes a text config-parser has not read.
+		timeout := strconv.FormatInt(coldTexts.Add(1), 10)
+		scope := confineScope("HAPROXY_0_BACKEND_HEAD")
+		text := "\nbackend " + own + "\n  balance roundrobin\n  mode http\n  timeout server " + timeout + "s\n  option forwardfor\n"
+		if err := ConfineSnippet(SectionBackendHead, text, scope); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+var coldTexts atomic.Int64
+
+// BenchmarkConfineSnippetOtherApp: the same label on another app (another backend name and
+// host): the cached config-parser verdict is shared.
+func BenchmarkConfineSnippetOtherApp(b *testing.B) {
+	if err := ConfineSnippet(SectionBackendHead, benchBackendHead, confineScope("HAPROXY_0_BACKEND_HEAD")); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		i++
-		name := "shop_web_" + strconv.Itoa(10000+i)
-		scope := confineScope("HAPROXY_0_BACKEND_HEAD")
-		scope.Backend = name
+		name := "team_app" + strconv.Itoa(i) + "_10000"
+		scope := NewAppScope("HAPROXY_0_BACKEND_HEAD", "/team/app"+strconv.Itoa(i), name, nil)
 		text := "\nbackend " + name + "\n  balance roundrobin\n  mode http\n  timeout server 5m\n  option forwardfor\n"
 		if err := ConfineSnippet(SectionBackendHead, text, scope); err != nil {
 			b.Fatal(err)
