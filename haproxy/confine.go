@@ -424,8 +424,10 @@ func plainKeyword(raw, kw string) bool {
 // splitLine splits one line into arguments as HAProxy 2.6's parser does: words separated by
 // spaces and tabs, '#' outside quotes starts a comment, double quotes (where "$VAR" would be
 // expanded) and single quotes group, a backslash escapes. Refused: environment expansion
-// ("$…" in double quotes, "${" anywhere), \x, \r, \n and \t escapes (they make characters the
-// line pass would not see), a trailing backslash and unterminated quotes.
+// ("$…" in double quotes, "${" anywhere), \x escapes (they make characters the line pass
+// would not see: "\x65nv(" is "env("), a trailing backslash and unterminated quotes. \r, \n
+// and \t stay inside their argument (marathon-lb's "option httpchk GET / HTTP/1.1\r\nHost:\ x"
+// idiom) and are kept escaped here: they cannot spell a keyword or a fetch.
 func splitLine(line string) ([]string, error) {
 	if strings.Contains(line, "${") {
 		return nil, errors.New("environment expansion (${…}) is refused: HAProxy would put lodestar's environment here")
@@ -465,7 +467,7 @@ func splitLine(line string) ([]string, error) {
 			switch e := line[i]; e {
 			case '\\', ' ', '#', '"', '\'', '$':
 				w.WriteByte(e)
-			case 'x', 'X', 'r', 'n', 't':
+			case 'x', 'X':
 				return nil, fmt.Errorf("escape \\%c is refused: write the character itself", e)
 			default:
 				w.WriteByte('\\')
