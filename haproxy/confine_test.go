@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -487,5 +488,55 @@ func TestConfineTemplate(t *testing.T) {
 	}
 	if err := ConfineTemplate(templates.Head, "global\n  daemon\n", scope); !errors.Is(err, ErrConfined) {
 		t.Errorf("HEAD by label: %v, want a refusal", err)
+	}
+}
+
+// TestConfineHonestCasesPassHAProxy: every honest snippet of the table is a configuration that
+// HAProxy 2.6 itself accepts in its section, so the allow-lists allow real directives.
+func TestConfineHonestCasesPassHAProxy(t *testing.T) {
+	needHAProxy(t)
+	const prelude = "global\n  log stdout format raw local0\ndefaults\n  mode http\n  timeout connect 1s\n" +
+		"  timeout client 1s\n  timeout server 1s\n  default-server init-addr last,libc,none\n" +
+		"listen probe\n  bind 127.0.0.1:1\n  server x 127.0.0.1:1\n"
+	const userlist = "userlist user_" + own + "\n  user admin password $6$salt$hash\n"
+	const backend = "backend " + own + "\n  server s1 127.0.0.1:1\n"
+	const shared = "frontend marathon_http_in\n  bind 127.0.0.1:1\n  acl path_" + own + " path_beg /api\n" +
+		"  acl " + ownACL + " hdr(host) -i shop.example.com\n"
+	dir := t.TempDir()
+	checked := 0
+	for i, tc := range confineCases {
+		if tc.want != "" || strings.Contains(tc.text, "ssl crt") {
+			continue // refused, or names a certificate file this machine does not have
+		}
+		checked++
+		var cfg string
+		switch tc.kind {
+		case SectionBackendHead:
+			cfg = tc.text + "  server s1 127.0.0.1:1\n"
+		case SectionBackend:
+			cfg = "backend " + own + "\n" + tc.text + "  server s1 127.0.0.1:1\n"
+		case SectionServer:
+			cfg = "backend " + own + "\n  cookie SRV insert\n" + tc.text
+		case SectionServerOptions:
+			cfg = "backend " + own + "\n  server s1 127.0.0.1:1 " + tc.text
+		case SectionFrontendHead:
+			cfg = tc.text + backend
+		case SectionFrontend:
+			cfg = "frontend x\n  bind 127.0.0.1:1\n" + tc.text + backend
+		case SectionSharedFrontend:
+			cfg = shared + tc.text + backend + userlist
+		case SectionUserlistHead:
+			cfg = tc.text
+		}
+		path := filepath.Join(dir, fmt.Sprintf("case%d.cfg", i))
+		if err := os.WriteFile(path, []byte(prelude+cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(haproxyBin, "-c", "-f", path).CombinedOutput(); err != nil {
+			t.Errorf("%s: haproxy -c: %v\n%s\n%s", tc.name, err, prelude+cfg, out)
+		}
+	}
+	if checked < 20 {
+		t.Errorf("checked %d honest snippets, want every one of the table (over 20)", checked)
 	}
 }
