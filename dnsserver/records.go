@@ -204,32 +204,6 @@ func nextSerial(prev, ix *RecordIndex, now time.Time) uint32 {
 	return max(prev.Serial+1, unix)
 }
 
-// addrPair holds the addresses of a task, agent or framework the way mesos-dns keeps them: the
-// first IPv4 and the first IPv6 address seen.
-type addrPair struct{ v4, v6 netip.Addr }
-
-func (p *addrPair) offer(ip netip.Addr) {
-	ip = ip.Unmap()
-	switch {
-	case ip.Is4():
-		if !p.v4.IsValid() {
-			p.v4 = ip
-		}
-	case ip.Is6():
-		if !p.v6.IsValid() {
-			p.v6 = ip.WithZone("")
-		}
-	}
-}
-
-func (p *addrPair) offerString(s string) {
-	if ip, err := netip.ParseAddr(s); err == nil {
-		p.offer(ip)
-	}
-}
-
-func (p addrPair) empty() bool { return !p.v4.IsValid() && !p.v6.IsValid() }
-
 // agentInfo is what task records need of an agent.
 type agentInfo struct {
 	ips  addrPair
@@ -652,52 +626,6 @@ func splitPID(pid string) (host string, port uint16, ok bool) {
 	return h, uint16(n), true
 }
 
-// latestRunning returns the TASK_RUNNING status with the highest timestamp (the first of equal
-// ones), or nil: the status the netinfo, mesos and docker IP sources read.
-func latestRunning(st []discovery.MesosTaskStatus) *discovery.MesosTaskStatus {
-	var out *discovery.MesosTaskStatus
-	for i := range st {
-		if st[i].State == discovery.StateRunning && (out == nil || st[i].Timestamp > out.Timestamp) {
-			out = &st[i]
-		}
-	}
-	return out
-}
-
-// taskIPs applies the IP sources in order; the first that yields an address wins.
-func (b *builder) taskIPs(t *discovery.MesosTask, agent *agentInfo) addrPair {
-	status := latestRunning(t.Statuses)
-	for _, src := range b.sources {
-		var p addrPair
-		switch src {
-		case srcNetinfo:
-			if status != nil {
-				for _, ip := range status.NetworkIPs {
-					p.offerString(ip)
-				}
-			}
-		case srcMesos, srcDocker:
-			key := mesosIPLabel
-			if src == srcDocker {
-				key = dockerIPLabel
-			}
-			if status != nil {
-				for _, l := range status.Labels {
-					if l.Key == key {
-						p.offerString(l.Value)
-					}
-				}
-			}
-		case srcHost:
-			p = agent.ips
-		}
-		if !p.empty() {
-			return p
-		}
-	}
-	return addrPair{}
-}
-
 // --- names of the zone's infrastructure ---
 
 func (b *builder) nsRecords() {
@@ -899,7 +827,7 @@ type taskNaming struct {
 	slaveTail string   // ".{fw}.slave.{d}."
 	id        string   // task id, hashed into the canonical name
 	slave     string   // {slave}
-	ips       addrPair // the task's addresses
+	ips       addrList // the task's addresses, in order
 	agentIPs  addrPair
 	ports     []int // host ports (resources.ports)
 	discovery *discovery.DiscoveryInfo
@@ -960,7 +888,7 @@ func (b *builder) taskRecords(task string, tn *taskNaming) {
 	fwTail, slaveTail := tn.fwTail, tn.slaveTail
 	g := b.group(task, tn)
 	if !tn.ips.empty() {
-		b.addPair(g.taskSet(b), b.enumName2(task, fwTail), tn.ips)
+		b.addList(g.taskSet(b), b.enumName2(task, fwTail), &tn.ips)
 	}
 	if !tn.agentIPs.empty() {
 		b.addPair(g.slaveSet(b), b.enumName2(task, slaveTail), tn.agentIPs)
@@ -984,7 +912,7 @@ func (b *builder) taskRecords(task string, tn *taskNaming) {
 		b.buf = append(b.buf[:stem], tn.slaveTail...)
 		canonicalSlave = b.internName(b.buf)
 		if !tn.ips.empty() {
-			b.addPair(b.setString(canonical), b.enumName(canonical), tn.ips)
+			b.addList(b.setString(canonical), b.enumName(canonical), &tn.ips)
 		}
 		if !tn.agentIPs.empty() {
 			b.addPair(b.setString(canonicalSlave), b.enumName(canonicalSlave), tn.agentIPs)
@@ -1203,17 +1131,19 @@ func (b *builder) marathonRecords() {
 
 func (b *builder) marathonTaskRecords(a *discovery.App, t *discovery.Task, task, fwTail, slaveTail string) {
 	hostIPs := b.resolve(t.Host)
-	tn := taskNaming{fwTail: fwTail, slaveTail: slaveTail, id: t.ID, slave: slaveIDTail(t.SlaveID), ips: hostIPs, agentIPs: hostIPs, ports: t.HostPorts}
+	tn := taskNaming{fwTail: fwTail, slaveTail: slaveTail, id: t.ID, slave: slaveIDTail(t.SlaveID), agentIPs: hostIPs, ports: t.HostPorts}
+	tn.ips.addPair(hostIPs)
 	if agent, ok := b.agents[t.SlaveID]; ok && t.SlaveID != "" {
 		tn.agentIPs = agent.ips
 		if hostIPs.empty() {
-			tn.ips = agent.ips
+			tn.ips.addPair(agent.ips)
 		}
 	}
 	if a.Network == discovery.NetworkContainer {
-		var own addrPair
+		// Every address, as the Mesos state's netinfo will give them once it is polled.
+		var own addrList
 		for _, ip := range t.IPAddresses {
-			own.offerString(ip)
+			own.addString(ip)
 		}
 		if !own.empty() {
 			tn.ips = own
