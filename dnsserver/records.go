@@ -44,6 +44,8 @@ const (
 	DefaultMarathonFramework = "marathon"
 	DefaultTTL               = 60
 	DefaultRefreshSeconds    = 30
+	// DefaultSRVWeight is the weight of every SRV record, as mesos-dns answers.
+	DefaultSRVWeight uint16 = 1
 )
 
 // DefaultIPSources is mesos-dns's default IP source order.
@@ -76,6 +78,9 @@ type RecordConfig struct {
 	// reported by AXFR only.
 	TTL            uint32
 	RefreshSeconds int
+	// SRVWeight is the weight of every SRV record; nil means DefaultSRVWeight (1, as mesos-dns
+	// answers). A pointer, so that a weight of 0 can be asked for.
+	SRVWeight *uint16
 }
 
 // WithDefaults returns the configuration with unset fields defaulted and the domain
@@ -96,6 +101,10 @@ func (c RecordConfig) WithDefaults() RecordConfig {
 	}
 	if c.RefreshSeconds == 0 {
 		c.RefreshSeconds = DefaultRefreshSeconds
+	}
+	if c.SRVWeight == nil {
+		w := DefaultSRVWeight
+		c.SRVWeight = &w
 	}
 	return c
 }
@@ -216,6 +225,7 @@ type builder struct {
 	cfg       RecordConfig
 	rfc952    bool
 	sources   []ipSource
+	weight    uint16 // of every SRV record
 	tail      string // ".mesos."
 	names     map[string]*RecordSet
 	buf       []byte
@@ -245,6 +255,7 @@ func newBuilder(snap *discovery.Snapshot, cfg RecordConfig) *builder {
 		snap:     snap,
 		cfg:      cfg,
 		rfc952:   cfg.EnforceRFC952,
+		weight:   *cfg.SRVWeight,
 		tail:     "." + cfg.Domain + ".",
 		cleaned:  map[string]string{},
 		resolved: map[string]addrPair{},
@@ -539,7 +550,7 @@ func (b *builder) addSRV(rs *RecordSet, name, target string, port uint16) {
 	if rs == nil || port == 0 {
 		return
 	}
-	rs.SRV = append(rs.SRV, SRV{Target: target, Port: port})
+	rs.SRV = append(rs.SRV, SRV{Target: target, Port: port, Weight: b.weight})
 	if b.cur != nil {
 		b.enumRecord(name, net.JoinHostPort(target, strconv.Itoa(int(port))), "SRV")
 	}
@@ -933,7 +944,7 @@ func (b *builder) taskRecords(task string, tn *taskNaming) {
 		if p <= 0 || p > 65535 {
 			continue
 		}
-		rr := SRV{Target: canonicalSlave, Port: uint16(p)}
+		rr := SRV{Target: canonicalSlave, Port: uint16(p), Weight: b.weight}
 		if disc {
 			g.hostPortsDisc = append(g.hostPortsDisc, rr)
 		} else {
@@ -955,7 +966,7 @@ func (b *builder) taskRecords(task string, tn *taskNaming) {
 		if dp.Number <= 0 || dp.Number > 65535 {
 			continue
 		}
-		rr := SRV{Target: canonical, Port: uint16(dp.Number)}
+		rr := SRV{Target: canonical, Port: uint16(dp.Number), Weight: b.weight}
 		portName := ""
 		if dp.Name != "" {
 			portName = b.clean(dp.Name)

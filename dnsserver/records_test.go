@@ -70,7 +70,7 @@ func testConfig() RecordConfig {
 	return RecordConfig{NSAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, ResolveHost: testResolver}
 }
 
-// rrs returns a name's records as zone-file-like lines: "A 1.2.3.4", "SRV 0 0 80 target.".
+// rrs returns a name's records as zone-file-like lines: "A 1.2.3.4", "SRV 0 1 80 target.".
 func rrs(ix *RecordIndex, name string) []string {
 	rs := ix.Lookup(name)
 	if rs == nil {
@@ -114,7 +114,8 @@ func srvs(prio string, target string, ports ...int) []string {
 	return out
 }
 
-func srv(target string, ports ...int) []string { return srvs("0 0", target, ports...) }
+// srv is the SRV records of a target's ports with priority 0 and the default weight 1.
+func srv(target string, ports ...int) []string { return srvs("0 1", target, ports...) }
 
 func join(lists ...[]string) []string { return slices.Concat(lists...) }
 

@@ -25,6 +25,7 @@ type dnsRecordFlags struct {
 	enforceRFC952 *bool
 	healthyOnly   *bool
 	framework     *string
+	srvWeight     *uint
 }
 
 func addDNSRecordFlags(c *command) *dnsRecordFlags {
@@ -35,6 +36,7 @@ func addDNSRecordFlags(c *command) *dnsRecordFlags {
 		enforceRFC952: fs.Bool("enforce-rfc952", false, "name labels per RFC 952 (at most 24 characters, no leading digit), as mesos-dns's EnforceRFC952"),
 		healthyOnly:   fs.Bool("dns-healthy-only", false, "leave out tasks Marathon reports unhealthy"),
 		framework:     fs.String("marathon-framework-name", "marathon", "Mesos framework `name` of Marathon: tasks known from Marathon's events are named under it before the next Mesos poll"),
+		srvWeight:     fs.Uint("dns-srv-weight", uint(dnsserver.DefaultSRVWeight), "`weight` of every SRV record, 0 to 65535 (mesos-dns answers 1)"),
 	}
 }
 
@@ -50,12 +52,17 @@ func (f *dnsRecordFlags) config() (dnsserver.RecordConfig, error) {
 			return dnsserver.RecordConfig{}, err
 		}
 	}
+	if *f.srvWeight > 65535 {
+		return dnsserver.RecordConfig{}, fmt.Errorf("--dns-srv-weight %d: want 0 to 65535", *f.srvWeight)
+	}
+	weight := uint16(*f.srvWeight)
 	return dnsserver.RecordConfig{
 		Domain:            strings.TrimSuffix(strings.ToLower(*f.domain), "."),
 		IPSources:         f.ipSources.vals,
 		EnforceRFC952:     *f.enforceRFC952,
 		HealthyOnly:       *f.healthyOnly,
 		MarathonFramework: *f.framework,
+		SRVWeight:         &weight,
 	}, nil
 }
 
