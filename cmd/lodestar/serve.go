@@ -160,16 +160,11 @@ Examples:
 }
 
 // resync asks every source for a full sync now (marathon-lb's SIGHUP): Marathon refetches
-// every app, files are read again, Mesos masters are polled.
+// every app, files are read again, Mesos masters are polled, ZooKeeper rules are read again.
 func resync(ctx context.Context, sources []discovery.Source) error {
 	for _, src := range sources {
-		switch s := src.(type) {
-		case interface{ Resync() }:
-			s.Resync()
-		case interface{ Refresh() }:
-			s.Refresh()
-		case interface{ Reload(context.Context) error }:
-			if err := s.Reload(ctx); err != nil {
+		if r, ok := src.(discovery.Resyncer); ok {
+			if err := r.Resync(ctx); err != nil {
 				return fmt.Errorf("%s: %w", src.Name(), err)
 			}
 		}

@@ -1,6 +1,7 @@
 package marathon
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -60,7 +61,7 @@ func BenchmarkFullSync(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		from := h.sink.ReportCount()
-		h.src.Resync()
+		h.src.Resync(context.Background())
 		h.waitReport(from, "the resync", isSuccess)
 	}
 }
