@@ -1,20 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	"github.com/lodestar-lb/lodestar/api"
-	"github.com/lodestar-lb/lodestar/discovery"
 	"github.com/lodestar-lb/lodestar/dnsserver"
 )
 
@@ -142,18 +135,14 @@ func (f *dnsServeFlags) serverConfig(log *slog.Logger) (dnsserver.Config, error)
 	}, nil
 }
 
-// dnsFrontEnd is the DNS server of `serve` with the record index it serves, for the mesos-dns
-// HTTP endpoints.
+// dnsFrontEnd is the DNS front end of `serve` and its /v1/config; frontends.go shows it to
+// the api package.
 type dnsFrontEnd struct {
-	log     *slog.Logger
-	srv     *dnsserver.Server
-	records dnsserver.RecordConfig
-	hosts   *dnsserver.HostCache
-	current atomic.Pointer[dnsserver.RecordIndex]
-	config  any
+	fe     *dnsserver.FrontEnd
+	config any
 }
 
-// build checks the DNS flags and makes the server; nil when --dns-listen is empty.
+// build checks the DNS flags and makes the front end; nil when --dns-listen is empty.
 func (f *dnsServeFlags) build(log *slog.Logger, src *sourceFlags) (*dnsFrontEnd, error) {
 	if !f.enabled() {
 		return nil, nil
@@ -166,132 +155,13 @@ func (f *dnsServeFlags) build(log *slog.Logger, src *sourceFlags) (*dnsFrontEnd,
 	if err != nil {
 		return nil, err
 	}
-	if err := rc.Validate(); err != nil {
-		return nil, err
-	}
-	srv, err := dnsserver.New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	d := &dnsFrontEnd{srv: srv, log: log}
-	d.hosts = dnsserver.NewHostCache(func(ctx context.Context, host string) ([]netip.Addr, error) {
-		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	}, 5*time.Minute)
-	rc.ResolveHost = d.hosts.Lookup
-	rc.TTL = cfg.TTL
 	rc.RefreshSeconds = int(src.mesosRefresh.Seconds())
-	d.records = rc
-	d.config = mesosDNSConfig(cfg, rc, src)
-	return d, nil
-}
-
-// run serves DNS and keeps the index in step with the registry until ctx ends. The listen
-// address is known only once the server listens, so ns1's records are added then.
-func (d *dnsFrontEnd) run(ctx context.Context, g *errgroup.Group, reg *discovery.Registry) {
-	g.Go(func() error { return d.srv.Run(ctx) })
-	g.Go(func() error {
-		select {
-		case <-d.srv.Ready():
-		case <-ctx.Done():
-			return nil
-		}
-		// Until every source has synced once, in-zone names answer SERVFAIL (resolvers retry)
-		// rather than an authoritative NXDOMAIN they would cache; other names are forwarded
-		// from the start.
-		if err := reg.WaitSynced(ctx); err != nil {
-			return nil
-		}
-		rc := d.records
-		rc.NSAddrs = nsAddrs(d.srv.Addr())
-		sub := reg.Subscribe()
-		defer sub.Close()
-		first := true
-		return dnsserver.Follow(ctx, sub, rc, d.hosts, func(ix *dnsserver.RecordIndex) {
-			start := time.Now()
-			d.srv.SetIndex(ix)
-			d.current.Store(ix)
-			a, aaaa, srv := ix.Counts()
-			level := slog.LevelDebug
-			if first {
-				level, first = slog.LevelInfo, false
-			}
-			d.log.Log(ctx, level, "DNS records updated", "names", ix.Len(), "a", a, "aaaa", aaaa, "srv", srv,
-				"serial", ix.Serial, "compile", time.Since(start).Round(time.Millisecond))
-		})
-	})
-}
-
-// nsAddrs are the addresses of ns1.{domain}: the listen address, or for a wildcard listen
-// (":53", "0.0.0.0:53") every address of this host but link-local ones, as mesos-dns does.
-func nsAddrs(listen string) []netip.Addr {
-	ap, err := netip.ParseAddrPort(listen)
+	fe, err := dnsserver.NewFrontEnd(dnsserver.FrontEndConfig{Server: cfg, Records: rc})
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	if !ap.Addr().IsUnspecified() {
-		return []netip.Addr{ap.Addr().Unmap()}
-	}
-	ifaddrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil
-	}
-	var out []netip.Addr
-	for _, a := range ifaddrs {
-		p, err := netip.ParsePrefix(a.String())
-		if err != nil || p.Addr().IsLinkLocalUnicast() {
-			continue
-		}
-		if ap.Addr().Is4() && !p.Addr().Is4() {
-			continue // a 0.0.0.0 listen serves IPv4 only
-		}
-		out = append(out, p.Addr().Unmap())
-	}
-	return out
+	return &dnsFrontEnd{fe: fe, config: mesosDNSConfig(cfg, rc, src)}, nil
 }
-
-// listening is the "DNS listening" readiness check.
-func (d *dnsFrontEnd) listening() error {
-	select {
-	case <-d.srv.Ready():
-		return nil
-	default:
-		return fmt.Errorf("not listening on %s yet", d.srv.Addr())
-	}
-}
-
-// The api.MesosDNS view of the current index.
-
-func (d *dnsFrontEnd) Hosts(name string) []api.HostRecord {
-	var out []api.HostRecord
-	for _, h := range d.current.Load().Hosts(name) {
-		out = append(out, api.HostRecord(h))
-	}
-	return out
-}
-
-func (d *dnsFrontEnd) Services(name string) []api.ServiceRecord {
-	var out []api.ServiceRecord
-	for _, s := range d.current.Load().Services(name) {
-		out = append(out, api.ServiceRecord(s))
-	}
-	return out
-}
-
-func (d *dnsFrontEnd) Enumerate() any {
-	if ix := d.current.Load(); ix != nil {
-		return ix.Enumerate()
-	}
-	return dnsserver.Enumeration{}
-}
-
-func (d *dnsFrontEnd) AXFR() any {
-	if ix := d.current.Load(); ix != nil {
-		return ix.AXFR()
-	}
-	return dnsserver.NewRecordIndex(d.records.Domain, 0, nil).AXFR()
-}
-
-func (d *dnsFrontEnd) Config() any { return d.config }
 
 // zkCredentials matches the user:password@ part of a zk:// URL.
 var zkCredentials = regexp.MustCompile(`^(zk://)[^/]*@`)

@@ -97,10 +97,14 @@ Examples:
 			})
 		}
 		if dnsFE != nil {
-			srv.AddReadyCheck("DNS listening", dnsFE.listening)
+			srv.AddReadyCheck("DNS listening", dnsFE.fe.Listening)
 			srv.MountMesosDNS(dnsFE)
 			front.DNS = dnsFE
-			dnsFE.run(ctx, g, reg)
+			sub := reg.Subscribe()
+			g.Go(func() error {
+				defer sub.Close()
+				return dnsFE.fe.Run(ctx, sub)
+			})
 		}
 		if hapFE != nil {
 			srv.AddReadyCheck("first config applied", hapFE.applier.Applied)
@@ -141,8 +145,8 @@ Examples:
 				}
 				if dnsFE != nil {
 					select {
-					case <-dnsFE.srv.Ready():
-						attrs = append(attrs, "dns", dnsFE.srv.Addr())
+					case <-dnsFE.fe.Ready():
+						attrs = append(attrs, "dns", dnsFE.fe.Addr())
 					case <-ctx.Done():
 						return nil
 					}
