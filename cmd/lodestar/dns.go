@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"regexp"
 	"strings"
 	"time"
 
+	"github.com/lodestar-lb/lodestar/discovery"
 	"github.com/lodestar-lb/lodestar/dnsserver"
 )
 
@@ -163,17 +163,12 @@ func (f *dnsServeFlags) build(log *slog.Logger, src *sourceFlags) (*dnsFrontEnd,
 	return &dnsFrontEnd{fe: fe, config: mesosDNSConfig(cfg, rc, src)}, nil
 }
 
-// zkCredentials matches the user:password@ part of a zk:// URL.
-var zkCredentials = regexp.MustCompile(`^(zk://)[^/]*@`)
-
-// redacted replaces every secret in /v1/config.
+// redacted replaces the Mesos secret in /v1/config.
 const redacted = "(redacted)"
 
 // mesosDNSConfig is /v1/config: mesos-dns's field names where one exists, secrets redacted.
 func mesosDNSConfig(cfg dnsserver.Config, rc dnsserver.RecordConfig, src *sourceFlags) any {
-	// Credentials in a ZooKeeper URL are cut out by hand: url.Parse rejects some URLs the
-	// Mesos source accepts (host lists, a % in the password) and would show them raw.
-	zk := zkCredentials.ReplaceAllString(*src.mesosZK, "${1}"+redacted+"@")
+	zk := discovery.RedactZKURL(*src.mesosZK)
 	var creds any
 	if user, _, ok := strings.Cut(*src.mesosAuth, ":"); ok {
 		creds = map[string]string{"Principal": user, "Secret": redacted}
