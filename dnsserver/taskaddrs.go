@@ -24,12 +24,6 @@ func (p *addrPair) offer(ip netip.Addr) {
 	}
 }
 
-func (p *addrPair) offerString(s string) {
-	if ip, err := netip.ParseAddr(s); err == nil {
-		p.offer(ip)
-	}
-}
-
 func (p addrPair) empty() bool { return !p.v4.IsValid() && !p.v6.IsValid() }
 
 // addrList holds a task's addresses in the order its IP source gave them: mesos-dns publishes
