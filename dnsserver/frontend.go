@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lodestar-lb/lodestar/discovery"
@@ -25,7 +24,6 @@ type FrontEnd struct {
 	log     *slog.Logger
 	records RecordConfig
 	hosts   *HostCache
-	current atomic.Pointer[RecordIndex]
 	indexed chan struct{} // closed once the first index is served
 	once    sync.Once
 }
@@ -105,7 +103,6 @@ func (f *FrontEnd) follow(ctx context.Context, sub *discovery.Subscription) {
 	Follow(ctx, sub, rc, f.hosts, func(ix *RecordIndex) {
 		start := time.Now()
 		f.srv.SetIndex(ix)
-		f.current.Store(ix)
 		f.once.Do(func() { close(f.indexed) })
 		a, aaaa, srv := ix.Counts()
 		level := slog.LevelDebug
@@ -164,18 +161,24 @@ func (f *FrontEnd) Listening() error {
 	}
 }
 
-// Index returns the record index served now, nil before the first.
-func (f *FrontEnd) Index() *RecordIndex { return f.current.Load() }
+// Index returns the record index served now, nil before the first. It is the server's own:
+// the API shows exactly what DNS answers.
+func (f *FrontEnd) Index() *RecordIndex {
+	if z := f.srv.zone.Load(); z != nil {
+		return z.ix
+	}
+	return nil
+}
 
 // Hosts returns the A/AAAA answers of a name, as mesos-dns's GET /v1/hosts/{host}.
-func (f *FrontEnd) Hosts(name string) []HostRecord { return f.current.Load().Hosts(name) }
+func (f *FrontEnd) Hosts(name string) []HostRecord { return f.Index().Hosts(name) }
 
 // Services returns the SRV answers of a name, as mesos-dns's GET /v1/services/{service}.
-func (f *FrontEnd) Services(name string) []ServiceRecord { return f.current.Load().Services(name) }
+func (f *FrontEnd) Services(name string) []ServiceRecord { return f.Index().Services(name) }
 
 // Enumerate returns every record by framework and task, as mesos-dns's GET /v1/enumerate.
 func (f *FrontEnd) Enumerate() Enumeration {
-	if ix := f.current.Load(); ix != nil {
+	if ix := f.Index(); ix != nil {
 		return ix.Enumerate()
 	}
 	return Enumeration{}
@@ -184,14 +187,14 @@ func (f *FrontEnd) Enumerate() Enumeration {
 // AXFR returns every record in mesos-dns's GET /v1/axfr shape; before the first index, the
 // zone's data without records.
 func (f *FrontEnd) AXFR() AXFR {
-	if ix := f.current.Load(); ix != nil {
+	if ix := f.Index(); ix != nil {
 		return ix.AXFR()
 	}
 	return NewRecordIndex(f.records.Domain, 0, nil).AXFR()
 }
 
 // AppNames returns the DNS names the tasks of a Marathon app have, sorted.
-func (f *FrontEnd) AppNames(appID string) []string { return f.current.Load().AppNames(appID) }
+func (f *FrontEnd) AppNames(appID string) []string { return f.Index().AppNames(appID) }
 
 // Record is one resource record as the API shows it.
 type Record struct {
@@ -205,7 +208,7 @@ type Record struct {
 // Records returns every record of a name (any case, trailing dot optional), nil when it has
 // none.
 func (f *FrontEnd) Records(name string) []Record {
-	ix := f.current.Load()
+	ix := f.Index()
 	if ix == nil {
 		return nil
 	}
