@@ -156,6 +156,10 @@ func (s *Subscription) C() <-chan struct{} { return s.c }
 // Snapshot returns the registry's current snapshot.
 func (s *Subscription) Snapshot() *Snapshot { return s.r.Snapshot() }
 
+// WaitSynced blocks until every source of the registry has synced once (Registry.WaitSynced):
+// a front end that must not act on a half-known cluster waits on it before its first snapshot.
+func (s *Subscription) WaitSynced(ctx context.Context) error { return s.r.WaitSynced(ctx) }
+
 // Close stops notifications.
 func (s *Subscription) Close() {
 	s.r.mu.Lock()

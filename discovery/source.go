@@ -16,6 +16,14 @@ type Source interface {
 	Run(ctx context.Context, sink Sink) error
 }
 
+// Resyncer is a source that can be asked for a full sync now (marathon-lb's SIGHUP, the API's
+// POST /v1/resync): Marathon refetches every app, files are read again, the Mesos masters are
+// polled, the rules in ZooKeeper are read again. Resync returns once the sync is asked for, or,
+// for a source that syncs on the spot (files), once it is done, with what went wrong.
+type Resyncer interface {
+	Resync(ctx context.Context) error
+}
+
 // Sink is what a source sends to; the Registry is one. Sources may read the current snapshot
 // (for example to learn whether an event names an app the registry already knows).
 type Sink interface {

@@ -244,7 +244,10 @@ func (s *Server) forward(w dns.ResponseWriter, r *dns.Msg, q *query, tcp bool) (
 	}
 	resp.Id = r.Id
 	// lodestar relays this answer; it is not the authority for it, whatever the upstream is.
+	// It did recurse for the client, though: an upstream that only serves its own zones
+	// answers without RA, and a resolver that sees no RA may not trust the answer.
 	resp.Authoritative = false
+	resp.RecursionAvailable = s.ra
 	// Written out as it came in: compressed. Unpacking forgot that, and a big answer written
 	// out in full can pass 64 kB, which no TCP reply can carry.
 	resp.Compress = true

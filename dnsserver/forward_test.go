@@ -24,7 +24,8 @@ type upstream struct {
 	nets  []string
 	udp   *dns.Server
 	tcp   *dns.Server
-	rcode int // answer every query with this rcode when not 0
+	rcode int  // answer every query with this rcode when not 0
+	noRA  bool // answer as an authoritative-only server does: RA clear
 }
 
 func startUpstream(t *testing.T, ip string) *upstream {
@@ -68,11 +69,11 @@ func (u *upstream) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	u.mu.Lock()
 	u.seen = append(u.seen, r.Copy())
 	u.nets = append(u.nets, w.RemoteAddr().Network())
-	rcode := u.rcode
+	rcode, noRA := u.rcode, u.noRA
 	u.mu.Unlock()
 	m := new(dns.Msg)
 	m.SetReply(r)
-	m.RecursionAvailable = true
+	m.RecursionAvailable = !noRA
 	m.Authoritative = true // as an authoritative upstream answers: lodestar must not pass AA on
 	if rcode != 0 {
 		m.Rcode = rcode

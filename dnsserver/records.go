@@ -45,6 +45,8 @@ const (
 	DefaultMarathonFramework = "marathon"
 	DefaultTTL               = 60
 	DefaultRefreshSeconds    = 30
+	// DefaultSRVWeight is the weight of every SRV record, as mesos-dns answers.
+	DefaultSRVWeight uint16 = 1
 )
 
 // DefaultIPSources is mesos-dns's default IP source order.
@@ -79,6 +81,9 @@ type RecordConfig struct {
 	RefreshSeconds int
 	// Logger tells about frameworks renamed because their name is reserved (nil: not told).
 	Logger *slog.Logger
+	// SRVWeight is the weight of every SRV record; nil means DefaultSRVWeight (1, as mesos-dns
+	// answers). A pointer, so that a weight of 0 can be asked for.
+	SRVWeight *uint16
 }
 
 // WithDefaults returns the configuration with unset fields defaulted and the domain
@@ -99,6 +104,10 @@ func (c RecordConfig) WithDefaults() RecordConfig {
 	}
 	if c.RefreshSeconds == 0 {
 		c.RefreshSeconds = DefaultRefreshSeconds
+	}
+	if c.SRVWeight == nil {
+		w := DefaultSRVWeight
+		c.SRVWeight = &w
 	}
 	return c
 }
@@ -212,32 +221,6 @@ func nextSerial(prev, ix *RecordIndex, now time.Time) uint32 {
 	return max(prev.Serial+1, unix)
 }
 
-// addrPair holds the addresses of a task, agent or framework the way mesos-dns keeps them: the
-// first IPv4 and the first IPv6 address seen.
-type addrPair struct{ v4, v6 netip.Addr }
-
-func (p *addrPair) offer(ip netip.Addr) {
-	ip = ip.Unmap()
-	switch {
-	case ip.Is4():
-		if !p.v4.IsValid() {
-			p.v4 = ip
-		}
-	case ip.Is6():
-		if !p.v6.IsValid() {
-			p.v6 = ip.WithZone("")
-		}
-	}
-}
-
-func (p *addrPair) offerString(s string) {
-	if ip, err := netip.ParseAddr(s); err == nil {
-		p.offer(ip)
-	}
-}
-
-func (p addrPair) empty() bool { return !p.v4.IsValid() && !p.v6.IsValid() }
-
 // agentInfo is what task records need of an agent.
 type agentInfo struct {
 	ips  addrPair
@@ -250,6 +233,7 @@ type builder struct {
 	cfg       RecordConfig
 	rfc952    bool
 	sources   []ipSource
+	weight    uint16 // of every SRV record
 	tail      string // ".mesos."
 	names     map[string]*RecordSet
 	buf       []byte
@@ -281,6 +265,7 @@ func newBuilder(snap *discovery.Snapshot, cfg RecordConfig) *builder {
 		snap:     snap,
 		cfg:      cfg,
 		rfc952:   cfg.EnforceRFC952,
+		weight:   *cfg.SRVWeight,
 		tail:     "." + cfg.Domain + ".",
 		cleaned:  map[string]string{},
 		resolved: map[string]addrPair{},
@@ -575,7 +560,7 @@ func (b *builder) addSRV(rs *RecordSet, name, target string, port uint16) {
 	if rs == nil || port == 0 {
 		return
 	}
-	rs.SRV = append(rs.SRV, SRV{Target: target, Port: port})
+	rs.SRV = append(rs.SRV, SRV{Target: target, Port: port, Weight: b.weight})
 	if b.cur != nil {
 		b.enumRecord(name, net.JoinHostPort(target, strconv.Itoa(int(port))), "SRV")
 	}
@@ -660,52 +645,6 @@ func splitPID(pid string) (host string, port uint16, ok bool) {
 		return "", 0, false
 	}
 	return h, uint16(n), true
-}
-
-// latestRunning returns the TASK_RUNNING status with the highest timestamp (the first of equal
-// ones), or nil: the status the netinfo, mesos and docker IP sources read.
-func latestRunning(st []discovery.MesosTaskStatus) *discovery.MesosTaskStatus {
-	var out *discovery.MesosTaskStatus
-	for i := range st {
-		if st[i].State == discovery.StateRunning && (out == nil || st[i].Timestamp > out.Timestamp) {
-			out = &st[i]
-		}
-	}
-	return out
-}
-
-// taskIPs applies the IP sources in order; the first that yields an address wins.
-func (b *builder) taskIPs(t *discovery.MesosTask, agent *agentInfo) addrPair {
-	status := latestRunning(t.Statuses)
-	for _, src := range b.sources {
-		var p addrPair
-		switch src {
-		case srcNetinfo:
-			if status != nil {
-				for _, ip := range status.NetworkIPs {
-					p.offerString(ip)
-				}
-			}
-		case srcMesos, srcDocker:
-			key := mesosIPLabel
-			if src == srcDocker {
-				key = dockerIPLabel
-			}
-			if status != nil {
-				for _, l := range status.Labels {
-					if l.Key == key {
-						p.offerString(l.Value)
-					}
-				}
-			}
-		case srcHost:
-			p = agent.ips
-		}
-		if !p.empty() {
-			return p
-		}
-	}
-	return addrPair{}
 }
 
 // --- names of the zone's infrastructure ---
@@ -909,7 +848,7 @@ type taskNaming struct {
 	slaveTail string   // ".{fw}.slave.{d}."
 	id        string   // task id, hashed into the canonical name
 	slave     string   // {slave}
-	ips       addrPair // the task's addresses
+	ips       addrList // the task's addresses, in order
 	agentIPs  addrPair
 	ports     []int // host ports (resources.ports)
 	discovery *discovery.DiscoveryInfo
@@ -970,7 +909,7 @@ func (b *builder) taskRecords(task string, tn *taskNaming) {
 	fwTail, slaveTail := tn.fwTail, tn.slaveTail
 	g := b.group(task, tn)
 	if !tn.ips.empty() {
-		b.addPair(g.taskSet(b), b.enumName2(task, fwTail), tn.ips)
+		b.addList(g.taskSet(b), b.enumName2(task, fwTail), &tn.ips)
 	}
 	if !tn.agentIPs.empty() {
 		b.addPair(g.slaveSet(b), b.enumName2(task, slaveTail), tn.agentIPs)
@@ -994,7 +933,7 @@ func (b *builder) taskRecords(task string, tn *taskNaming) {
 		b.buf = append(b.buf[:stem], tn.slaveTail...)
 		canonicalSlave = b.internName(b.buf)
 		if !tn.ips.empty() {
-			b.addPair(b.setString(canonical), b.enumName(canonical), tn.ips)
+			b.addList(b.setString(canonical), b.enumName(canonical), &tn.ips)
 		}
 		if !tn.agentIPs.empty() {
 			b.addPair(b.setString(canonicalSlave), b.enumName(canonicalSlave), tn.agentIPs)
@@ -1015,7 +954,7 @@ func (b *builder) taskRecords(task string, tn *taskNaming) {
 		if p <= 0 || p > 65535 {
 			continue
 		}
-		rr := SRV{Target: canonicalSlave, Port: uint16(p)}
+		rr := SRV{Target: canonicalSlave, Port: uint16(p), Weight: b.weight}
 		if disc {
 			g.hostPortsDisc = append(g.hostPortsDisc, rr)
 		} else {
@@ -1037,7 +976,7 @@ func (b *builder) taskRecords(task string, tn *taskNaming) {
 		if dp.Number <= 0 || dp.Number > 65535 {
 			continue
 		}
-		rr := SRV{Target: canonical, Port: uint16(dp.Number)}
+		rr := SRV{Target: canonical, Port: uint16(dp.Number), Weight: b.weight}
 		portName := ""
 		if dp.Name != "" {
 			portName = b.clean(dp.Name)
@@ -1213,17 +1152,19 @@ func (b *builder) marathonRecords() {
 
 func (b *builder) marathonTaskRecords(a *discovery.App, t *discovery.Task, task, fwTail, slaveTail string) {
 	hostIPs := b.resolve(t.Host)
-	tn := taskNaming{fwTail: fwTail, slaveTail: slaveTail, id: t.ID, slave: slaveIDTail(t.SlaveID), ips: hostIPs, agentIPs: hostIPs, ports: t.HostPorts}
+	tn := taskNaming{fwTail: fwTail, slaveTail: slaveTail, id: t.ID, slave: slaveIDTail(t.SlaveID), agentIPs: hostIPs, ports: t.HostPorts}
+	tn.ips.addPair(hostIPs)
 	if agent, ok := b.agents[t.SlaveID]; ok && t.SlaveID != "" {
 		tn.agentIPs = agent.ips
 		if hostIPs.empty() {
-			tn.ips = agent.ips
+			tn.ips.addPair(agent.ips)
 		}
 	}
 	if a.Network == discovery.NetworkContainer {
-		var own addrPair
+		// Every address, as the Mesos state's netinfo will give them once it is polled.
+		var own addrList
 		for _, ip := range t.IPAddresses {
-			own.offerString(ip)
+			own.addString(ip)
 		}
 		if !own.empty() {
 			tn.ips = own

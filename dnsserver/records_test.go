@@ -70,7 +70,7 @@ func testConfig() RecordConfig {
 	return RecordConfig{NSAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, ResolveHost: testResolver}
 }
 
-// rrs returns a name's records as zone-file-like lines: "A 1.2.3.4", "SRV 0 0 80 target.".
+// rrs returns a name's records as zone-file-like lines: "A 1.2.3.4", "SRV 0 1 80 target.".
 func rrs(ix *RecordIndex, name string) []string {
 	rs := ix.Lookup(name)
 	if rs == nil {
@@ -114,7 +114,8 @@ func srvs(prio string, target string, ports ...int) []string {
 	return out
 }
 
-func srv(target string, ports ...int) []string { return srvs("0 0", target, ports...) }
+// srv is the SRV records of a target's ports with priority 0 and the default weight 1.
+func srv(target string, ports ...int) []string { return srvs("0 1", target, ports...) }
 
 func join(lists ...[]string) []string { return slices.Concat(lists...) }
 
@@ -200,9 +201,10 @@ func TestStateFakeRecords(t *testing.T) {
 		// Only TASK_RUNNING tasks.
 		{"poseidon.marathon.mesos.", nil},
 		{"_poseidon._tcp.marathon.mesos.", nil},
-		// IPv6: netinfo gives the first IPv4 and the first IPv6 address; the agent is IPv6 only.
-		{"toy-store.ipv6-framework.mesos.", []string{"A 12.0.1.3", "AAAA fd01:b::1:8000:2"}},
-		{"toy-store-go588-3.ipv6-framework.mesos.", []string{"A 12.0.1.3", "AAAA fd01:b::1:8000:2"}},
+		// IPv6: netinfo gives every address of every network_info (two networks, the second
+		// dual-stack), as mesos-dns does; the agent is IPv6 only.
+		{"toy-store.ipv6-framework.mesos.", []string{"A 12.0.1.3", "A 12.0.1.2", "AAAA fd01:b::1:8000:2"}},
+		{"toy-store-go588-3.ipv6-framework.mesos.", []string{"A 12.0.1.3", "A 12.0.1.2", "AAAA fd01:b::1:8000:2"}},
 		{"toy-store.ipv6-framework.slave.mesos.", []string{"AAAA 2001:db8::1"}},
 		{toy, []string{"AAAA 2001:db8::1"}},
 		{"_toy-store._tcp.ipv6-framework.mesos.", srv(toy, 31354, 31355)},
@@ -301,7 +303,7 @@ func TestIPSources(t *testing.T) {
 		// netinfo alone: tasks without network infos get no task addresses, but keep their
 		// agent names and SRV records.
 		{[]string{"netinfo"}, []recordCase{
-			{"toy-store.ipv6-framework.mesos.", []string{"A 12.0.1.3", "AAAA fd01:b::1:8000:2"}},
+			{"toy-store.ipv6-framework.mesos.", []string{"A 12.0.1.3", "A 12.0.1.2", "AAAA fd01:b::1:8000:2"}},
 			{"liquor-store.marathon.mesos.", nil},
 			{"liquor-store.marathon.slave.mesos.", []string{"A 1.2.3.11", "A 1.2.3.12"}},
 			{"_car-store._tcp.marathon.mesos.", srv("car-store-zinaz-0.marathon.slave.mesos.", 31364, 31365)},
@@ -310,7 +312,7 @@ func TestIPSources(t *testing.T) {
 			{"liquor-store.marathon.mesos.", []string{"A 10.3.0.1", "A 10.3.0.2"}},
 			{"nginx.marathon.mesos.", []string{"A 10.3.0.3"}},
 			{"car-store.marathon.mesos.", []string{"A 1.2.3.11"}},
-			{"toy-store.ipv6-framework.mesos.", []string{"A 12.0.1.3", "AAAA fd01:b::1:8000:2"}},
+			{"toy-store.ipv6-framework.mesos.", []string{"A 12.0.1.3", "A 12.0.1.2", "AAAA fd01:b::1:8000:2"}},
 		}},
 	}
 	for _, tt := range tests {
@@ -392,7 +394,7 @@ func TestMarathonMerge(t *testing.T) {
 		// Apps Marathon does not know, and other frameworks, stay as the state says.
 		{"liquor-store.marathon.mesos.", []string{"A 1.2.3.11", "A 1.2.3.12"}},
 		{"reviewbot.marathon.mesos.", []string{"A 1.2.3.12"}},
-		{"toy-store.ipv6-framework.mesos.", []string{"A 12.0.1.3", "AAAA fd01:b::1:8000:2"}},
+		{"toy-store.ipv6-framework.mesos.", []string{"A 12.0.1.3", "A 12.0.1.2", "AAAA fd01:b::1:8000:2"}},
 	})
 	// One set of records per task: the car-store task's records are exactly those without
 	// Marathon.
@@ -715,8 +717,9 @@ func TestHostsAndServices(t *testing.T) {
 		t.Errorf("Hosts: %+v, want %+v", hosts, want)
 	}
 	if got := ix.Hosts("toy-store.ipv6-framework.mesos."); !slices.Equal(got, []HostRecord{
-		{"toy-store.ipv6-framework.mesos.", "12.0.1.3"}, {"toy-store.ipv6-framework.mesos.", "fd01:b::1:8000:2"}}) {
-		t.Errorf("Hosts IPv6: %+v", got)
+		{"toy-store.ipv6-framework.mesos.", "12.0.1.2"}, {"toy-store.ipv6-framework.mesos.", "12.0.1.3"},
+		{"toy-store.ipv6-framework.mesos.", "fd01:b::1:8000:2"}}) {
+		t.Errorf("Hosts of a task on two networks, one dual-stack: %+v", got)
 	}
 	for _, name := range []string{"nothing.mesos", "_car-store._tcp.marathon.mesos", ""} {
 		if got := ix.Hosts(name); got != nil {
@@ -783,6 +786,9 @@ func TestAXFR(t *testing.T) {
 	}{
 		{got.Records.As, "liquor-store.marathon.mesos.", []string{"10.3.0.1", "10.3.0.2"}},
 		{got.Records.AAAAs, "toy-store.ipv6-framework.mesos.", []string{"fd01:b::1:8000:2"}},
+		// Every address of every network_info, as mesos-dns answers.
+		{got.Records.As, "toy-store.ipv6-framework.mesos.", []string{"12.0.1.2", "12.0.1.3"}},
+		{got.Records.As, "toy-store-go588-3.ipv6-framework.mesos.", []string{"12.0.1.2", "12.0.1.3"}},
 		{got.Records.SRVs, "_liquor-store._tcp.marathon.mesos.", []string{
 			"liquor-store-4dfjd-0.marathon.mesos.:443", "liquor-store-4dfjd-0.marathon.mesos.:80",
 			"liquor-store-zasmd-1.marathon.mesos.:443", "liquor-store-zasmd-1.marathon.mesos.:80"}},

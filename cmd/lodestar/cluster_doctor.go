@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lodestar-lb/lodestar/discovery"
 	"github.com/lodestar-lb/lodestar/integration/cluster"
 )
 
@@ -133,7 +134,9 @@ func zkServers(vals []string) (servers []string, path string, err error) {
 	if !isURL {
 		for _, v := range vals {
 			if strings.ContainsAny(v, "/@") {
-				return nil, "", fmt.Errorf("--zk %q: want host:port members or one zk://host:port,host:port/path URL", joined)
+				// Shown without a password that came with it (user:password@host).
+				shown := strings.TrimPrefix(discovery.RedactZKURL("zk://"+joined), "zk://")
+				return nil, "", fmt.Errorf("--zk %q: want host:port members or one zk://host:port,host:port/path URL", shown)
 			}
 		}
 		return vals, "", nil
@@ -148,7 +151,7 @@ func zkServers(vals []string) (servers []string, path string, err error) {
 		}
 	}
 	if len(servers) == 0 {
-		return nil, "", fmt.Errorf("--zk %q: want zk://host:port,host:port/path", joined)
+		return nil, "", fmt.Errorf("--zk %q: want zk://host:port,host:port/path", discovery.RedactZKURL(joined))
 	}
 	if p = strings.Trim(p, "/"); p != "" {
 		path = "/" + p

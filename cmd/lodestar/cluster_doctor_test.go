@@ -73,6 +73,20 @@ func TestZKServers(t *testing.T) {
 	}
 }
 
+// TestZKServersErrorsHidePasswords: a --zk value doctor cannot use is named in the error
+// without the password it carries.
+func TestZKServersErrorsHidePasswords(t *testing.T) {
+	for _, in := range [][]string{
+		{"zk://user:s3cret@/mesos"},
+		{"user:s3cret@a:2181", "b:2181"},
+	} {
+		_, _, err := zkServers(in)
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "user:xxxxx@") {
+			t.Errorf("zkServers(%q) = %v, want an error naming the value without its password", in, err)
+		}
+	}
+}
+
 // doctorLab is one fake master with one agent and a fake Marathon, every name an IP so that
 // nothing is resolved.
 func doctorLab(t *testing.T) (*fakemesos.Cluster, *fakemesos.Agent, *fakemarathon.Server) {

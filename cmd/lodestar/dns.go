@@ -1,19 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"regexp"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	"github.com/lodestar-lb/lodestar/api"
 	"github.com/lodestar-lb/lodestar/discovery"
 	"github.com/lodestar-lb/lodestar/dnsserver"
 )
@@ -25,6 +18,7 @@ type dnsRecordFlags struct {
 	enforceRFC952 *bool
 	healthyOnly   *bool
 	framework     *string
+	srvWeight     *uint
 }
 
 func addDNSRecordFlags(c *command) *dnsRecordFlags {
@@ -35,6 +29,7 @@ func addDNSRecordFlags(c *command) *dnsRecordFlags {
 		enforceRFC952: fs.Bool("enforce-rfc952", false, "name labels per RFC 952 (at most 24 characters, no leading digit), as mesos-dns's EnforceRFC952"),
 		healthyOnly:   fs.Bool("dns-healthy-only", false, "leave out tasks Marathon reports unhealthy"),
 		framework:     fs.String("marathon-framework-name", "marathon", "Mesos framework `name` of Marathon: tasks known from Marathon's events are named under it before the next Mesos poll"),
+		srvWeight:     fs.Uint("dns-srv-weight", uint(dnsserver.DefaultSRVWeight), "`weight` of every SRV record, 0 to 65535 (mesos-dns answers 1)"),
 	}
 }
 
@@ -50,12 +45,17 @@ func (f *dnsRecordFlags) config() (dnsserver.RecordConfig, error) {
 			return dnsserver.RecordConfig{}, err
 		}
 	}
+	if *f.srvWeight > 65535 {
+		return dnsserver.RecordConfig{}, fmt.Errorf("--dns-srv-weight %d: want 0 to 65535", *f.srvWeight)
+	}
+	weight := uint16(*f.srvWeight)
 	return dnsserver.RecordConfig{
 		Domain:            strings.TrimSuffix(strings.ToLower(*f.domain), "."),
 		IPSources:         f.ipSources.vals,
 		EnforceRFC952:     *f.enforceRFC952,
 		HealthyOnly:       *f.healthyOnly,
 		MarathonFramework: *f.framework,
+		SRVWeight:         &weight,
 	}, nil
 }
 
@@ -143,18 +143,14 @@ func (f *dnsServeFlags) serverConfig(log *slog.Logger) (dnsserver.Config, error)
 	}, nil
 }
 
-// dnsFrontEnd is the DNS server of `serve` with the record index it serves, for the mesos-dns
-// HTTP endpoints.
+// dnsFrontEnd is the DNS front end of `serve` and its /v1/config; frontends.go shows it to
+// the api package.
 type dnsFrontEnd struct {
-	log     *slog.Logger
-	srv     *dnsserver.Server
-	records dnsserver.RecordConfig
-	hosts   *dnsserver.HostCache
-	current atomic.Pointer[dnsserver.RecordIndex]
-	config  any
+	fe     *dnsserver.FrontEnd
+	config any
 }
 
-// build checks the DNS flags and makes the server; nil when --dns-listen is empty.
+// build checks the DNS flags and makes the front end; nil when --dns-listen is empty.
 func (f *dnsServeFlags) build(log *slog.Logger, src *sourceFlags) (*dnsFrontEnd, error) {
 	if !f.enabled() {
 		return nil, nil
@@ -168,144 +164,20 @@ func (f *dnsServeFlags) build(log *slog.Logger, src *sourceFlags) (*dnsFrontEnd,
 		return nil, err
 	}
 	rc.Logger = log
-	if err := rc.Validate(); err != nil {
-		return nil, err
-	}
-	srv, err := dnsserver.New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	d := &dnsFrontEnd{srv: srv, log: log}
-	d.hosts = dnsserver.NewHostCache(func(ctx context.Context, host string) ([]netip.Addr, error) {
-		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	}, 5*time.Minute)
-	rc.ResolveHost = d.hosts.Lookup
-	rc.TTL = cfg.TTL
 	rc.RefreshSeconds = int(src.mesosRefresh.Seconds())
-	d.records = rc
-	d.config = mesosDNSConfig(cfg, rc, src)
-	return d, nil
-}
-
-// run serves DNS and keeps the index in step with the registry until ctx ends. The listen
-// address is known only once the server listens, so ns1's records are added then.
-func (d *dnsFrontEnd) run(ctx context.Context, g *errgroup.Group, reg *discovery.Registry) {
-	g.Go(func() error { return d.srv.Run(ctx) })
-	g.Go(func() error {
-		select {
-		case <-d.srv.Ready():
-		case <-ctx.Done():
-			return nil
-		}
-		// Until every source has synced once, in-zone names answer SERVFAIL (resolvers retry)
-		// rather than an authoritative NXDOMAIN they would cache; other names are forwarded
-		// from the start.
-		if err := reg.WaitSynced(ctx); err != nil {
-			return nil
-		}
-		rc := d.records
-		rc.NSAddrs = nsAddrs(d.srv.Addr())
-		sub := reg.Subscribe()
-		defer sub.Close()
-		first := true
-		return dnsserver.Follow(ctx, sub, rc, d.hosts, func(ix *dnsserver.RecordIndex) {
-			start := time.Now()
-			d.srv.SetIndex(ix)
-			d.current.Store(ix)
-			a, aaaa, srv := ix.Counts()
-			level := slog.LevelDebug
-			if first {
-				level, first = slog.LevelInfo, false
-			}
-			d.log.Log(ctx, level, "DNS records updated", "names", ix.Len(), "a", a, "aaaa", aaaa, "srv", srv,
-				"serial", ix.Serial, "compile", time.Since(start).Round(time.Millisecond))
-		})
-	})
-}
-
-// nsAddrs are the addresses of ns1.{domain}: the listen address, or for a wildcard listen
-// (":53", "0.0.0.0:53") every address of this host but link-local ones, as mesos-dns does.
-func nsAddrs(listen string) []netip.Addr {
-	ap, err := netip.ParseAddrPort(listen)
+	fe, err := dnsserver.NewFrontEnd(dnsserver.FrontEndConfig{Server: cfg, Records: rc})
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	if !ap.Addr().IsUnspecified() {
-		return []netip.Addr{ap.Addr().Unmap()}
-	}
-	ifaddrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil
-	}
-	var out []netip.Addr
-	for _, a := range ifaddrs {
-		p, err := netip.ParsePrefix(a.String())
-		if err != nil || p.Addr().IsLinkLocalUnicast() {
-			continue
-		}
-		if ap.Addr().Is4() && !p.Addr().Is4() {
-			continue // a 0.0.0.0 listen serves IPv4 only
-		}
-		out = append(out, p.Addr().Unmap())
-	}
-	return out
+	return &dnsFrontEnd{fe: fe, config: mesosDNSConfig(cfg, rc, src)}, nil
 }
 
-// listening is the "DNS listening" readiness check.
-func (d *dnsFrontEnd) listening() error {
-	select {
-	case <-d.srv.Ready():
-		return nil
-	default:
-		return fmt.Errorf("not listening on %s yet", d.srv.Addr())
-	}
-}
-
-// The api.MesosDNS view of the current index.
-
-func (d *dnsFrontEnd) Hosts(name string) []api.HostRecord {
-	var out []api.HostRecord
-	for _, h := range d.current.Load().Hosts(name) {
-		out = append(out, api.HostRecord(h))
-	}
-	return out
-}
-
-func (d *dnsFrontEnd) Services(name string) []api.ServiceRecord {
-	var out []api.ServiceRecord
-	for _, s := range d.current.Load().Services(name) {
-		out = append(out, api.ServiceRecord(s))
-	}
-	return out
-}
-
-func (d *dnsFrontEnd) Enumerate() any {
-	if ix := d.current.Load(); ix != nil {
-		return ix.Enumerate()
-	}
-	return dnsserver.Enumeration{}
-}
-
-func (d *dnsFrontEnd) AXFR() any {
-	if ix := d.current.Load(); ix != nil {
-		return ix.AXFR()
-	}
-	return dnsserver.NewRecordIndex(d.records.Domain, 0, nil).AXFR()
-}
-
-func (d *dnsFrontEnd) Config() any { return d.config }
-
-// zkCredentials matches the user:password@ part of a zk:// URL.
-var zkCredentials = regexp.MustCompile(`^(zk://)[^/]*@`)
-
-// redacted replaces every secret in /v1/config.
+// redacted replaces the Mesos secret in /v1/config.
 const redacted = "(redacted)"
 
 // mesosDNSConfig is /v1/config: mesos-dns's field names where one exists, secrets redacted.
 func mesosDNSConfig(cfg dnsserver.Config, rc dnsserver.RecordConfig, src *sourceFlags) any {
-	// Credentials in a ZooKeeper URL are cut out by hand: url.Parse rejects some URLs the
-	// Mesos source accepts (host lists, a % in the password) and would show them raw.
-	zk := zkCredentials.ReplaceAllString(*src.mesosZK, "${1}"+redacted+"@")
+	zk := discovery.RedactZKURL(*src.mesosZK)
 	var creds any
 	if user, _, ok := strings.Cut(*src.mesosAuth, ":"); ok {
 		creds = map[string]string{"Principal": user, "Secret": redacted}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/lodestar-lb/lodestar/api"
 	"github.com/lodestar-lb/lodestar/discovery"
 	"github.com/lodestar-lb/lodestar/discovery/zkrules"
-	"github.com/lodestar-lb/lodestar/dnsserver"
 	"github.com/lodestar-lb/lodestar/haproxy"
 )
 
@@ -109,37 +107,37 @@ func applyOf(rec *haproxy.ApplyRecord) *api.Apply {
 	return &api.Apply{Kind: rec.Kind, Reason: rec.Reason, At: rec.At, Duration: d, Error: rec.Error}
 }
 
-// Records and AppNames make the DNS front end an api.DNSRecords.
+// The DNS front end as api.MesosDNS and api.DNSRecords.
 
-func (d *dnsFrontEnd) Records(name string) []api.DNSRecord {
-	ix := d.current.Load()
-	if ix == nil {
-		return nil
-	}
-	fq := strings.ToLower(strings.TrimSuffix(name, ".")) + "."
-	rs := ix.Lookup(fq)
-	if rs == nil {
-		return nil
-	}
-	ttl := d.records.TTL
-	var out []api.DNSRecord
-	for _, a := range rs.A {
-		out = append(out, api.DNSRecord{Name: fq, Type: "A", TTL: ttl, Data: a.String()})
-	}
-	for _, a := range rs.AAAA {
-		out = append(out, api.DNSRecord{Name: fq, Type: "AAAA", TTL: ttl, Data: a.String()})
-	}
-	for _, s := range rs.SRV {
-		out = append(out, api.DNSRecord{Name: fq, Type: "SRV", TTL: ttl, Data: srvData(s)})
+func (d *dnsFrontEnd) Hosts(name string) []api.HostRecord {
+	var out []api.HostRecord
+	for _, h := range d.fe.Hosts(name) {
+		out = append(out, api.HostRecord(h))
 	}
 	return out
 }
 
-func srvData(s dnsserver.SRV) string {
-	return fmt.Sprintf("%d %d %d %s", s.Priority, s.Weight, s.Port, s.Target)
+func (d *dnsFrontEnd) Services(name string) []api.ServiceRecord {
+	var out []api.ServiceRecord
+	for _, s := range d.fe.Services(name) {
+		out = append(out, api.ServiceRecord(s))
+	}
+	return out
 }
 
-func (d *dnsFrontEnd) AppNames(appID string) []string { return d.current.Load().AppNames(appID) }
+func (d *dnsFrontEnd) Enumerate() any { return d.fe.Enumerate() }
+func (d *dnsFrontEnd) AXFR() any      { return d.fe.AXFR() }
+func (d *dnsFrontEnd) Config() any    { return d.config }
+
+func (d *dnsFrontEnd) Records(name string) []api.DNSRecord {
+	var out []api.DNSRecord
+	for _, r := range d.fe.Records(name) {
+		out = append(out, api.DNSRecord(r))
+	}
+	return out
+}
+
+func (d *dnsFrontEnd) AppNames(appID string) []string { return d.fe.AppNames(appID) }
 
 // resyncer is api.Resyncer: POST /v1/resync and /_mlb_signal/hup both resync every source and
 // let HAProxy try again the apps it rejected (applier is nil without HAProxy).

@@ -151,6 +151,7 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 		{[]string{"render", "--check", "--haproxy-bin", "/nonexistent/haproxy"}, nil, []string{"--haproxy-bin /nonexistent/haproxy", "apt-get install haproxy"}},
 		{[]string{"records", "--ip-sources", "netinfo,dns"}, nil, []string{"--ip-sources", `"dns"`}},
 		{[]string{"records", "--format", "zone"}, nil, []string{"--format", "zone"}},
+		{[]string{"records", "--dns-srv-weight", "65536"}, nil, []string{"--dns-srv-weight 65536", "0 to 65535"}},
 		{[]string{"render", "--mesos-state-file", "s.json", "--mesos-master", "127.0.0.1:5050"}, nil, []string{"--mesos-state-file and --mesos-zk/--mesos-master"}},
 		{[]string{"render", "--mesos-zk", "http://zk:2181/mesos"}, nil, []string{"zk://"}},
 		{[]string{"serve", "--haproxy=false", "--dns-listen", "127.0.0.1:0", "--dns-zone-upstream", "corp"}, nil, []string{"--dns-zone-upstream", "zone=host:port"}},

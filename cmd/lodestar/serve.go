@@ -101,10 +101,14 @@ Examples:
 			})
 		}
 		if dnsFE != nil {
-			srv.AddReadyCheck("DNS listening", dnsFE.listening)
+			srv.AddReadyCheck("DNS listening", dnsFE.fe.Listening)
 			srv.MountMesosDNS(dnsFE)
 			front.DNS = dnsFE
-			dnsFE.run(ctx, g, reg)
+			sub := reg.Subscribe()
+			g.Go(func() error {
+				defer sub.Close()
+				return dnsFE.fe.Run(ctx, sub)
+			})
 		}
 		if hapFE != nil {
 			srv.AddReadyCheck("first config applied", hapFE.applier.Applied)
@@ -148,8 +152,8 @@ Examples:
 				}
 				if dnsFE != nil {
 					select {
-					case <-dnsFE.srv.Ready():
-						attrs = append(attrs, "dns", dnsFE.srv.Addr())
+					case <-dnsFE.fe.Ready():
+						attrs = append(attrs, "dns", dnsFE.fe.Addr())
 					case <-ctx.Done():
 						return nil
 					}
@@ -167,16 +171,11 @@ Examples:
 }
 
 // resync asks every source for a full sync now (marathon-lb's SIGHUP): Marathon refetches
-// every app, files are read again, Mesos masters are polled.
+// every app, files are read again, Mesos masters are polled, ZooKeeper rules are read again.
 func resync(ctx context.Context, sources []discovery.Source) error {
 	for _, src := range sources {
-		switch s := src.(type) {
-		case interface{ Resync() }:
-			s.Resync()
-		case interface{ Refresh() }:
-			s.Refresh()
-		case interface{ Reload(context.Context) error }:
-			if err := s.Reload(ctx); err != nil {
+		if r, ok := src.(discovery.Resyncer); ok {
+			if err := r.Resync(ctx); err != nil {
 				return fmt.Errorf("%s: %w", src.Name(), err)
 			}
 		}

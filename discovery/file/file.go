@@ -58,7 +58,7 @@ type Source struct {
 	log      *slog.Logger
 	files    []*watchedFile
 
-	// reloads carries Reload requests to the Run goroutine, which alone reads the files and
+	// reloads carries Resync requests to the Run goroutine, which alone reads the files and
 	// owns their state: a forced reload never races a poll.
 	reloads chan chan error
 	mu      sync.Mutex
@@ -179,36 +179,38 @@ func (s *Source) Run(ctx context.Context, sink discovery.Sink) error {
 	}
 }
 
-// Reload re-reads every file now, whether it changed or not, and sends the result to the
-// registry. It returns the problems found (nil when every file loaded). It needs Run to be
-// running; it waits for the read to finish or ctx to end.
-func (s *Source) Reload(ctx context.Context) error {
+// Resync re-reads every file now, whether it changed or not, and sends the result to the
+// registry (discovery.Resyncer). It returns the problems found (nil when every file loaded).
+// It needs Run to be running; it waits for the read to finish or ctx to end.
+func (s *Source) Resync(ctx context.Context) error {
 	s.mu.Lock()
 	done := s.running
 	s.mu.Unlock()
 	if done == nil {
-		return errors.New("file source: reload: the source is not running")
+		return errors.New("file source: resync: the source is not running")
 	}
 	// Checked first: when the loop is idle, select picks at random among ready cases, so a
 	// cancelled context could otherwise still run (and report) a reload.
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("file source: reload: %w", err)
+		return fmt.Errorf("file source: resync: %w", err)
 	}
 	res := make(chan error, 1)
 	select {
 	case s.reloads <- res:
 	case <-done:
-		return errors.New("file source: reload: the source stopped")
+		return errors.New("file source: resync: the source stopped")
 	case <-ctx.Done():
-		return fmt.Errorf("file source: reload: %w", ctx.Err())
+		return fmt.Errorf("file source: resync: %w", ctx.Err())
 	}
 	select {
 	case err := <-res:
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("file source: reload: %w", ctx.Err())
+		return fmt.Errorf("file source: resync: %w", ctx.Err())
 	}
 }
+
+var _ discovery.Resyncer = (*Source)(nil)
 
 // poll checks every file and loads those that changed (all of them when force is set). When
 // anything was read it reports the combined state of all files to the sink, so the source's

@@ -304,16 +304,16 @@ func TestGarbageMesosStateKeepsLastGood(t *testing.T) {
 	before := h.reg.Snapshot()
 
 	replaceFile(t, state, []byte(`{"hello": "world"}`))
-	err := h.src.Reload(context.Background())
+	err := h.src.Resync(context.Background())
 	if err == nil || !strings.Contains(err.Error(), state) || !strings.Contains(err.Error(), "not a Mesos master state") {
-		t.Fatalf("Reload = %v, want an error naming %s", err, state)
+		t.Fatalf("Resync = %v, want an error naming %s", err, state)
 	}
 	if s := h.reg.Snapshot(); s.Mesos != before.Mesos {
 		t.Errorf("Mesos state replaced by a broken file")
 	}
 	// The apps file is fine: only the state file is named.
 	if strings.Contains(err.Error(), apps) {
-		t.Errorf("Reload error %q names the good apps file", err)
+		t.Errorf("Resync error %q names the good apps file", err)
 	}
 }
 
@@ -380,25 +380,25 @@ func TestFileRemovedAndRestored(t *testing.T) {
 	}
 }
 
-func TestReload(t *testing.T) {
+func TestResync(t *testing.T) {
 	apps := copyFixture(t, "zdd_apps.json")
 	src, err := New(Config{AppsFile: apps})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "not running") {
-		t.Errorf("Reload before Run = %v, want a not-running error", err)
+	if err := src.Resync(context.Background()); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("Resync before Run = %v, want a not-running error", err)
 	}
 
-	// An hour-long interval: only Reload can pick up the change.
+	// An hour-long interval: only Resync can pick up the change.
 	h := start(t, Config{AppsFile: apps, Interval: time.Hour})
 	h.waitFor("initial apps", func(s *discovery.Snapshot) bool { return s.Apps.Len() == 2 })
-	if err := h.src.Reload(context.Background()); err != nil {
-		t.Fatalf("Reload of an unchanged file: %v", err)
+	if err := h.src.Resync(context.Background()); err != nil {
+		t.Fatalf("Resync of an unchanged file: %v", err)
 	}
 	writeFile(t, apps, editApps(t, apps, addTask("/nginx-blue", "nginx-blue.reloaded", 31998)))
-	if err := h.src.Reload(context.Background()); err != nil {
-		t.Fatalf("Reload: %v", err)
+	if err := h.src.Resync(context.Background()); err != nil {
+		t.Fatalf("Resync: %v", err)
 	}
 	h.waitFor("the reloaded task", func(s *discovery.Snapshot) bool {
 		a := s.App("/nginx-blue")
@@ -406,8 +406,8 @@ func TestReload(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := h.src.Reload(ctx); err == nil {
-		t.Errorf("Reload with a cancelled context returned nil")
+	if err := h.src.Resync(ctx); err == nil {
+		t.Errorf("Resync with a cancelled context returned nil")
 	}
 }
 
@@ -448,9 +448,9 @@ func TestFileTooLarge(t *testing.T) {
 	if err := os.Truncate(apps, MaxFileSize+1); err != nil {
 		t.Fatal(err)
 	}
-	err := h.src.Reload(context.Background())
+	err := h.src.Resync(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "256 MiB limit") || !strings.Contains(err.Error(), apps) {
-		t.Errorf("Reload of an oversized file = %v, want the size limit and the path", err)
+		t.Errorf("Resync of an oversized file = %v, want the size limit and the path", err)
 	}
 	if n := h.reg.Snapshot().Apps.Len(); n != 2 {
 		t.Errorf("%d apps, want the last good 2", n)

@@ -2,6 +2,7 @@ package marathon
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -62,7 +63,7 @@ func BenchmarkFullSync(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		from := h.sink.ReportCount()
-		h.src.Resync()
+		h.src.Resync(context.Background())
 		h.waitReport(from, "the resync", isSuccess)
 	}
 }

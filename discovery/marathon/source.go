@@ -150,13 +150,17 @@ func New(cfg Config) (*Source, error) {
 // Name is the source's name in logs, metrics and status.
 func (s *Source) Name() string { return "marathon" }
 
-// Resync asks for a full sync as soon as the current event is applied. It never blocks.
-func (s *Source) Resync() {
+// Resync asks for a full sync as soon as the current event is applied (discovery.Resyncer).
+// It never blocks and returns nil.
+func (s *Source) Resync(context.Context) error {
 	select {
 	case s.resync <- struct{}{}:
 	default:
 	}
+	return nil
 }
+
+var _ discovery.Resyncer = (*Source)(nil)
 
 // Connected returns the member the event stream is on, or "" while disconnected.
 func (s *Source) Connected() string {

@@ -2,6 +2,7 @@ package marathon
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -434,7 +435,7 @@ func TestNewLeaderWithoutHealthResultsKeepsTasks(t *testing.T) {
 	fake.ClearHealth(green)
 	fake.ClearHealth(blue)
 	reports := h.sink.ReportCount()
-	h.src.Resync()
+	h.src.Resync(context.Background())
 	s := h.waitFor("every task without results and eligible", func(s *discovery.Snapshot) bool {
 		n := 0
 		for _, a := range s.Apps.All() {
@@ -666,7 +667,7 @@ func TestBadInputKeepsLastGoodSnapshot(t *testing.T) {
 		s0 := h.waitSynced()
 		reports := h.sink.ReportCount()
 		fake.SetAppsBody([]byte(`{"apps":[{"id":"/nginx-green","instances":`))
-		h.src.Resync()
+		h.src.Resync(context.Background())
 		h.waitReport(reports, "the bad body", isErr("full sync", "malformed Marathon apps JSON"))
 		h.waitLog("Marathon connection lost; keeping the last good state", "malformed Marathon apps JSON")
 		unchanged(t, h, s0)
@@ -694,7 +695,7 @@ func TestBadInputKeepsLastGoodSnapshot(t *testing.T) {
 		// 50 MB of valid JSON: only its size is wrong.
 		huge := slices.Concat([]byte(`{"apps":[`), bytes.Repeat([]byte(" "), 50<<20), []byte(`]}`))
 		fake.SetAppsBody(huge)
-		h.src.Resync()
+		h.src.Resync(context.Background())
 		h.waitReport(reports, "the size limit", isErr("larger than 1048576 bytes"))
 		h.waitLog("Marathon connection lost", "larger than 1048576 bytes", "marathon-max-body")
 		fake.SetAppsBody(nil)
@@ -844,7 +845,7 @@ func TestBadInputKeepsLastGoodSnapshot(t *testing.T) {
 		}
 		fake.SetAppsBody(body)
 		reports := h.sink.ReportCount()
-		h.src.Resync()
+		h.src.Resync(context.Background())
 		s := h.waitFor("green's new label", func(s *discovery.Snapshot) bool {
 			a := s.App(green)
 			return a != nil && a.Labels["HAPROXY_0_VHOST"] == "changed.example"
@@ -1110,7 +1111,7 @@ func TestSlowSyncDuringEventBurstIsNotIdle(t *testing.T) {
 	}
 	for round := range 4 {
 		hold.Store(true)
-		h.src.Resync()
+		h.src.Resync(context.Background())
 		select {
 		case <-held:
 		case <-waitCtx(t).Done():

@@ -1,6 +1,7 @@
 package mesos
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ func TestFallbackMasterNamesAnUnreachableLeader(t *testing.T) {
 	if err := a.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	h.src.Refresh()
+	h.src.Resync(context.Background())
 	h.waitReport(down+1, "the leader back", isSuccess)
 	h.waitLeader(a.HostPort())
 	h.noEmptyState()
@@ -52,7 +53,7 @@ func TestFallbackKeepsTheStateWhileTheLeaderIsDown(t *testing.T) {
 
 	a.GoDown()
 	asked := b.Requests("")
-	h.src.Refresh()
+	h.src.Resync(context.Background())
 	if err := b.WaitRequests(waitCtx(t), "", asked+1); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestZKDownLeaderMovesToAnUnlistedMaster(t *testing.T) {
 
 	c.SetLeader(2)
 	reports := h.sink.ReportCount()
-	h.src.Refresh()
+	h.src.Resync(context.Background())
 	h.waitReport(reports, "the poll after the leader moved", isSuccess)
 	st := h.waitLeader(n.HostPort())
 	if h.src.Leader() != n.HostPort() {
@@ -100,7 +101,7 @@ func TestZKDownLeaderMovesToAnUnlistedMaster(t *testing.T) {
 
 	n.GoDown()
 	reports = h.sink.ReportCount()
-	h.src.Refresh()
+	h.src.Resync(context.Background())
 	h.waitReport(reports, "the new leader down", isErr(" does not lead", "names "+n.HostPort(), n.HostPort()+": "))
 	if s := h.reg.Snapshot(); s.Version != version || s.Mesos.Leader != n.HostPort() || len(s.Mesos.Frameworks) != seedFrameworks {
 		t.Fatalf("state changed while the leader was down: version %d → %d, %s", version, s.Version, describe(s.Mesos))

@@ -178,13 +178,16 @@ func parseMaster(raw string) (addr, scheme string, err error) {
 // Name is the source's name in logs, metrics and status.
 func (s *Source) Name() string { return "mesos" }
 
-// Refresh asks for a poll at once. It never blocks.
-func (s *Source) Refresh() {
+// Resync asks for a poll at once (discovery.Resyncer). It never blocks and returns nil.
+func (s *Source) Resync(context.Context) error {
 	select {
 	case s.refresh <- struct{}{}:
 	default:
 	}
+	return nil
 }
+
+var _ discovery.Resyncer = (*Source)(nil)
 
 // Leader returns the "host:port" of the master whose state was accepted last, or "".
 func (s *Source) Leader() string {

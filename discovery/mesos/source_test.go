@@ -1,6 +1,7 @@
 package mesos
 
 import (
+	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -93,7 +94,7 @@ func TestStaticFollowsTheLeaderItIsTold(t *testing.T) {
 			}
 
 			c.SetLeader(1)
-			h.src.Refresh()
+			h.src.Resync(context.Background())
 			h.waitLeader(c.Masters[1].HostPort())
 			if h.src.Leader() != c.Masters[1].HostPort() {
 				t.Errorf("Leader() = %q, want %q", h.src.Leader(), c.Masters[1].HostPort())
@@ -147,7 +148,7 @@ func TestFallbackPaths(t *testing.T) {
 			if m.Requests(fakemesos.PathState) != 1 || m.Requests(serve) != 1 {
 				t.Fatalf("requests: %s %d, %s %d; want one each", fakemesos.PathState, m.Requests(fakemesos.PathState), serve, m.Requests(serve))
 			}
-			h.src.Refresh()
+			h.src.Resync(context.Background())
 			h.waitReport(first+1, "the second poll", isSuccess)
 			if m.Requests(fakemesos.PathState) != 1 || m.Requests(serve) != 2 {
 				t.Fatalf("second poll did not go straight to %s: %s %d, %s %d", serve,

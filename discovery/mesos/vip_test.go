@@ -1,6 +1,7 @@
 package mesos
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -41,7 +42,7 @@ func TestStaticAddressReachingAnyMaster(t *testing.T) {
 	toFollower.Store(true)
 	reports := h.sink.ReportCount()
 	asked := follower.Requests("")
-	h.src.Refresh()
+	h.src.Resync(context.Background())
 	if err := follower.WaitRequests(waitCtx(t), "", asked+1); err != nil {
 		t.Fatal(err)
 	}

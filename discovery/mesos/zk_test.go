@@ -1,6 +1,7 @@
 package mesos
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"slices"
@@ -278,7 +279,7 @@ func TestZKOutageKeepsTheState(t *testing.T) {
 	// A poll while ZooKeeper is down still reaches the last leader, and is a successful sync.
 	reports := h.sink.ReportCount()
 	polls := a.Requests("")
-	h.src.Refresh()
+	h.src.Resync(context.Background())
 	if err := a.WaitRequests(waitCtx(t), "", polls+1); err != nil {
 		t.Fatal(err)
 	}

@@ -65,6 +65,8 @@ type Source struct {
 	rules atomic.Pointer[map[string]discovery.ServiceRule]
 	// watches counts the ZooKeeper watches Run has armed and not yet seen fire.
 	watches atomic.Int64
+	// resync asks Run to read every rule again (Resync); a pending request absorbs the next.
+	resync chan struct{}
 }
 
 // New validates cfg and returns a Source. It does not connect.
@@ -83,7 +85,8 @@ func New(cfg Config) (*Source, error) {
 		cfg.ConnectWait = DefaultConnectWait
 	}
 	log := cmp.Or(cfg.Logger, slog.Default()).With("source", "zkrules")
-	return &Source{target: t, log: log, sess: newSession(t, cfg.SessionTimeout, log), connectWait: cfg.ConnectWait}, nil
+	return &Source{target: t, log: log, sess: newSession(t, cfg.SessionTimeout, log), connectWait: cfg.ConnectWait,
+		resync: make(chan struct{}, 1)}, nil
 }
 
 // Name is the source's name in logs, metrics and status.
@@ -100,6 +103,18 @@ func (s *Source) Rules() map[string]discovery.ServiceRule {
 	}
 	return nil
 }
+
+// Resync asks Run to read every rule again now, whatever the watches say, and send the set to
+// the registry (discovery.Resyncer). It never blocks and returns nil.
+func (s *Source) Resync(context.Context) error {
+	select {
+	case s.resync <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+var _ discovery.Resyncer = (*Source)(nil)
 
 // Close closes the ZooKeeper connection. Run closes it when it returns; call Close when the
 // writer methods were used without Run, or after it. A later call opens a new connection.
@@ -191,6 +206,8 @@ func (s *Source) Run(ctx context.Context, sink discovery.Sink) error {
 				h.fail(down, len(w.sent))
 			}
 		case <-retry.C:
+			full = true
+		case <-s.resync:
 			full = true
 		}
 	}
