@@ -48,7 +48,7 @@ func served(t *testing.T, co *dns.Conn) bool {
 }
 
 // waitClosed waits until the server closes an idle connection (a read ends without data).
-func waitClosed(t *testing.T, co *dns.Conn) {
+func waitConnClosed(t *testing.T, co *dns.Conn) {
 	t.Helper()
 	co.SetReadDeadline(time.Now().Add(30 * time.Second))
 	var b [1]byte
@@ -164,7 +164,7 @@ func TestTCPIdleTimeout(t *testing.T) {
 		t.Error("a sixth connection was answered with a cap of 5")
 	}
 	for _, co := range idle {
-		waitClosed(t, co)
+		waitConnClosed(t, co)
 	}
 	waitOpen(t, s, 0)
 	if !served(t, dialFrom(t, "127.0.0.1", s.Addr())) {
