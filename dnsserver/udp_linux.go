@@ -151,18 +151,7 @@ func (s *Server) serveUDP(sock udpSocket, seed uint32) error {
 			if reply == nil {
 				continue // dropped by response-rate limiting
 			}
-			o := &b.out[toSend]
-			b.outIov[toSend].Base = &reply[0]
-			b.outIov[toSend].SetLen(len(reply))
-			o.hdr.Name, o.hdr.Namelen = h.hdr.Name, h.hdr.Namelen
-			o.hdr.Control = nil
-			o.hdr.SetControllen(0)
-			if sock.pktinfo {
-				if c := replyOOB(b.outOOB[toSend][:0], oob); len(c) > 0 {
-					o.hdr.Control = &b.outOOB[toSend][0]
-					o.hdr.SetControllen(len(c))
-				}
-			}
+			b.queueReply(toSend, h, reply, oob, sock.pktinfo)
 			toSend++
 			observeQuery(q.qtype, rcode, start, false)
 		}
@@ -174,6 +163,23 @@ func (s *Server) serveUDP(sock udpSocket, seed uint32) error {
 				}
 				return fmt.Errorf("writing DNS answers on %s: %w", sock.conn.LocalAddr(), werr)
 			}
+		}
+	}
+}
+
+// queueReply puts reply in outgoing slot k, addressed to the sender of the query h, and from
+// the address the query came to (oob) when the socket reads that (pktinfo).
+func (b *udpBatchBufs) queueReply(k int, h *mmsghdr, reply, oob []byte, pktinfo bool) {
+	o := &b.out[k]
+	b.outIov[k].Base = &reply[0]
+	b.outIov[k].SetLen(len(reply))
+	o.hdr.Name, o.hdr.Namelen = h.hdr.Name, h.hdr.Namelen
+	o.hdr.Control = nil
+	o.hdr.SetControllen(0)
+	if pktinfo {
+		if c := replyOOB(b.outOOB[k][:0], oob); len(c) > 0 {
+			o.hdr.Control = &b.outOOB[k][0]
+			o.hdr.SetControllen(len(c))
 		}
 	}
 }
