@@ -79,8 +79,7 @@ type buildEnv struct {
 }
 
 // unitMemo is what one unit rendered to: the next build reuses it as it is when the unit's
-// apps (by pointer: the registry keeps unchanged apps' pointers), routing rule and ports are
-// the same.
+// apps, routing rule and ports are the same (see emitUnit).
 type unitMemo struct {
 	members []*discovery.App
 	rule    string
@@ -110,7 +109,11 @@ func (b *builder) emitUnit(group []*svc) {
 	for k, s := range group {
 		memo.svcs[k] = svcKey{idx: s.idx, port: s.port, id: s.id, name: s.name}
 	}
-	if old := b.memo[u.key]; old != nil && old.rule == u.rule && slices.Equal(old.members, u.members) &&
+	// This is the one place that decides a unit is unchanged, from everything it renders
+	// from: its apps (the registry keeps an unchanged app's pointer, so Equal is usually a
+	// pointer comparison), its routing rule, its ports (index, service port, backend id and
+	// name) and, through b.memo, the build environment.
+	if old := b.memo[u.key]; old != nil && old.rule == u.rule && slices.EqualFunc(old.members, u.members, (*discovery.App).Equal) &&
 		slices.Equal(old.svcs, memo.svcs) {
 		b.m.memo[u.key] = old
 		for k, s := range group {
@@ -1363,8 +1366,11 @@ func slotName(i int) string {
 	return "s" + strconv.Itoa(i+1)
 }
 
-// shareBackend returns prev when be equals it, else be with prev's unchanged parts: Plan
-// compares by pointer first.
+// shareBackend points be's parts that equal prev's at prev's memory: Plan compares heads,
+// shapes and slots, which is fastest on the same memory. It never hands back prev itself: a
+// backend that is rendered again is the new one in every field, so no field can be left out
+// of a comparison and keep a stale value (a swapped port order kept the old PortIndex that
+// way). Whether an app is unchanged as a whole is decided once, from its inputs, in emitUnit.
 func shareBackend(be, prev *Backend) *Backend {
 	if prev == nil {
 		return be
@@ -1374,12 +1380,6 @@ func shareBackend(be, prev *Backend) *Backend {
 	}
 	if be.shape == prev.shape {
 		be.shape = prev.shape
-	}
-	if be.Name == prev.Name && be.ID == prev.ID && be.Owner == prev.Owner && be.ServicePort == prev.ServicePort &&
-		be.Mode == prev.Mode && be.Head == prev.Head && be.shape == prev.shape &&
-		be.RuntimeServers == prev.RuntimeServers && sameSlices(be.Slots, prev.Slots) &&
-		be.server.sticky == prev.server.sticky && be.server.perSlotCheckPort == prev.server.perSlotCheckPort {
-		return prev
 	}
 	return be
 }
