@@ -481,6 +481,9 @@ func (b *builder) services(units []*unit) []*svc {
 			case s.pl.Err != nil:
 				b.exclude(u.key, s.idx, s.pl.Err.Error())
 				continue
+			case !proxiedProtocol(u.base.Ports[s.idx].Protocol):
+				b.exclude(u.key, s.idx, fmt.Sprintf("protocol %q: HAProxy proxies TCP only", u.base.Ports[s.idx].Protocol))
+				continue
 			case s.pl.Port > 0:
 				s.port = s.pl.Port
 			case u.base.Ports[s.idx].ServicePort > 0:
@@ -506,6 +509,21 @@ func (b *builder) services(units []*unit) []*svc {
 		}
 	}
 	return kept
+}
+
+// proxiedProtocol reports whether HAProxy can serve a port of this Marathon protocol: "tcp"
+// (also when left out) or a list that holds it, such as "udp,tcp". HAProxy proxies no UDP, so
+// a "udp" port would get a TCP frontend nobody's datagrams reach.
+func proxiedProtocol(protocol string) bool {
+	if strings.TrimSpace(protocol) == "" {
+		return true
+	}
+	for p := range strings.SplitSeq(protocol, ",") {
+		if strings.EqualFold(strings.TrimSpace(p), "tcp") {
+			return true
+		}
+	}
+	return false
 }
 
 // assignAutoPorts gives IP-per-task ports without a service port one from the configured
