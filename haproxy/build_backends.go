@@ -70,6 +70,14 @@ type renderer struct {
 	s   *svc
 	v   *templates.Values
 	buf []byte
+	o   *out
+
+	// What decide worked out for the port.
+	hc        *discovery.HealthCheck
+	rule      string
+	mode      string
+	http      bool
+	firstHost string
 }
 
 func (r *renderer) tmpl(name string) (*templates.Template, error) {
@@ -145,57 +153,85 @@ func tcpCheck(mode string, hc *discovery.HealthCheck) bool {
 	return mode == ModeTCP || p == "TCP" || p == "MESOS_TCP"
 }
 
+// render renders one service port: its frontend, its backend and userlist, and its routes
+// on the shared frontends.
 func (b *builder) render(s *svc) (*out, error) {
-	u, pl := s.u, s.pl
-	o := &out{}
 	b.vals.Reset()
-	r := &renderer{b: b, s: s, v: &b.vals, buf: b.scratch[:0]}
+	r := &renderer{b: b, s: s, v: &b.vals, buf: b.scratch[:0], o: &out{}}
 	defer func() { b.scratch = r.buf[:0] }()
-	v := r.v
-	hc := healthCheck(u.base, s.idx)
+	if err := r.decide(); err != nil {
+		return nil, err
+	}
+	r.setValues()
+	if err := r.frontend(); err != nil {
+		return nil, err
+	}
+	if err := r.backend(); err != nil {
+		return nil, err
+	}
+	if err := r.userlist(); err != nil {
+		return nil, err
+	}
+	if err := b.routes(r); err != nil {
+		return nil, err
+	}
+	return r.o, nil
+}
+
+// decide works out the port's Marathon health check, routing rule, mode and first vhost.
+func (r *renderer) decide() error {
+	u, pl := r.s.u, r.s.pl
+	r.hc = healthCheck(u.base, r.s.idx)
 	if pl.HealthCheckPortIndexSet {
 		// The port's checks go to another port: use that port's Marathon health check.
 		if other := healthCheck(u.base, pl.HealthCheckPortIndex); other != nil {
-			hc = other
+			r.hc = other
 		}
 	}
-	rule := ""
-	if s.idx == 0 {
-		rule = u.rule
+	if r.s.idx == 0 {
+		r.rule = u.rule
 	}
-	if strings.ContainsAny(rule, "\r\n") {
-		return nil, fmt.Errorf("routing rule %q: want a single line", rule)
+	if strings.ContainsAny(r.rule, "\r\n") {
+		return fmt.Errorf("routing rule %q: want a single line", r.rule)
 	}
-	mode := pl.Mode
-	if mode == "" {
-		mode = ModeTCP
-		if len(pl.VHosts) > 0 || rule != "" || hc != nil && strings.ToUpper(hc.Protocol) == "HTTP" {
-			mode = ModeHTTP
+	r.mode = pl.Mode
+	if r.mode == "" {
+		r.mode = ModeTCP
+		if len(pl.VHosts) > 0 || r.rule != "" || r.hc != nil && strings.ToUpper(r.hc.Protocol) == "HTTP" {
+			r.mode = ModeHTTP
 		}
 	}
-	http := mode == ModeHTTP
-	firstHost, acl := "", ""
+	r.http = r.mode == ModeHTTP
 	if len(pl.VHosts) > 0 {
-		firstHost = pl.VHosts[0]
-		acl = cleanedUp(firstHost) + "_" + s.name
+		r.firstHost = pl.VHosts[0]
+	}
+	return nil
+}
+
+// setValues sets the template fields of the port.
+func (r *renderer) setValues() {
+	s, pl, v := r.s, r.s.pl, r.v
+	acl := ""
+	if len(pl.VHosts) > 0 {
+		acl = cleanedUp(r.firstHost) + "_" + s.name
 	}
 	v.Set(templates.FieldBackend, s.name)
-	v.Set(templates.FieldAppID, u.key)
-	v.Set(templates.FieldCleanedUpAppID, cleanedUp(u.key))
+	v.Set(templates.FieldAppID, s.u.key)
+	v.Set(templates.FieldCleanedUpAppID, cleanedUp(s.u.key))
 	v.Set(templates.FieldServicePort, strconv.Itoa(s.port))
-	v.Set(templates.FieldMode, mode)
+	v.Set(templates.FieldMode, r.mode)
 	v.Set(templates.FieldBalance, pl.Balance)
 	v.Set(templates.FieldBindAddr, pl.BindAddr)
 	v.Set(templates.FieldBindOptions, prefixed(" ", pl.BindOptions))
 	v.Set(templates.FieldSSLCert, prefixed(" ssl crt ", pl.SSLCert))
-	v.Set(templates.FieldHostname, firstHost)
+	v.Set(templates.FieldHostname, r.firstHost)
 	v.Set(templates.FieldHostnames, strings.Join(pl.VHosts, " "))
 	v.Set(templates.FieldCleanedUpHostname, acl)
 	v.Set(templates.FieldPath, pl.Path)
 	v.Set(templates.FieldProxyPath, pl.ProxyPassPath)
 	v.Set(templates.FieldRootPath, pl.RevProxyPath)
 	v.Set(templates.FieldRedirPath, pl.RedirPath)
-	v.Set(templates.FieldHAProxyDir, b.cfg.RunDir)
+	v.Set(templates.FieldHAProxyDir, r.b.cfg.RunDir)
 	var realm, user, passwd string
 	if pl.Auth != nil {
 		realm, user, passwd = pl.Auth.Realm, pl.Auth.User, pl.Auth.Password
@@ -203,166 +239,191 @@ func (b *builder) render(s *svc) (*out, error) {
 	v.Set(templates.FieldRealm, realm)
 	v.Set(templates.FieldUser, user)
 	v.Set(templates.FieldPasswd, passwd)
-	staticCheckPort := 0
-	if hc != nil {
-		setHealthCheck(v, hc)
-		staticCheckPort = hc.Port
-		if staticCheckPort > 0 {
-			v.Set(templates.FieldHealthCheckPort, strconv.Itoa(staticCheckPort))
-			v.Set(templates.FieldHealthCheckPortOptions, " port "+strconv.Itoa(staticCheckPort))
+	if r.hc != nil {
+		setHealthCheck(v, r.hc)
+		if p := r.hc.Port; p > 0 {
+			v.Set(templates.FieldHealthCheckPort, strconv.Itoa(p))
+			v.Set(templates.FieldHealthCheckPortOptions, " port "+strconv.Itoa(p))
 		}
 	}
+}
 
-	// The port's own frontend.
+// frontend renders the port's own frontend.
+func (r *renderer) frontend() error {
 	if err := r.exec(templates.FrontendHead); err != nil {
-		return nil, err
+		return err
 	}
-	if !http {
+	if !r.http {
 		// The defaults enable idle-close-on-response, which HAProxy warns about on TCP frontends.
 		r.buf = append(r.buf, "  no option idle-close-on-response\n"...)
 	}
 	if err := r.exec(templates.FrontendBackendGlue); err != nil {
-		return nil, err
+		return err
 	}
-	o.frontend = &Frontend{Name: s.name, Owner: u.key, Port: s.port, BindAddr: pl.BindAddr, Mode: mode, Text: r.take()}
+	s := r.s
+	r.o.frontend = &Frontend{Name: s.name, Owner: s.u.key, Port: s.port, BindAddr: s.pl.BindAddr, Mode: r.mode, Text: r.take()}
+	if pf := r.b.prevFrontend(s.name); pf != nil && *pf == *r.o.frontend {
+		r.o.frontend = pf
+	}
+	return nil
+}
 
-	// The backend up to its servers.
+// httpOnlyLabels are the port labels that mean something in http mode only. The ones with a
+// template add it to the backend, and need a vhost as in marathon-lb; HSTS and sticky
+// sessions have a place of their own in the backend.
+var httpOnlyLabels = []struct {
+	suffix   string
+	set      func(*PortLabels) bool
+	template string
+}{
+	{SuffixUseHSTS, func(pl *PortLabels) bool { return pl.UseHSTS }, ""},
+	{SuffixProxyPassPath, func(pl *PortLabels) bool { return pl.ProxyPassPath != "" }, templates.HTTPBackendProxypassGlue},
+	{SuffixRevProxyPath, func(pl *PortLabels) bool { return pl.RevProxyPath != "" }, templates.HTTPBackendRevproxyGlue},
+	{SuffixRedirPath, func(pl *PortLabels) bool { return pl.RedirPath != "" }, templates.HTTPBackendRedir},
+	{SuffixSticky, func(pl *PortLabels) bool { return pl.Sticky }, ""},
+}
+
+// backend renders the port's backend: its head, then its server slots.
+func (r *renderer) backend() error {
+	serverHC, err := r.backendHead()
+	if err != nil {
+		return err
+	}
+	head := r.take()
+	s := r.s
+	srvTmpl, err := r.tmpl(templates.BackendServerOptions)
+	if err != nil {
+		return err
+	}
+	sr := &serverRender{tmpl: srvTmpl, hc: serverHC, sticky: r.http && s.pl.Sticky,
+		perSlotCheckPort: r.hc != nil && s.pl.HealthCheckPortIndexSet}
+	sr.keep(r.b.fixedFields(srvTmpl, serverHC), r.v)
+	shape, err := r.b.shapeOf(sr)
+	if err != nil {
+		return err
+	}
+	be := &Backend{Name: s.name, ID: s.id, Owner: s.u.key, PortIndex: s.idx, ServicePort: s.port, Mode: r.mode, Head: head,
+		shape: shape, server: sr, RuntimeServers: runtimeSafe(shape, sr)}
+	if !sr.perSlotCheckPort {
+		if r.hc != nil {
+			sr.checkPort = r.hc.Port
+		}
+		if serverHC != nil {
+			vals := sr.values()
+			hc, err := serverHC.Execute(&vals)
+			if err != nil {
+				return err
+			}
+			sr.hcOptions = prefixed(" ", strings.TrimSpace(hc))
+		}
+	}
+	var prev *Backend
+	if r.b.prev != nil {
+		prev = r.b.prev.Backend(s.name)
+	}
+	be.Slots = r.b.slots(s, sr, prev)
+	shareBackendParts(be, prev)
+	r.o.backend = be
+	return nil
+}
+
+// backendHead renders the backend up to its servers into the buffer, and returns the
+// template of the servers' health check options (nil without a health check).
+func (r *renderer) backendHead() (*templates.Template, error) {
+	s, pl := r.s, r.s.pl
 	if err := r.exec(templates.BackendHead); err != nil {
 		return nil, err
 	}
 	r.buf = append(r.buf, "  id "...)
 	r.buf = strconv.AppendInt(r.buf, int64(s.id), 10)
 	r.buf = append(r.buf, '\n')
-	needHost := func(label string) bool {
-		if firstHost == "" {
-			o.warnings = append(o.warnings, fmt.Sprintf("label %s needs %s, ignored", PortLabel(s.idx, label), PortLabel(s.idx, SuffixVHost)))
-			return false
-		}
-		return true
-	}
-	if http {
-		if pl.UseHSTS {
-			if err := r.exec(templates.BackendHSTSOptions); err != nil {
-				return nil, err
-			}
-		}
-		if err := r.exec(templates.BackendHTTPOptions); err != nil {
-			return nil, err
-		}
-		if pl.ProxyPassPath != "" && needHost(SuffixProxyPassPath) {
-			if err := r.exec(templates.HTTPBackendProxypassGlue); err != nil {
-				return nil, err
-			}
-		}
-		if pl.RevProxyPath != "" && needHost(SuffixRevProxyPath) {
-			if err := r.exec(templates.HTTPBackendRevproxyGlue); err != nil {
-				return nil, err
-			}
-		}
-		if pl.RedirPath != "" && needHost(SuffixRedirPath) {
-			if err := r.exec(templates.HTTPBackendRedir); err != nil {
-				return nil, err
-			}
-		}
-	} else {
-		for _, l := range []struct {
-			set  bool
-			name string
-		}{{pl.UseHSTS, SuffixUseHSTS}, {pl.ProxyPassPath != "", SuffixProxyPassPath},
-			{pl.RevProxyPath != "", SuffixRevProxyPath}, {pl.RedirPath != "", SuffixRedirPath},
-			{pl.Sticky, SuffixSticky}} {
-			if l.set {
-				o.warnings = append(o.warnings, fmt.Sprintf("label %s needs http mode, ignored", PortLabel(s.idx, l.name)))
-			}
-		}
+	if err := r.httpOptions(); err != nil {
+		return nil, err
 	}
 	if len(pl.NetworkAllowed) > 0 {
 		aclName, allowDeny := templates.TCPBackendNetworkAllowedACL, templates.TCPBackendACLAllowDeny
-		if http {
+		if r.http {
 			aclName, allowDeny = templates.HTTPBackendNetworkAllowedACL, templates.HTTPBackendACLAllowDeny
 		}
 		for _, n := range pl.NetworkAllowed {
-			v.Set(templates.FieldNetworkAllowed, n)
+			r.v.Set(templates.FieldNetworkAllowed, n)
 			if err := r.exec(aclName); err != nil {
 				return nil, err
 			}
 		}
-		v.Unset(templates.FieldNetworkAllowed)
+		r.v.Unset(templates.FieldNetworkAllowed)
 		if err := r.exec(allowDeny); err != nil {
 			return nil, err
 		}
 	}
-	sticky := http && pl.Sticky
-	if sticky {
+	if r.http && pl.Sticky {
 		if err := r.exec(templates.BackendStickyOptions); err != nil {
 			return nil, err
 		}
 	}
-	var serverHC *templates.Template
-	if hc != nil {
-		backendHC, srvHC := templates.BackendHTTPHealthcheckOptions, templates.BackendServerHTTPHealthcheckOptions
-		if tcpCheck(mode, hc) {
-			backendHC, srvHC = templates.BackendTCPHealthcheckOptions, templates.BackendServerTCPHealthcheckOptions
-		}
-		if err := r.exec(backendHC); err != nil {
-			return nil, err
-		}
-		t, err := r.tmpl(srvHC)
-		if err != nil {
-			return nil, err
-		}
-		serverHC = t
+	if r.hc == nil {
+		return nil, nil
 	}
-	head := r.take()
+	backendHC, srvHC := templates.BackendHTTPHealthcheckOptions, templates.BackendServerHTTPHealthcheckOptions
+	if tcpCheck(r.mode, r.hc) {
+		backendHC, srvHC = templates.BackendTCPHealthcheckOptions, templates.BackendServerTCPHealthcheckOptions
+	}
+	if err := r.exec(backendHC); err != nil {
+		return nil, err
+	}
+	return r.tmpl(srvHC)
+}
 
-	srvTmpl, err := r.tmpl(templates.BackendServerOptions)
-	if err != nil {
-		return nil, err
-	}
-	sr := &serverRender{tmpl: srvTmpl, hc: serverHC, sticky: sticky,
-		perSlotCheckPort: hc != nil && pl.HealthCheckPortIndexSet}
-	sr.keep(b.fixedFields(srvTmpl, serverHC), r.v)
-	shape, err := b.shapeOf(sr)
-	if err != nil {
-		return nil, err
-	}
-	be := &Backend{Name: s.name, ID: s.id, Owner: u.key, PortIndex: s.idx, ServicePort: s.port, Mode: mode, Head: head,
-		shape: shape, server: sr, RuntimeServers: runtimeSafe(shape, sr)}
-	if !sr.perSlotCheckPort {
-		sr.checkPort = staticCheckPort
-		if serverHC != nil {
-			vals := sr.values()
-			hc, err := serverHC.Execute(&vals)
-			if err != nil {
-				return nil, err
+// httpOptions renders the backend's http options, or warns about the http-only labels of a
+// tcp port.
+func (r *renderer) httpOptions() error {
+	s, pl := r.s, r.s.pl
+	if !r.http {
+		for _, l := range httpOnlyLabels {
+			if l.set(pl) {
+				r.o.warnings = append(r.o.warnings, fmt.Sprintf("label %s needs http mode, ignored", PortLabel(s.idx, l.suffix)))
 			}
-			sr.hcOptions = prefixed(" ", strings.TrimSpace(hc))
+		}
+		return nil
+	}
+	if pl.UseHSTS {
+		if err := r.exec(templates.BackendHSTSOptions); err != nil {
+			return err
 		}
 	}
-	var prevBackend *Backend
-	if b.prev != nil {
-		prevBackend = b.prev.Backend(s.name)
+	if err := r.exec(templates.BackendHTTPOptions); err != nil {
+		return err
 	}
-	be.Slots = b.slots(s, sr, prevBackend)
-	o.backend = shareBackend(be, prevBackend)
-	if pf := b.prevFrontend(s.name); pf != nil && *pf == *o.frontend {
-		o.frontend = pf
+	for _, l := range httpOnlyLabels {
+		if l.template == "" || !l.set(pl) {
+			continue
+		}
+		if r.firstHost == "" {
+			r.o.warnings = append(r.o.warnings, fmt.Sprintf("label %s needs %s, ignored", PortLabel(s.idx, l.suffix), PortLabel(s.idx, SuffixVHost)))
+			continue
+		}
+		if err := r.exec(l.template); err != nil {
+			return err
+		}
 	}
+	return nil
+}
 
-	if pl.Auth != nil {
-		if firstHost == "" && rule == "" {
-			o.warnings = append(o.warnings, fmt.Sprintf("label %s protects the shared HTTP and HTTPS frontends only, and the app has no %s",
-				PortLabel(s.idx, SuffixAuth), PortLabel(s.idx, SuffixVHost)))
-		}
-		if err := r.exec(templates.UserlistHead); err != nil {
-			return nil, err
-		}
-		o.userlist = &Userlist{Name: "user_" + s.name, Owner: u.key, Text: r.take()}
+// userlist renders the port's basic-auth users.
+func (r *renderer) userlist() error {
+	s, pl := r.s, r.s.pl
+	if pl.Auth == nil {
+		return nil
 	}
-	if err := b.routes(r, o, http, rule); err != nil {
-		return nil, err
+	if r.firstHost == "" && r.rule == "" {
+		r.o.warnings = append(r.o.warnings, fmt.Sprintf("label %s protects the shared HTTP and HTTPS frontends only, and the app has no %s",
+			PortLabel(s.idx, SuffixAuth), PortLabel(s.idx, SuffixVHost)))
 	}
-	return o, nil
+	if err := r.exec(templates.UserlistHead); err != nil {
+		return err
+	}
+	r.o.userlist = &Userlist{Name: "user_" + s.name, Owner: s.u.key, Text: r.take()}
+	return nil
 }
 
 func setHealthCheck(v *templates.Values, hc *discovery.HealthCheck) {

@@ -75,14 +75,15 @@ func (m *Model) cachedLabels(a *discovery.App) (*AppLabels, bool) {
 	return al, ok
 }
 
-// shareBackend points be's parts that equal prev's at prev's memory: Plan compares heads,
+// shareBackendParts points be's parts that equal prev's at prev's memory: Plan compares heads,
 // shapes and slots, which is fastest on the same memory. It never hands back prev itself: a
 // backend that is rendered again is the new one in every field, so no field can be left out
 // of a comparison and keep a stale value (a swapped port order kept the old PortIndex that
 // way). Whether an app is unchanged as a whole is decided once, from its inputs, in emitUnit.
-func shareBackend(be, prev *Backend) *Backend {
+// The slots are shared by slots.
+func shareBackendParts(be, prev *Backend) {
 	if prev == nil {
-		return be
+		return
 	}
 	if be.Head == prev.Head {
 		be.Head = prev.Head
@@ -90,7 +91,6 @@ func shareBackend(be, prev *Backend) *Backend {
 	if be.shape == prev.shape {
 		be.shape = prev.shape
 	}
-	return be
 }
 
 // sameSlices reports whether two slices share their backing array and length.
