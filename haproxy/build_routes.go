@@ -155,9 +155,9 @@ func choose(table []routeChoice, f routeFlag) *routeChoice {
 	return nil
 }
 
-// vhostRouter builds one port's vhost routes in two buffers, HTTP and HTTPS.
+// vhostRouter builds one port's vhost routes in two buffers, HTTP and HTTPS. (It does not
+// hold the renderer: escape analysis would then move every port's renderer to the heap.)
 type vhostRouter struct {
-	r           *renderer
 	flags       routeFlag
 	http, https []byte
 }
@@ -165,7 +165,7 @@ type vhostRouter struct {
 // vhostRoutes adds the routes of a port with vhosts to the shared HTTP and HTTPS frontends.
 func (b *builder) vhostRoutes(r *renderer) error {
 	pl := r.s.pl
-	vr := &vhostRouter{r: r, http: b.scratchHTTP[:0], https: b.scratchHTTPS[:0]}
+	vr := &vhostRouter{http: b.scratchHTTP[:0], https: b.scratchHTTPS[:0]}
 	defer func() { b.scratchHTTP, b.scratchHTTPS = vr.http[:0], vr.https[:0] }()
 	for _, f := range []struct {
 		set  bool
@@ -178,30 +178,30 @@ func (b *builder) vhostRoutes(r *renderer) error {
 	o := r.o
 	if len(pl.VHosts) == 1 {
 		h := pl.VHosts[0]
-		if err := vr.pick(oneVHostHTTP, &vr.http, &o.mapHTTP, h); err != nil {
+		if err := vr.pick(r, oneVHostHTTP, &vr.http, &o.mapHTTP, h); err != nil {
 			return err
 		}
-		if err := vr.pick(oneVHostHTTPS, &vr.https, &o.mapHTTPS, h); err != nil {
+		if err := vr.pick(r, oneVHostHTTPS, &vr.https, &o.mapHTTPS, h); err != nil {
 			return err
 		}
 	} else {
-		if err := vr.pick(severalVHostsHTTPHead, &vr.http, nil, ""); err != nil {
+		if err := vr.pick(r, severalVHostsHTTPHead, &vr.http, nil, ""); err != nil {
 			return err
 		}
-		if err := vr.pick(severalVHostsHTTPSHead, &vr.https, nil, ""); err != nil {
+		if err := vr.pick(r, severalVHostsHTTPSHead, &vr.https, nil, ""); err != nil {
 			return err
 		}
 		for _, h := range pl.VHosts {
 			r.v.Set(templates.FieldHostname, h)
-			if err := vr.pick(eachVHostHTTP, &vr.http, &o.mapHTTPOnly, h); err != nil {
+			if err := vr.pick(r, eachVHostHTTP, &vr.http, &o.mapHTTPOnly, h); err != nil {
 				return err
 			}
-			if err := vr.pick(eachVHostHTTPS, &vr.https, &o.mapHTTPS, h); err != nil {
+			if err := vr.pick(r, eachVHostHTTPS, &vr.https, &o.mapHTTPS, h); err != nil {
 				return err
 			}
 		}
 		r.v.Set(templates.FieldHostname, pl.VHosts[0])
-		if err := vr.pick(severalVHostsHTTPTail, &vr.http, nil, ""); err != nil {
+		if err := vr.pick(r, severalVHostsHTTPTail, &vr.http, nil, ""); err != nil {
 			return err
 		}
 	}
@@ -216,18 +216,17 @@ func (b *builder) vhostRoutes(r *renderer) error {
 
 // pick applies the row of table that the port's flags choose: its templates are appended to
 // dst, or, for a mapped row, host goes to the domain map and *useMap is set.
-func (vr *vhostRouter) pick(table []routeChoice, dst *[]byte, useMap *bool, host string) error {
+func (vr *vhostRouter) pick(r *renderer, table []routeChoice, dst *[]byte, useMap *bool, host string) error {
 	c := choose(table, vr.flags)
 	switch {
 	case c == nil:
 		return nil
 	case c.mapped:
 		*useMap = true
-		vr.domain(host)
+		domain(r, host)
 		return nil
 	}
 	// exec appends to r.buf: lend it dst.
-	r := vr.r
 	r.buf, *dst = *dst, r.buf
 	defer func() { r.buf, *dst = *dst, r.buf }()
 	for _, n := range c.templates {
@@ -239,12 +238,12 @@ func (vr *vhostRouter) pick(table []routeChoice, dst *[]byte, useMap *bool, host
 }
 
 // domain adds host to the port's domain map entries, once.
-func (vr *vhostRouter) domain(host string) {
-	o := vr.r.o
+func domain(r *renderer, host string) {
+	o := r.o
 	for _, e := range o.domain {
 		if e.Key == host {
 			return
 		}
 	}
-	o.domain = append(o.domain, MapEntry{Key: host, Value: vr.r.s.name})
+	o.domain = append(o.domain, MapEntry{Key: host, Value: r.s.name})
 }
