@@ -85,8 +85,8 @@ type builder struct {
 	// reserved are the ports of lodestar's own frontends; bound the ports apps bind so far.
 	reserved map[int]string
 	bound    map[int][]binding
-	names    map[string]string
-	ids      map[string]int
+	// names are the backend names taken so far, with the unit that took each.
+	names map[string]string
 
 	// leaders are the leader proxies whose ports are reserved.
 	leaders []LeaderProxy

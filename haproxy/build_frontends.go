@@ -30,25 +30,6 @@ func (b *builder) finish() {
 
 	m.DomainMap = b.mapEntries(b.domainMap, "vhost")
 	m.AppMap = b.mapEntries(b.appMap, "app id")
-	var mapLines func(names ...string) []Rule
-	mapLines = func(names ...string) []Rule {
-		var v templates.Values
-		v.Set(templates.FieldHAProxyDir, b.cfg.RunDir)
-		var rules []Rule
-		for _, n := range names {
-			text, err := b.global(n, &v)
-			if err != nil {
-				m.Err = err
-				return nil
-			}
-			for _, l := range strings.Split(text, "\n") {
-				if strings.TrimSpace(l) != "" && !slices.ContainsFunc(rules, func(r Rule) bool { return r.Text == l }) {
-					rules = append(rules, Rule{Text: l})
-				}
-			}
-		}
-		return rules
-	}
 	b.httpRoutes = b.dropACLClashes(b.httpRoutes, m.HTTP)
 	b.httpsRoutes = b.dropACLClashes(b.httpsRoutes, m.HTTPS)
 	b.appIDRoutes = b.dropACLClashes(b.appIDRoutes, m.AppID)
@@ -60,25 +41,46 @@ func (b *builder) finish() {
 		if b.useMapHTTPOnly {
 			names = append(names, templates.MapHTTPFrontendACLOnly)
 		}
-		m.HTTP.Rules = assemble(b.httpRoutes, mapLines(names...))
+		m.HTTP.Rules = assemble(b.httpRoutes, b.mapRules(names...))
 		names = nil
 		if b.useMapHTTPS {
 			names = append(names, templates.MapHTTPSFrontendACL)
 		}
-		m.HTTPS.Rules = assemble(b.httpsRoutes, mapLines(names...))
+		m.HTTPS.Rules = assemble(b.httpsRoutes, b.mapRules(names...))
 	}
 	if m.AppID != nil {
 		var names []string
 		if b.useMapAppID {
 			names = append(names, templates.MapHTTPFrontendAppIDACL)
 		}
-		m.AppID.Rules = assemble(b.appIDRoutes, mapLines(names...))
+		m.AppID.Rules = assemble(b.appIDRoutes, b.mapRules(names...))
 	}
 	if b.prev != nil {
 		m.HTTP = shareFrontend(m.HTTP, b.prev.HTTP)
 		m.HTTPS = shareFrontend(m.HTTPS, b.prev.HTTPS)
 		m.AppID = shareFrontend(m.AppID, b.prev.AppID)
 	}
+}
+
+// mapRules renders the named map templates into the shared lines that route through the
+// map files, each line once. A template that fails fails the model.
+func (b *builder) mapRules(names ...string) []Rule {
+	var v templates.Values
+	v.Set(templates.FieldHAProxyDir, b.cfg.RunDir)
+	var rules []Rule
+	for _, n := range names {
+		text, err := b.global(n, &v)
+		if err != nil {
+			b.m.Err = err
+			return nil
+		}
+		for _, l := range strings.Split(text, "\n") {
+			if strings.TrimSpace(l) != "" && !slices.ContainsFunc(rules, func(r Rule) bool { return r.Text == l }) {
+				rules = append(rules, Rule{Text: l})
+			}
+		}
+	}
+	return rules
 }
 
 // dropACLClashes leaves out the routes that declare an acl another app declared first with a
