@@ -288,19 +288,8 @@ func (r labelReader) path(l rawLabel, errs []error) (string, []error) {
 }
 
 func (r labelReader) portLabel(p *PortLabels, l rawLabel, nports int, errs []error, warnings *[]Warning) []error {
-	if l.suffix != SuffixRedirPath {
-		if spec, ok := templates.Lookup(l.suffix); ok {
-			if !spec.PerApp {
-				*warnings = append(*warnings, Warning{AppID: r.appID, Port: l.port,
-					Message: fmt.Sprintf("label %s: template %s%s cannot be overridden per app, ignored", l.key, LabelPrefix, l.suffix)})
-				return errs
-			}
-			if p.Templates == nil {
-				p.Templates = map[string]string{}
-			}
-			p.Templates[l.suffix] = strings.ReplaceAll(l.value, "\r\n", "\n")
-			return errs
-		}
+	if r.templateLabel(p, l, warnings) {
+		return errs
 	}
 	if strings.ContainsAny(l.value, "\r\n") {
 		return append(errs, r.fail(l, "want a single line"))
@@ -313,13 +302,8 @@ func (r labelReader) portLabel(p *PortLabels, l rawLabel, nports int, errs []err
 		p.EnabledSet = true
 	case SuffixVHost:
 		p.VHosts = splitList(strings.ToLower(l.value), ",")
-		if len(p.VHosts) == 0 {
+		if len(p.VHosts) == 0 || slices.ContainsFunc(p.VHosts, func(h string) bool { return !validHostname(h) }) {
 			return append(errs, r.fail(l, "want comma-separated host names"))
-		}
-		for _, h := range p.VHosts {
-			if !validHostname(h) {
-				return append(errs, r.fail(l, "want comma-separated host names"))
-			}
 		}
 	case SuffixPath:
 		p.Path = strings.TrimSpace(l.value)
@@ -382,16 +366,8 @@ func (r labelReader) portLabel(p *PortLabels, l rawLabel, nports int, errs []err
 		p.RedirPath, errs = r.oneWord(l, "want a path or URL", errs)
 	case SuffixNetworkAllowed:
 		p.NetworkAllowed = strings.Fields(l.value)
-		if len(p.NetworkAllowed) == 0 {
+		if len(p.NetworkAllowed) == 0 || slices.ContainsFunc(p.NetworkAllowed, func(n string) bool { return !validNetwork(n) }) {
 			return append(errs, r.fail(l, "want space-separated IP addresses or CIDR networks"))
-		}
-		for _, n := range p.NetworkAllowed {
-			if _, err := netip.ParsePrefix(n); err == nil {
-				continue
-			}
-			if _, err := netip.ParseAddr(n); err != nil {
-				return append(errs, r.fail(l, "want space-separated IP addresses or CIDR networks"))
-			}
 		}
 	case SuffixHealthCheckPortIndex:
 		n, err := strconv.Atoi(strings.TrimSpace(l.value))
@@ -404,6 +380,38 @@ func (r labelReader) portLabel(p *PortLabels, l rawLabel, nports int, errs []err
 			Message: fmt.Sprintf("label %s: unknown, ignored", l.key)})
 	}
 	return errs
+}
+
+// templateLabel takes a per-port template override (HAPROXY_{n}_<TEMPLATE>), and reports
+// whether the label named a template. HTTP_BACKEND_REDIR is both a template and a port label
+// in marathon-lb; as a label it is the redirect path.
+func (r labelReader) templateLabel(p *PortLabels, l rawLabel, warnings *[]Warning) bool {
+	if l.suffix == SuffixRedirPath {
+		return false
+	}
+	spec, ok := templates.Lookup(l.suffix)
+	if !ok {
+		return false
+	}
+	if !spec.PerApp {
+		*warnings = append(*warnings, Warning{AppID: r.appID, Port: l.port,
+			Message: fmt.Sprintf("label %s: template %s%s cannot be overridden per app, ignored", l.key, LabelPrefix, l.suffix)})
+		return true
+	}
+	if p.Templates == nil {
+		p.Templates = map[string]string{}
+	}
+	p.Templates[l.suffix] = strings.ReplaceAll(l.value, "\r\n", "\n")
+	return true
+}
+
+// validNetwork reports whether n is an IP address or a CIDR network.
+func validNetwork(n string) bool {
+	if _, err := netip.ParsePrefix(n); err == nil {
+		return true
+	}
+	_, err := netip.ParseAddr(n)
+	return err == nil
 }
 
 // validHostname accepts what can safely go into an ACL value and a map key.

@@ -115,6 +115,9 @@ func (b *builder) reserveLeaderProxies() {
 	}
 }
 
+// leaderShape is the shape of every leader proxy backend: no app template renders it.
+const leaderShape = "leader-proxy"
+
 // emitLeaderProxies adds the frontend and backend of every reserved leader proxy, the slot
 // holding the leader snap names.
 func (b *builder) emitLeaderProxies(snap *discovery.Snapshot) {
@@ -140,16 +143,16 @@ func (b *builder) emitLeaderProxies(snap *discovery.Snapshot) {
 			Slots: []Slot{leaderSlot(LeaderOf(snap, p.Name))},
 			// The built-in server line, no health check: one server, and the runtime API
 			// can set everything it holds.
-			shape: "leader-proxy", server: &serverRender{}, RuntimeServers: true}
-		var prev *Backend
+			shape: leaderShape, server: &serverRender{}, RuntimeServers: true}
+		// A leader proxy's backend is made from its name and its slot only: the previous one
+		// of that name, made here too (its shape says so), is unchanged when the slot is.
 		if b.prev != nil {
-			prev = b.prev.Backend(name)
-		}
-		if prev != nil && slices.Equal(prev.Slots, be.Slots) {
-			be.Slots = prev.Slots
+			if prev := b.prev.Backend(name); prev != nil && prev.shape == leaderShape && slices.Equal(prev.Slots, be.Slots) {
+				be = prev
+			}
 		}
 		b.m.Frontends = append(b.m.Frontends, fe)
-		b.m.Backends = append(b.m.Backends, shareBackend(be, prev))
+		b.m.Backends = append(b.m.Backends, be)
 	}
 }
 

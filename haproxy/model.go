@@ -1,7 +1,7 @@
 // Package haproxy turns registry snapshots into HAProxy configuration and keeps a running
 // HAProxy on it.
 //
-// The pure half (labels.go, model.go, build.go, render.go, plan.go) decides: Build reads a
+// The pure half (labels.go, model.go, build*.go, render.go, plan.go) decides: Build reads a
 // discovery.Snapshot and the marathon-lb labels of its apps into a Model; Render writes the
 // Model as haproxy.cfg (plus map files), every line tagged with the app that emitted it; Plan
 // compares two Models and says whether HAProxy's runtime API can apply the difference or a
