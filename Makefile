@@ -15,7 +15,7 @@ TEST_TOOLS := curl:curl haproxy:haproxy /usr/share/java/zookeeper.jar:zookeeper 
 BENCH_TOOLS := dnsperf:dnsperf wrk:wrk
 DEMO_TOOLS := curl:curl haproxy:haproxy dig:dnsutils
 
-.PHONY: all build test demo bench bench-dns deps-test deps-demo check-go vet fmt-check clean
+.PHONY: all build test demo bench bench-dns deps-test deps-demo check-go vet fmt-check staticcheck clean
 
 all: build
 
@@ -38,8 +38,18 @@ fmt-check: check-go
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-# make test: every test, with the race detector, after vet and a gofmt check.
-test: check-go deps-test vet fmt-check
+# staticcheck at a pinned version (a new release can add checks that fail a clean tree);
+# staticcheck.conf says which checks are off and why.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(shell $(GO) env GOPATH 2>/dev/null)/bin/staticcheck
+staticcheck: check-go
+	@if ! "$(STATICCHECK)" -version 2>/dev/null | grep -q '($(STATICCHECK_VERSION:v%=%))'; then \
+		echo "installing staticcheck $(STATICCHECK_VERSION) with go install"; \
+		$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); fi
+	"$(STATICCHECK)" ./...
+
+# make test: every test, with the race detector, after vet, a gofmt check and staticcheck.
+test: check-go deps-test vet fmt-check staticcheck
 	scripts/gotest.sh -race -count=1 -timeout 20m ./...
 
 # make demo: lodestar on the example cluster (apps and Mesos state from files in examples/).

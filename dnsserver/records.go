@@ -128,7 +128,7 @@ func (c RecordConfig) Validate() error {
 		}
 	}
 	if domainFrag(c.MarathonFramework, c.EnforceRFC952) == "" {
-		errs = append(errs, fmt.Errorf("Marathon framework name %q: nothing left after cleaning it into a DNS name", c.MarathonFramework))
+		errs = append(errs, fmt.Errorf("the Marathon framework name %q: nothing left after cleaning it into a DNS name", c.MarathonFramework))
 	}
 	return errors.Join(errs...)
 }

@@ -432,7 +432,7 @@ func splitLine(line string) ([]string, error) {
 	if strings.Contains(line, "${") {
 		return nil, errors.New("environment expansion (${…}) is refused: HAProxy would put lodestar's environment here")
 	}
-	if strings.IndexAny(line, "\"'\\") < 0 {
+	if !strings.ContainsAny(line, "\"'\\") {
 		// Most lines have no quotes or escapes: words are substrings (bytes were checked to be
 		// printable ASCII or TAB before).
 		if i := strings.IndexByte(line, '#'); i >= 0 {

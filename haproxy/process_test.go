@@ -207,17 +207,6 @@ func (h *testHAProxy) mustGet(host string) string {
 	return id
 }
 
-// waitServedBy polls until a request with host is answered by backend id.
-func (h *testHAProxy) waitServedBy(host, id string) {
-	h.t.Helper()
-	var last string
-	haproxytest.WaitFor(h.t, 10*time.Second, func() bool {
-		got, code, err := h.get(host)
-		last = fmt.Sprintf("%d %q %v", code, got, err)
-		return err == nil && code == http.StatusOK && got == id
-	}, fmt.Sprintf("host %q served by %s (last answer %s)", host, id, last))
-}
-
 // reloadCount returns the master's reload counter.
 func (h *testHAProxy) reloadCount() int {
 	h.t.Helper()

@@ -132,10 +132,10 @@ func (s *session) close() {
 }
 
 // status returns whether a session is up, why not, and how many sessions there were.
-func (s *session) status() (up bool, down error, sessions uint64) {
+func (s *session) status() (up bool, sessions uint64, down error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.up, s.down, s.sessions
+	return s.up, s.sessions, s.down
 }
 
 // event is go-zookeeper's event callback. It must not block.

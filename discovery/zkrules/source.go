@@ -197,7 +197,7 @@ func (s *Source) Run(ctx context.Context, sink discovery.Sink) error {
 				return nil
 			}
 		case <-s.sess.changed:
-			up, down, n := s.sess.status()
+			up, n, down := s.sess.status()
 			if n != sessions {
 				// A new or re-established session: read everything again, whatever the
 				// watches report.
