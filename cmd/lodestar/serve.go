@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -39,135 +40,185 @@ Examples:
   lodestar serve --marathon http://m1:8080 --zk-rules zk://zk1:2181/lodestar/services \
     --api-listen :8090 --api-auth /etc/lodestar/api-auth
 `)
-	src := addSourceFlags(c)
-	logs := addLogFlags(c)
-	dnsf := addDNSServeFlags(c)
-	hap := addHAProxyServeFlags(c)
-	listen := c.fs.String("api-listen", api.DefaultListen, "`address` of the HTTP API")
-	apiAuth := c.fs.String("api-auth", "", "credentials the API's mutating endpoints (POST, PUT, DELETE, /_mlb_signal/*) require, as a `spec`: token:T (a bearer token), basic:user:pass, or a file holding one of them; without it they answer only on a loopback --api-listen")
-	runDir := c.fs.String("run-dir", defaultRunDir(), "`directory` for files lodestar writes while running (HAProxy's config, sockets, maps, state, certificate)")
-	c.run = func() error {
-		log, err := logs.logger(stderr)
-		if err != nil {
-			return err
-		}
-		runDirHandle, err := openRunDir(*runDir)
-		if err != nil {
-			return err
-		}
-		defer runDirHandle.Close()
-		sources, err := src.build(log, *runDir)
-		if err != nil {
-			return err
-		}
-		dnsFE, err := dnsf.build(log, src)
-		if err != nil {
-			return err
-		}
-		hapFE, err := hap.build(log, *runDir, getenv)
-		if err != nil {
-			return err
-		}
-		reg := discovery.NewRegistry(discovery.WithLogger(log))
-		for _, s := range sources {
-			reg.RegisterSource(s.Name())
-		}
-		auth, err := api.ParseAuth(*apiAuth)
-		if err != nil {
-			return fmt.Errorf("--api-auth: %w", err)
-		}
-		srv, err := api.New(api.Config{Listen: *listen, Logger: log, Version: version, Auth: auth}, reg)
-		if err != nil {
-			return err
-		}
-		srv.AddReadyCheck("first sync", reg.Synced)
-		if err := servedRegistry.serve(reg); err != nil {
-			return err
-		}
-		resyncAll := resyncer{sources: sources}
-		if hapFE != nil {
-			resyncAll.applier = hapFE.applier
-		}
-		front := api.Frontends{Resync: resyncAll, Rules: rulesOf(sources)}
+	f := &serveFlags{
+		src:     addSourceFlags(c),
+		logs:    addLogFlags(c),
+		dns:     addDNSServeFlags(c),
+		hap:     addHAProxyServeFlags(c),
+		listen:  c.fs.String("api-listen", api.DefaultListen, "`address` of the HTTP API"),
+		apiAuth: c.fs.String("api-auth", "", "credentials the API's mutating endpoints (POST, PUT, DELETE, /_mlb_signal/*) require, as a `spec`: token:T (a bearer token), basic:user:pass, or a file holding one of them; without it they answer only on a loopback --api-listen"),
+		runDir:  c.fs.String("run-dir", defaultRunDir(), "`directory` for files lodestar writes while running (HAProxy's config, sockets, maps, state, certificate)"),
+	}
+	c.run = func() error { return f.serve(ctx, stderr, getenv) }
+	return c
+}
 
-		g, ctx := errgroup.WithContext(ctx)
-		g.Go(func() error { return reg.Run(ctx) })
-		for _, s := range sources {
-			g.Go(func() error {
-				if err := s.Run(ctx, reg); err != nil {
-					return fmt.Errorf("source %s: %w", s.Name(), err)
-				}
-				return nil
-			})
+// serveFlags are serve's flags.
+type serveFlags struct {
+	src                     *sourceFlags
+	logs                    *logFlags
+	dns                     *dnsServeFlags
+	hap                     *haproxyServeFlags
+	listen, apiAuth, runDir *string
+}
+
+// serve runs lodestar until ctx ends or a part fails.
+func (f *serveFlags) serve(ctx context.Context, stderr io.Writer, getenv func(string) string) error {
+	log, err := f.logs.logger(stderr)
+	if err != nil {
+		return err
+	}
+	runDirHandle, err := openRunDir(*f.runDir)
+	if err != nil {
+		return err
+	}
+	defer runDirHandle.Close()
+	s, err := f.build(log, getenv)
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	s.start(ctx, g)
+	err = g.Wait()
+	log.Info("lodestar stopped")
+	return err
+}
+
+// server is one serve's parts: the sources feed the registry, which the front ends follow;
+// the API shows them all. dns and hap are nil when turned off.
+type server struct {
+	log     *slog.Logger
+	sources []discovery.Source
+	reg     *discovery.Registry
+	api     *api.Server
+	dns     *dnsFrontEnd
+	hap     *haproxyFrontEnd
+	front   api.Frontends
+}
+
+// build checks the flags and makes the parts, wired to each other but not running.
+func (f *serveFlags) build(log *slog.Logger, getenv func(string) string) (*server, error) {
+	s := &server{log: log}
+	var err error
+	if s.sources, err = f.src.build(log, *f.runDir); err != nil {
+		return nil, err
+	}
+	if s.dns, err = f.dns.build(log, f.src); err != nil {
+		return nil, err
+	}
+	if s.hap, err = f.hap.build(log, *f.runDir, getenv); err != nil {
+		return nil, err
+	}
+	s.reg = discovery.NewRegistry(discovery.WithLogger(log))
+	for _, src := range s.sources {
+		s.reg.RegisterSource(src.Name())
+	}
+	auth, err := api.ParseAuth(*f.apiAuth)
+	if err != nil {
+		return nil, fmt.Errorf("--api-auth: %w", err)
+	}
+	if s.api, err = api.New(api.Config{Listen: *f.listen, Logger: log, Version: version, Auth: auth}, s.reg); err != nil {
+		return nil, err
+	}
+	s.api.AddReadyCheck("first sync", s.reg.Synced)
+	if err := servedRegistry.serve(s.reg); err != nil {
+		return nil, err
+	}
+	resyncAll := resyncer{sources: s.sources}
+	if s.hap != nil {
+		resyncAll.applier = s.hap.applier
+	}
+	s.front = api.Frontends{Resync: resyncAll, Rules: rulesOf(s.sources)}
+	if s.dns != nil {
+		s.api.AddReadyCheck("DNS listening", s.dns.fe.Listening)
+		s.api.MountMesosDNS(s.dns)
+		s.front.DNS = s.dns
+	}
+	if s.hap != nil {
+		s.api.AddReadyCheck("first config applied", s.hap.applier.Applied)
+		s.api.MountHAProxy(withResync{s.hap, resyncAll})
+		s.front.Routing = routing{applier: s.hap.applier, reg: s.reg}
+		if s.front.Live, err = newLiveServers(s.hap.applier); err != nil {
+			return nil, err
 		}
-		if dnsFE != nil {
-			srv.AddReadyCheck("DNS listening", dnsFE.fe.Listening)
-			srv.MountMesosDNS(dnsFE)
-			front.DNS = dnsFE
-			sub := reg.Subscribe()
-			g.Go(func() error {
-				defer sub.Close()
-				return dnsFE.fe.Run(ctx, sub)
-			})
-		}
-		if hapFE != nil {
-			srv.AddReadyCheck("first config applied", hapFE.applier.Applied)
-			srv.MountHAProxy(withResync{hapFE, resyncAll})
-			front.Routing = routing{applier: hapFE.applier, reg: reg}
-			if front.Live, err = newLiveServers(hapFE.applier); err != nil {
-				return err
-			}
-			sub := reg.Subscribe()
-			g.Go(func() error {
-				defer sub.Close()
-				// The first configuration waits for every source's first sync: HAProxy never
-				// starts on a half-known cluster.
-				if err := reg.WaitSynced(ctx); err != nil {
-					return nil
-				}
-				return hapFE.applier.Run(ctx, sub)
-			})
-			g.Go(func() error {
-				select {
-				case <-hapFE.applier.Written():
-				case <-ctx.Done():
-					return nil
-				}
-				return hapFE.proc.Run(ctx)
-			})
-		}
-		srv.SetFrontends(front)
-		g.Go(func() error { return srv.Run(ctx) })
+	}
+	s.api.SetFrontends(s.front)
+	return s, nil
+}
+
+// start runs every part in g.
+func (s *server) start(ctx context.Context, g *errgroup.Group) {
+	g.Go(func() error { return s.reg.Run(ctx) })
+	for _, src := range s.sources {
 		g.Go(func() error {
-			select {
-			case <-srv.Ready():
-				attrs := []any{"version", version, "api", "http://" + srv.Addr(), "sources", len(sources)}
-				if hapFE != nil {
-					select {
-					case <-hapFE.proc.Started():
-						attrs = append(attrs, "haproxy_config", hapFE.applier.ConfigPath())
-					case <-ctx.Done():
-						return nil
-					}
-				}
-				if dnsFE != nil {
-					select {
-					case <-dnsFE.fe.Ready():
-						attrs = append(attrs, "dns", dnsFE.fe.Addr())
-					case <-ctx.Done():
-						return nil
-					}
-				}
-				log.Info("lodestar serving", attrs...)
-			case <-ctx.Done():
+			if err := src.Run(ctx, s.reg); err != nil {
+				return fmt.Errorf("source %s: %w", src.Name(), err)
 			}
 			return nil
 		})
-		err = g.Wait()
-		log.Info("lodestar stopped")
-		return err
 	}
-	return c
+	if s.dns != nil {
+		sub := s.reg.Subscribe()
+		g.Go(func() error {
+			defer sub.Close()
+			return s.dns.fe.Run(ctx, sub)
+		})
+	}
+	if s.hap != nil {
+		s.startHAProxy(ctx, g)
+	}
+	g.Go(func() error { return s.api.Run(ctx) })
+	g.Go(func() error { return s.announce(ctx) })
+}
+
+// startHAProxy runs the Applier, and HAProxy once the Applier has written its first file.
+func (s *server) startHAProxy(ctx context.Context, g *errgroup.Group) {
+	sub := s.reg.Subscribe()
+	g.Go(func() error {
+		defer sub.Close()
+		// The first configuration waits for every source's first sync: HAProxy never
+		// starts on a half-known cluster.
+		if err := s.reg.WaitSynced(ctx); err != nil {
+			return nil
+		}
+		return s.hap.applier.Run(ctx, sub)
+	})
+	g.Go(func() error {
+		select {
+		case <-s.hap.applier.Written():
+		case <-ctx.Done():
+			return nil
+		}
+		return s.hap.proc.Run(ctx)
+	})
+}
+
+// announce logs "lodestar serving" once the API, HAProxy and DNS all serve.
+func (s *server) announce(ctx context.Context) error {
+	select {
+	case <-s.api.Ready():
+	case <-ctx.Done():
+		return nil
+	}
+	attrs := []any{"version", version, "api", "http://" + s.api.Addr(), "sources", len(s.sources)}
+	if s.hap != nil {
+		select {
+		case <-s.hap.proc.Started():
+			attrs = append(attrs, "haproxy_config", s.hap.applier.ConfigPath())
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	if s.dns != nil {
+		select {
+		case <-s.dns.fe.Ready():
+			attrs = append(attrs, "dns", s.dns.fe.Addr())
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	s.log.Info("lodestar serving", attrs...)
+	return nil
 }
 
 // resync asks every source for a full sync now (marathon-lb's SIGHUP): Marathon refetches
