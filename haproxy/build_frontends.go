@@ -83,13 +83,14 @@ func (b *builder) mapRules(names ...string) []Rule {
 	return rules
 }
 
-// dropACLClashes leaves out the routes that declare an acl another app declared first with a
+// dropACLClashes leaves out the routes that declare an acl another app declared with a
 // different definition on the same frontend: HAProxy ORs every acl line of one name, so the
 // two apps would share each other's traffic. Names are made from cleaned-up app ids and host
-// names ("/a/b" and "/a.b" both clean up to "_a_b"), or written by custom templates. Routes
-// are in app order, so the first app by id keeps its route.
+// names ("/a/b" and "/a.b" both clean up to "_a_b"), or written by custom templates. The
+// owner of the name keeps its route (see owners: the app that holds it in the running model,
+// then the oldest, then the first app id); the others are named with the owner.
 func (b *builder) dropACLClashes(routes []route, fe *SharedFrontend) []route {
-	if fe == nil || len(routes) < 2 {
+	if fe == nil {
 		return routes
 	}
 	type decl struct {
@@ -97,8 +98,9 @@ func (b *builder) dropACLClashes(routes []route, fe *SharedFrontend) []route {
 		defs  []string
 	}
 	seen := map[string]*decl{}
-	out := routes[:0]
-	for _, r := range routes {
+	dropped := make([]bool, len(routes))
+	for _, i := range b.routeOrder(routes, fe.Name) {
+		r := routes[i]
 		clash := ""
 		for _, l := range r.lines {
 			name, def, ok := aclLine(l)
@@ -106,13 +108,15 @@ func (b *builder) dropACLClashes(routes []route, fe *SharedFrontend) []route {
 				continue
 			}
 			if d := seen[name]; d != nil && d.owner != r.owner && !slices.Contains(d.defs, def) {
-				clash = fmt.Sprintf("routes on frontend %s left out: acl %s is declared by app %s already (%q); rename the app or its %s",
-					fe.Name, name, d.owner, d.defs[0], "host, or change the template that names the acl")
+				res := aclResource(fe.Name, name)
+				clash = fmt.Sprintf("routes on frontend %s left out: %s (%q); rename the app or its %s",
+					fe.Name, b.own.taken("acl "+name, res, d.owner, r.owner), d.defs[0], "host, or change the template that names the acl")
 				break
 			}
 		}
 		if clash != "" {
 			b.warn(r.owner, -1, clash)
+			dropped[i] = true
 			continue
 		}
 		for _, l := range r.lines {
@@ -127,7 +131,15 @@ func (b *builder) dropACLClashes(routes []route, fe *SharedFrontend) []route {
 				}
 			}
 		}
-		out = append(out, r)
+	}
+	for name, d := range seen {
+		b.own.give(aclResource(fe.Name, name), d.owner)
+	}
+	out := routes[:0]
+	for i, r := range routes {
+		if !dropped[i] {
+			out = append(out, r)
+		}
 	}
 	return out
 }
@@ -141,28 +153,48 @@ func aclLine(l string) (name, def string, ok bool) {
 	return f[1], strings.Join(f[2:], " "), true
 }
 
-// mapEntries sorts entries by key and keeps the first backend of a key that several claim,
-// in frontend order (weight, then app id).
+// mapEntries sorts entries by key and keeps one backend of a key that several claim: the
+// owner's (see owners; a higher backend weight does not take a key), then the highest
+// weight among one owner's ports, then the first port. Contested vhosts are settled before
+// rendering (ownRoutes), so this settles app ids that differ only in case, and one app's
+// ports.
 func (b *builder) mapEntries(entries []ownedEntry, what string) []MapEntry {
 	if len(entries) == 0 {
 		return nil
 	}
-	slices.SortStableFunc(entries, func(x, y ownedEntry) int { return y.weight - x.weight })
-	seen := make(map[string]string, len(entries))
+	slices.SortStableFunc(entries, func(x, y ownedEntry) int {
+		if c := strings.Compare(x.Key, y.Key); c != 0 {
+			return c
+		}
+		if x.owner != y.owner {
+			return b.own.compare(mapResource(what, x.Key), x.owner, y.owner)
+		}
+		return y.weight - x.weight
+	})
 	out := make([]MapEntry, 0, len(entries))
-	for _, e := range entries {
-		if first, ok := seen[e.Key]; ok {
-			if first != e.Value {
-				b.warn(e.owner, -1, fmt.Sprintf("%s %s is routed to %s already; not routed to %s", what, e.Key, first, e.Value))
+	for i, e := range entries {
+		if i > 0 && entries[i-1].Key == e.Key {
+			first := out[len(out)-1]
+			if first.Value != e.Value {
+				owner := entries[i-1].owner
+				for j := i - 1; j > 0 && entries[j-1].Key == e.Key; j-- {
+					owner = entries[j-1].owner
+				}
+				msg := fmt.Sprintf("%s %s is routed to %s already; not routed to %s", what, e.Key, first.Value, e.Value)
+				if owner != e.owner {
+					msg = b.own.taken(what+" "+e.Key, mapResource(what, e.Key), owner, e.owner) + "; not routed to " + e.Value
+				}
+				b.warn(e.owner, -1, msg)
 			}
 			continue
 		}
-		seen[e.Key] = e.Value
+		b.own.give(mapResource(what, e.Key), e.owner)
 		out = append(out, e.MapEntry)
 	}
-	slices.SortFunc(out, func(x, y MapEntry) int { return strings.Compare(x.Key, y.Key) })
 	return out
 }
+
+func mapResource(what, key string) string { return "map " + what + " " + key }
 
 // assemble orders a shared frontend's lines: routes by weight (highest first, then app order),
 // and within that every acl line first, then http-request and redirect rules, then

@@ -23,10 +23,11 @@ import (
 // keeping their slots is the point of passing prev.
 
 // history is what Build keeps from prev on purpose, and nothing it could reuse: the backends
-// with their ids and slots (no head, no server options, no owner) and the assigned service
-// ports.
+// with their ids and slots (no head, no server options, no owner), the assigned service
+// ports, and who holds which port, route and name (ownership is decided by the running model;
+// see owners).
 func history(prev *Model) *Model {
-	h := &Model{autoPorts: prev.autoPorts}
+	h := &Model{autoPorts: prev.autoPorts, claims: prev.claims}
 	for _, be := range prev.Backends {
 		h.Backends = append(h.Backends, &Backend{Name: be.Name, ID: be.ID, Slots: slices.Clone(be.Slots)})
 	}

@@ -188,6 +188,9 @@ type Model struct {
 	// Render fails with it and the caller keeps the running configuration.
 	Err error
 
+	// claims are the ports, routes and names this model gives its apps: the next build keeps
+	// each with its holder (see owners).
+	claims map[claim]struct{}
 	// autoPorts keeps the service ports given to IP-per-task ports ("<key>#<index>" → port)
 	// so they stay put across builds.
 	autoPorts map[string]int
