@@ -64,7 +64,7 @@ func Build(snap *discovery.Snapshot, cfg Config, prev *Model) *Model {
 	}
 	b.emitLeaderProxies(snap)
 	b.finish()
-	m.claims = b.own.next
+	m.routeOwners = b.own.routes
 	return m
 }
 
@@ -147,9 +147,8 @@ type svc struct {
 	port int
 	name string
 	id   int
-	// routes are the vhost+path resources the port holds on the shared frontends; lost the
-	// hosts (or "rule:<host>") it lost to their owners, and lostWhy the messages.
-	routes        []string
+	// lost are the hosts (or "rule:<host>") the port lost to their owners, lostWhy the
+	// messages (see ownRoutes).
 	lost, lostWhy []string
 }
 

@@ -24,65 +24,101 @@ import (
 // Model.Excluded (a port) or Model.Warnings (a route, an acl, a map key). The apps of one
 // HAPROXY_DEPLOYMENT_GROUP are one unit ("/<group>") and share everything as before.
 
-// claim is one resource held by one owner (an app id, or "/<group>").
-type claim struct {
-	resource string
-	owner    string
-}
-
-// owners decides contested resources for one build and records what the build gives out.
+// owners decides contested resources for one build. It reads the running model only when
+// two apps contest something, so a build without contests pays for ownership only with the
+// route index (routes), which the next build reads as the running model's route owners.
 type owners struct {
-	// held are the claims of the running model, nil on a cold start.
-	held map[claim]struct{}
-	// next are this build's claims: Model.claims, the next build's held.
-	next map[claim]struct{}
-	// age is each unit's oldest known configuration change (zero when unknown).
-	age map[string]time.Time
+	prev *Model
+	// units are this build's units sorted by key, for their ages.
+	units []*unit
+	// routes are this build's route owners (Model.routeOwners).
+	routes map[routeKey]string
+	// heldPorts and heldACLs index the running model (its frontends, its shared frontends'
+	// acl lines), built on the first contest.
+	heldPorts map[int][]string
+	heldACLs  map[string][]string
 }
 
-func newOwners(prev *Model) *owners {
-	o := &owners{next: map[claim]struct{}{}, age: map[string]time.Time{}}
-	if prev != nil {
-		o.held = prev.claims
+// routeKey is one vhost (lower-cased) with one path prefix ("" for the whole host).
+type routeKey struct{ host, path string }
+
+// resource is one contested thing: what it is called in messages, and whether an owner
+// holds it in the running model.
+type resource struct {
+	what string
+	held func(owner string) bool
+}
+
+func newOwners(prev *Model) *owners { return &owners{prev: prev} }
+
+func (o *owners) portResource(port int) resource {
+	return resource{"port " + strconv.Itoa(port), func(owner string) bool {
+		if o.prev == nil {
+			return false
+		}
+		if o.heldPorts == nil {
+			o.heldPorts = map[int][]string{}
+			for _, f := range o.prev.Frontends {
+				o.heldPorts[f.Port] = append(o.heldPorts[f.Port], f.Owner)
+			}
+		}
+		return slices.Contains(o.heldPorts[port], owner)
+	}}
+}
+
+func (o *owners) routeResource(k routeKey, what string) resource {
+	return resource{what, func(owner string) bool { return o.prev != nil && o.prev.routeOwners[k] == owner }}
+}
+
+func (o *owners) aclResource(fe, name string) resource {
+	return resource{"acl " + name, func(owner string) bool {
+		if o.prev == nil {
+			return false
+		}
+		if o.heldACLs == nil {
+			o.heldACLs = map[string][]string{}
+			for _, f := range []*SharedFrontend{o.prev.HTTP, o.prev.HTTPS, o.prev.AppID} {
+				if f == nil {
+					continue
+				}
+				for _, r := range f.Rules {
+					if n, _, ok := aclLine(r.Text); ok && r.Owner != "" {
+						o.heldACLs[f.Name+" "+n] = append(o.heldACLs[f.Name+" "+n], r.Owner)
+					}
+				}
+			}
+		}
+		return slices.Contains(o.heldACLs[fe+" "+name], owner)
+	}}
+}
+
+// age is a unit's oldest known Marathon configuration change, zero when unknown.
+func (o *owners) age(key string) time.Time {
+	i, ok := slices.BinarySearchFunc(o.units, key, func(u *unit, k string) int { return strings.Compare(u.key, k) })
+	if !ok {
+		return time.Time{}
 	}
-	return o
-}
-
-// setAge records a unit's age: the oldest known ConfigChangedAt of its apps.
-func (o *owners) setAge(u *unit) {
 	var oldest time.Time
-	for _, a := range u.members {
+	for _, a := range o.units[i].members {
 		if t := a.ConfigChangedAt; !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
 			oldest = t
 		}
 	}
-	o.age[u.key] = oldest
+	return oldest
 }
 
-func (o *owners) holds(resource, owner string) bool {
-	_, ok := o.held[claim{resource, owner}]
-	return ok
-}
-
-// give records that owner holds resource in this build.
-func (o *owners) give(resource, owner string) {
-	o.next[claim{resource, owner}] = struct{}{}
-}
-
-// compare orders two contenders for resource: the one that comes first keeps it.
-func (o *owners) compare(resource, x, y string) int {
-	return o.compareHeld(o.holds(resource, x), o.holds(resource, y), x, y)
-}
-
-// compareHeld is compare once the running model's answer is known (hx, hy).
-func (o *owners) compareHeld(hx, hy bool, x, y string) int {
-	if hx != hy {
+// compare orders two contenders for r: the one that comes first keeps it.
+func (o *owners) compare(r resource, x, y string) int {
+	if x == y {
+		return 0
+	}
+	if hx, hy := r.held(x), r.held(y); hx != hy {
 		if hx {
 			return -1
 		}
 		return 1
 	}
-	ax, ay := o.age[x], o.age[y]
+	ax, ay := o.age(x), o.age(y)
 	if ax.IsZero() != ay.IsZero() {
 		// An unknown time is the youngest.
 		if ax.IsZero() {
@@ -96,24 +132,18 @@ func (o *owners) compareHeld(hx, hy bool, x, y string) int {
 	return strings.Compare(x, y)
 }
 
-// why says why owner keeps resource against loser, for the loser's message.
-func (o *owners) why(resource, owner, loser string) string {
-	if o.holds(resource, owner) && !o.holds(resource, loser) {
-		return "it holds it in the running configuration"
+// taken is the message of loser, which contested r with owner and lost.
+func (o *owners) taken(r resource, owner, loser string) string {
+	why := "neither is older: the first app id keeps it"
+	ao, al := o.age(owner), o.age(loser)
+	switch {
+	case r.held(owner) && !r.held(loser):
+		why = "it holds it in the running configuration"
+	case !ao.IsZero() && (al.IsZero() || ao.Before(al)):
+		why = "its configuration is older (last changed " + ao.UTC().Format(time.RFC3339) + ")"
 	}
-	ao, al := o.age[owner], o.age[loser]
-	if !ao.IsZero() && (al.IsZero() || ao.Before(al)) {
-		return "its configuration is older (last changed " + ao.UTC().Format(time.RFC3339) + ")"
-	}
-	return "neither is older: the first app id keeps it"
+	return fmt.Sprintf("%s is taken by %s (%s)", r.what, owner, why)
 }
-
-// taken is the message of a contender that lost resource (described by what) to owner.
-func (o *owners) taken(what, resource, owner, loser string) string {
-	return fmt.Sprintf("%s is taken by %s (%s)", what, owner, o.why(resource, owner, loser))
-}
-
-func portResource(port int) string { return "port " + strconv.Itoa(port) }
 
 // bindAll claims the frontend ports of svcs in ownership order (see owners) and returns the
 // services that got theirs, in the order of svcs.
@@ -130,7 +160,7 @@ func (b *builder) bindAll(svcs []*svc) []*svc {
 		if x.u == y.u {
 			return x.idx - y.idx
 		}
-		return b.own.compare(portResource(x.port), x.u.key, y.u.key)
+		return b.own.compare(b.own.portResource(x.port), x.u.key, y.u.key)
 	})
 	keep := make([]bool, len(svcs))
 	for _, i := range order {
@@ -145,37 +175,20 @@ func (b *builder) bindAll(svcs []*svc) []*svc {
 	return kept
 }
 
-// routeResource is the resource of one vhost (lower-cased) with one path prefix ("" for the
-// whole host).
-func routeResource(host, path string) string {
-	if path == "" {
-		return "vhost " + host
+// routeDesc names a route in messages.
+func routeDesc(k routeKey) string {
+	if k.path == "" {
+		return "vhost " + k.host
 	}
-	return "vhost " + host + " path " + path
+	return "vhost " + k.host + " with path " + k.path
 }
 
-// routeDesc is routeResource for a message.
-func routeDesc(host, path string) string {
-	if path == "" {
-		return "vhost " + host
-	}
-	return "vhost " + host + " with path " + path
-}
-
-// routeClaim is one host route a service port asks for on the shared frontends.
-type routeClaim struct {
-	host  string
-	paths []string
-	// rule says the host comes from a bamboo-style routing rule rather than a VHOST label.
-	rule bool
-}
-
-// routeClaims returns the host routes a port would add to the shared HTTP/HTTPS frontends:
+// eachRoute calls fn with every host route a port adds to the shared HTTP/HTTPS frontends:
 // each vhost with each of its path prefixes, or, for a port routed by a bamboo-style rule,
 // the hosts the rule names when it is a plain `hdr(host)` match (see ruleHosts).
-func (b *builder) routeClaims(s *svc) []routeClaim {
+func (b *builder) eachRoute(s *svc, fn func(k routeKey, rule bool)) {
 	if b.cfg.DontBindHTTPHTTPS {
-		return nil
+		return
 	}
 	pl := s.pl
 	rule := ""
@@ -183,24 +196,23 @@ func (b *builder) routeClaims(s *svc) []routeClaim {
 		rule = s.u.rule
 	}
 	if pl.Mode == ModeTCP || rule == "" && len(pl.VHosts) == 0 {
-		return nil
+		return
 	}
 	if rule != "" {
-		var out []routeClaim
 		for _, h := range ruleHosts(rule) {
-			out = append(out, routeClaim{host: h, paths: []string{""}, rule: true})
+			fn(routeKey{host: h}, true)
 		}
-		return out
+		return
 	}
-	paths := strings.Fields(pl.Path)
-	if len(paths) == 0 {
-		paths = []string{""}
-	}
-	out := make([]routeClaim, 0, len(pl.VHosts))
 	for _, h := range pl.VHosts {
-		out = append(out, routeClaim{host: h, paths: paths})
+		if pl.Path == "" {
+			fn(routeKey{host: h}, false)
+			continue
+		}
+		for p := range strings.FieldsSeq(pl.Path) {
+			fn(routeKey{host: h, path: p}, false)
+		}
 	}
-	return out
 }
 
 // ruleHosts returns the host names a bamboo-style rule matches exactly: `hdr(host) [-i] h…`
@@ -218,10 +230,11 @@ func ruleHosts(rule string) []string {
 	}
 	hosts := make([]string, 0, len(vals))
 	for _, v := range vals {
-		if strings.HasPrefix(v, "-") || strings.ContainsAny(v, "(){}\"'\\") || !validHostname(strings.ToLower(v)) {
+		v = strings.ToLower(v)
+		if strings.HasPrefix(v, "-") || !validHostname(v) {
 			return nil
 		}
-		hosts = append(hosts, strings.ToLower(v))
+		hosts = append(hosts, v)
 	}
 	return hosts
 }
@@ -231,46 +244,80 @@ func ruleHosts(rule string) []string {
 // that loses a host loses the rule's route. The port's own frontend and backend stay.
 func (b *builder) ownRoutes(svcs []*svc) {
 	type contender struct {
-		s          *svc
-		host, path string
-		rule       bool
+		s    *svc
+		rule bool
 	}
-	contested := map[string][]contender{}
-	var resources []string
+	first := make(map[routeKey]contender, len(svcs))
+	// contested holds every contender of a route two units ask for, in svcs order.
+	var contested map[routeKey][]contender
+	var keys []routeKey
 	for _, s := range svcs {
-		for _, c := range b.routeClaims(s) {
-			for _, p := range c.paths {
-				r := routeResource(c.host, p)
-				if _, ok := contested[r]; !ok {
-					resources = append(resources, r)
+		b.eachRoute(s, func(k routeKey, rule bool) {
+			c := contender{s, rule}
+			f, ok := first[k]
+			switch {
+			case !ok:
+				first[k] = c
+			case contested[k] != nil:
+				contested[k] = append(contested[k], c)
+			case f.s.u != s.u:
+				if contested == nil {
+					contested = map[routeKey][]contender{}
 				}
-				contested[r] = append(contested[r], contender{s, c.host, p, c.rule})
-				s.routes = append(s.routes, r)
+				contested[k] = []contender{f, c}
+				keys = append(keys, k)
 			}
-		}
+		})
 	}
-	for _, r := range resources {
-		cs := contested[r]
+	b.own.routes = make(map[routeKey]string, len(first))
+	for k, c := range first {
+		b.own.routes[k] = c.s.u.key
+	}
+	for _, k := range keys {
+		cs := contested[k]
+		r := b.own.routeResource(k, routeDesc(k))
 		owner := cs[0].s.u.key
 		for _, c := range cs[1:] {
-			if c.s.u.key != owner && b.own.compare(r, c.s.u.key, owner) < 0 {
+			if b.own.compare(r, c.s.u.key, owner) < 0 {
 				owner = c.s.u.key
 			}
 		}
+		b.own.routes[k] = owner
 		for _, c := range cs {
 			if c.s.u.key == owner {
 				continue
 			}
-			msg := b.own.taken(routeDesc(c.host, c.path), r, owner, c.s.u.key) + "; not routed to this app"
+			msg := b.own.taken(r, owner, c.s.u.key) + "; not routed to this app"
 			if c.rule {
 				msg = "routing rule: " + msg
 			}
-			c.s.lose(c.host, c.rule, msg)
+			c.s.lose(k.host, c.rule, msg)
 		}
 	}
 	for _, s := range svcs {
 		s.applyLosses(b)
 	}
+}
+
+// dropRoutes forgets the routes of a port that was left out after all, unless another port
+// of its app holds them too.
+func (b *builder) dropRoutes(s *svc, group []*svc) {
+	b.eachRoute(s, func(k routeKey, _ bool) {
+		if b.own.routes[k] != s.u.key {
+			return
+		}
+		for _, o := range group {
+			if o == s {
+				continue
+			}
+			held := false
+			b.eachRoute(o, func(ok routeKey, _ bool) { held = held || ok == k })
+			if held {
+				return
+			}
+		}
+		delete(b.own.routes, k)
+	})
 }
 
 // lose records that the port loses its route for host (or its rule) and why.
@@ -285,8 +332,8 @@ func (s *svc) lose(host string, rule bool, msg string) {
 }
 
 // applyLosses warns of the port's lost routes and renders it without them: its labels are
-// copied without the lost vhosts (and without the rule when it lost one), its mode stays
-// what its routes made it, and its remaining route claims are what it will hold.
+// copied without the lost vhosts (and the unit without its rule when the rule lost), and its
+// mode stays what its routes made it.
 func (s *svc) applyLosses(b *builder) {
 	if len(s.lost) == 0 {
 		return
@@ -295,8 +342,7 @@ func (s *svc) applyLosses(b *builder) {
 		b.warn(s.u.key, s.idx, w)
 	}
 	pl := *s.pl
-	lostRule := slices.ContainsFunc(s.lost, func(h string) bool { return strings.HasPrefix(h, "rule:") })
-	if lostRule {
+	if slices.ContainsFunc(s.lost, func(h string) bool { return strings.HasPrefix(h, "rule:") }) {
 		// The rule only ever routes the unit's first port, which this is.
 		s.u.rule = ""
 		pl.VHosts = nil
@@ -312,43 +358,4 @@ func (s *svc) applyLosses(b *builder) {
 		pl.Path, pl.RedirectToHTTPS = "", false
 	}
 	s.pl = &pl
-	kept := s.routes[:0]
-	for _, r := range s.routes {
-		h := strings.TrimPrefix(r, "vhost ")
-		if i := strings.Index(h, " path "); i >= 0 {
-			h = h[:i]
-		}
-		if !lostRule && !slices.Contains(s.lost, h) {
-			kept = append(kept, r)
-		}
-	}
-	s.routes = kept
 }
-
-// routeOrder returns the order in which ownership considers routes for the acl names of one
-// shared frontend: the routes whose owners held one of the route's acl names in the running
-// model first, then by age and app id (see owners).
-func (b *builder) routeOrder(routes []route, fe string) []int {
-	held := make([]bool, len(routes))
-	for i, r := range routes {
-		for _, l := range r.lines {
-			if name, _, ok := aclLine(l); ok && b.own.holds(aclResource(fe, name), r.owner) {
-				held[i] = true
-				break
-			}
-		}
-	}
-	order := make([]int, len(routes))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(i, j int) int {
-		if routes[i].owner == routes[j].owner {
-			return i - j
-		}
-		return b.own.compareHeld(held[i], held[j], routes[i].owner, routes[j].owner)
-	})
-	return order
-}
-
-func aclResource(fe, name string) string { return "acl " + fe + " " + name }

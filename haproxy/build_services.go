@@ -38,8 +38,8 @@ func (b *builder) units(snap *discovery.Snapshot) []*unit {
 		out = append(out, mergeDeployment(key, members))
 	}
 	slices.SortFunc(out, func(x, y *unit) int { return strings.Compare(x.key, y.key) })
+	b.own.units = out
 	for _, u := range out {
-		b.own.setAge(u)
 		if r, ok := snap.Rules[u.key]; ok {
 			u.rule = r.ACL
 		} else if r, ok := snap.Rules[u.base.ID]; ok {
@@ -253,7 +253,7 @@ func (b *builder) keepsAutoPort(key string, p int, claimants []string) bool {
 		return false
 	}
 	for _, c := range claimants {
-		if c == key || b.own.compare(portResource(p), c, key) < 0 {
+		if c == key || b.own.compare(b.own.portResource(p), c, key) < 0 {
 			return false
 		}
 	}
@@ -275,13 +275,13 @@ func (b *builder) bind(s *svc) bool {
 		if other.owner == s.u.key {
 			b.exclude(s.u.key, s.idx, fmt.Sprintf("port %d is taken by another port of this app", s.port))
 		} else {
-			b.exclude(s.u.key, s.idx, b.own.taken("port "+strconv.Itoa(s.port), portResource(s.port), other.owner, s.u.key))
+			b.exclude(s.u.key, s.idx, b.own.taken(b.own.portResource(s.port), other.owner, s.u.key))
 		}
 		return false
 	}
 	s.name = backendName(s.u.key, s.port)
 	if other, ok := b.names[s.name]; ok {
-		b.exclude(s.u.key, s.idx, b.own.taken("backend name "+s.name, portResource(s.port), other, s.u.key))
+		b.exclude(s.u.key, s.idx, b.own.taken(resource{"backend name " + s.name, b.own.portResource(s.port).held}, other, s.u.key))
 		return false
 	}
 	b.names[s.name] = s.u.key

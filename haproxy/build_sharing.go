@@ -49,7 +49,7 @@ func (b *builder) emitUnit(group []*svc) {
 		b.m.memo[u.key] = old
 		for k, s := range group {
 			b.commit(s, old.outs[k], old.errs[k])
-			b.holdPort(s, old.errs[k])
+			b.holdRoutes(s, group, old.errs[k])
 		}
 		return
 	}
@@ -58,19 +58,14 @@ func (b *builder) emitUnit(group []*svc) {
 		o, err := b.render(s)
 		memo.outs[k], memo.errs[k] = o, err
 		b.commit(s, o, err)
-		b.holdPort(s, err)
+		b.holdRoutes(s, group, err)
 	}
 }
 
-// holdPort records that a port in the configuration holds its service port and routes; a
-// port left out holds nothing.
-func (b *builder) holdPort(s *svc, err error) {
+// holdRoutes: a port left out (err) holds none of its routes.
+func (b *builder) holdRoutes(s *svc, group []*svc, err error) {
 	if err != nil {
-		return
-	}
-	b.own.give(portResource(s.port), s.u.key)
-	for _, r := range s.routes {
-		b.own.give(r, s.u.key)
+		b.dropRoutes(s, group)
 	}
 }
 

@@ -24,13 +24,30 @@ import (
 
 // history is what Build keeps from prev on purpose, and nothing it could reuse: the backends
 // with their ids and slots (no head, no server options, no owner), the assigned service
-// ports, and who holds which port, route and name (ownership is decided by the running model;
-// see owners).
+// ports, and who holds what (ownership is decided by the running model; see owners): the
+// owner and port of each frontend, the owner and acl lines of the shared frontends, the owner
+// of each vhost+path route.
 func history(prev *Model) *Model {
-	h := &Model{autoPorts: prev.autoPorts, claims: prev.claims}
+	h := &Model{autoPorts: prev.autoPorts, routeOwners: prev.routeOwners}
 	for _, be := range prev.Backends {
 		h.Backends = append(h.Backends, &Backend{Name: be.Name, ID: be.ID, Slots: slices.Clone(be.Slots)})
 	}
+	for _, f := range prev.Frontends {
+		h.Frontends = append(h.Frontends, &Frontend{Name: f.Name, Owner: f.Owner, Port: f.Port})
+	}
+	held := func(f *SharedFrontend) *SharedFrontend {
+		if f == nil {
+			return nil
+		}
+		acls := &SharedFrontend{Name: f.Name}
+		for _, r := range f.Rules {
+			if firstWord(r.Text) == "acl" {
+				acls.Rules = append(acls.Rules, Rule{Owner: r.Owner, Text: r.Text})
+			}
+		}
+		return acls
+	}
+	h.HTTP, h.HTTPS, h.AppID = held(prev.HTTP), held(prev.HTTPS), held(prev.AppID)
 	return h
 }
 

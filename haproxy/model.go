@@ -188,9 +188,10 @@ type Model struct {
 	// Render fails with it and the caller keeps the running configuration.
 	Err error
 
-	// claims are the ports, routes and names this model gives its apps: the next build keeps
-	// each with its holder (see owners).
-	claims map[claim]struct{}
+	// routeOwners are the apps holding each vhost+path route: the next build keeps each with
+	// its holder (see owners; ports and acl names are read from Frontends and the shared
+	// frontends' rules).
+	routeOwners map[routeKey]string
 	// autoPorts keeps the service ports given to IP-per-task ports ("<key>#<index>" → port)
 	// so they stay put across builds.
 	autoPorts map[string]int
