@@ -335,12 +335,13 @@ type Exclusion struct {
 	Reason string
 }
 
-// Warning is a label lodestar ignored.
+// Warning is a label lodestar ignored, or a route an app did not get because another app owns
+// it (the message names the owner).
 type Warning struct {
-	AppID string
+	AppID string `json:"app_id"`
 	// Port is the port index, -1 for the app.
-	Port    int
-	Message string
+	Port    int    `json:"port"`
+	Message string `json:"message"`
 }
 
 // Backend returns the named backend, or nil.
