@@ -2,13 +2,16 @@ package haproxy
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lodestar-lb/lodestar/discovery"
+	"github.com/lodestar-lb/lodestar/internal/haproxytest"
 )
 
 // Ownership tests: a hostile app beside an honest one. The honest app keeps what it owns, the
@@ -387,5 +390,47 @@ func TestOwnershipACLNames(t *testing.T) {
 	cold := Build(reg.replace(t, dot, slash), testConfig(), nil)
 	if got := warningsOf(cold); len(got) != 1 || !strings.HasPrefix(got[0], "/a/b#-1:") {
 		t.Errorf("cold start: warnings %q, want /a/b (the later id) left out", got)
+	}
+}
+
+// TestTrafficOwnership: with real HAProxy, a victim serves its vhost and port; an attacker
+// that asks for the victim's vhost with a higher weight (beside a vhost of its own) and a
+// second one that asks for the victim's service port are added while it runs. After the
+// reload the victim still answers on both, the attacker on its own vhost only.
+func TestTrafficOwnership(t *testing.T) {
+	t.Parallel()
+	victimBe, evilBe, portBe := haproxytest.BackendNamed(t, "victim"), haproxytest.BackendNamed(t, "evil"), haproxytest.BackendNamed(t, "port")
+	victimPort := haproxytest.FreePort(t)
+	victim := trafficApp("/victim/web", victimPort, map[string]string{"HAPROXY_0_VHOST": "victim.test"}, victimBe.Port)
+	lb := startTraffic(t, victim)
+	evil := trafficApp("/a/evil", haproxytest.FreePort(t), map[string]string{"HAPROXY_0_VHOST": "evil.test,victim.test",
+		"HAPROXY_0_BACKEND_WEIGHT": "100"}, evilBe.Port)
+	evil.ConfigChangedAt = older
+	portThief := trafficApp("/a/port", haproxytest.FreePort(t), map[string]string{"HAPROXY_0_PORT": strconv.Itoa(victimPort)}, portBe.Port)
+	portThief.ConfigChangedAt = older
+
+	next := Build(lb.reg.replace(t, victim, evil, portThief), lb.cfg, lb.model)
+	if next.Err != nil {
+		t.Fatal(next.Err)
+	}
+	if got := excluded(next); len(got) != 1 || !strings.HasPrefix(got[0], "/a/port#0: port "+strconv.Itoa(victimPort)+" is taken by /victim/web") {
+		t.Errorf("excluded %q", got)
+	}
+	if got := warningsOf(next); len(got) != 1 || !strings.HasPrefix(got[0], "/a/evil#0: vhost victim.test is taken by /victim/web") {
+		t.Errorf("warnings %q", got)
+	}
+	lb.model, lb.rendered = next, render(t, next)
+	lb.install(lb.rendered)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := lb.proc.Reload(ctx); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	for _, base := range []string{lb.httpURL, lb.httpsURL} {
+		expectBackend(t, trafficReq{url: base + "/", host: "victim.test", sni: "victim.test"}, "victim", 200)
+		expectBackend(t, trafficReq{url: base + "/", host: "evil.test", sni: "evil.test"}, "evil", 200)
+	}
+	for range 10 {
+		expectBackend(t, trafficReq{url: servicePortURL(victimPort) + "/"}, "victim", 200)
 	}
 }
