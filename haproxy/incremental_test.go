@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lodestar-lb/lodestar/discovery"
 )
@@ -344,8 +345,14 @@ func (m *mutator) step() string {
 		})
 		return "health check of " + a.ID
 	case 11:
-		m.replace(a, func(c *discovery.App) { c.Version = fmt.Sprintf("2025-01-01T00:00:%02d.000Z", m.rng.IntN(60)) })
-		return "new version of " + a.ID
+		// A new version may be a configuration change (which ownership reads on a contest
+		// nobody holds), or not, or one Marathon gave no time for.
+		changed := []time.Time{{}, time.Date(2025, 1, 1, 0, 0, m.rng.IntN(3), 0, time.UTC), a.ConfigChangedAt}[m.rng.IntN(3)]
+		m.replace(a, func(c *discovery.App) {
+			c.Version = fmt.Sprintf("2025-01-01T00:00:%02d.000Z", m.rng.IntN(60))
+			c.ConfigChangedAt = changed
+		})
+		return fmt.Sprintf("new version of %s (config changed at %v)", a.ID, changed)
 	case 12:
 		if len(a.Ports) == 0 {
 			return "nothing"
