@@ -114,6 +114,8 @@ type RoutingSummary struct {
 	Reloads    int    `json:"reloads"`
 	// Excluded are the apps or ports left out of HAProxy's configuration, with why.
 	Excluded []Excluded `json:"excluded"`
+	// Warnings are labels ignored and routes an app did not get (another app owns them).
+	Warnings []Warning `json:"warnings"`
 	// Healthy is "" while HAProxy runs lodestar's configuration, else why not.
 	Unhealthy string `json:"unhealthy,omitempty"`
 }
@@ -126,6 +128,14 @@ type Apply struct {
 	At       time.Time     `json:"at"`
 	Duration time.Duration `json:"duration"`
 	Error    string        `json:"error,omitempty"`
+}
+
+// Warning is a label ignored, or a route an app did not get, with why.
+type Warning struct {
+	AppID string `json:"app_id"`
+	// Port is the port index, -1 for the app.
+	Port    int    `json:"port"`
+	Message string `json:"message"`
 }
 
 // Excluded is an app or one of its ports left out of HAProxy's configuration.

@@ -149,6 +149,15 @@ type routingView struct {
 	// ExcludedMatched counts the left-out entries matching the query; Excluded holds at most
 	// statusPageLimit of them.
 	ExcludedMatched int
+	// Warnings and WarningsMatched are the same for ignored labels and routes not given.
+	Warnings        []warningView
+	WarningsMatched int
+}
+
+type warningView struct {
+	AppID   string
+	Port    string
+	Message string
 }
 
 type applyRow struct {
@@ -338,13 +347,33 @@ func routingViewOf(sum RoutingSummary, now time.Time, query string) *routingView
 		if len(v.Excluded) >= statusPageLimit {
 			continue
 		}
-		port := "whole app"
-		if e.Port >= 0 {
-			port = "#" + strconv.Itoa(e.Port)
+		v.Excluded = append(v.Excluded, excludedView{AppID: e.AppID, Port: portOf(e.Port), Reason: e.Reason, HAProxy: e.HAProxy})
+	}
+	warnings := slices.Clone(sum.Warnings)
+	slices.SortStableFunc(warnings, func(a, b Warning) int {
+		if c := strings.Compare(a.AppID, b.AppID); c != 0 {
+			return c
 		}
-		v.Excluded = append(v.Excluded, excludedView{AppID: e.AppID, Port: port, Reason: e.Reason, HAProxy: e.HAProxy})
+		return a.Port - b.Port
+	})
+	for _, w := range warnings {
+		if !matches(w.AppID, query) {
+			continue
+		}
+		v.WarningsMatched++
+		if len(v.Warnings) < statusPageLimit {
+			v.Warnings = append(v.Warnings, warningView{AppID: w.AppID, Port: portOf(w.Port), Message: w.Message})
+		}
 	}
 	return v
+}
+
+// portOf shows a port index, -1 being the whole app.
+func portOf(i int) string {
+	if i < 0 {
+		return "whole app"
+	}
+	return "#" + strconv.Itoa(i)
 }
 
 func applyViewOf(a *Apply, now time.Time) *applyView {

@@ -55,6 +55,10 @@ func shopRouting() statusRouting {
 				AppID: "/bad/app", Port: 0, Reason: `HAPROXY_0_BACKEND_HEAD: haproxy -c rejected the backend`,
 				HAProxy: []string{`[ALERT] parsing [x.cfg:12] : unknown keyword 'bogus<b>' in 'backend' section`},
 			}},
+			Warnings: []Warning{{
+				AppID: "/a/evil", Port: 0,
+				Message: "vhost shop.example.com is taken by /shop/web (it holds it in the running configuration); not routed to this app",
+			}},
 		},
 	}
 }
@@ -132,6 +136,9 @@ func TestStatusPage(t *testing.T) {
 		// The app left out, with its reason and HAProxy's alert escaped.
 		`<a href="?q=%2fbad%2fapp"><code>/bad/app</code></a>`, "HAPROXY_0_BACKEND_HEAD: haproxy -c rejected the backend",
 		"unknown keyword &#39;bogus&lt;b&gt;&#39; in &#39;backend&#39; section",
+		// The route an app did not get, naming the owner.
+		"<h3>Warnings (1)</h3>", `<a href="?q=%2fa%2fevil"><code>/a/evil</code></a></td>`+"\n"+`<td data-label="Port">#0</td>`,
+		"vhost shop.example.com is taken by /shop/web (it holds it in the running configuration); not routed to this app",
 		// The app, its route and its servers coloured by health.
 		`<code>/shop/web</code>`, "instances 3 · tasks 3 · running 2 ·", `<span class="warn">in service 1</span>`,
 		`<strong>10080</strong>`, `<code class="vhost">shop.example.com</code>`, "path <code>/cart</code>",
@@ -198,7 +205,8 @@ func TestStatusPageEscapesHostileInput(t *testing.T) {
 			routes: map[string][]Route{evil: {{ServicePort: 10001, Mode: "<u>", Backend: "<b>", VHosts: []string{"<v>"},
 				Rule: `hdr(host) -i "<r>"`, Servers: []RouteServer{{TaskID: "t<b>1", Address: "<a>", State: "<s>"}}}}},
 			summary: RoutingSummary{Unhealthy: "<script>down</script>", LastApply: &Apply{Kind: "<k>", Reason: "<script>why</script>"},
-				Excluded: []Excluded{{AppID: evil, Port: -1, Reason: "<r>", HAProxy: []string{"</pre><script>alert(3)</script>"}}}},
+				Excluded: []Excluded{{AppID: evil, Port: -1, Reason: "<r>", HAProxy: []string{"</pre><script>alert(3)</script>"}}},
+				Warnings: []Warning{{AppID: evil, Port: 0, Message: "vhost <v> is taken by <script>alert(5)</script>"}}},
 		},
 		DNS: statusDNS{evil: {"<script>name</script>"}},
 	})
@@ -211,7 +219,7 @@ func TestStatusPageEscapesHostileInput(t *testing.T) {
 	}
 	body := statusGet(t, s, "/")
 	mustContain(t, body, "&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;script&gt;down&lt;/script&gt;",
-		"&lt;/pre&gt;&lt;script&gt;alert(3)&lt;/script&gt;", "whole app")
+		"&lt;/pre&gt;&lt;script&gt;alert(3)&lt;/script&gt;", "whole app", "vhost &lt;v&gt; is taken by &lt;script&gt;alert(5)&lt;/script&gt;")
 }
 
 func TestStatusPageWithoutFrontends(t *testing.T) {

@@ -37,7 +37,7 @@ func Build(snap *discovery.Snapshot, cfg Config, prev *Model) *Model {
 	}
 	m.env = buildEnv{runDir: cfg.RunDir, haproxyMap: cfg.HAProxyMap, dontBind: cfg.DontBindHTTPHTTPS,
 		noAppID: cfg.NoAppIDFrontend, healthCheck: cfg.HealthCheck, slotStep: cfg.SlotStep, set: set}
-	b := &builder{cfg: cfg, set: set, m: m, prev: prev, reserved: map[int]string{}, bound: map[int][]binding{}}
+	b := &builder{cfg: cfg, set: set, m: m, prev: prev, reserved: map[int]string{}, bound: map[int][]binding{}, own: newOwners(prev)}
 	if prev != nil && prev.env == m.env {
 		b.memo = prev.memo
 	}
@@ -64,6 +64,7 @@ func Build(snap *discovery.Snapshot, cfg Config, prev *Model) *Model {
 	}
 	b.emitLeaderProxies(snap)
 	b.finish()
+	m.routeOwners = b.own.routes
 	return m
 }
 
@@ -87,6 +88,8 @@ type builder struct {
 	bound    map[int][]binding
 	// names are the backend names taken so far, with the unit that took each.
 	names map[string]string
+	// own decides contested ports, routes and names (see owners).
+	own *owners
 
 	// leaders are the leader proxies whose ports are reserved.
 	leaders []LeaderProxy
@@ -144,6 +147,9 @@ type svc struct {
 	port int
 	name string
 	id   int
+	// lost are the hosts (or "rule:<host>") the port lost to their owners, lostWhy the
+	// messages (see ownRoutes).
+	lost, lostWhy []string
 }
 
 // globals renders HEAD and the shared frontend heads and reserves their ports.

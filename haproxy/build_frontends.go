@@ -83,22 +83,72 @@ func (b *builder) mapRules(names ...string) []Rule {
 	return rules
 }
 
-// dropACLClashes leaves out the routes that declare an acl another app declared first with a
+// dropACLClashes leaves out the routes that declare an acl another app declared with a
 // different definition on the same frontend: HAProxy ORs every acl line of one name, so the
 // two apps would share each other's traffic. Names are made from cleaned-up app ids and host
-// names ("/a/b" and "/a.b" both clean up to "_a_b"), or written by custom templates. Routes
-// are in app order, so the first app by id keeps its route.
+// names ("/a/b" and "/a.b" both clean up to "_a_b"), or written by custom templates. The
+// owner of the name keeps its route (see owners: the app whose route declared it in the
+// running model, then the oldest, then the first app id); the others are named with the owner.
 func (b *builder) dropACLClashes(routes []route, fe *SharedFrontend) []route {
 	if fe == nil || len(routes) < 2 {
 		return routes
 	}
+	// The common case has no clash: find that out in frontend order, and order the routes by
+	// ownership only when there is one.
+	if len(b.aclClashes(routes, nil, fe.Name)) == 0 {
+		return routes
+	}
+	order := make([]int, len(routes))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int {
+		x, y := routes[i], routes[j]
+		if x.owner == y.owner {
+			return i - j
+		}
+		// A route comes first when its owner held one of the route's acl names.
+		return b.own.compare(resource{held: func(owner string) bool {
+			r := x
+			if owner == y.owner {
+				r = y
+			}
+			for _, l := range r.lines {
+				if name, _, ok := aclLine(l); ok && b.own.aclResource(fe.Name, name).held(owner) {
+					return true
+				}
+			}
+			return false
+		}}, x.owner, y.owner)
+	})
+	dropped := b.aclClashes(routes, order, fe.Name)
+	out := routes[:0]
+	for i, r := range routes {
+		if _, ok := dropped[i]; ok {
+			b.warn(r.owner, -1, dropped[i])
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// aclClashes declares the acl lines of routes in order (nil: as they are) and returns the
+// routes that declare a name an earlier route of another app declared differently, each with
+// its message.
+func (b *builder) aclClashes(routes []route, order []int, fe string) map[int]string {
 	type decl struct {
 		owner string
 		defs  []string
 	}
 	seen := map[string]*decl{}
-	out := routes[:0]
-	for _, r := range routes {
+	var dropped map[int]string
+	for k := range routes {
+		i := k
+		if order != nil {
+			i = order[k]
+		}
+		r := routes[i]
 		clash := ""
 		for _, l := range r.lines {
 			name, def, ok := aclLine(l)
@@ -106,13 +156,16 @@ func (b *builder) dropACLClashes(routes []route, fe *SharedFrontend) []route {
 				continue
 			}
 			if d := seen[name]; d != nil && d.owner != r.owner && !slices.Contains(d.defs, def) {
-				clash = fmt.Sprintf("routes on frontend %s left out: acl %s is declared by app %s already (%q); rename the app or its %s",
-					fe.Name, name, d.owner, d.defs[0], "host, or change the template that names the acl")
+				clash = fmt.Sprintf("routes on frontend %s left out: %s (%q); rename the app or its %s",
+					fe, b.own.taken(b.own.aclResource(fe, name), d.owner, r.owner), d.defs[0], "host, or change the template that names the acl")
 				break
 			}
 		}
 		if clash != "" {
-			b.warn(r.owner, -1, clash)
+			if dropped == nil {
+				dropped = map[int]string{}
+			}
+			dropped[i] = clash
 			continue
 		}
 		for _, l := range r.lines {
@@ -127,9 +180,8 @@ func (b *builder) dropACLClashes(routes []route, fe *SharedFrontend) []route {
 				}
 			}
 		}
-		out = append(out, r)
 	}
-	return out
+	return dropped
 }
 
 // aclLine splits "acl <name> <criterion...>" into the name and the rest.
@@ -141,27 +193,49 @@ func aclLine(l string) (name, def string, ok bool) {
 	return f[1], strings.Join(f[2:], " "), true
 }
 
-// mapEntries sorts entries by key and keeps the first backend of a key that several claim,
-// in frontend order (weight, then app id).
+// mapEntries sorts entries by key and keeps one backend of a key that several claim: the
+// owner's (see owners; a higher backend weight does not take a key), then the highest
+// weight among one owner's ports, then the first port. Contested vhosts are settled before
+// rendering (ownRoutes), so what is left to settle here is one app's ports, and app ids
+// that differ only in case (Marathon allows none).
 func (b *builder) mapEntries(entries []ownedEntry, what string) []MapEntry {
 	if len(entries) == 0 {
 		return nil
 	}
-	slices.SortStableFunc(entries, func(x, y ownedEntry) int { return y.weight - x.weight })
-	seen := make(map[string]string, len(entries))
+	slices.SortStableFunc(entries, func(x, y ownedEntry) int {
+		if c := strings.Compare(x.Key, y.Key); c != 0 {
+			return c
+		}
+		if x.owner != y.owner {
+			return b.own.compare(b.mapResource(what, x.Key), x.owner, y.owner)
+		}
+		return y.weight - x.weight
+	})
 	out := make([]MapEntry, 0, len(entries))
-	for _, e := range entries {
-		if first, ok := seen[e.Key]; ok {
-			if first != e.Value {
-				b.warn(e.owner, -1, fmt.Sprintf("%s %s is routed to %s already; not routed to %s", what, e.Key, first, e.Value))
-			}
+	owner := ""
+	for i, e := range entries {
+		if i == 0 || entries[i-1].Key != e.Key {
+			owner = e.owner
+			out = append(out, e.MapEntry)
 			continue
 		}
-		seen[e.Key] = e.Value
-		out = append(out, e.MapEntry)
+		if first := out[len(out)-1]; first.Value != e.Value {
+			msg := fmt.Sprintf("%s %s is routed to %s already; not routed to %s", what, e.Key, first.Value, e.Value)
+			if owner != e.owner {
+				msg = b.own.taken(b.mapResource(what, e.Key), owner, e.owner) + "; not routed to " + e.Value
+			}
+			b.warn(e.owner, -1, msg)
+		}
 	}
-	slices.SortFunc(out, func(x, y MapEntry) int { return strings.Compare(x.Key, y.Key) })
 	return out
+}
+
+// mapResource is a map key as a contested resource: a vhost is held with its route.
+func (b *builder) mapResource(what, key string) resource {
+	if what == "vhost" {
+		return b.own.routeResource(routeKey{host: key}, what+" "+key)
+	}
+	return resource{what + " " + key, func(string) bool { return false }}
 }
 
 // assemble orders a shared frontend's lines: routes by weight (highest first, then app order),

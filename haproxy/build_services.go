@@ -38,6 +38,7 @@ func (b *builder) units(snap *discovery.Snapshot) []*unit {
 		out = append(out, mergeDeployment(key, members))
 	}
 	slices.SortFunc(out, func(x, y *unit) int { return strings.Compare(x.key, y.key) })
+	b.own.units = out
 	for _, u := range out {
 		if r, ok := snap.Rules[u.key]; ok {
 			u.rule = r.ACL
@@ -167,16 +168,15 @@ func (b *builder) services(units []*unit) []*svc {
 		}
 	}
 	b.assignAutoPorts(out, auto)
-	kept := make([]*svc, 0, len(out))
-	b.names = make(map[string]string, len(out))
+	numbered := out[:0]
 	for _, s := range out {
-		if s.port == 0 {
-			continue
-		}
-		if b.bind(s) {
-			kept = append(kept, s)
+		if s.port != 0 {
+			numbered = append(numbered, s)
 		}
 	}
+	b.names = make(map[string]string, len(numbered))
+	kept := b.bindAll(numbered)
+	b.ownRoutes(kept)
 	return kept
 }
 
@@ -203,19 +203,25 @@ func (b *builder) assignAutoPorts(all, auto []*svc) {
 	}
 	lo, hi := b.cfg.MinServPortIPPerTask, b.cfg.MaxServPortIPPerTask
 	taken := map[int]bool{}
+	// claimants are the apps that set each port explicitly: a port assigned before stays with
+	// its app unless one of them owns it (see owners); the others then lose it in bind.
+	claimants := map[int][]string{}
 	for _, s := range all {
 		if s.port > 0 {
 			taken[s.port] = true
+			claimants[s.port] = append(claimants[s.port], s.u.key)
 		}
 	}
 	for p := range b.reserved {
 		taken[p] = true
 	}
+	kept := map[int]bool{}
 	var fresh []*svc
 	for _, s := range auto {
 		key := s.u.key + "#" + strconv.Itoa(s.idx)
 		if b.prev != nil {
-			if p, ok := b.prev.autoPorts[key]; ok && p >= lo && p <= hi && !taken[p] {
+			if p, ok := b.prev.autoPorts[key]; ok && p >= lo && p <= hi && !kept[p] && b.keepsAutoPort(s.u.key, p, claimants[p]) {
+				kept[p] = true
 				s.port = p
 				taken[p] = true
 				b.m.autoPorts[key] = p
@@ -239,8 +245,23 @@ func (b *builder) assignAutoPorts(all, auto []*svc) {
 	}
 }
 
-// bind names the service's backend and claims its frontend port; the first app (by id)
-// keeps a contested port.
+// keepsAutoPort reports whether an app keeps the service port p it was assigned before: p
+// is none of lodestar's own ports, and no app that sets p explicitly comes before the app in
+// ownership order.
+func (b *builder) keepsAutoPort(key string, p int, claimants []string) bool {
+	if _, ok := b.reserved[p]; ok {
+		return false
+	}
+	for _, c := range claimants {
+		if c == key || b.own.compare(b.own.portResource(p), c, key) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// bind names the service's backend and claims its frontend port. Services come in
+// ownership order (bindAll), so the owner of a contested port or name keeps it.
 func (b *builder) bind(s *svc) bool {
 	if what, ok := b.reserved[s.port]; ok {
 		b.exclude(s.u.key, s.idx, fmt.Sprintf("port %d is taken by %s", s.port, what))
@@ -248,14 +269,19 @@ func (b *builder) bind(s *svc) bool {
 	}
 	addr := s.pl.BindAddr
 	for _, other := range b.bound[s.port] {
-		if wildcard(addr) || wildcard(other.addr) || addr == other.addr {
-			b.exclude(s.u.key, s.idx, fmt.Sprintf("port %d is taken by %s", s.port, other.owner))
-			return false
+		if !wildcard(addr) && !wildcard(other.addr) && addr != other.addr {
+			continue
 		}
+		if other.owner == s.u.key {
+			b.exclude(s.u.key, s.idx, fmt.Sprintf("port %d is taken by another port of this app", s.port))
+		} else {
+			b.exclude(s.u.key, s.idx, b.own.taken(b.own.portResource(s.port), other.owner, s.u.key))
+		}
+		return false
 	}
 	s.name = backendName(s.u.key, s.port)
 	if other, ok := b.names[s.name]; ok {
-		b.exclude(s.u.key, s.idx, fmt.Sprintf("backend name %s is taken by %s", s.name, other))
+		b.exclude(s.u.key, s.idx, b.own.taken(resource{"backend name " + s.name, b.own.portResource(s.port).held}, other, s.u.key))
 		return false
 	}
 	b.names[s.name] = s.u.key

@@ -2,6 +2,7 @@ package haproxy
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/lodestar-lb/lodestar/discovery"
 )
@@ -23,6 +24,8 @@ type unitMemo struct {
 type svcKey struct {
 	idx, port, id int
 	name          string
+	// lost are the routes the port lost to their owners (see owners).
+	lost string
 }
 
 // emitUnit renders the ports of one unit, or reuses what the previous build rendered for it.
@@ -35,7 +38,7 @@ func (b *builder) emitUnit(group []*svc) {
 		memo.svcs, memo.outs, memo.errs = make([]svcKey, len(group)), make([]*out, len(group)), make([]error, len(group))
 	}
 	for k, s := range group {
-		memo.svcs[k] = svcKey{idx: s.idx, port: s.port, id: s.id, name: s.name}
+		memo.svcs[k] = svcKey{idx: s.idx, port: s.port, id: s.id, name: s.name, lost: strings.Join(s.lost, " ")}
 	}
 	// This is the one place that decides a unit is unchanged, from everything it renders
 	// from: its apps (the registry keeps an unchanged app's pointer, so Equal is usually a
@@ -46,6 +49,7 @@ func (b *builder) emitUnit(group []*svc) {
 		b.m.memo[u.key] = old
 		for k, s := range group {
 			b.commit(s, old.outs[k], old.errs[k])
+			b.holdRoutes(s, group, old.errs[k])
 		}
 		return
 	}
@@ -54,6 +58,14 @@ func (b *builder) emitUnit(group []*svc) {
 		o, err := b.render(s)
 		memo.outs[k], memo.errs[k] = o, err
 		b.commit(s, o, err)
+		b.holdRoutes(s, group, err)
+	}
+}
+
+// holdRoutes: a port left out (err) holds none of its routes.
+func (b *builder) holdRoutes(s *svc, group []*svc, err error) {
+	if err != nil {
+		b.dropRoutes(s, group)
 	}
 }
 

@@ -434,7 +434,7 @@ func TestPortConflicts(t *testing.T) {
 		t.Errorf("backends %v", got)
 	}
 	want := []string{
-		"/b#0: port 10000 is taken by /a",
+		"/b#0: port 10000 is taken by /a (neither is older: the first app id keeps it)",
 		"/e#0: port 9090 is taken by the stats frontend (*:9090)",
 		"/f#0: port 80 is taken by the shared HTTP frontend (*:80)",
 		"/g#0: no service port (set servicePort or HAPROXY_0_PORT)",
@@ -593,7 +593,7 @@ func TestBackendWeightOrder(t *testing.T) {
 		vh("/a-site", 10000),
 		vh("/b-api", 10001, withLabel("HAPROXY_0_PATH", "/api")),
 		vh("/c-admin", 10002, withLabel("HAPROXY_0_PATH", "/admin"), withLabel("HAPROXY_0_BACKEND_WEIGHT", "10")),
-		vh("/d-fallback", 10003, withLabel("HAPROXY_0_BACKEND_WEIGHT", "-1")))
+		vh("/d-fallback", 10003, withLabel("HAPROXY_0_PATH", "/"), withLabel("HAPROXY_0_BACKEND_WEIGHT", "-1")))
 	for _, f := range []*SharedFrontend{m.HTTP, m.HTTPS} {
 		var order []string
 		for _, r := range f.Rules {

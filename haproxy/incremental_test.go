@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lodestar-lb/lodestar/discovery"
 )
@@ -23,13 +24,31 @@ import (
 // keeping their slots is the point of passing prev.
 
 // history is what Build keeps from prev on purpose, and nothing it could reuse: the backends
-// with their ids and slots (no head, no server options, no owner) and the assigned service
-// ports.
+// with their ids and slots (no head, no server options, no owner), the assigned service
+// ports, and who holds what (ownership is decided by the running model; see owners): the
+// owner and port of each frontend, the owner and acl lines of the shared frontends, the owner
+// of each vhost+path route.
 func history(prev *Model) *Model {
-	h := &Model{autoPorts: prev.autoPorts}
+	h := &Model{autoPorts: prev.autoPorts, routeOwners: prev.routeOwners}
 	for _, be := range prev.Backends {
 		h.Backends = append(h.Backends, &Backend{Name: be.Name, ID: be.ID, Slots: slices.Clone(be.Slots)})
 	}
+	for _, f := range prev.Frontends {
+		h.Frontends = append(h.Frontends, &Frontend{Name: f.Name, Owner: f.Owner, Port: f.Port})
+	}
+	held := func(f *SharedFrontend) *SharedFrontend {
+		if f == nil {
+			return nil
+		}
+		acls := &SharedFrontend{Name: f.Name}
+		for _, r := range f.Rules {
+			if firstWord(r.Text) == "acl" {
+				acls.Rules = append(acls.Rules, Rule{Owner: r.Owner, Text: r.Text})
+			}
+		}
+		return acls
+	}
+	h.HTTP, h.HTTPS, h.AppID = held(prev.HTTP), held(prev.HTTPS), held(prev.AppID)
 	return h
 }
 
@@ -326,8 +345,14 @@ func (m *mutator) step() string {
 		})
 		return "health check of " + a.ID
 	case 11:
-		m.replace(a, func(c *discovery.App) { c.Version = fmt.Sprintf("2025-01-01T00:00:%02d.000Z", m.rng.IntN(60)) })
-		return "new version of " + a.ID
+		// A new version may be a configuration change (which ownership reads on a contest
+		// nobody holds), or not, or one Marathon gave no time for.
+		changed := []time.Time{{}, time.Date(2025, 1, 1, 0, 0, m.rng.IntN(3), 0, time.UTC), a.ConfigChangedAt}[m.rng.IntN(3)]
+		m.replace(a, func(c *discovery.App) {
+			c.Version = fmt.Sprintf("2025-01-01T00:00:%02d.000Z", m.rng.IntN(60))
+			c.ConfigChangedAt = changed
+		})
+		return fmt.Sprintf("new version of %s (config changed at %v)", a.ID, changed)
 	case 12:
 		if len(a.Ports) == 0 {
 			return "nothing"

@@ -188,6 +188,10 @@ type Model struct {
 	// Render fails with it and the caller keeps the running configuration.
 	Err error
 
+	// routeOwners are the apps holding each vhost+path route: the next build keeps each with
+	// its holder (see owners; ports and acl names are read from Frontends and the shared
+	// frontends' rules).
+	routeOwners map[routeKey]string
 	// autoPorts keeps the service ports given to IP-per-task ports ("<key>#<index>" → port)
 	// so they stay put across builds.
 	autoPorts map[string]int
@@ -331,12 +335,13 @@ type Exclusion struct {
 	Reason string
 }
 
-// Warning is a label lodestar ignored.
+// Warning is a label lodestar ignored, or a route an app did not get because another app owns
+// it (the message names the owner).
 type Warning struct {
-	AppID string
+	AppID string `json:"app_id"`
 	// Port is the port index, -1 for the app.
-	Port    int
-	Message string
+	Port    int    `json:"port"`
+	Message string `json:"message"`
 }
 
 // Backend returns the named backend, or nil.

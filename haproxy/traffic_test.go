@@ -791,14 +791,17 @@ func TestTrafficPortAndSSLCert(t *testing.T) {
 	}
 }
 
-// TestTrafficBackendWeight: of two apps claiming the same vhost, the one with the higher
-// HAPROXY_{n}_BACKEND_WEIGHT wins on both shared frontends, whatever the app order.
+// TestTrafficBackendWeight: of two routes on one vhost (the whole host, and a path prefix that
+// covers it), the one with the higher HAPROXY_{n}_BACKEND_WEIGHT wins on both shared
+// frontends, whatever the app order. (An identical vhost+path is not shared at all: see
+// TestOwnershipVHostWeight.)
 func TestTrafficBackendWeight(t *testing.T) {
 	t.Parallel()
 	a, z := haproxytest.BackendNamed(t, "a"), haproxytest.BackendNamed(t, "z")
 	lb := startTraffic(t,
 		trafficApp("/a", haproxytest.FreePort(t), map[string]string{"HAPROXY_0_VHOST": "same.test"}, a.Port),
-		trafficApp("/z", haproxytest.FreePort(t), map[string]string{"HAPROXY_0_VHOST": "same.test", "HAPROXY_0_BACKEND_WEIGHT": "10"}, z.Port))
+		trafficApp("/z", haproxytest.FreePort(t), map[string]string{"HAPROXY_0_VHOST": "same.test", "HAPROXY_0_PATH": "/",
+			"HAPROXY_0_BACKEND_WEIGHT": "10"}, z.Port))
 	for _, base := range []string{lb.httpURL, lb.httpsURL} {
 		expectBackend(t, trafficReq{url: base + "/", host: "same.test", sni: "same.test"}, "z", 200)
 	}

@@ -60,9 +60,13 @@ func (r routing) Summary() api.RoutingSummary {
 	sum := api.RoutingSummary{
 		LastApply: applyOf(st.LastApply), LastReload: applyOf(st.LastReload), Reloads: st.Reloads,
 		Excluded: make([]api.Excluded, len(st.Excluded)),
+		Warnings: make([]api.Warning, len(st.Warnings)),
 	}
 	for i, e := range st.Excluded {
 		sum.Excluded[i] = api.Excluded(e)
+	}
+	for i, w := range st.Warnings {
+		sum.Warnings[i] = api.Warning(w)
 	}
 	if err := r.applier.Healthy(); err != nil {
 		sum.Unhealthy = err.Error()
