@@ -260,4 +260,3 @@ func (f *forwarder) upstreamsFor(key []byte) []string {
 	}
 	return f.defaults
 }
-
