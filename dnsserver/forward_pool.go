@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Forwarded queries share a few connected UDP sockets per upstream. Each socket has one reader
@@ -22,6 +24,9 @@ import (
 // maxPendingPerSocket bounds the queries waiting on one upstream socket: IDs stay easy to draw
 // and hard to guess.
 const maxPendingPerSocket = 16384
+
+// upstreamReadBuffer is the receive buffer asked for each upstream socket.
+const upstreamReadBuffer = 1 << 20
 
 // wheelTick is the resolution of forwarding deadlines.
 const wheelTick = 5 * time.Millisecond
@@ -37,9 +42,11 @@ func upstreamSocketsPer() int { return min(max(runtime.NumCPU(), 2), 8) }
 
 // upstreamPool is the sockets to one upstream, dialled on first use.
 type upstreamPool struct {
-	addr  string
-	socks atomic.Pointer[[]*upstreamSocket]
-	next  atomic.Uint32
+	addr string
+	// duration is the upstream's upstream_duration_seconds, looked up once.
+	duration prometheus.Observer
+	socks    atomic.Pointer[[]*upstreamSocket]
+	next     atomic.Uint32
 
 	mu     sync.Mutex // dialling and closing
 	closed bool
@@ -57,6 +64,10 @@ type upstreamSocket struct {
 type pendingSend struct {
 	fq *fwdQuery
 	up int
+}
+
+func newUpstreamPool(addr string) *upstreamPool {
+	return &upstreamPool{addr: addr, duration: srvUpstreamDuration.WithLabelValues(addr)}
 }
 
 // socket returns one of the pool's sockets, in turn, dialling them first.
@@ -89,7 +100,10 @@ func (p *upstreamPool) dial() (*[]*upstreamSocket, error) {
 			}
 			return nil, fmt.Errorf("opening a socket to upstream %s: %w", p.addr, err)
 		}
-		socks = append(socks, &upstreamSocket{addr: p.addr, conn: c.(*net.UDPConn), pending: map[uint16]pendingSend{}})
+		uc := c.(*net.UDPConn)
+		// Answers to a burst of queries arrive together: room for them, not drops.
+		uc.SetReadBuffer(upstreamReadBuffer)
+		socks = append(socks, &upstreamSocket{addr: p.addr, conn: uc, pending: map[uint16]pendingSend{}})
 	}
 	for _, s := range socks {
 		go s.read()

@@ -135,7 +135,7 @@ func (fq *fwdQuery) answered(up int, msg []byte, info *answerInfo) {
 		return
 	}
 	addr := fq.ups[up]
-	srvUpstreamDuration.WithLabelValues(addr).Observe(time.Since(ref.at).Seconds())
+	fq.f.pools[addr].duration.Observe(time.Since(ref.at).Seconds())
 	reason := ""
 	switch {
 	case err != nil:
