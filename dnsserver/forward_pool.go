@@ -227,9 +227,14 @@ type fwdWheel struct {
 	wake   chan struct{}
 }
 
+// maxWheelSlots bounds the wheel (20 s at wheelTick): a later deadline fires at the last slot
+// and is put back, so a long --dns-upstream-timeout costs a few more sweeps, not memory.
+const maxWheelSlots = 4096
+
 // newFwdWheel returns a wheel for deadlines up to horizon ahead.
 func newFwdWheel(horizon time.Duration) *fwdWheel {
-	return &fwdWheel{base: time.Now(), slots: make([][]*fwdQuery, int(horizon/wheelTick)+2), wake: make(chan struct{}, 1)}
+	n := min(int(horizon/wheelTick)+2, maxWheelSlots)
+	return &fwdWheel{base: time.Now(), slots: make([][]*fwdQuery, n), wake: make(chan struct{}, 1)}
 }
 
 func (w *fwdWheel) tick(t time.Time) int64 { return int64(t.Sub(w.base) / wheelTick) }
@@ -242,8 +247,7 @@ func (w *fwdWheel) schedule(fq *fwdQuery, at time.Time) bool {
 	if w.closed {
 		return false
 	}
-	// Past the horizon (cannot happen with the forwarder's deadlines): fire early; the query
-	// is put back.
+	// Past the horizon: fire early; the query is put back.
 	t = min(max(t, w.cur), w.cur+int64(len(w.slots))-1)
 	i := t % int64(len(w.slots))
 	w.slots[i] = append(w.slots[i], fq)

@@ -198,3 +198,42 @@ func TestCacheSizeChecked(t *testing.T) {
 		t.Errorf("New with cache size -1: %v, want an error naming --dns-cache-size", err)
 	}
 }
+
+// TestWheelKeepsEveryDeadline: the wheel fires a query at its slot, never before its time, and
+// one past its horizon early (to be put back), not never.
+func TestWheelKeepsEveryDeadline(t *testing.T) {
+	t0 := time.Now()
+	w := &fwdWheel{base: t0, slots: make([][]*fwdQuery, 4), wake: make(chan struct{}, 1)}
+	soon, later, far := new(fwdQuery), new(fwdQuery), new(fwdQuery)
+	for fq, at := range map[*fwdQuery]time.Duration{soon: 0, later: 12 * time.Millisecond, far: time.Hour} {
+		if !w.schedule(fq, t0.Add(at)) {
+			t.Fatal("schedule refused on an open wheel")
+		}
+	}
+	if len(w.wake) != 1 {
+		t.Error("the first query on an idle wheel did not wake the sweeper")
+	}
+	fired := func(now int64) map[*fwdQuery]bool {
+		out := map[*fwdQuery]bool{}
+		for _, fq := range w.takeDue(nil, now) {
+			out[fq] = true
+		}
+		return out
+	}
+	if got := fired(0); len(got) != 0 {
+		t.Errorf("tick 0 fired %d queries, want none (the earliest is due after tick 0)", len(got))
+	}
+	if got := fired(2); len(got) != 1 || !got[soon] {
+		t.Errorf("ticks 1-2 fired %v, want the query due at once only (12 ms is in tick 2, fired after it)", got)
+	}
+	if got := fired(3); len(got) != 2 || !got[later] || !got[far] {
+		t.Errorf("tick 3 fired %v, want the 12 ms query and the one past the horizon", got)
+	}
+	if w.count != 0 {
+		t.Errorf("count %d after every query fired", w.count)
+	}
+	w.stopAll()
+	if w.schedule(soon, t0) {
+		t.Error("a stopped wheel took a query")
+	}
+}
