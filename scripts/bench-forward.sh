@@ -9,14 +9,16 @@
 #   in-zone     lodestar's own zone (A queries of a generated 10,200-task Mesos state), for the
 #               cached run's ratio
 #
-#   scripts/bench-forward.sh [path/to/lodestar]   (default bin/lodestar; OLD=..., DURATION=s,
-#                                                 DNSPERF_ARGS="-c 4 -T 2")
-# Prints each run's queries per second and the ratios the forwarding goals are stated in.
+#   scripts/bench-forward.sh [path/to/lodestar]   (default bin/lodestar; OLD=..., DURATION=s
+#                                                 per run, ROUNDS=n, DNSPERF_ARGS="-c 4 -T 2")
+# The runs alternate, ROUNDS times (on a shared machine the load moves between them); prints
+# each run's queries per second and the ratios of the medians the forwarding goals are stated in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lodestar=${1:-${LODESTAR:-bin/lodestar}}
 old=${OLD:-}
-duration=${DURATION:-10}
+duration=${DURATION:-5}
+rounds=${ROUNDS:-3}
 for tool in dnsperf named dig go; do
 	command -v "$tool" >/dev/null || { echo "$tool is needed: scripts/apt-install.sh dnsperf:dnsperf named:bind9 dig:bind9-dnsutils"; exit 1; }
 done
@@ -104,29 +106,38 @@ run() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); dnsperf, bind9 and lodestar share them"
-printf '%-10s %12s %14s %10s\n' run qps "avg latency" lost
-run upstream "$bind_port" "$work/queries-forward.txt"
-upstream=$qps
-
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $rounds rounds, the runs alternating; ratios of medians"
 start_lodestar "$lodestar" forward --dns-cache-size 0
-run forward "$port" "$work/queries-forward.txt"
-forward=$qps
-
-before=
+forward_port=$port
 if [ -n "$old" ]; then
 	# An older binary may not know --dns-cache-size: it had no cache.
 	start_lodestar "$old" before
-	run before "$port" "$work/queries-forward.txt"
-	before=$qps
+	before_port=$port
 fi
-
 start_lodestar "$lodestar" cached
-run cached "$port" "$work/queries-cached.txt"
-cached=$qps
-run in-zone "$port" "$work/queries-a.txt"
-inzone=$qps
+cached_port=$port
 
+printf '%-10s %12s %14s %10s\n' run qps "avg latency" lost
+for r in $(seq 1 "$rounds"); do
+	run upstream "$bind_port" "$work/queries-forward.txt"
+	echo "$qps" >>"$work/qps-upstream"
+	run forward "$forward_port" "$work/queries-forward.txt"
+	echo "$qps" >>"$work/qps-forward"
+	if [ -n "$old" ]; then
+		run before "$before_port" "$work/queries-forward.txt"
+		echo "$qps" >>"$work/qps-before"
+	fi
+	run cached "$cached_port" "$work/queries-cached.txt"
+	echo "$qps" >>"$work/qps-cached"
+	run in-zone "$cached_port" "$work/queries-a.txt"
+	echo "$qps" >>"$work/qps-in-zone"
+done
+
+median() { sort -g "$work/qps-$1" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo
-echo "forward / upstream asked directly: $(ratio "$forward" "$upstream")"
-[ -z "$before" ] || echo "forward / before:                  $(ratio "$forward" "$before")"
-echo "cached / in-zone:                  $(ratio "$cached" "$inzone")"
+printf 'medians: upstream %.0f, forward %.0f, cached %.0f, in-zone %.0f' "$(median upstream)" "$(median forward)" "$(median cached)" "$(median in-zone)"
+[ -z "$old" ] || printf ', before %.0f' "$(median before)"
+echo
+echo "forward / upstream asked directly: $(ratio "$(median forward)" "$(median upstream)")"
+[ -z "$old" ] || echo "forward / before:                  $(ratio "$(median forward)" "$(median before)")"
+echo "cached / in-zone:                  $(ratio "$(median cached)" "$(median in-zone)")"
