@@ -232,6 +232,14 @@ func TestWheelKeepsEveryDeadline(t *testing.T) {
 	if w.count != 0 {
 		t.Errorf("count %d after every query fired", w.count)
 	}
+	// A query that ended is taken off: not fired, not kept.
+	ended, kept := new(fwdQuery), new(fwdQuery)
+	w.schedule(ended, t0.Add(16*time.Millisecond))
+	w.schedule(kept, t0.Add(16*time.Millisecond))
+	w.cancel(ended)
+	if got := fired(4); len(got) != 1 || !got[kept] || w.count != 0 {
+		t.Errorf("tick 4 fired %v (count %d), want only the query still out", got, w.count)
+	}
 	w.stopAll()
 	if w.schedule(soon, t0) {
 		t.Error("a stopped wheel took a query")

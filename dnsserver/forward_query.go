@@ -23,6 +23,11 @@ type fwdQuery struct {
 	deadline  time.Time
 	staggerAt time.Time
 
+	// wheelTick and wheelIdx are where the query sits on the wheel (guarded by the wheel's
+	// lock).
+	wheelTick int64
+	wheelIdx  int
+
 	mu      sync.Mutex
 	done    bool
 	next    int       // the next upstream to ask
@@ -99,6 +104,7 @@ func (fq *fwdQuery) end(up int, err error) {
 	out := fq.out
 	fq.out = nil
 	fq.mu.Unlock()
+	fq.f.wheel.cancel(fq)
 	for _, o := range out {
 		if o.up != up {
 			o.sock.forget(o.id, fq)
