@@ -97,6 +97,8 @@ func (s *Server) relayed(msg []byte, info *answerInfo, err error, q *query, tcp 
 		}
 		return appendBare(nil, q, s.ra, rcodeFail)
 	}
+	// Relayed as the upstream wrote it, compression included: a big answer unpacked and
+	// written out in full could pass the 64 kB a TCP reply can carry.
 	reply := append(make([]byte, 0, len(msg)), msg...)
 	relayHeader(reply, q, s.ra)
 	copy(reply[headerLen:], q.qname)
