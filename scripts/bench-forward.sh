@@ -41,7 +41,7 @@ freeport() {
 	done
 }
 
-# The upstream: bind9, authoritative only, on its own loopback port.
+# The upstream: bind9, authoritative only, on its own loopback port, with its default threads.
 bind_port=$(freeport)
 {
 	printf '$TTL 300\n@ IN SOA ns.example.test. root.example.test. 1 3600 600 86400 60\n@ IN NS ns\nns IN A 127.0.0.1\n'
@@ -60,7 +60,7 @@ options {
 };
 zone "example.test" { type primary; file "$work/example.test.zone"; };
 EOF
-named -g -c "$work/named.conf" -n 1 >"$work/named.log" 2>&1 &
+named -g -c "$work/named.conf" >"$work/named.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
 	dig @127.0.0.1 -p "$bind_port" +short +time=1 +tries=1 host1.example.test A 2>/dev/null | grep -q . && break
