@@ -114,7 +114,7 @@ func newForwarder(cfg Config) (*forwarder, error) {
 	for _, ups := range append([][]string{f.defaults}, zoneAddrs(f.zones)...) {
 		for _, a := range ups {
 			f.demoted[a] = new(atomic.Int64)
-			f.pools[a] = newUpstreamPool(a)
+			f.pools[a] = newUpstreamPool(a, f.timeout)
 		}
 	}
 	f.wheel = newFwdWheel(f.timeout)

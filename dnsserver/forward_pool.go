@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -47,8 +48,12 @@ type upstreamPool struct {
 	duration prometheus.Observer
 	socks    atomic.Pointer[[]*upstreamSocket]
 	next     atomic.Uint32
+	// rotateAfter is how many queries a socket sends before a fresh one (a new source port)
+	// takes its place; retireAfter is how long the old one still reads answers.
+	rotateAfter uint32
+	retireAfter time.Duration
 
-	mu     sync.Mutex // dialling and closing
+	mu     sync.Mutex // dialling, rotating and closing
 	closed bool
 }
 
@@ -56,9 +61,15 @@ type upstreamPool struct {
 type upstreamSocket struct {
 	addr    string
 	conn    *net.UDPConn
+	sent    atomic.Uint32
 	mu      sync.Mutex
 	pending map[uint16]pendingSend
 }
+
+// rotateAfter's default. A spoofed answer must hit the source port as well as the ID and the
+// question; a port that lasts a bounded number of queries bounds what an attacker can learn
+// of it and try against it.
+const defaultRotateAfter = 20000
 
 // pendingSend is a query sent to upstream number up of fq.
 type pendingSend struct {
@@ -66,8 +77,11 @@ type pendingSend struct {
 	up int
 }
 
-func newUpstreamPool(addr string) *upstreamPool {
-	return &upstreamPool{addr: addr, duration: srvUpstreamDuration.WithLabelValues(addr)}
+// newUpstreamPool returns the pool of addr; its sockets are retired timeout after their last
+// query could have been sent.
+func newUpstreamPool(addr string, timeout time.Duration) *upstreamPool {
+	return &upstreamPool{addr: addr, duration: srvUpstreamDuration.WithLabelValues(addr),
+		rotateAfter: defaultRotateAfter, retireAfter: timeout + time.Second}
 }
 
 // socket returns one of the pool's sockets, in turn, dialling them first.
@@ -79,7 +93,46 @@ func (p *upstreamPool) socket() (*upstreamSocket, error) {
 			return nil, err
 		}
 	}
-	return (*socks)[p.next.Add(1)%uint32(len(*socks))], nil
+	i := p.next.Add(1) % uint32(len(*socks))
+	s := (*socks)[i]
+	if s.sent.Add(1) == p.rotateAfter {
+		p.rotate(int(i), s)
+	}
+	return s, nil
+}
+
+// rotate puts a fresh socket in place of old, at index i. The old one keeps reading answers
+// to what was sent on it until retireAfter, then closes. A rotation that cannot dial keeps the
+// old socket.
+func (p *upstreamPool) rotate(i int, old *upstreamSocket) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cur := p.socks.Load()
+	if p.closed || cur == nil || (*cur)[i] != old {
+		return
+	}
+	fresh, err := p.open()
+	if err != nil {
+		old.sent.Store(0) // try again later
+		return
+	}
+	socks := slices.Clone(*cur)
+	socks[i] = fresh
+	go fresh.read()
+	p.socks.Store(&socks)
+	time.AfterFunc(p.retireAfter, func() { old.conn.Close() })
+}
+
+// open dials one socket to the upstream.
+func (p *upstreamPool) open() (*upstreamSocket, error) {
+	c, err := net.Dial("udp", p.addr)
+	if err != nil {
+		return nil, fmt.Errorf("opening a socket to upstream %s: %w", p.addr, err)
+	}
+	uc := c.(*net.UDPConn)
+	// Answers to a burst of queries arrive together: room for them, not drops.
+	uc.SetReadBuffer(upstreamReadBuffer)
+	return &upstreamSocket{addr: p.addr, conn: uc, pending: map[uint16]pendingSend{}}, nil
 }
 
 func (p *upstreamPool) dial() (*[]*upstreamSocket, error) {
@@ -93,17 +146,14 @@ func (p *upstreamPool) dial() (*[]*upstreamSocket, error) {
 	}
 	var socks []*upstreamSocket
 	for range upstreamSocketsPer() {
-		c, err := net.Dial("udp", p.addr)
+		s, err := p.open()
 		if err != nil {
 			for _, s := range socks {
 				s.conn.Close()
 			}
-			return nil, fmt.Errorf("opening a socket to upstream %s: %w", p.addr, err)
+			return nil, err
 		}
-		uc := c.(*net.UDPConn)
-		// Answers to a burst of queries arrive together: room for them, not drops.
-		uc.SetReadBuffer(upstreamReadBuffer)
-		socks = append(socks, &upstreamSocket{addr: p.addr, conn: uc, pending: map[uint16]pendingSend{}})
+		socks = append(socks, s)
 	}
 	for _, s := range socks {
 		go s.read()

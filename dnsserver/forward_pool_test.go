@@ -245,3 +245,48 @@ func TestWheelKeepsEveryDeadline(t *testing.T) {
 		t.Error("a stopped wheel took a query")
 	}
 }
+
+// TestUpstreamSocketsRotate: after rotateAfter queries a socket gives way to a fresh one, so
+// queries leave from new source ports, and every query is still answered.
+func TestUpstreamSocketsRotate(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	ports := make(chan int, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q := new(dns.Msg)
+			if q.Unpack(buf[:n]) != nil {
+				continue
+			}
+			ports <- from.(*net.UDPAddr).Port
+			b, _ := aReply(q, q.Question[0].Name, "127.0.0.69").Pack()
+			pc.WriteTo(b, from)
+		}
+	}()
+	up := pc.LocalAddr().String()
+	s := startServer(t, Config{Forward: true, Upstreams: []string{up}}, nil, func(s *Server) {
+		s.fwd.pools[up].rotateAfter = 3
+	})
+	// Queries take the sockets in turn: 6 for each place in the pool are 3 on its first socket
+	// and 3 on the one that replaced it (the replaced one still open: distinct ports).
+	n := upstreamSocketsPer()
+	seen := map[int]bool{}
+	for range 6 * n {
+		r, _ := exchange(t, "udp", s.Addr(), newQuery("www.example.org.", dns.TypeA, 0))
+		if got := aAnswer(t, r); got != "127.0.0.69" {
+			t.Errorf("answer %s", got)
+		}
+		seen[<-ports] = true
+	}
+	if len(seen) != 2*n {
+		t.Errorf("%d queries left from %d source ports, want %d (%d sockets, each replaced after 3 queries)", 6*n, len(seen), 2*n, n)
+	}
+}
