@@ -15,7 +15,7 @@ TEST_TOOLS := curl:curl haproxy:haproxy /usr/share/java/zookeeper.jar:zookeeper 
 BENCH_TOOLS := dnsperf:dnsperf wrk:wrk
 DEMO_TOOLS := curl:curl haproxy:haproxy dig:dnsutils
 
-.PHONY: all build test demo bench bench-dns deps-test deps-demo check-go vet fmt-check staticcheck clean
+.PHONY: all build test demo bench bench-dns bench-forward deps-test deps-demo check-go vet fmt-check staticcheck clean
 
 all: build
 
@@ -67,6 +67,12 @@ bench-dns: build
 	@scripts/apt-install.sh $(BENCH_TOOLS)
 	scripts/bench-dns.sh $(BIN)
 	scripts/bench-ingest.sh $(BIN)
+
+# make bench-forward: dnsperf of forwarding to a local bind9, against bind9 asked directly, of
+# the cache, and of the zone, in one run (OLD=path/to/lodestar adds an older binary's forwarding).
+bench-forward: build
+	@scripts/apt-install.sh dnsperf:dnsperf named:bind9 dig:bind9-dnsutils
+	scripts/bench-forward.sh $(BIN)
 
 clean:
 	rm -rf bin

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,13 @@ type forwarder struct {
 	timeout  time.Duration
 	// demoted holds, per upstream, until when (Unix nanoseconds) it is asked last.
 	demoted map[string]*atomic.Int64
+	// pools are the sockets of each upstream (forward_pool.go); wheel keeps the deadlines
+	// of queries out, and is swept from start on.
+	pools map[string]*upstreamPool
+	wheel *fwdWheel
+	once  sync.Once
+	// cache holds forwarded answers (forward_cache.go); nil when off.
+	cache *answerCache
 }
 
 // zoneUpstream: names in zone go to addrs.
@@ -52,6 +60,10 @@ type zoneUpstream struct {
 func newForwarder(cfg Config) (*forwarder, error) {
 	f := &forwarder{log: cfg.Logger, allow: cfg.ForwardAllow, timeout: cfg.UpstreamTimeout}
 	var errs []error
+	cache, err := cfg.Cache.withDefaults()
+	if err != nil {
+		errs = append(errs, err)
+	}
 	for _, u := range cfg.Upstreams {
 		a, err := upstreamAddr(u)
 		if err != nil {
@@ -98,20 +110,45 @@ func newForwarder(cfg Config) (*forwarder, error) {
 		}
 	}
 	f.demoted = map[string]*atomic.Int64{}
-	for _, a := range f.defaults {
-		f.demoted[a] = new(atomic.Int64)
-	}
-	for _, z := range f.zones {
-		for _, a := range z.addrs {
+	f.pools = map[string]*upstreamPool{}
+	for _, ups := range append([][]string{f.defaults}, zoneAddrs(f.zones)...) {
+		for _, a := range ups {
 			f.demoted[a] = new(atomic.Int64)
+			f.pools[a] = newUpstreamPool(a, f.timeout)
 		}
 	}
+	f.wheel = newFwdWheel(f.timeout)
+	f.cache = newAnswerCache(cache.Size, cache.MaxTTL, time.Now)
 	return f, nil
+}
+
+func zoneAddrs(zones []zoneUpstream) [][]string {
+	out := make([][]string, 0, len(zones))
+	for _, z := range zones {
+		out = append(out, z.addrs)
+	}
+	return out
+}
+
+// start starts the sweeper of forwarding deadlines, once; when life ends it fails every query
+// still out and closes the upstream sockets.
+func (f *forwarder) start(life context.Context) {
+	f.once.Do(func() {
+		go func() {
+			f.wheel.run(life.Done())
+			for _, p := range f.pools {
+				p.close()
+			}
+		}()
+	})
 }
 
 // ordered returns ups with the demoted upstreams moved to the end, keeping the order otherwise.
 func (f *forwarder) ordered(ups []string) []string {
 	now := time.Now().UnixNano()
+	if !slices.ContainsFunc(ups, func(u string) bool { return f.demoted[u].Load() > now }) {
+		return ups // the common case: nothing to move, nothing to allocate
+	}
 	out := make([]string, 0, len(ups))
 	for _, u := range ups {
 		if f.demoted[u].Load() <= now {
@@ -213,162 +250,13 @@ func (f *forwarder) allowed(addr net.Addr) bool {
 	return false
 }
 
-// upstreamsFor returns the upstreams of a lower-case FQDN: those of the longest zone containing
-// it, else the defaults.
-func (f *forwarder) upstreamsFor(name string) []string {
+// upstreamsFor returns the upstreams of a name by its key (lower case, with its final dot):
+// those of the longest zone containing it, else the defaults.
+func (f *forwarder) upstreamsFor(key []byte) []string {
 	for _, z := range f.zones {
-		if inZone(name, z.zone) || z.zone == "." {
+		if keyInZone(key, z.zone) || z.zone == "." {
 			return z.addrs
 		}
 	}
 	return f.defaults
-}
-
-// forward answers a query outside the zone from the upstreams. It returns the rcode, and
-// whether upstreams were asked.
-func (s *Server) forward(w dns.ResponseWriter, r *dns.Msg, q *query, tcp bool) (int, bool) {
-	if !s.cfg.Forward || !s.fwd.allowed(w.RemoteAddr()) {
-		w.Write(appendBare(nil, q, false, rcodeRefuse)) // no recursion for this client: no RA
-		return rcodeRefuse, false
-	}
-	ups := s.fwd.upstreamsFor(string(q.key))
-	if len(ups) == 0 {
-		w.Write(appendBare(nil, q, s.ra, rcodeFail))
-		return rcodeFail, false
-	}
-	resp, err := s.fwd.exchange(s.life, r, ups, tcp)
-	if err != nil {
-		s.log.Debug("DNS: forwarding failed", "name", r.Question[0].Name, "upstreams", strings.Join(ups, ","), "err", err)
-		w.Write(appendBare(nil, q, s.ra, rcodeFail))
-		return rcodeFail, true
-	}
-	resp.Id = r.Id
-	// lodestar relays this answer; it is not the authority for it, whatever the upstream is.
-	// It did recurse for the client, though: an upstream that only serves its own zones
-	// answers without RA, and a resolver that sees no RA may not trust the answer.
-	resp.Authoritative = false
-	resp.RecursionAvailable = s.ra
-	// Written out as it came in: compressed. Unpacking forgot that, and a big answer written
-	// out in full can pass 64 kB, which no TCP reply can carry.
-	resp.Compress = true
-	if !tcp {
-		limit := minUDPSize
-		if opt := r.IsEdns0(); opt != nil {
-			limit = max(limit, int(opt.UDPSize()))
-		}
-		if resp.Len() > limit {
-			resp.Truncate(limit)
-		}
-	}
-	w.WriteMsg(resp)
-	return resp.Rcode, true
-}
-
-// upstreamResult is the answer of upstream number up.
-type upstreamResult struct {
-	up   int
-	resp *dns.Msg
-	err  error
-}
-
-// exchange asks the upstreams in a staggered race (see forwarder) and returns the first usable
-// answer, or the errors of all of them.
-func (f *forwarder) exchange(ctx context.Context, r *dns.Msg, ups []string, tcp bool) (*dns.Msg, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	ups = f.ordered(ups)
-	stagger := min(maxStagger, f.timeout/time.Duration(len(ups)+1))
-	timer := time.NewTimer(stagger)
-	defer timer.Stop()
-	results := make(chan upstreamResult, len(ups))
-	next, pending := 0, 0
-	launch := func() {
-		i := next
-		next++
-		pending++
-		go func() {
-			resp, err := f.ask(ctx, ups[i], r, tcp)
-			results <- upstreamResult{i, resp, err}
-		}()
-		timer.Reset(stagger)
-	}
-	launch()
-	var errs []error
-	answered := make([]bool, len(ups))
-	for pending > 0 {
-		select {
-		case res := <-results:
-			pending--
-			answered[res.up] = true
-			if res.err == nil {
-				for i := range next {
-					if !answered[i] {
-						f.demote(ups[i]) // outrun
-					}
-				}
-				return res.resp, nil
-			}
-			f.demote(ups[res.up])
-			errs = append(errs, res.err)
-			if next < len(ups) {
-				launch()
-			}
-		case <-timer.C:
-			if next < len(ups) {
-				launch()
-			}
-		}
-	}
-	return nil, errors.Join(errs...)
-}
-
-// ask sends r to one upstream, over UDP and, for a TCP client whose answer came back
-// truncated, again over TCP. The query goes out with a fresh ID (r is shared, and only read).
-// SERVFAIL, REFUSED, NOTIMP and FORMERR answers count as failures, so the next upstream is asked.
-func (f *forwarder) ask(ctx context.Context, up string, r *dns.Msg, tcp bool) (*dns.Msg, error) {
-	m := *r
-	m.Id = dns.Id()
-	start := time.Now()
-	resp, err := f.exchangeOver(ctx, "udp", up, &m)
-	if err == nil && resp.Truncated && tcp {
-		resp, err = f.exchangeOver(ctx, "tcp", up, &m)
-	}
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return nil, ctx.Err() // another upstream answered first, or the server stops
-	}
-	srvUpstreamDuration.WithLabelValues(up).Observe(time.Since(start).Seconds())
-	switch {
-	case err != nil:
-		reason := "error"
-		var ne net.Error
-		if ctx.Err() != nil || errors.As(err, &ne) && ne.Timeout() {
-			reason = "timeout"
-		}
-		srvUpstreamFailures.WithLabelValues(up, reason).Inc()
-		return nil, fmt.Errorf("upstream %s: %w", up, err)
-	case len(resp.Question) != 1 || !strings.EqualFold(resp.Question[0].Name, r.Question[0].Name) ||
-		resp.Question[0].Qtype != r.Question[0].Qtype:
-		srvUpstreamFailures.WithLabelValues(up, "mismatch").Inc()
-		return nil, fmt.Errorf("upstream %s: answer for another question", up)
-	case resp.Rcode == dns.RcodeServerFailure || resp.Rcode == dns.RcodeRefused ||
-		resp.Rcode == dns.RcodeNotImplemented || resp.Rcode == dns.RcodeFormatError:
-		srvUpstreamFailures.WithLabelValues(up, "rcode").Inc()
-		return nil, fmt.Errorf("upstream %s: %s", up, dns.RcodeToString[resp.Rcode])
-	}
-	return resp, nil
-}
-
-// exchangeOver makes one exchange with an upstream. miekg/dns's client honours only the
-// context's deadline; closing the connection when the context ends makes cancellation (a race
-// won by another upstream, the server stopping) end the exchange too.
-func (f *forwarder) exchangeOver(ctx context.Context, network, up string, m *dns.Msg) (*dns.Msg, error) {
-	c := dns.Client{Net: network, Timeout: f.timeout}
-	co, err := c.DialContext(ctx, up)
-	if err != nil {
-		return nil, err
-	}
-	defer co.Close()
-	defer context.AfterFunc(ctx, func() { co.Conn.Close() })()
-	resp, _, err := c.ExchangeWithConnContext(ctx, m, co)
-	return resp, err
 }

@@ -27,7 +27,7 @@ var (
 	}, []string{"upstream"})
 	srvUpstreamFailures = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "lodestar", Subsystem: "dnsserver", Name: "upstream_failures_total",
-		Help: "Forwarded queries an upstream failed, per upstream and reason (timeout, error, rcode: SERVFAIL/REFUSED/NOTIMP/FORMERR, mismatch).",
+		Help: "Forwarded queries an upstream failed, per upstream and reason (timeout, error, rcode: SERVFAIL/REFUSED/NOTIMP/FORMERR, malformed: an answer that does not parse). Answers for another question are dropped, not failures (upstream_stray_answers_total).",
 	}, []string{"upstream", "reason"})
 	srvDropped = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "lodestar", Subsystem: "dnsserver", Name: "queries_dropped_total",

@@ -77,6 +77,9 @@ type Config struct {
 	RRL RRLConfig
 	// TCP caps TCP connections and sets their idle timeout (tcpcap.go).
 	TCP TCPConfig
+	// Cache keeps forwarded answers (forward_cache.go). The zero value is off; cmd/lodestar
+	// turns it on by default.
+	Cache CacheConfig
 }
 
 // Server is lodestar's DNS server: authoritative for the zone, from the RecordIndex swapped in

@@ -144,16 +144,21 @@ func (s *Server) serveUDP(sock udpSocket, seed uint32) error {
 			rot++
 			from := sockaddrAddrPort(&b.names[i])
 			reply, rcode, ok := s.answerPacket(from.Addr(), start, pkt, b.outBuf[i][:0], &q, keyBuf[:0], rot)
+			forwarded := false
+			if !ok {
+				reply, rcode, ok = s.forwardPacket(sock, from, pkt, oob, b.outBuf[i][:0], &q, keyBuf[:0], start)
+				forwarded = true
+			}
 			if !ok {
 				s.handOff(sock, from, pkt, oob)
 				continue
 			}
 			if reply == nil {
-				continue // dropped by response-rate limiting
+				continue // dropped by response-rate limiting, or forwarded: answered later
 			}
 			b.queueReply(toSend, h, reply, oob, sock.pktinfo)
 			toSend++
-			observeQuery(q.qtype, rcode, start, false)
+			observeQuery(q.qtype, rcode, start, forwarded)
 		}
 		if toSend > 0 {
 			sent = 0

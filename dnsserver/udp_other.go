@@ -43,12 +43,17 @@ func (s *Server) serveUDP(sock udpSocket, seed uint32) error {
 		start := time.Now()
 		rot++
 		reply, rcode, ok := s.answerPacket(from.Addr(), start, in[:n], out[:0], &q, keyBuf[:0], rot)
+		forwarded := false
+		if !ok {
+			reply, rcode, ok = s.forwardPacket(sock, from, in[:n], oob[:oobn], out[:0], &q, keyBuf[:0], start)
+			forwarded = true
+		}
 		if !ok {
 			s.handOff(sock, from, in[:n], oob[:oobn])
 			continue
 		}
 		if reply == nil {
-			continue // dropped by response-rate limiting
+			continue // dropped by response-rate limiting, or forwarded: answered later
 		}
 		if sock.pktinfo {
 			outOOB = replyOOB(outOOB, oob[:oobn])
@@ -59,6 +64,6 @@ func (s *Server) serveUDP(sock udpSocket, seed uint32) error {
 		if err != nil {
 			srvWriteErrors.Inc()
 		}
-		observeQuery(q.qtype, rcode, start, false)
+		observeQuery(q.qtype, rcode, start, forwarded)
 	}
 }

@@ -70,6 +70,8 @@ type dnsServeFlags struct {
 	zoneUpstreams   *listFlag
 	forwardAllow    *listFlag
 	upstreamTimeout *time.Duration
+	cacheSize       *int
+	cacheMaxTTL     *time.Duration
 	edge            *dnsEdgeFlags
 }
 
@@ -89,7 +91,10 @@ func addDNSServeFlags(c *command) *dnsServeFlags {
 			"client `CIDR`s lodestar forwards for; others get REFUSED (lodestar is no open resolver)",
 			"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"),
 		upstreamTimeout: fs.Duration("dns-upstream-timeout", 2*time.Second, "how long one forwarded query waits for the upstreams"),
-		edge:            addDNSEdgeFlags(c),
+		cacheSize: fs.Int("dns-cache-size", dnsserver.DefaultCacheSize,
+			"forwarded answers kept for their TTL (`n`, up to 4 kB each; negative answers per RFC 2308); 0 turns the cache off"),
+		cacheMaxTTL: fs.Duration("dns-cache-max-ttl", dnsserver.DefaultCacheMaxTTL, "keep a forwarded answer at most this `long`, whatever its TTL"),
+		edge:        addDNSEdgeFlags(c),
 	}
 }
 
@@ -123,6 +128,9 @@ func (f *dnsServeFlags) serverConfig(log *slog.Logger) (dnsserver.Config, error)
 	if err := durationAtLeast("dns-upstream-timeout", *f.upstreamTimeout, 10*time.Millisecond); err != nil {
 		return dnsserver.Config{}, err
 	}
+	if err := durationAtLeast("dns-cache-max-ttl", *f.cacheMaxTTL, time.Second); err != nil {
+		return dnsserver.Config{}, err
+	}
 	rrl, tcp, err := f.edge.config()
 	if err != nil {
 		return dnsserver.Config{}, err
@@ -140,6 +148,7 @@ func (f *dnsServeFlags) serverConfig(log *slog.Logger) (dnsserver.Config, error)
 		Logger:          log,
 		RRL:             rrl,
 		TCP:             tcp,
+		Cache:           dnsserver.CacheConfig{Size: *f.cacheSize, MaxTTL: *f.cacheMaxTTL},
 	}, nil
 }
 
