@@ -365,9 +365,7 @@ func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running 
 		return false, err
 	}
 	if a.hasProcess() {
-		if err := a.saveState(ctx, m); err != nil {
-			a.log.Warn("saving HAProxy's server state failed", "err", err)
-		}
+		a.prepareState(ctx, m)
 		if err := a.proc.Reload(ctx); err != nil {
 			ObserveReload(reasonKind(reason), false, time.Since(start))
 			retry = a.blameReload(snap, m, r, err)
@@ -411,6 +409,31 @@ func (a *Applier) writeFiles(cfgPath string, r *Rendered) error {
 
 // install writes r as the running configuration (atomically).
 func (a *Applier) install(r *Rendered) error { return a.writeFiles(a.cfg.ConfigPath, r) }
+
+// prepareState readies the server-state file the reload about to happen restores. HAProxy's
+// own state, normally; but a HAProxy that started on a file older than the one on disk (the
+// Applier wrote while it started, and has not yet handled its start) would save the older
+// file's addresses, which the new worker would put over the newer file's: then the reload
+// starts from the file alone, and the reload after the start (afterStart) is this one.
+func (a *Applier) prepareState(ctx context.Context, m *Model) {
+	if a.writtenBeforeStart {
+		a.writtenBeforeStart = false
+		a.emptyStateFile(m)
+		return
+	}
+	if err := a.saveState(ctx, m); err != nil {
+		a.log.Warn("saving HAProxy's server state failed", "err", err)
+	}
+}
+
+// emptyStateFile leaves the model's server-state-file, if it has one, with no server in it.
+func (a *Applier) emptyStateFile(m *Model) {
+	if path := a.stateFile(m); path != "" {
+		if err := WriteFileAtomic(path, []byte("1\n"), 0o644); err != nil {
+			a.log.Warn("emptying HAProxy's server-state file failed", "path", path, "err", err)
+		}
+	}
+}
 
 // saveState writes HAProxy's server state to the model's server-state-file, if it has one.
 func (a *Applier) saveState(ctx context.Context, m *Model) error {

@@ -84,11 +84,7 @@ func (a *Applier) startedOnDisk(ctx context.Context, reload bool, kind, reason s
 	start := time.Now()
 	// The state HAProxy would save is that of the file it started with, and a reload restores
 	// addresses from it over the newer file's: the reload starts from the file alone.
-	if path := a.stateFile(m); path != "" {
-		if err := WriteFileAtomic(path, []byte("1\n"), 0o644); err != nil {
-			a.log.Warn("emptying HAProxy's server-state file failed", "path", path, "err", err)
-		}
-	}
+	a.emptyStateFile(m)
 	rec := ApplyRecord{Kind: "reload", Reason: reason}
 	err := a.proc.Reload(ctx)
 	ObserveReload(kind, err == nil, time.Since(start))
