@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lodestar-lb/lodestar/discovery"
@@ -44,7 +45,12 @@ type ApplierConfig struct {
 	// DefaultReloadMinWait unless --reload-min-wait says otherwise); a ReloadMaxWait of 0 is
 	// DefaultReloadMaxWait, or ReloadMinWait when that is longer.
 	ReloadMinWait, ReloadMaxWait time.Duration
-	Logger                       *slog.Logger
+	// CheckTimeout is the shortest time one `haproxy -c` of a candidate configuration may run
+	// before it counts as hung (and the apps whose sections changed are narrowed down); it
+	// grows with the configuration's size and the time the last check took, up to
+	// ValidateTimeout. DefaultCheckTimeout when 0.
+	CheckTimeout time.Duration
+	Logger       *slog.Logger
 }
 
 // Applier keeps a running HAProxy on the registry's newest snapshot, cheapest way first: a
@@ -95,6 +101,9 @@ type Applier struct {
 	// blamed are the apps (or deployment groups) HAProxy's validation rejected. They stay out,
 	// without another validation, until their definition changes. Owned by Run's goroutine.
 	blamed map[string]blame
+	// lastCheckPassed is how long the newest `haproxy -c` that passed took (a time.Duration):
+	// a slow machine gives candidates longer before they count as hung.
+	lastCheckPassed atomic.Int64
 }
 
 // NewApplier checks cfg. proc is the supervised HAProxy the Applier reloads and sends
@@ -118,6 +127,9 @@ func NewApplier(cfg ApplierConfig, proc *Process) (*Applier, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = DefaultCheckTimeout
 	}
 	a := &Applier{
 		cfg:      cfg,
