@@ -276,4 +276,3 @@ func TestChangedOwners(t *testing.T) {
 		t.Errorf("changedOwners from nothing = %v, want every app", got)
 	}
 }
-
