@@ -181,12 +181,13 @@ func (a *Applier) stillBlamed(snap *discovery.Snapshot) map[string]string {
 }
 
 // definitionPrint sums up what of an app's definition reaches the configuration (labels,
-// ports, health checks, networking; not its tasks or instance count). An owner that is a
-// zero-downtime deployment group ("/<group>") sums up every app of the group. "" when no
-// app has that owner any more.
+// ports, health checks, networking, its bamboo rule; not its tasks or instance count). An
+// owner that is a zero-downtime deployment group ("/<group>") sums up every app of the group
+// and the group's rule. "" when no app has that owner any more. A rule is part of it because
+// a rule HAProxy rejects leaves its app out, and removing the rule must bring the app back.
 func definitionPrint(snap *discovery.Snapshot, owner string) string {
 	one := func(app *discovery.App) string {
-		return fmt.Sprint(app.ID, app.Labels, app.Ports, app.HealthChecks, app.Network)
+		return fmt.Sprint(app.ID, app.Labels, app.Ports, app.HealthChecks, app.Network, snap.Rules[app.ID].ACL)
 	}
 	if app := snap.App(owner); app != nil {
 		return one(app)
@@ -199,6 +200,9 @@ func definitionPrint(snap *discovery.Snapshot, owner string) string {
 		}
 		return true
 	})
+	if b.Len() > 0 {
+		b.WriteString(snap.Rules[owner].ACL)
+	}
 	return b.String()
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lodestar-lb/lodestar/discovery"
 	"github.com/lodestar-lb/lodestar/internal/haproxytest"
 )
 
@@ -274,5 +275,32 @@ func TestChangedOwners(t *testing.T) {
 	}
 	if got := changedOwners(nil, next); !slices.Equal(got, []string{"/a", "/b", "/c"}) {
 		t.Errorf("changedOwners from nothing = %v, want every app", got)
+	}
+}
+
+// TestRemovedRuleBringsAppBack: a bamboo rule HAProxy rejects leaves its app out; once the rule
+// is deleted the app is back, though its Marathon definition never changed (the blame used to
+// outlive the rule, so DELETE /api/services did not restore the app).
+func TestRemovedRuleBringsAppBack(t *testing.T) {
+	a, err := NewApplier(applierConfig(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := snapshot(t, manyApps(3, 24500)...)
+	withRule := *snap
+	withRule.Rules = map[string]discovery.ServiceRule{"/team/app001": {AppID: "/team/app001", ACL: `hdr(host) -i "a`}}
+	_, excluded, _, err := a.Check(context.Background(), &withRule)
+	if err != nil {
+		t.Fatalf("Check with the bad rule: %v", err)
+	}
+	if len(excluded) != 1 || excluded[0].AppID != "/team/app001" {
+		t.Fatalf("excluded %+v, want /team/app001 for its rule", excluded)
+	}
+	conf, excluded, _, err := a.Check(context.Background(), snap)
+	if err != nil {
+		t.Fatalf("Check without the rule: %v", err)
+	}
+	if len(excluded) != 0 || !strings.Contains(string(conf), "backend team_app001_24501") {
+		t.Errorf("excluded %+v after the rule is gone, want the app back", excluded)
 	}
 }
