@@ -88,7 +88,7 @@ Examples:
 		if hapFE != nil {
 			resyncAll.applier = hapFE.applier
 		}
-		front := api.Frontends{Resync: resyncAll, Rules: rulesOf(sources)}
+		front := api.Frontends{Resync: resyncAll, Rules: rulesOf(sources), RuleCheck: ruleChecker{applier: resyncAll.applier, reg: reg}}
 
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return reg.Run(ctx) })

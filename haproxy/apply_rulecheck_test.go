@@ -1,0 +1,48 @@
+package haproxy
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCheckRule: a rule HAProxy rejects is refused with HAProxy's alert, a rule that hangs the
+// check is refused as such, an honest rule passes even when another app of the snapshot is
+// broken, and a rule for an app that is not there yet is not HAProxy's to judge.
+func TestCheckRule(t *testing.T) {
+	cfg := applierConfig(t)
+	hangingCheck(t, &cfg, 2*time.Second)
+	a, err := NewApplier(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps := manyApps(3, 24600)
+	apps[2].Labels["HAPROXY_0_BIND_OPTIONS"] = "no-such-bind-keyword"
+	snap := snapshot(t, apps...)
+	for _, tc := range []struct {
+		app, acl, refused string
+	}{
+		{"/team/app000", "hdr(host) -i rules.example.test", ""},
+		{"/team/app000", "path_beg /shop", ""},
+		{"/team/app000", `hdr(host) -i "a`, "unmatched quote"},
+		{"/team/app001", "no_such_fetch(host) -i a.test", "no_such_fetch"},
+		{"/team/app001", "hdr(host) -i " + hangMarker, "haproxy -c timed out"},
+		{"/team/absent", `hdr(host) -i "a`, ""},
+	} {
+		err := a.CheckRule(context.Background(), snap, tc.app, tc.acl)
+		if tc.refused == "" {
+			if err != nil {
+				t.Errorf("CheckRule(%s, %q) = %v, want nil", tc.app, tc.acl, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrRuleRejected) || !strings.Contains(err.Error(), tc.refused) {
+			t.Errorf("CheckRule(%s, %q) = %v, want it rejected with %q", tc.app, tc.acl, err, tc.refused)
+		}
+	}
+	if a.Status().LastApply != nil || a.Config() != nil {
+		t.Error("CheckRule touched what the Applier runs")
+	}
+}
