@@ -156,9 +156,11 @@ func (a *Applier) blameAlerts(verr *ValidationError, m *Model, r *Rendered, excl
 			continue
 		}
 		if _, seen := exclude[owner]; !seen {
+			// The first alert is the cause; later ones are often its consequences ("no such
+			// ACL" after the ACL's own line was refused).
 			blamed++
+			exclude[owner] = "HAProxy rejected its configuration: " + al.Message
 		}
-		exclude[owner] = "HAProxy rejected its configuration: " + al.Message
 		alerts[owner] = append(alerts[owner], al.String())
 	}
 	if blamed > 0 {

@@ -293,8 +293,8 @@ func TestRemovedRuleBringsAppBack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Check with the bad rule: %v", err)
 	}
-	if len(excluded) != 1 || excluded[0].AppID != "/team/app001" {
-		t.Fatalf("excluded %+v, want /team/app001 for its rule", excluded)
+	if len(excluded) != 1 || excluded[0].AppID != "/team/app001" || !strings.Contains(excluded[0].Reason, "unmatched quote") {
+		t.Fatalf("excluded %+v, want /team/app001 for its rule's unmatched quote (the first alert, not its consequences)", excluded)
 	}
 	conf, excluded, _, err := a.Check(context.Background(), snap)
 	if err != nil {
