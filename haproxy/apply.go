@@ -85,6 +85,12 @@ type Applier struct {
 	// waiting is the model the pending reload would install, as built from the newest
 	// snapshot; nil when no reload is pending. Owned by Run.
 	waiting *Model
+	// good is the last configuration HAProxy ran (answered with after a start, or took in a
+	// reload or a Runtime API update): what a failed start puts back. Owned by Run.
+	good struct {
+		m *Model
+		r *Rendered
+	}
 	// writtenBeforeStart is set when a configuration was installed after the first one but
 	// before HAProxy answered: HAProxy may have started on the older file. Owned by Run.
 	writtenBeforeStart bool
@@ -331,6 +337,9 @@ func (a *Applier) runtime(ctx context.Context, next *Model, plan Plan) error {
 		}
 	}
 	a.publish(next, r)
+	if a.hasProcess() {
+		a.markGood()
+	}
 	a.record(rec, start, nil, next)
 	a.log.Debug("HAProxy updated through the Runtime API", "commands", len(plan.Runtime), "took", time.Since(start))
 	return nil
@@ -401,6 +410,9 @@ func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running 
 		a.writtenBeforeStart = a.proc != nil
 	}
 	a.publish(m, r)
+	if a.hasProcess() {
+		a.markGood()
+	}
 	a.record(rec, start, nil, m)
 	a.log.Info("HAProxy reloaded", "reason", reason, "backends", len(m.Backends),
 		"validations", rec.Validations, "took", time.Since(start).Round(time.Millisecond))
