@@ -101,9 +101,11 @@ func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, runni
 		last = a.renderedNow()
 	}
 	alertRounds, hangRounds := 0, 0
+	hung := map[string]blame{}
 	for {
 		m, r, check, err := a.candidate(ctx, snap, running, exclude, &rec)
 		if err != nil {
+			a.keepHangBlame(hung)
 			return nil, nil, rec, err
 		}
 		if check == nil {
@@ -123,6 +125,7 @@ func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, runni
 			before := len(exclude)
 			culprit, err := a.hangCulprit(ctx, snap, running, exclude, alerts, last, r, hangRounds, &rec)
 			if err != nil {
+				a.keepHangBlame(hung)
 				return nil, nil, rec, err
 			}
 			if culprit == "" {
@@ -133,6 +136,7 @@ func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, runni
 			}
 			exclude[culprit] = aborted.What() + " with this app's sections"
 			alerts[culprit] = append(alerts[culprit], aborted.Error())
+			hung[culprit] = blame{reason: exclude[culprit], alerts: alerts[culprit], print: definitionPrint(snap, culprit)}
 			a.log.Warn("haproxy -c hung or crashed; leaving out the app that makes it", "app", culprit, "check", aborted.What(), "validations", rec.Validations)
 		case errors.As(check, &verr) && alertRounds == 0:
 			alertRounds++
@@ -143,6 +147,24 @@ func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, runni
 		default:
 			return nil, nil, rec, check
 		}
+	}
+}
+
+// keepHangBlame remembers the apps found making `haproxy -c` hang when the apply ran out of
+// time (or lodestar is stopping) before a configuration without them passed: narrowing down
+// among thousands of changed apps (a first configuration) can take longer than one apply, and
+// the next apply goes on from there instead of starting over. A hang no app is to blame for
+// never gets here: it is found out, and nothing kept, when the candidate without any suspect
+// hangs too.
+func (a *Applier) keepHangBlame(hung map[string]blame) {
+	if len(hung) == 0 {
+		return
+	}
+	if a.blamed == nil {
+		a.blamed = map[string]blame{}
+	}
+	for owner, b := range hung {
+		a.blamed[owner] = b
 	}
 }
 

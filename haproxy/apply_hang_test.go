@@ -24,13 +24,15 @@ const (
 
 // hangingCheck makes cfg's haproxy a wrapper around the real one whose `haproxy -c` hangs
 // while the checked file contains hangMarker and dies of SIGSEGV while it contains
-// crashMarker, printing nothing. Candidates get checkTimeout before they count as hung.
+// crashMarker, printing nothing; it notes every other check in <run dir>/clean-checks.
+// Candidates get checkTimeout before they count as hung.
 func hangingCheck(t *testing.T, cfg *ApplierConfig, checkTimeout time.Duration) {
 	t.Helper()
 	script := filepath.Join(cfg.Build.RunDir, "haproxy-hangs")
 	body := "#!/bin/sh\nif [ \"$1\" = -c ]; then\n" +
 		"  if grep -q " + hangMarker + " \"$3\"; then exec sleep 600; fi\n" +
 		"  if grep -q " + crashMarker + " \"$3\"; then kill -SEGV $$; fi\n" +
+		"  echo \"$3\" >> " + filepath.Join(cfg.Build.RunDir, "clean-checks") + "\n" +
 		"fi\nexec " + cfg.Bin + " \"$@\"\n"
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
@@ -302,5 +304,54 @@ func TestRemovedRuleBringsAppBack(t *testing.T) {
 	}
 	if len(excluded) != 0 || !strings.Contains(string(conf), "backend team_app001_24501") {
 		t.Errorf("excluded %+v after the rule is gone, want the app back", excluded)
+	}
+}
+
+// TestHangBlameKeptWhenApplyRunsOut: two apps make the check hang; the apply runs out of time
+// after the first was found. That one stays blamed, so the next apply goes on from there
+// instead of narrowing down from the start again.
+func TestHangBlameKeptWhenApplyRunsOut(t *testing.T) {
+	cfg := applierConfig(t)
+	hangingCheck(t, &cfg, 2*time.Second)
+	a, err := NewApplier(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps := manyApps(4, 24900)
+	apps[0].Labels["HAPROXY_0_VHOST"] = hangMarker
+	apps[1].Labels["HAPROXY_0_VHOST"] = "two-" + hangMarker
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The first check without any hanging app is the second round's check without suspects:
+	// the first culprit is known by then. The apply runs out of time right after it.
+	clean := filepath.Join(cfg.Build.RunDir, "clean-checks")
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if _, err := os.Stat(clean); err == nil {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	if _, _, _, err := a.Check(ctx, snapshot(t, apps...)); err == nil {
+		t.Fatal("Check passed though it was cut short")
+	}
+	b, kept := a.blamed["/team/app000"]
+	if len(a.blamed) != 1 || !kept || !strings.Contains(b.reason, "timed out") {
+		t.Fatalf("blamed %v, want /team/app000 kept for the timed-out check", a.blamed)
+	}
+	_, excluded, _, err := a.Check(context.Background(), snapshot(t, apps...))
+	if err != nil {
+		t.Fatalf("the next Check: %v", err)
+	}
+	if len(excluded) != 2 {
+		t.Errorf("excluded %+v, want both hanging apps", excluded)
 	}
 }
