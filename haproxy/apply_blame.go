@@ -103,7 +103,7 @@ func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, runni
 	alertRounds, hangRounds := 0, 0
 	hung := map[string]blame{}
 	for {
-		m, r, check, err := a.candidate(ctx, snap, running, exclude, &rec)
+		m, r, check, err := a.candidate(ctx, snap, running, exclude, 0, &rec)
 		if err != nil {
 			a.keepHangBlame(hung)
 			return nil, nil, rec, err
@@ -123,7 +123,8 @@ func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, runni
 		case errors.As(check, &aborted) && hangRounds < maxHangRounds:
 			hangRounds++
 			before := len(exclude)
-			culprit, err := a.hangCulprit(ctx, snap, running, exclude, alerts, last, r, hangRounds, &rec)
+			culprit, err := a.hangCulprit(ctx, snap, running,
+				hangSearch{exclude: exclude, alerts: alerts, last: last, failed: r, aborted: aborted, round: hangRounds}, &rec)
 			if err != nil {
 				a.keepHangBlame(hung)
 				return nil, nil, rec, err

@@ -35,9 +35,11 @@ func checkTimeout(size int, lastPassed, floor time.Duration) time.Duration {
 }
 
 // candidate builds snap without the apps of exclude, renders it and checks it with
-// `haproxy -c`: check is the check's verdict (nil when HAProxy accepts it), err an error that
-// stops the apply (rendering, writing the file, ctx ended).
-func (a *Applier) candidate(ctx context.Context, snap *discovery.Snapshot, running *Model, exclude map[string]string, rec *ApplyRecord) (m *Model, r *Rendered, check, err error) {
+// `haproxy -c` within timeout (0: checkTimeout's): check is the check's verdict (nil when
+// HAProxy accepts it), err an error that stops the apply (rendering, writing the file, ctx
+// ended).
+func (a *Applier) candidate(ctx context.Context, snap *discovery.Snapshot, running *Model, exclude map[string]string,
+	timeout time.Duration, rec *ApplyRecord) (m *Model, r *Rendered, check, err error) {
 	m = timedBuild(snap, a.buildConfig(exclude), running)
 	r, err = timedRender(m)
 	if err != nil {
@@ -51,7 +53,10 @@ func (a *Applier) candidate(ctx context.Context, snap *discovery.Snapshot, runni
 	}
 	rec.Validations++
 	start := time.Now()
-	check = ValidateWithin(ctx, a.cfg.Bin, tmp, checkTimeout(len(r.Config), time.Duration(a.lastCheckPassed.Load()), a.cfg.CheckTimeout))
+	if timeout == 0 {
+		timeout = checkTimeout(len(r.Config), time.Duration(a.lastCheckPassed.Load()), a.cfg.CheckTimeout)
+	}
+	check = ValidateWithin(ctx, a.cfg.Bin, tmp, timeout)
 	if ctx.Err() != nil {
 		return nil, nil, nil, fmt.Errorf("checking the configuration: %w", ctx.Err())
 	}
@@ -62,49 +67,67 @@ func (a *Applier) candidate(ctx context.Context, snap *discovery.Snapshot, runni
 	return m, r, check, nil
 }
 
-// hangCulprit finds one app that makes the check of failed (rendered from snap without the
-// apps of exclude) hang or crash: the suspects are the apps whose sections changed since
-// last, the configuration HAProxy last accepted (nil: every app), and it halves them until
-// one is left (see oneCulprit). From the second round on (one culprit is out and the check
-// still hangs) it first checks the candidate without any suspect: when that hangs too, the
-// trouble is not an app's and no one is blamed. "" when no app can be blamed.
+// hangSearch is one round of finding an app that makes `haproxy -c` hang or crash.
+type hangSearch struct {
+	// exclude and alerts are the apply's apps left out so far, with HAProxy's words for them.
+	exclude map[string]string
+	alerts  map[string][]string
+	// last is the configuration HAProxy last accepted (nil: none); failed the candidate whose
+	// check hung or crashed, with aborted.
+	last, failed *Rendered
+	aborted      *CheckAbortedError
+	// round counts the rounds of this apply, from 1.
+	round int
+}
+
+// hangCulprit finds one app that makes the check of s.failed (rendered from snap without the
+// apps of s.exclude) hang or crash: the suspects are the apps whose sections changed since
+// s.last, and it halves them until one is left (see oneCulprit). From the second round on
+// (one culprit is out and the check still fails) it first checks the candidate without any
+// suspect: when that fails too, the trouble is not an app's and no one is blamed. "" when no
+// app can be blamed.
 //
 // A candidate HAProxy rejects with alerts did not hang (HAProxy reads on after an error, so a
-// hanging line would have hung it): the apps the alerts point at are added to exclude, with
-// their alerts, and the halving counts that candidate as passed.
-func (a *Applier) hangCulprit(ctx context.Context, snap *discovery.Snapshot, running *Model, exclude map[string]string,
-	alerts map[string][]string, last, failed *Rendered, round int, rec *ApplyRecord) (string, error) {
+// hanging line would have hung it): the apps the alerts point at are added to s.exclude, with
+// their alerts, and the halving counts that candidate as passed. Narrowing down a crash gives
+// every candidate ValidateTimeout: a crash is quick, and a candidate that passes slowly on a
+// loaded machine must not count as failing.
+func (a *Applier) hangCulprit(ctx context.Context, snap *discovery.Snapshot, running *Model, s hangSearch, rec *ApplyRecord) (string, error) {
 	var suspects []string
-	for _, owner := range changedOwners(last, failed) {
-		if _, out := exclude[owner]; !out {
+	for _, owner := range changedOwners(s.last, s.failed) {
+		if _, out := s.exclude[owner]; !out {
 			suspects = append(suspects, owner)
 		}
 	}
 	if len(suspects) == 0 {
 		return "", nil
 	}
+	var timeout time.Duration
+	if !s.aborted.TimedOut {
+		timeout = ValidateTimeout
+	}
 	hangs := func(included []string) (bool, error) {
-		ex := maps.Clone(exclude)
-		for _, s := range suspects {
-			if _, out := ex[s]; !out && !slices.Contains(included, s) {
-				ex[s] = "left out while finding the app that makes haproxy -c hang"
+		ex := maps.Clone(s.exclude)
+		for _, o := range suspects {
+			if _, out := ex[o]; !out && !slices.Contains(included, o) {
+				ex[o] = "left out while finding the app that makes haproxy -c hang"
 			}
 		}
-		m, r, check, err := a.candidate(ctx, snap, running, ex, rec)
+		m, r, check, err := a.candidate(ctx, snap, running, ex, timeout, rec)
 		var verr *ValidationError
 		if errors.As(check, &verr) {
-			a.blameAlerts(verr, m, r, exclude, alerts)
+			a.blameAlerts(verr, m, r, s.exclude, s.alerts)
 			return false, err
 		}
 		return check != nil, err
 	}
-	if round > 1 {
+	if s.round > 1 {
 		if bad, err := hangs(nil); err != nil || bad {
 			return "", err
 		}
 	}
 	culprit, err := oneCulprit(suspects, hangs)
-	if _, blamed := exclude[culprit]; blamed {
+	if _, blamed := s.exclude[culprit]; blamed {
 		// Its alerts blamed it meanwhile (it was the last one left): it is out already.
 		return "", err
 	}

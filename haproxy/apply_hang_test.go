@@ -49,12 +49,12 @@ func TestCheckLeavesOutAppThatHangsOrCrashesCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name, marker, reason string
 	}{
-		{"hang", hangMarker, "haproxy -c timed out after 2s with this app's sections"},
+		{"hang", hangMarker, "haproxy -c timed out after 5s with this app's sections"},
 		{"crash", crashMarker, "haproxy -c crashed (segmentation fault) without an alert with this app's sections"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := applierConfig(t)
-			hangingCheck(t, &cfg, 2*time.Second)
+			hangingCheck(t, &cfg, DefaultCheckTimeout)
 			a, err := NewApplier(cfg, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -85,7 +85,7 @@ func TestCheckLeavesOutAppThatHangsOrCrashesCheck(t *testing.T) {
 // check hang are both left out, each with its own reason; the rest stays.
 func TestCheckHangAndAlertTogether(t *testing.T) {
 	cfg := applierConfig(t)
-	hangingCheck(t, &cfg, 2*time.Second)
+	hangingCheck(t, &cfg, DefaultCheckTimeout)
 	a, err := NewApplier(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +134,7 @@ func TestCheckGlobalHangBlamesNobody(t *testing.T) {
 // pattern file that is a FIFO (no writer: `haproxy -c` blocks in open) leaves out that app.
 func TestCheckRealHAProxyHangOnFIFO(t *testing.T) {
 	cfg := applierConfig(t)
-	cfg.CheckTimeout = 2 * time.Second
+	cfg.CheckTimeout = DefaultCheckTimeout
 	fifo := filepath.Join(cfg.Build.RunDir, "patterns")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func TestCheckRealHAProxyHangOnFIFO(t *testing.T) {
 // live with a single check (the hanging app stays out without being checked again).
 func TestApplierVictimChangeLandsBesideHangingApp(t *testing.T) {
 	cfg := applierConfig(t)
-	hangingCheck(t, &cfg, 2*time.Second)
+	hangingCheck(t, &cfg, DefaultCheckTimeout)
 	s := newApplierStack(t, cfg, false)
 	victim := vhostApp("/victim/web", 24400, task("t-victim", host("127.0.0.1"), ports(41400)))
 	other := vhostApp("/other/web", 24401, task("t-other", host("127.0.0.1"), ports(41401)))
@@ -312,7 +312,7 @@ func TestRemovedRuleBringsAppBack(t *testing.T) {
 // instead of narrowing down from the start again.
 func TestHangBlameKeptWhenApplyRunsOut(t *testing.T) {
 	cfg := applierConfig(t)
-	hangingCheck(t, &cfg, 2*time.Second)
+	hangingCheck(t, &cfg, DefaultCheckTimeout)
 	a, err := NewApplier(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestCheckRule: a rule HAProxy rejects is refused with HAProxy's alert, a rule that hangs the
@@ -13,7 +12,7 @@ import (
 // broken, and a rule for an app that is not there yet is not HAProxy's to judge.
 func TestCheckRule(t *testing.T) {
 	cfg := applierConfig(t)
-	hangingCheck(t, &cfg, 2*time.Second)
+	hangingCheck(t, &cfg, DefaultCheckTimeout)
 	a, err := NewApplier(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

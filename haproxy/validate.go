@@ -100,7 +100,7 @@ func ValidateWithin(ctx context.Context, bin, cfgPath string, timeout time.Durat
 		return fmt.Errorf("check %s with %s: %w", cfgPath, bin, ctx.Err())
 	}
 	if checkCtx.Err() != nil {
-		return &CheckAbortedError{Path: cfgPath, TimedOut: true, After: time.Since(start), Output: string(out)}
+		return &CheckAbortedError{Path: cfgPath, TimedOut: true, After: timeout, Output: string(out)}
 	}
 	var exitErr *exec.ExitError
 	if !errors.As(err, &exitErr) {
@@ -131,7 +131,7 @@ type CheckAbortedError struct {
 	// died of otherwise.
 	TimedOut bool
 	Signal   string
-	// After is how long it ran.
+	// After is how long it ran: its timeout when it timed out.
 	After time.Duration
 	// Output is what it printed before it stopped.
 	Output string
