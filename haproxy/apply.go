@@ -58,8 +58,9 @@ type ApplierConfig struct {
 // map entries goes through the Runtime API (and the files on disk are rewritten to match); a
 // structural change is validated with `haproxy -c`, installed and reloaded. A configuration
 // that fails validation never reaches HAProxy: the apps its alerts point at (by line, or by
-// the frontend or backend they name) are left out and the rest is validated once more. A
-// reload HAProxy refuses after `haproxy -c` passed (a bind it cannot take) puts the previous
+// the frontend or backend they name) are left out and the rest is validated once more; a
+// validation that hangs or crashes without an alert is narrowed down to the apps whose
+// sections changed since the running configuration (apply_hang.go). A reload HAProxy refuses after `haproxy -c` passed (a bind it cannot take) puts the previous
 // files back and keeps the previous model; the apps its alerts point at are left out and the
 // rest is reloaded at once. Left-out apps stay out until their definition changes or
 // ForgetBlame is called.
