@@ -108,6 +108,8 @@ type Applier struct {
 	// blamed are the apps (or deployment groups) HAProxy's validation rejected. They stay out,
 	// without another validation, until their definition changes. Owned by Run's goroutine.
 	blamed map[string]blame
+	// ruleChecks holds a token while CheckRule runs `haproxy -c`.
+	ruleChecks chan struct{}
 	// lastCheckPassed is how long the newest `haproxy -c` that passed took (a time.Duration):
 	// a slow machine gives candidates longer before they count as hung.
 	lastCheckPassed atomic.Int64
@@ -139,14 +141,15 @@ func NewApplier(cfg ApplierConfig, proc *Process) (*Applier, error) {
 		cfg.CheckTimeout = DefaultCheckTimeout
 	}
 	a := &Applier{
-		cfg:      cfg,
-		log:      cfg.Logger.With("component", "haproxy"),
-		proc:     proc,
-		written:  make(chan struct{}),
-		requests: make(chan loopRequest),
-		forget:   make(chan struct{}, 1),
-		stopped:  make(chan struct{}),
-		clock:    systemClock{},
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "haproxy"),
+		proc:       proc,
+		written:    make(chan struct{}),
+		requests:   make(chan loopRequest),
+		forget:     make(chan struct{}, 1),
+		stopped:    make(chan struct{}),
+		clock:      systemClock{},
+		ruleChecks: make(chan struct{}, 1),
 	}
 	a.status.ConfigPath = cfg.ConfigPath
 	return a, nil

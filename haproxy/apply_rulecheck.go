@@ -26,6 +26,13 @@ func (a *Applier) CheckRule(ctx context.Context, snap *discovery.Snapshot, appID
 	if only == nil {
 		return nil
 	}
+	// One check at a time: a burst of rule writes must not start a burst of `haproxy -c`.
+	select {
+	case a.ruleChecks <- struct{}{}:
+		defer func() { <-a.ruleChecks }()
+	case <-ctx.Done():
+		return fmt.Errorf("checking the rule of %s: %w", appID, ctx.Err())
+	}
 	m := Build(only, a.cfg.Build, nil)
 	if m.Err != nil {
 		return fmt.Errorf("checking the rule of %s: building: %w", appID, m.Err)

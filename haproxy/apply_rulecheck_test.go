@@ -45,3 +45,23 @@ func TestCheckRule(t *testing.T) {
 		t.Error("CheckRule touched what the Applier runs")
 	}
 }
+
+// TestCheckRuleOneAtATime: rule checks wait for each other (a burst of PUTs runs one
+// `haproxy -c` at a time), and a check whose request ends while it waits gives up.
+func TestCheckRuleOneAtATime(t *testing.T) {
+	a, err := NewApplier(applierConfig(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := snapshot(t, manyApps(1, 24650)...)
+	a.ruleChecks <- struct{}{} // a check in progress
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.CheckRule(ctx, snap, "/team/app000", "hdr(host) -i a.test"); !errors.Is(err, context.Canceled) {
+		t.Errorf("CheckRule while another runs, its request gone = %v, want it to give up", err)
+	}
+	<-a.ruleChecks
+	if err := a.CheckRule(context.Background(), snap, "/team/app000", "hdr(host) -i a.test"); err != nil {
+		t.Errorf("CheckRule once the other is done = %v", err)
+	}
+}
