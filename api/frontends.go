@@ -26,6 +26,8 @@ type Frontends struct {
 	Resync Resyncer
 	// Rules reads and writes bamboo-style routing rules (/api/services).
 	Rules RuleStore
+	// RuleCheck checks a rule before Rules stores it; nil stores what Rules accepts.
+	RuleCheck RuleChecker
 }
 
 // Routing is what the API reads from the HAProxy front end.
@@ -179,6 +181,15 @@ type RuleStore interface {
 	Put(ctx context.Context, rule ServiceRule) error
 	// Delete removes the rule of an app; ErrNoRule when there is none.
 	Delete(ctx context.Context, id string) error
+}
+
+// RuleChecker checks a bamboo-style rule before it is stored, so that a rule HAProxy would not
+// take never reaches ZooKeeper (where every instance would drop the app for it).
+type RuleChecker interface {
+	// CheckRule returns nil when the rule would validate; an error wrapping ErrInvalidRule
+	// with the parse error or HAProxy's alert when it would not; another error when it could
+	// not be checked.
+	CheckRule(ctx context.Context, rule ServiceRule) error
 }
 
 // ServiceRule is one bamboo-style rule: the app id and the HAProxy ACL that replaces its vhost

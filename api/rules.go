@@ -142,6 +142,16 @@ func (s *Server) putRule(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) putRuleAndAnswer(w http.ResponseWriter, r *http.Request, rs RuleStore, rule ServiceRule) {
+	if check := s.frontends().RuleCheck; check != nil {
+		if err := check.CheckRule(r.Context(), rule); err != nil {
+			if errors.Is(err, ErrInvalidRule) {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("rule of %s: %v", rule.ID, err))
+				return
+			}
+			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("checking the rule of %s: %v", rule.ID, err))
+			return
+		}
+	}
 	if err := rs.Put(r.Context(), rule); err != nil {
 		if errors.Is(err, ErrInvalidRule) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("rule of %s: %v", rule.ID, err))

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lodestar-lb/lodestar/discovery"
@@ -44,7 +45,12 @@ type ApplierConfig struct {
 	// DefaultReloadMinWait unless --reload-min-wait says otherwise); a ReloadMaxWait of 0 is
 	// DefaultReloadMaxWait, or ReloadMinWait when that is longer.
 	ReloadMinWait, ReloadMaxWait time.Duration
-	Logger                       *slog.Logger
+	// CheckTimeout is the shortest time one `haproxy -c` of a candidate configuration may run
+	// before it counts as hung (and the apps whose sections changed are narrowed down); it
+	// grows with the configuration's size and the time the last check took, up to
+	// ValidateTimeout. DefaultCheckTimeout when 0.
+	CheckTimeout time.Duration
+	Logger       *slog.Logger
 }
 
 // Applier keeps a running HAProxy on the registry's newest snapshot, cheapest way first: a
@@ -52,8 +58,9 @@ type ApplierConfig struct {
 // map entries goes through the Runtime API (and the files on disk are rewritten to match); a
 // structural change is validated with `haproxy -c`, installed and reloaded. A configuration
 // that fails validation never reaches HAProxy: the apps its alerts point at (by line, or by
-// the frontend or backend they name) are left out and the rest is validated once more. A
-// reload HAProxy refuses after `haproxy -c` passed (a bind it cannot take) puts the previous
+// the frontend or backend they name) are left out and the rest is validated once more; a
+// validation that hangs or crashes without an alert is narrowed down to the apps whose
+// sections changed since the running configuration (apply_hang.go). A reload HAProxy refuses after `haproxy -c` passed (a bind it cannot take) puts the previous
 // files back and keeps the previous model; the apps its alerts point at are left out and the
 // rest is reloaded at once. Left-out apps stay out until their definition changes or
 // ForgetBlame is called.
@@ -79,6 +86,12 @@ type Applier struct {
 	// waiting is the model the pending reload would install, as built from the newest
 	// snapshot; nil when no reload is pending. Owned by Run.
 	waiting *Model
+	// good is the last configuration HAProxy ran (answered with after a start, or took in a
+	// reload or a Runtime API update): what a failed start puts back. Owned by Run.
+	good struct {
+		m *Model
+		r *Rendered
+	}
 	// writtenBeforeStart is set when a configuration was installed after the first one but
 	// before HAProxy answered: HAProxy may have started on the older file. Owned by Run.
 	writtenBeforeStart bool
@@ -95,6 +108,11 @@ type Applier struct {
 	// blamed are the apps (or deployment groups) HAProxy's validation rejected. They stay out,
 	// without another validation, until their definition changes. Owned by Run's goroutine.
 	blamed map[string]blame
+	// ruleChecks holds a token while CheckRule runs `haproxy -c`.
+	ruleChecks chan struct{}
+	// lastCheckPassed is how long the newest `haproxy -c` that passed took (a time.Duration):
+	// a slow machine gives candidates longer before they count as hung.
+	lastCheckPassed atomic.Int64
 }
 
 // NewApplier checks cfg. proc is the supervised HAProxy the Applier reloads and sends
@@ -119,15 +137,19 @@ func NewApplier(cfg ApplierConfig, proc *Process) (*Applier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = DefaultCheckTimeout
+	}
 	a := &Applier{
-		cfg:      cfg,
-		log:      cfg.Logger.With("component", "haproxy"),
-		proc:     proc,
-		written:  make(chan struct{}),
-		requests: make(chan loopRequest),
-		forget:   make(chan struct{}, 1),
-		stopped:  make(chan struct{}),
-		clock:    systemClock{},
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "haproxy"),
+		proc:       proc,
+		written:    make(chan struct{}),
+		requests:   make(chan loopRequest),
+		forget:     make(chan struct{}, 1),
+		stopped:    make(chan struct{}),
+		clock:      systemClock{},
+		ruleChecks: make(chan struct{}, 1),
 	}
 	a.status.ConfigPath = cfg.ConfigPath
 	return a, nil
@@ -319,6 +341,9 @@ func (a *Applier) runtime(ctx context.Context, next *Model, plan Plan) error {
 		}
 	}
 	a.publish(next, r)
+	if a.hasProcess() {
+		a.markGood()
+	}
 	a.record(rec, start, nil, next)
 	a.log.Debug("HAProxy updated through the Runtime API", "commands", len(plan.Runtime), "took", time.Since(start))
 	return nil
@@ -387,6 +412,9 @@ func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running 
 		a.writtenBeforeStart = a.proc != nil
 	}
 	a.publish(m, r)
+	if a.hasProcess() {
+		a.markGood()
+	}
 	a.record(rec, start, nil, m)
 	a.log.Info("HAProxy reloaded", "reason", reason, "backends", len(m.Backends),
 		"validations", rec.Validations, "took", time.Since(start).Round(time.Millisecond))

@@ -86,7 +86,9 @@ func alertOwner(al Alert, file string, m *Model, r *Rendered) string {
 
 // validated builds and renders snap, checks it with `haproxy -c`, and when HAProxy rejects it
 // leaves out the apps its alerts point at and checks once more: at most two validations
-// whatever the number of apps.
+// whatever the number of apps. A check that hangs or crashes without an alert blames one of
+// the apps whose sections changed since the configuration HAProxy runs (see hangCulprit) and
+// checks again without it, up to maxHangRounds times.
 func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, running *Model) (*Model, *Rendered, ApplyRecord, error) {
 	var rec ApplyRecord
 	exclude := a.stillBlamed(snap)
@@ -94,23 +96,19 @@ func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, runni
 	for owner := range exclude {
 		alerts[owner] = a.blamed[owner].alerts
 	}
-	for attempt := 1; ; attempt++ {
-		m := timedBuild(snap, a.buildConfig(exclude), running)
-		r, err := timedRender(m)
+	var last *Rendered
+	if running != nil {
+		last = a.renderedNow()
+	}
+	alertRounds, hangRounds := 0, 0
+	hung := map[string]blame{}
+	for {
+		m, r, check, err := a.candidate(ctx, snap, running, exclude, 0, &rec)
 		if err != nil {
-			return nil, nil, rec, fmt.Errorf("rendering: %w", err)
-		}
-		tmp := a.cfg.ConfigPath + ".new"
-		cleanup, err := writeCandidate(tmp, r)
-		if err != nil {
-			cleanup()
+			a.keepHangBlame(hung)
 			return nil, nil, rec, err
 		}
-		rec.Validations++
-		err = Validate(ctx, a.cfg.Bin, tmp)
-		cleanup()
-		ObserveValidation(err == nil)
-		if err == nil {
+		if check == nil {
 			a.setValidationExclusions(alerts)
 			a.blamed = make(map[string]blame, len(exclude))
 			for owner, reason := range exclude {
@@ -118,30 +116,81 @@ func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, runni
 			}
 			return m, r, rec, nil
 		}
-		os.Remove(tmp)
+		os.Remove(a.cfg.ConfigPath + ".new")
 		var verr *ValidationError
-		if !errors.As(err, &verr) || attempt == 2 {
-			return nil, nil, rec, err
+		var aborted *CheckAbortedError
+		switch {
+		case errors.As(check, &aborted) && hangRounds < maxHangRounds:
+			hangRounds++
+			before := len(exclude)
+			culprit, err := a.hangCulprit(ctx, snap, running,
+				hangSearch{exclude: exclude, alerts: alerts, last: last, failed: r, aborted: aborted, round: hangRounds}, &rec)
+			if err != nil {
+				a.keepHangBlame(hung)
+				return nil, nil, rec, err
+			}
+			if culprit == "" {
+				if len(exclude) > before {
+					continue // alerts blamed apps while it narrowed down: check without them
+				}
+				return nil, nil, rec, check
+			}
+			exclude[culprit] = aborted.What() + " with this app's sections"
+			alerts[culprit] = append(alerts[culprit], aborted.Error())
+			hung[culprit] = blame{reason: exclude[culprit], alerts: alerts[culprit], print: definitionPrint(snap, culprit)}
+			a.log.Warn("haproxy -c hung or crashed; leaving out the app that makes it", "app", culprit, "check", aborted.What(), "validations", rec.Validations)
+		case errors.As(check, &verr) && alertRounds == 0:
+			alertRounds++
+			if !a.blameAlerts(verr, m, r, exclude, alerts) {
+				// Nothing to blame on an app (a global template, say): keep what runs.
+				return nil, nil, rec, check
+			}
+		default:
+			return nil, nil, rec, check
 		}
-		blamed := 0
-		for _, al := range verr.Alerts {
-			owner := alertOwner(al, tmp, m, r)
-			if owner == "" {
-				continue
-			}
-			if _, seen := exclude[owner]; !seen {
-				blamed++
-			}
+	}
+}
+
+// keepHangBlame remembers the apps found making `haproxy -c` hang when the apply ran out of
+// time (or lodestar is stopping) before a configuration without them passed: narrowing down
+// among thousands of changed apps (a first configuration) can take longer than one apply, and
+// the next apply goes on from there instead of starting over. A hang no app is to blame for
+// never gets here: it is found out, and nothing kept, when the candidate without any suspect
+// hangs too.
+func (a *Applier) keepHangBlame(hung map[string]blame) {
+	if len(hung) == 0 {
+		return
+	}
+	if a.blamed == nil {
+		a.blamed = map[string]blame{}
+	}
+	for owner, b := range hung {
+		a.blamed[owner] = b
+	}
+}
+
+// blameAlerts adds to exclude the apps the alerts of verr (a check of r) point at, and
+// reports whether it found a new one.
+func (a *Applier) blameAlerts(verr *ValidationError, m *Model, r *Rendered, exclude map[string]string, alerts map[string][]string) bool {
+	blamed := 0
+	for _, al := range verr.Alerts {
+		owner := alertOwner(al, a.cfg.ConfigPath+".new", m, r)
+		if owner == "" {
+			continue
+		}
+		if _, seen := exclude[owner]; !seen {
+			// The first alert is the cause; later ones are often its consequences ("no such
+			// ACL" after the ACL's own line was refused).
+			blamed++
 			exclude[owner] = "HAProxy rejected its configuration: " + al.Message
-			alerts[owner] = append(alerts[owner], al.String())
 		}
-		if blamed == 0 {
-			// Nothing to blame on an app (a global template, say): keep what runs.
-			return nil, nil, rec, err
-		}
+		alerts[owner] = append(alerts[owner], al.String())
+	}
+	if blamed > 0 {
 		a.log.Warn("HAProxy rejected the configuration; leaving out the apps its alerts point at",
 			"apps", slices.Sorted(maps.Keys(exclude)), "alerts", len(verr.Alerts))
 	}
+	return blamed > 0
 }
 
 // stillBlamed returns the apps HAProxy rejected whose definition has not changed since, with
@@ -157,12 +206,13 @@ func (a *Applier) stillBlamed(snap *discovery.Snapshot) map[string]string {
 }
 
 // definitionPrint sums up what of an app's definition reaches the configuration (labels,
-// ports, health checks, networking; not its tasks or instance count). An owner that is a
-// zero-downtime deployment group ("/<group>") sums up every app of the group. "" when no
-// app has that owner any more.
+// ports, health checks, networking, its bamboo rule; not its tasks or instance count). An
+// owner that is a zero-downtime deployment group ("/<group>") sums up every app of the group
+// and the group's rule. "" when no app has that owner any more. A rule is part of it because
+// a rule HAProxy rejects leaves its app out, and removing the rule must bring the app back.
 func definitionPrint(snap *discovery.Snapshot, owner string) string {
 	one := func(app *discovery.App) string {
-		return fmt.Sprint(app.ID, app.Labels, app.Ports, app.HealthChecks, app.Network)
+		return fmt.Sprint(app.ID, app.Labels, app.Ports, app.HealthChecks, app.Network, snap.Rules[app.ID].ACL)
 	}
 	if app := snap.App(owner); app != nil {
 		return one(app)
@@ -175,6 +225,9 @@ func definitionPrint(snap *discovery.Snapshot, owner string) string {
 		}
 		return true
 	})
+	if b.Len() > 0 {
+		b.WriteString(snap.Rules[owner].ACL)
+	}
 	return b.String()
 }
 

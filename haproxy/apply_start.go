@@ -1,6 +1,7 @@
 package haproxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -35,25 +36,30 @@ func (a *Applier) afterRestart(ctx context.Context) {
 
 // afterFailedStart runs when HAProxy exited before it answered, at its first start or at a
 // restart: a port an app binds may be held by another process, which `haproxy -c` cannot
-// know. The apps its alerts point at are left out, as for a refused reload, and the file is
-// written without them for the supervisor's next start, which is then reloaded onto the file
-// once it answers (it may have read the file before this one was written).
+// know. The apps its alerts point at are left out, as for a refused reload; when it printed
+// no alert at all and exactly one app changed since the last configuration HAProxy ran, that
+// app is. The file is then written without them for the supervisor's next start, which is
+// reloaded onto the file once it answers (it may have read the file before this one was
+// written). When nothing can be blamed, or the configuration without the blamed apps does not
+// validate, the last configuration HAProxy ran is put back: the file that failed never stays
+// for the next start.
 func (a *Applier) afterFailedStart(ctx context.Context, snap *discovery.Snapshot, serr *StartError) {
 	m, r := a.runningModel(), a.renderedNow()
 	if m == nil || r == nil {
 		return
 	}
-	// HAProxy may have read an older file than the one on record: its line numbers count only
-	// when the file it started with is this one.
-	if !a.blame(snap, m, r, serr.Alerts, serr.ConfigSum == sha256.Sum256(r.Config)) {
-		a.log.Error("HAProxy could not start, and its alerts point at no app not already left out", "err", serr)
-		return
-	}
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
 	start := time.Now()
+	// HAProxy may have read an older file than the one on record: its line numbers count only
+	// when the file it started with is this one.
+	sameFile := serr.ConfigSum == sha256.Sum256(r.Config)
+	if !a.blame(snap, m, r, serr.Alerts, sameFile) && !(sameFile && a.blameOnlyChange(snap, r, serr)) {
+		a.putBackGood(start, r, serr)
+		return
+	}
 	next, nr, rec, err := a.validated(ctx, snap, m)
-	rec.Kind, rec.Reason = "write", "HAProxy could not start: leaving out the apps its alerts point at"
+	rec.Kind, rec.Reason = "write", "HAProxy could not start: leaving out the apps it could not start with"
 	if err == nil {
 		err = a.install(nr)
 	}
@@ -61,6 +67,7 @@ func (a *Applier) afterFailedStart(ctx context.Context, snap *discovery.Snapshot
 		rec.Kind = "failed"
 		a.record(rec, start, err, nil)
 		a.log.Error("writing the configuration without the apps HAProxy could not start with failed", "err", err)
+		a.putBackGood(start, r, serr)
 		return
 	}
 	a.writtenBeforeStart = true
@@ -68,6 +75,62 @@ func (a *Applier) afterFailedStart(ctx context.Context, snap *discovery.Snapshot
 	a.record(rec, start, nil, next)
 	a.log.Info("HAProxy configuration written without the apps HAProxy could not start with", "path", a.cfg.ConfigPath,
 		"excluded", len(a.Status().Excluded), "took", time.Since(start).Round(time.Millisecond))
+}
+
+// blameOnlyChange blames the one app whose sections changed between the last configuration
+// HAProxy ran and failed, which HAProxy could not start with and printed no alert for (it
+// crashed, say), and reports whether it did. With several changed apps, or alerts that point
+// at no app (a port of the HEAD is taken), it blames no one: nothing says which.
+func (a *Applier) blameOnlyChange(snap *discovery.Snapshot, failed *Rendered, serr *StartError) bool {
+	if a.good.r == nil || len(serr.Alerts) > 0 {
+		return false
+	}
+	var changed []string
+	for _, owner := range changedOwners(a.good.r, failed) {
+		if _, out := a.blamed[owner]; !out {
+			changed = append(changed, owner)
+		}
+	}
+	if len(changed) != 1 {
+		return false
+	}
+	owner := changed[0]
+	if a.blamed == nil {
+		a.blamed = map[string]blame{}
+	}
+	a.blamed[owner] = blame{reason: "HAProxy could not start with this app's sections (" + serr.Exit + ")",
+		alerts: []string{serr.Error()}, print: definitionPrint(snap, owner)}
+	a.log.Warn("HAProxy could not start without an alert, and one app changed since the configuration it last ran: leaving it out",
+		"app", owner, "err", serr)
+	return true
+}
+
+// putBackGood installs the last configuration HAProxy ran (started with, or reloaded onto)
+// in place of failed, which HAProxy could not start with, and makes it the running model: the
+// supervisor's next start reads it.
+func (a *Applier) putBackGood(start time.Time, failed *Rendered, serr *StartError) {
+	good := a.good
+	if good.r == nil || bytes.Equal(good.r.Config, failed.Config) {
+		a.log.Error("HAProxy could not start, its alerts point at no app not already left out, and no other configuration it ran is known", "err", serr)
+		return
+	}
+	rec := ApplyRecord{Kind: "write", Reason: "HAProxy could not start with the new configuration (" + serr.Exit + "): the last configuration it ran is put back"}
+	if err := a.install(good.r); err != nil {
+		rec.Kind = "failed"
+		a.record(rec, start, err, nil)
+		a.log.Error("putting back the last configuration HAProxy ran failed", "path", a.cfg.ConfigPath, "err", err)
+		return
+	}
+	a.writtenBeforeStart = true
+	a.publish(good.m, good.r)
+	a.record(rec, start, nil, good.m)
+	a.log.Warn("HAProxy could not start with the new configuration; the last configuration it ran is put back", "path", a.cfg.ConfigPath, "err", serr)
+}
+
+// markGood notes that HAProxy runs the running model: it answered with it after a start, or
+// took it in a reload or a Runtime API update.
+func (a *Applier) markGood() {
+	a.good.m, a.good.r = a.runningModel(), a.renderedNow()
 }
 
 // startedOnDisk brings a freshly started HAProxy to the running model: when reload is set, it
@@ -78,6 +141,7 @@ func (a *Applier) startedOnDisk(ctx context.Context, reload bool, kind, reason s
 	defer cancel()
 	m := a.runningModel()
 	if !reload {
+		a.markGood()
 		a.restoreDrain(ctx, m)
 		return
 	}
@@ -92,6 +156,7 @@ func (a *Applier) startedOnDisk(ctx context.Context, reload bool, kind, reason s
 		rec.Kind = "failed"
 		a.log.Error("reloading HAProxy onto the configuration on disk failed", "reason", reason, "err", err)
 	} else {
+		a.markGood()
 		a.restoreDrain(ctx, m)
 		a.log.Info("HAProxy reloaded", "reason", reason, "took", time.Since(start).Round(time.Millisecond))
 	}
@@ -225,6 +290,7 @@ func (a *Applier) reloadFromDisk(ctx context.Context) error {
 	if err != nil {
 		rec.Kind = "failed"
 	} else {
+		a.markGood()
 		a.restoreDrain(ctx, a.runningModel())
 	}
 	a.record(rec, start, err, nil)

@@ -41,7 +41,9 @@ type ApplyRecord struct {
 	Duration string `json:"duration"`
 	// Commands is the number of Runtime API commands sent.
 	Commands int `json:"commands"`
-	// Validations is the number of `haproxy -c` runs (at most 2).
+	// Validations is the number of `haproxy -c` runs: at most 2 when HAProxy's alerts name
+	// what it rejects; about log2(changed apps) more per app that makes the check hang or
+	// crash without an alert.
 	Validations int    `json:"validations"`
 	Error       string `json:"error,omitempty"`
 }

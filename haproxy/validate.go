@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -69,28 +70,47 @@ func (e *ValidationError) Error() string {
 // Unwrap returns the exit error of the check command.
 func (e *ValidationError) Unwrap() error { return e.Err }
 
-// Validate runs `bin -c -f cfgPath` and returns nil when HAProxy accepts the configuration, a
-// *ValidationError carrying HAProxy's alerts when it rejects it, or another error when the check
-// could not run (missing binary, timeout). It records no metrics: the caller reports the result
-// with ObserveValidation.
+// Validate runs `bin -c -f cfgPath` within ValidateTimeout; see ValidateWithin.
 func Validate(ctx context.Context, bin, cfgPath string) error {
-	ctx, cancel := context.WithTimeout(ctx, ValidateTimeout)
+	return ValidateWithin(ctx, bin, cfgPath, ValidateTimeout)
+}
+
+// ValidateWithin runs `bin -c -f cfgPath` and returns nil when HAProxy accepts the
+// configuration, a *ValidationError carrying HAProxy's alerts when it rejects it, a
+// *CheckAbortedError when the check ran past timeout or died of a signal without an alert (a
+// configuration that makes HAProxy read a FIFO or /dev/zero, or crash), or another error when
+// the check could not run (missing binary, ctx ended). It records no metrics: the caller
+// reports the result with ObserveValidation.
+func ValidateWithin(ctx context.Context, bin, cfgPath string, timeout time.Duration) error {
+	checkCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-c", "-f", cfgPath)
+	cmd := exec.CommandContext(checkCtx, bin, "-c", "-f", cfgPath)
+	// Its own process group, killed whole: a check that hangs may have children holding its
+	// output open (a wrapper script), and none of them may outlive the check.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	cmd.Env = haproxyEnviron() // an alert would print a variable the configuration expands
+	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		return nil
 	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("check %s with %s: %w", cfgPath, bin, ctx.Err())
+	}
+	if checkCtx.Err() != nil {
+		return &CheckAbortedError{Path: cfgPath, TimedOut: true, After: timeout, Output: string(out)}
+	}
 	var exitErr *exec.ExitError
-	if !errors.As(err, &exitErr) || ctx.Err() != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("check %s with %s: %w", cfgPath, bin, ctx.Err())
-		}
+	if !errors.As(err, &exitErr) {
 		return fmt.Errorf("check %s with %s: %w", cfgPath, bin, err)
 	}
-	verr := &ValidationError{Path: cfgPath, Output: string(out), Err: err, Alerts: ParseAlerts(string(out))}
+	alerts := ParseAlerts(string(out))
+	if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() && len(alerts) == 0 {
+		return &CheckAbortedError{Path: cfgPath, Signal: ws.Signal().String(), After: time.Since(start), Output: string(out)}
+	}
+	verr := &ValidationError{Path: cfgPath, Output: string(out), Err: err, Alerts: alerts}
 	if len(verr.Alerts) == 0 {
 		// HAProxy exits 2 on "Configuration file has no error but will not start (no
 		// listener)" without an [ALERT]; its last words are the best message there is.
@@ -99,6 +119,35 @@ func Validate(ctx context.Context, bin, cfgPath string) error {
 		}
 	}
 	return verr
+}
+
+// CheckAbortedError is a `haproxy -c` that never came to a verdict: it ran past its timeout,
+// or died of a signal without printing an alert. Nothing in its output says which line is at
+// fault; the Applier narrows it down by checking candidates without some apps.
+type CheckAbortedError struct {
+	// Path is the configuration file that was checked.
+	Path string
+	// TimedOut is set when the check was killed at its timeout; Signal names the signal it
+	// died of otherwise.
+	TimedOut bool
+	Signal   string
+	// After is how long it ran: its timeout when it timed out.
+	After time.Duration
+	// Output is what it printed before it stopped.
+	Output string
+}
+
+// What says what happened, as in "haproxy -c timed out after 5s".
+func (e *CheckAbortedError) What() string {
+	if e.TimedOut {
+		return fmt.Sprintf("haproxy -c timed out after %s", e.After.Round(100*time.Millisecond))
+	}
+	return fmt.Sprintf("haproxy -c crashed (%s) without an alert", e.Signal)
+}
+
+// Error names the file and what happened.
+func (e *CheckAbortedError) Error() string {
+	return fmt.Sprintf("%s on %s", e.What(), e.Path)
 }
 
 var (

@@ -234,3 +234,24 @@ func ruleError(err error) error {
 	}
 	return err
 }
+
+// ruleChecker is api.RuleChecker: a rule must pass haproxy.CheckRuleACL (one ACL of safe
+// words) and, when HAProxy runs here, `haproxy -c` of its app with the rule applied.
+type ruleChecker struct {
+	applier *haproxy.Applier // nil without HAProxy
+	reg     *discovery.Registry
+}
+
+func (c ruleChecker) CheckRule(ctx context.Context, rule api.ServiceRule) error {
+	if err := haproxy.CheckRuleACL("acl", rule.ACL); err != nil {
+		return fmt.Errorf("%w: %w", api.ErrInvalidRule, err)
+	}
+	if c.applier == nil {
+		return nil
+	}
+	err := c.applier.CheckRule(ctx, c.reg.Snapshot(), rule.ID, rule.ACL)
+	if errors.Is(err, haproxy.ErrRuleRejected) {
+		return fmt.Errorf("%w: %w", api.ErrInvalidRule, err)
+	}
+	return err
+}

@@ -128,7 +128,7 @@ func (f *serveFlags) build(log *slog.Logger, getenv func(string) string) (*serve
 	if s.hap != nil {
 		resyncAll.applier = s.hap.applier
 	}
-	s.front = api.Frontends{Resync: resyncAll, Rules: rulesOf(s.sources)}
+	s.front = api.Frontends{Resync: resyncAll, Rules: rulesOf(s.sources), RuleCheck: ruleChecker{applier: resyncAll.applier, reg: s.reg}}
 	if s.dns != nil {
 		s.api.AddReadyCheck("DNS listening", s.dns.fe.Listening)
 		s.api.MountMesosDNS(s.dns)
