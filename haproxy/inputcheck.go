@@ -612,9 +612,11 @@ func checkACLBody(words []string) error {
 
 // CheckTask checks the fields of a Marathon task that reach haproxy.cfg, a map file or a
 // Runtime API command: its id, its agent host, its IP addresses and every endpoint's host and
-// port. The error names the task and the field.
+// port. The error names the task and the field. The id only has to be free of control
+// characters: it never reaches the configuration, and Mesos task ids of other frameworks
+// (and tests) hold '/' and more.
 func CheckTask(t *discovery.Task) error {
-	if err := CheckTaskID("task id", t.ID); err != nil {
+	if err := CheckText("task id", t.ID); err != nil {
 		return err
 	}
 	where := "task " + t.ID
