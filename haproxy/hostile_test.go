@@ -25,6 +25,9 @@ func victimApps() []*discovery.App {
 			withTasks(task("victim-web.1", host("10.0.0.1"), ports(31000), health(true)))),
 		app("/victim/db", withPorts(27200),
 			withTasks(task("victim-db.1", host("10.0.0.2"), ports(31001)))),
+		// A plain vhost: with --haproxy-map the victims use the maps too.
+		app("/victim/plain", withPorts(27400), withLabel("HAPROXY_0_VHOST", "plain.victim.test"),
+			withTasks(task("victim-plain.1", host("10.0.0.3"), ports(31002)))),
 	}
 }
 
