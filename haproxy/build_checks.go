@@ -89,6 +89,9 @@ const (
 // rendered for one sentinel slot (with the health check options it would get), the health
 // check options with the port's values.
 func (r *renderer) confineServers(sr *serverRender, srvHCName string) error {
+	if !r.confined(templates.BackendServerOptions) && (sr.hc == nil || !r.confined(srvHCName)) {
+		return nil
+	}
 	v := sr.values()
 	hc := ""
 	if sr.hc != nil {
@@ -134,16 +137,11 @@ func (r *renderer) confineServers(sr *serverRender, srvHCName string) error {
 // checkHealthCheck holds the Marathon health check a port renders from to its type: its path
 // goes into "option httpchk GET {healthCheckPath}" and its port into "port {healthCheckPort}".
 func checkHealthCheck(appID string, hc *discovery.HealthCheck) error {
-	field := "app " + appID + " healthChecks"
-	if hc.Path != "" {
-		if err := checkHealthCheckPath(field+"[].path", hc.Path); err != nil {
-			return err
-		}
+	if hc.Path != "" && checkHealthCheckPath("", hc.Path) != nil {
+		return checkHealthCheckPath("app "+appID+" healthChecks[].path", hc.Path)
 	}
-	if hc.Port != 0 {
-		if err := CheckPort(field+"[].port", hc.Port); err != nil {
-			return err
-		}
+	if hc.Port != 0 && CheckPort("", hc.Port) != nil {
+		return CheckPort("app "+appID+" healthChecks[].port", hc.Port)
 	}
 	return nil
 }
@@ -181,7 +179,7 @@ func checkPortValues(app *discovery.App, p *PortLabels) error {
 		return err
 	}
 	if p.Index < len(app.Ports) {
-		if sp := app.Ports[p.Index].ServicePort; sp != 0 {
+		if sp := app.Ports[p.Index].ServicePort; sp != 0 && CheckPort("", sp) != nil {
 			return CheckPort("app "+app.ID+" portDefinitions["+strconv.Itoa(p.Index)+"].servicePort", sp)
 		}
 	}

@@ -1,6 +1,7 @@
 package haproxy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -71,7 +72,7 @@ func TestLabelTemplatesFlagValues(t *testing.T) {
 // templatedApp is an app with the template labels marathon-lb's documentation shows.
 func templatedApp(id string, port int) *discovery.App {
 	return app(id, withPorts(port),
-		withLabel("HAPROXY_0_VHOST", "t.example.test"),
+		withLabel("HAPROXY_0_VHOST", strings.ReplaceAll(id[1:], "/", "-")+".example.test"),
 		withLabel("HAPROXY_0_STICKY", "true"),
 		withLabel("HAPROXY_0_BACKEND_HEAD", "backend {backend}\n  balance {balance}\n  mode {mode}\n  timeout server 30m\n"),
 		withLabel("HAPROXY_0_HTTP_FRONTEND_ACL", "  acl host_{cleanedUpHostname} hdr(host) -i {hostname}\n  acl is_ws_{backend} hdr(upgrade) -i websocket\n  use_backend {backend} if host_{cleanedUpHostname} is_ws_{backend}\n"),
@@ -80,16 +81,22 @@ func templatedApp(id string, port int) *discovery.App {
 		withTasks(task(id[1:]+".1", host("10.0.0.1"), ports(31000)), task(id[1:]+".2", host("10.0.0.2"), ports(31000))))
 }
 
-// BenchmarkBuildTemplatedApp: the cost of confinement for one app with four template labels,
-// built from scratch (a new or changed app; the config-parser verdicts are cached by text, as
-// they are for an app that rebuilds), confined against full.
-func BenchmarkBuildTemplatedApp(b *testing.B) {
-	snap := snapshot(b, templatedApp("/bench/templated", 27500))
+// BenchmarkBuildTemplatedApps: the cost of confinement for apps with four template labels
+// each: 500 of them built from scratch, confined against full (divide by 500 for one app).
+// The config-parser verdicts are cached by text (an app that rebuilds renders the same text;
+// BenchmarkConfineSnippetCold is a text never seen).
+func BenchmarkBuildTemplatedApps(b *testing.B) {
+	apps := make([]*discovery.App, 500)
+	for i := range apps {
+		apps[i] = templatedApp(fmt.Sprintf("/bench/t%03d", i), 27500+i)
+	}
+	snap := snapshot(b, apps...)
 	for _, mode := range []LabelTemplates{LabelTemplatesFull, LabelTemplatesConfined} {
 		cfg := testConfig()
 		cfg.LabelTemplates = mode
-		if m := Build(snap, cfg, nil); len(m.Excluded) > 0 {
-			b.Fatalf("excluded %v", excluded(m))
+		cfg.Groups = []string{"*"}
+		if m := Build(snap, cfg, nil); len(m.Excluded) > 0 || len(m.Backends) != len(apps) {
+			b.Fatalf("%d backends, excluded %v", len(m.Backends), excluded(m))
 		}
 		b.Run(mode.String(), func(b *testing.B) {
 			measure(b, func() { Build(snap, cfg, nil) })
