@@ -362,9 +362,12 @@ func TestApplierRefusedReloadRestoresPreviousFiles(t *testing.T) {
 
 // TestCheckBlamesAlertWithoutLine: HAProxy names no line for a use_backend that leads nowhere,
 // only the frontend ("Proxy 'x': unable to find required use_backend"); that frontend's app is
-// left out and the rest validates.
+// left out and the rest validates. It takes --label-templates full: confined, lodestar itself
+// refuses a use_backend to a backend the app does not own.
 func TestCheckBlamesAlertWithoutLine(t *testing.T) {
-	a, err := NewApplier(applierConfig(t), nil)
+	cfg := applierConfig(t)
+	cfg.Build.LabelTemplates = LabelTemplatesFull
+	a, err := NewApplier(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,16 +45,19 @@ func manyApps(n, base int) []*discovery.App {
 }
 
 // TestCheckExcludesWhatHAProxyRejects: among 100 apps, one carries a bind option only HAProxy
-// knows is wrong. It is left out with HAProxy's own message, the other 99 stay, and it takes
-// exactly two `haproxy -c` runs, not one per app as marathon-lb does.
+// knows is wrong (in a FRONTEND_HEAD under --label-templates full: HAPROXY_0_BIND_OPTIONS and
+// confined templates hold bind options to lodestar's allow-list). It is left out with
+// HAProxy's own message, the other 99 stay, and it takes exactly two `haproxy -c` runs, not
+// one per app as marathon-lb does.
 func TestCheckExcludesWhatHAProxyRejects(t *testing.T) {
 	cfg := applierConfig(t)
+	cfg.Build.LabelTemplates = LabelTemplatesFull
 	a, err := NewApplier(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	apps := manyApps(100, 20000)
-	apps[42].Labels["HAPROXY_0_BIND_OPTIONS"] = "no-such-bind-keyword"
+	apps[42].Labels["HAPROXY_0_FRONTEND_HEAD"] = "frontend {backend}\n  bind {bindAddr}:{servicePort} no-such-bind-keyword\n  mode {mode}\n"
 	snap := snapshot(t, apps...)
 
 	conf, excluded, validations, err := a.Check(context.Background(), snap)

@@ -36,7 +36,8 @@ func Build(snap *discovery.Snapshot, cfg Config, prev *Model) *Model {
 		set = s
 	}
 	m.env = buildEnv{runDir: cfg.RunDir, haproxyMap: cfg.HAProxyMap, dontBind: cfg.DontBindHTTPHTTPS,
-		noAppID: cfg.NoAppIDFrontend, healthCheck: cfg.HealthCheck, slotStep: cfg.SlotStep, set: set}
+		noAppID: cfg.NoAppIDFrontend, healthCheck: cfg.HealthCheck, slotStep: cfg.SlotStep, set: set,
+		labelTemplates: cfg.LabelTemplates}
 	b := &builder{cfg: cfg, set: set, m: m, prev: prev, reserved: map[int]string{}, bound: map[int][]binding{}, own: newOwners(prev)}
 	if prev != nil && prev.env == m.env {
 		b.memo = prev.memo
@@ -58,6 +59,13 @@ func Build(snap *discovery.Snapshot, cfg Config, prev *Model) *Model {
 			for j < len(svcs) && svcs[j].u == svcs[i].u {
 				j++
 			}
+			// A confined template may route to every backend of its own app.
+			if j-i > 1 {
+				u := svcs[i].u
+				for _, s := range svcs[i:j] {
+					u.backends = append(u.backends, s.name)
+				}
+			}
 			b.emitUnit(svcs[i:j])
 			i = j
 		}
@@ -75,6 +83,7 @@ type buildEnv struct {
 	haproxyMap, dontBind, noAppID, healthCheck bool
 	slotStep                                   int
 	set                                        *templates.Set
+	labelTemplates                             LabelTemplates
 }
 
 type builder struct {
@@ -137,6 +146,8 @@ type unit struct {
 	members []*discovery.App
 	drained map[string]bool
 	rule    string
+	// backends are the backend names of the unit's ports, when it has more than one.
+	backends []string
 }
 
 // svc is one service port of a unit that this instance serves.

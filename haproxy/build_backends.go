@@ -102,6 +102,11 @@ func (r *renderer) exec(name string) error {
 	if err != nil {
 		return err
 	}
+	if r.confined(name) {
+		if err := r.confine(name, string(r.buf[n:])); err != nil {
+			return err
+		}
+	}
 	if len(r.buf) > n && r.buf[len(r.buf)-1] != '\n' {
 		r.buf = append(r.buf, '\n')
 	}
@@ -191,8 +196,15 @@ func (r *renderer) decide() error {
 	if r.s.idx == 0 {
 		r.rule = u.rule
 	}
-	if strings.ContainsAny(r.rule, "\r\n") {
-		return fmt.Errorf("routing rule %q: want a single line", r.rule)
+	if r.rule != "" {
+		if err := CheckRuleACL("routing rule of "+u.key, r.rule); err != nil {
+			return err
+		}
+	}
+	if r.hc != nil {
+		if err := checkHealthCheck(u.base.ID, r.hc); err != nil {
+			return err
+		}
 	}
 	r.mode = pl.Mode
 	if r.mode == "" {
@@ -285,7 +297,7 @@ var httpOnlyLabels = []struct {
 
 // backend renders the port's backend: its head, then its server slots.
 func (r *renderer) backend() error {
-	serverHC, err := r.backendHead()
+	serverHC, serverHCName, err := r.backendHead()
 	if err != nil {
 		return err
 	}
@@ -317,28 +329,32 @@ func (r *renderer) backend() error {
 			sr.hcOptions = prefixed(" ", strings.TrimSpace(hc))
 		}
 	}
+	if err := r.confineServers(sr, serverHCName); err != nil {
+		return err
+	}
 	var prev *Backend
 	if r.b.prev != nil {
 		prev = r.b.prev.Backend(s.name)
 	}
-	be.Slots = r.b.slots(s, sr, prev)
+	be.Slots = r.b.slots(s, sr, prev, &r.o.warnings)
 	shareBackendParts(be, prev)
 	r.o.backend = be
 	return nil
 }
 
 // backendHead renders the backend up to its servers into the buffer, and returns the
-// template of the servers' health check options (nil without a health check).
-func (r *renderer) backendHead() (*templates.Template, error) {
+// template of the servers' health check options and its name (nil and "" without a health
+// check).
+func (r *renderer) backendHead() (*templates.Template, string, error) {
 	s, pl := r.s, r.s.pl
 	if err := r.exec(templates.BackendHead); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	r.buf = append(r.buf, "  id "...)
 	r.buf = strconv.AppendInt(r.buf, int64(s.id), 10)
 	r.buf = append(r.buf, '\n')
 	if err := r.httpOptions(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if len(pl.NetworkAllowed) > 0 {
 		aclName, allowDeny := templates.TCPBackendNetworkAllowedACL, templates.TCPBackendACLAllowDeny
@@ -348,30 +364,31 @@ func (r *renderer) backendHead() (*templates.Template, error) {
 		for _, n := range pl.NetworkAllowed {
 			r.v.Set(templates.FieldNetworkAllowed, n)
 			if err := r.exec(aclName); err != nil {
-				return nil, err
+				return nil, "", err
 			}
 		}
 		r.v.Unset(templates.FieldNetworkAllowed)
 		if err := r.exec(allowDeny); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	if r.http && pl.Sticky {
 		if err := r.exec(templates.BackendStickyOptions); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	if r.hc == nil {
-		return nil, nil
+		return nil, "", nil
 	}
 	backendHC, srvHC := templates.BackendHTTPHealthcheckOptions, templates.BackendServerHTTPHealthcheckOptions
 	if tcpCheck(r.mode, r.hc) {
 		backendHC, srvHC = templates.BackendTCPHealthcheckOptions, templates.BackendServerTCPHealthcheckOptions
 	}
 	if err := r.exec(backendHC); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return r.tmpl(srvHC)
+	t, err := r.tmpl(srvHC)
+	return t, srvHC, err
 }
 
 // httpOptions renders the backend's http options, or warns about the http-only labels of a
@@ -470,7 +487,9 @@ type slotTask struct {
 // leaves at least half a step free. Without that margin an app of 10 instances (step 10)
 // shrank to 10 slots when a task died and grew back to 20 when Marathon replaced it: two
 // reloads for every replacement.
-func (b *builder) slots(s *svc, sr *serverRender, prev *Backend) []Slot {
+//
+// A task whose fields fail CheckTask gets no slot; warnings gets a line naming it.
+func (b *builder) slots(s *svc, sr *serverRender, prev *Backend, warnings *[]string) []Slot {
 	n := 0
 	for _, app := range s.u.members {
 		n += len(app.Tasks)
@@ -481,6 +500,10 @@ func (b *builder) slots(s *svc, sr *serverRender, prev *Backend) []Slot {
 		for _, t := range app.Tasks {
 			state, ok := b.taskState(t, s.u.drained[t.ID])
 			if !ok || s.idx >= len(t.Endpoints) {
+				continue
+			}
+			if err := CheckTask(t); err != nil {
+				*warnings = append(*warnings, fmt.Sprintf("task left out: %v", err))
 				continue
 			}
 			ep := t.Endpoints[s.idx]

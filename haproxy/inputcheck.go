@@ -465,6 +465,11 @@ func CheckNetworkAllowed(label, v string) error {
 // <name> [check_post], uri [len n|depth n|whole], random(<draws>). "hash <expr>" is refused: it
 // takes a sample expression, where fetches such as env() would run.
 func CheckBalance(label, v string) error {
+	switch v {
+	case "roundrobin", "leastconn", "first", "source", "static-rr", "random", "uri":
+		// The default and the plain algorithms: no need to split.
+		return nil
+	}
 	field := "label " + label
 	if err := CheckText(field, v); err != nil {
 		return err
@@ -612,28 +617,47 @@ func checkACLBody(words []string) error {
 
 // CheckTask checks the fields of a Marathon task that reach haproxy.cfg, a map file or a
 // Runtime API command: its id, its agent host, its IP addresses and every endpoint's host and
-// port. The error names the task and the field.
+// port. The error names the task and the field. The id only has to be free of control
+// characters: it never reaches the configuration, and Mesos task ids of other frameworks
+// (and tests) hold '/' and more.
+//
+// Every build checks every task, so an accepted task costs no allocation: the checks run
+// with empty field names, and only a refused task is checked again to name the field.
 func CheckTask(t *discovery.Task) error {
-	if err := CheckTaskID("task id", t.ID); err != nil {
+	if checkTask(t, false) == nil {
+		return nil
+	}
+	return checkTask(t, true)
+}
+
+func checkTask(t *discovery.Task, named bool) error {
+	if err := CheckText("task id", t.ID); err != nil {
 		return err
 	}
-	where := "task " + t.ID
+	field := func(f string, i int) string {
+		if !named {
+			return ""
+		}
+		if i >= 0 {
+			return fmt.Sprintf("task %s endpoint %d %s", t.ID, i, f)
+		}
+		return "task " + t.ID + " " + f
+	}
 	if t.Host != "" {
-		if err := CheckHostAddr(where+" host", t.Host); err != nil {
+		if err := CheckHostAddr(field("host", -1), t.Host); err != nil {
 			return err
 		}
 	}
 	for _, a := range t.IPAddresses {
-		if err := CheckHostAddr(where+" ipAddresses[].ipAddress", a); err != nil {
+		if err := CheckHostAddr(field("ipAddresses[].ipAddress", -1), a); err != nil {
 			return err
 		}
 	}
 	for i, ep := range t.Endpoints {
-		field := fmt.Sprintf("%s endpoint %d", where, i)
-		if err := CheckHostAddr(field+" host", ep.Host); err != nil {
+		if err := CheckHostAddr(field("host", i), ep.Host); err != nil {
 			return err
 		}
-		if err := CheckPort(field+" port", ep.Port); err != nil {
+		if err := CheckPort(field("port", i), ep.Port); err != nil {
 			return err
 		}
 	}
@@ -643,8 +667,23 @@ func CheckTask(t *discovery.Task) error {
 // CheckPortLabels checks the values of one port's labels that the templates write into
 // haproxy.cfg (ParseLabels has read them already; this holds them to their types). Template
 // labels are not checked here: ConfineSnippet checks what they render to.
+//
+// Like CheckTask, it runs with empty label names first (every build checks every port), and
+// names the label only for a refused value.
 func CheckPortLabels(pl *PortLabels) error {
-	label := func(suffix string) string { return PortLabel(pl.Index, suffix) }
+	if checkPortLabels(pl, false) == nil {
+		return nil
+	}
+	return checkPortLabels(pl, true)
+}
+
+func checkPortLabels(pl *PortLabels, named bool) error {
+	label := func(suffix string) string {
+		if !named {
+			return ""
+		}
+		return PortLabel(pl.Index, suffix)
+	}
 	for _, h := range pl.VHosts {
 		if err := CheckVHost(label(SuffixVHost), h); err != nil {
 			return err
@@ -660,7 +699,7 @@ func CheckPortLabels(pl *PortLabels) error {
 		{pl.SSLCert != "", func() error { return CheckSSLCert(label(SuffixSSLCert), pl.SSLCert) }},
 		{pl.BindOptions != "", func() error { return CheckBindOptions(label(SuffixBindOptions), pl.BindOptions) }},
 		{pl.BindAddr != "", func() error { return CheckBindAddr(label(SuffixBindAddr), pl.BindAddr) }},
-		{pl.Port != 0, func() error { return CheckPort("label "+label(SuffixPort), pl.Port) }},
+		{pl.Port != 0, func() error { return CheckPort(prefixed("label ", label(SuffixPort)), pl.Port) }},
 		{pl.Auth != nil, func() error {
 			return CheckAuth(label(SuffixAuth), pl.Auth.Realm, pl.Auth.User, pl.Auth.Password)
 		}},

@@ -222,7 +222,7 @@ func TestCheckTask(t *testing.T) {
 		{"issue 5: ip-per-task address", func(tk *discovery.Task) { tk.IPAddresses = []string{inject} }, "ipAddresses[].ipAddress"},
 		{"endpoint host", func(tk *discovery.Task) { tk.Endpoints[0].Host = inject }, "endpoint 0 host"},
 		{"endpoint port", func(tk *discovery.Task) { tk.Endpoints[0].Port = 70000 }, "endpoint 0 port"},
-		{"task id", func(tk *discovery.Task) { tk.ID = "a;b" }, "task id"},
+		{"task id", func(tk *discovery.Task) { tk.ID = "a\nb" }, "task id"},
 	} {
 		tk := honest()
 		tc.edit(tk)

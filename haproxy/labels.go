@@ -201,6 +201,8 @@ func ParseLabels(app *discovery.App) *AppLabels {
 			al.Deployment.Group = strings.TrimSpace(l.value)
 			if al.Deployment.Group == "" || strings.ContainsAny(al.Deployment.Group, " \t\r\n") {
 				appErrs = append(appErrs, r.fail(l, "want a group name"))
+			} else if err := checkGroupKey(al.Deployment.Group); err != nil {
+				appErrs = append(appErrs, err)
 			}
 		case LabelDeploymentAltPort:
 			al.Deployment.AltPort, appErrs = r.port(l, appErrs)
@@ -224,6 +226,11 @@ func ParseLabels(app *discovery.App) *AppLabels {
 				Message: fmt.Sprintf("label %s: unknown, ignored", l.key)})
 		}
 	}
+	// Data is data: the app id and the label values are held to their types here, before
+	// anything renders (build_checks.go). A hostile id leaves out the whole app.
+	if err := CheckAppID("app id", app.ID); err != nil {
+		appErrs = append(appErrs, err)
+	}
 	al.Err = errors.Join(appErrs...)
 
 	if len(app.Ports) == 1 {
@@ -240,6 +247,11 @@ func ParseLabels(app *discovery.App) *AppLabels {
 				continue
 			}
 			errs = r.portLabel(p, l, len(app.Ports), errs, &al.Warnings)
+		}
+		if len(errs) == 0 {
+			if err := checkPortValues(app, p); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		p.Err = errors.Join(errs...)
 	}

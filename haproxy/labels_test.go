@@ -95,7 +95,7 @@ func TestParseLabelsValues(t *testing.T) {
 		withLabel("HAPROXY_0_GROUP", "edge"),
 		withLabel("HAPROXY_0_ENABLED", "Yes"),
 		withLabel("HAPROXY_0_VHOST", "Shop.Example.com, www.shop.example.com"),
-		withLabel("HAPROXY_0_PATH", "-i /api"),
+		withLabel("HAPROXY_0_PATH", "/api /v2"),
 		withLabel("HAPROXY_0_MODE", "HTTP"),
 		withLabel("HAPROXY_0_BALANCE", "hdr(host)"),
 		withLabel("HAPROXY_0_STICKY", "t"),
@@ -131,7 +131,7 @@ func TestParseLabelsValues(t *testing.T) {
 		t.Errorf("deployment %+v, want %+v", al.Deployment, wantDeploy)
 	}
 	want := PortLabels{Index: 0, Groups: []string{"edge"}, GroupSet: true, Enabled: true, EnabledSet: true,
-		VHosts: []string{"shop.example.com", "www.shop.example.com"}, Path: "-i /api", Mode: "http",
+		VHosts: []string{"shop.example.com", "www.shop.example.com"}, Path: "/api /v2", Mode: "http",
 		Balance: "hdr(host)", Sticky: true, RedirectToHTTPS: true, UseHSTS: true, SSLCert: "/etc/ssl/shop.pem",
 		BindOptions: "accept-proxy", BindAddr: "10.0.0.42", Port: 8080, BackendWeight: -3,
 		Auth: &Auth{Realm: "Shop", User: "admin", Password: "$6$s$h"}, ProxyPassPath: "/shop", RevProxyPath: "/shop",

@@ -94,6 +94,10 @@ type Config struct {
 	// check fails gets no traffic. When false, only HAProxy's own checks decide, as in
 	// marathon-lb without the flag.
 	HealthCheck bool
+	// LabelTemplates is how per-app template labels are trusted (--label-templates): the
+	// zero value confines them to the app's own sections; LabelTemplatesFull writes them as
+	// they render. Operator templates (Templates, TemplatesDir, Getenv) are always trusted.
+	LabelTemplates LabelTemplates
 	// SlotStep is how many server slots a backend grows by. Default 10.
 	SlotStep int
 	// Exclude leaves apps out, by app id or, for a zero-downtime deployment group, by

@@ -76,10 +76,13 @@ func TestAppIDRoutesOfSimilarIDsDoNotMix(t *testing.T) {
 }
 
 // TestSameACLOnTwoAppsIsNotAClash: two apps whose templates declare the same acl with the
-// same definition keep both their routes (ORing identical conditions changes nothing).
+// same definition keep both their routes (ORing identical conditions changes nothing). A
+// shared acl name is what --label-templates full allows (confined, each app names its own).
 func TestSameACLOnTwoAppsIsNotAClash(t *testing.T) {
 	tmpl := "  acl is_ws hdr(upgrade) -i websocket\n  use_backend {backend} if is_ws {{ hdr(host),field(1,:) -i {hostname} }}\n"
-	m := build(t, testConfig(), nil,
+	cfg := testConfig()
+	cfg.LabelTemplates = LabelTemplatesFull
+	m := build(t, cfg, nil,
 		app("/one", withPorts(10001), withLabel("HAPROXY_GROUP", "external"), withLabel("HAPROXY_0_VHOST", "one.test"),
 			withLabel("HAPROXY_0_HTTP_FRONTEND_ACL", tmpl)),
 		app("/two", withPorts(10002), withLabel("HAPROXY_GROUP", "external"), withLabel("HAPROXY_0_VHOST", "two.test"),

@@ -34,6 +34,7 @@ type haproxyFlags struct {
 	configPath     *string
 	noAppIDBinding *bool
 	leaderProxies  *leaderProxyFlag
+	labelTemplates *string
 }
 
 func addHAProxyFlags(c *command) *haproxyFlags {
@@ -57,6 +58,7 @@ func addHAProxyFlags(c *command) *haproxyFlags {
 		configPath:     fs.String("haproxy-config", "", "`file` HAProxy runs (default <run-dir>/haproxy.cfg)"),
 		noAppIDBinding: fs.Bool("no-appid-frontend", false, "leave out marathon-lb's X-Marathon-App-Id frontend"),
 		leaderProxies:  addLeaderProxyFlag(c),
+		labelTemplates: fs.String("label-templates", "confined", "`mode` of per-app template labels (HAPROXY_{n}_<TEMPLATE>): confined keeps each to its app's own sections (docs/label-confinement.md); full writes them as they render, as marathon-lb did (single-team clusters)"),
 	}
 }
 
@@ -76,6 +78,10 @@ func (f *haproxyFlags) buildConfig(runDir string, getenv func(string) string) (h
 			return haproxy.Config{}, fmt.Errorf("--templates-dir %s: not a directory", d)
 		}
 	}
+	labelTemplates, err := haproxy.ParseLabelTemplates(*f.labelTemplates)
+	if err != nil {
+		return haproxy.Config{}, err
+	}
 	for _, cert := range f.sslCerts.vals {
 		if _, err := os.Stat(cert); err != nil {
 			return haproxy.Config{}, fmt.Errorf("--ssl-certs: %w", err)
@@ -88,7 +94,7 @@ func (f *haproxyFlags) buildConfig(runDir string, getenv func(string) string) (h
 		RunDir: runDir, TemplatesDir: resolvePath(*f.templatesDir), Getenv: getenv,
 		SSLCerts: f.sslCerts.vals, MaxConn: *f.maxConn, HardStopAfter: *f.hardStopAfter,
 		MinServPortIPPerTask: *f.minServPort, MaxServPortIPPerTask: *f.maxServPort,
-		HealthCheck: *f.healthCheck,
+		HealthCheck: *f.healthCheck, LabelTemplates: labelTemplates,
 	}
 	if err := f.leaderProxies.apply(&cfg); err != nil {
 		return haproxy.Config{}, err

@@ -147,6 +147,7 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 			[]string{"--marathon-idle-timeout 1ms: must be at least 100ms", "--marathon-resync 1ms: must be at least 1s"}},
 		{[]string{"render", "--format", "yaml"}, nil, []string{"--format", "yaml"}},
 		{[]string{"render", "--haproxy-maxconn", "0"}, nil, []string{"--haproxy-maxconn 0"}},
+		{[]string{"render", "--label-templates", "raw"}, nil, []string{"--label-templates", `"raw"`, "confined or full"}},
 		{[]string{"render", "--templates-dir", filepath.Join(dir, "none")}, nil, []string{"--templates-dir", "not a directory"}},
 		{[]string{"render", "--check", "--haproxy-bin", "/nonexistent/haproxy"}, nil, []string{"--haproxy-bin /nonexistent/haproxy", "apt-get install haproxy"}},
 		{[]string{"records", "--ip-sources", "netinfo,dns"}, nil, []string{"--ip-sources", `"dns"`}},
@@ -186,6 +187,23 @@ func TestRenderFromFiles(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("render output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestRenderLabelTemplatesFlag: --label-templates reaches the build. A BACKEND_HEAD label that
+// opens a global section is left out (named on stderr) by default, and written under full.
+func TestRenderLabelTemplatesFlag(t *testing.T) {
+	apps := filepath.Join(t.TempDir(), "apps.json")
+	writeFile(t, apps, `{"apps": [{"id": "/evil/app", "instances": 1, "version": "2026-11-01T10:00:00.000Z",
+  "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_BACKEND_HEAD": "backend {backend}\n  mode {mode}\nglobal\n  maxconn 7\n"},
+  "portDefinitions": [{"port": 10000, "protocol": "tcp"}], "tasks": []}]}`)
+	code, out, errOut := runCmd(t, nil, "render", "--apps-file", apps, "--run-dir", t.TempDir())
+	if code != 0 || strings.Contains(out, "maxconn 7") || !strings.Contains(errOut, "left out: /evil/app port 0: label HAPROXY_0_BACKEND_HEAD") {
+		t.Errorf("confined: exit %d, stderr %q, the label's global in the output: %v", code, errOut, strings.Contains(out, "maxconn 7"))
+	}
+	code, out, errOut = runCmd(t, nil, "render", "--apps-file", apps, "--run-dir", t.TempDir(), "--label-templates", "full")
+	if code != 0 || !strings.Contains(out, "maxconn 7") {
+		t.Errorf("full: exit %d, stderr %q, want the label written as it renders", code, errOut)
 	}
 }
 
