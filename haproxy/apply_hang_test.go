@@ -135,6 +135,9 @@ func TestCheckGlobalHangBlamesNobody(t *testing.T) {
 func TestCheckRealHAProxyHangOnFIFO(t *testing.T) {
 	cfg := applierConfig(t)
 	cfg.CheckTimeout = DefaultCheckTimeout
+	// Confined labels refuse `-f` before haproxy -c runs; the operator's own templates, or a
+	// full-mode edge, can still hang it, and that is what is tested here.
+	cfg.Build.LabelTemplates = LabelTemplatesFull
 	fifo := filepath.Join(cfg.Build.RunDir, "patterns")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
@@ -290,13 +293,14 @@ func TestRemovedRuleBringsAppBack(t *testing.T) {
 	}
 	snap := snapshot(t, manyApps(3, 24500)...)
 	withRule := *snap
-	withRule.Rules = map[string]discovery.ServiceRule{"/team/app001": {AppID: "/team/app001", ACL: `hdr(host) -i "a`}}
+	// A rule of the right shape that only HAProxy refuses: the app is blamed by its alert.
+	withRule.Rules = map[string]discovery.ServiceRule{"/team/app001": {AppID: "/team/app001", ACL: "no_such_fetch(host) -i a.test"}}
 	_, excluded, _, err := a.Check(context.Background(), &withRule)
 	if err != nil {
 		t.Fatalf("Check with the bad rule: %v", err)
 	}
-	if len(excluded) != 1 || excluded[0].AppID != "/team/app001" || !strings.Contains(excluded[0].Reason, "unmatched quote") {
-		t.Fatalf("excluded %+v, want /team/app001 for its rule's unmatched quote (the first alert, not its consequences)", excluded)
+	if len(excluded) != 1 || excluded[0].AppID != "/team/app001" || !strings.Contains(excluded[0].Reason, "no_such_fetch") {
+		t.Fatalf("excluded %+v, want /team/app001 for its rule's unknown fetch (the first alert, not its consequences)", excluded)
 	}
 	conf, excluded, _, err := a.Check(context.Background(), snap)
 	if err != nil {

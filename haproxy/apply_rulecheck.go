@@ -41,6 +41,12 @@ func (a *Applier) CheckRule(ctx context.Context, snap *discovery.Snapshot, appID
 	if err != nil {
 		return fmt.Errorf("checking the rule of %s: rendering: %w", appID, err)
 	}
+	for _, ex := range m.Excluded {
+		// The build refuses a rule that is not a routing rule's shape before HAProxy sees it.
+		if strings.HasPrefix(ex.Reason, "routing rule") {
+			return fmt.Errorf("%w: %s", ErrRuleRejected, ex.Reason)
+		}
+	}
 	if !strings.Contains(string(r.Config), acl) {
 		return nil // the app is left out for its labels, or has no HTTP port: the rule is not rendered
 	}

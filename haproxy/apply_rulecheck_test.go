@@ -25,7 +25,7 @@ func TestCheckRule(t *testing.T) {
 	}{
 		{"/team/app000", "hdr(host) -i rules.example.test", ""},
 		{"/team/app000", "path_beg /shop", ""},
-		{"/team/app000", `hdr(host) -i "a`, "unmatched quote"},
+		{"/team/app000", `hdr(host) -i "a`, "quotes, escapes"},
 		{"/team/app001", "no_such_fetch(host) -i a.test", "no_such_fetch"},
 		{"/team/app001", "hdr(host) -i " + hangMarker, "haproxy -c timed out"},
 		{"/team/absent", `hdr(host) -i "a`, ""},
