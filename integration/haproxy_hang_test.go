@@ -23,7 +23,9 @@ func TestHangingCheckFreezesNoOtherApp(t *testing.T) {
 	}
 	fm := startLBMarathon(t, victim("victim.hang.test"))
 	addTask(t, fm, "/victim/web", backend)
-	lb := startLB(t, fm)
+	// A full-mode edge: confined labels refuse `-f` before haproxy -c ever runs, but a trusted
+	// template can still make it hang, and no app may freeze the others then either.
+	lb := startLB(t, fm, "--label-templates", "full")
 
 	fifo := filepath.Join(lb.RunDir, "patterns.fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
