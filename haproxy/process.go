@@ -54,6 +54,9 @@ type ProcessConfig struct {
 	// DefaultMaxRestartBackoff.
 	RestartBackoff    time.Duration
 	MaxRestartBackoff time.Duration
+	// AccessLog is where HAProxy's stdout (the traffic log of `log stdout`) goes; stderr (its
+	// process events and alerts) is always relayed to Logger. nil relays stdout to Logger too.
+	AccessLog *AccessLog
 }
 
 // ProcessStatus is what the API shows about the supervised HAProxy.
@@ -331,6 +334,16 @@ func (p *Process) start() (*instance, error) {
 	cmd.Env = haproxyEnviron(supervisorTagEnv + "=" + tag)
 	cmd.Stdout = w
 	cmd.Stderr = w
+	var sink *accessLogSink
+	if p.cfg.AccessLog != nil {
+		if sink, err = p.cfg.AccessLog.open(); err != nil {
+			r.Close()
+			w.Close()
+			return nil, err
+		}
+		cmd.Stdout = sink.file
+		defer sink.afterStart()
+	}
 	// Setpgid: the master and its workers form a group that stop can check and clean up as one.
 	// Pdeathsig: should lodestar die without stopping it, the master gets SIGTERM and takes its
 	// workers down instead of serving a configuration nobody updates. (Go delivers it when the

@@ -108,6 +108,8 @@ type haproxyServeFlags struct {
 	bin     *string
 	minWait *time.Duration
 	maxWait *time.Duration
+	// accessLog is HAProxy's traffic log destination; off by default (see haproxy.AccessLog).
+	accessLog *string
 }
 
 func addHAProxyServeFlags(c *command) *haproxyServeFlags {
@@ -117,6 +119,9 @@ func addHAProxyServeFlags(c *command) *haproxyServeFlags {
 		bin:          c.fs.String("haproxy-bin", "haproxy", "HAProxy `binary` (2.6 or later), found on PATH unless a path is given"),
 		minWait:      c.fs.Duration("reload-min-wait", haproxy.DefaultReloadMinWait, "a structural change waits this long for further changes before HAProxy reloads"),
 		maxWait:      c.fs.Duration("reload-max-wait", haproxy.DefaultReloadMaxWait, "but never longer than this after the first change"),
+		// off: a busy edge writes one line per request, which would bury lodestar's own log
+		// (and fill a disk nobody watches); an operator who wants them says where.
+		accessLog: c.fs.String("haproxy-access-log", haproxy.AccessLogOff, "where HAProxy's per-request log goes: off, stdout (lodestar's stdout, apart from its own log on stderr), file:/PATH, syslog (local /dev/log), syslog:udp://HOST:PORT, syslog:tcp://HOST:PORT or syslog:/SOCKET"),
 	}
 }
 
@@ -139,6 +144,10 @@ func (f *haproxyServeFlags) build(log *slog.Logger, runDir string, getenv func(s
 	if err := durationAtLeast("reload-min-wait", *f.minWait, 0); err != nil {
 		return nil, err
 	}
+	accessLog, err := haproxy.ParseAccessLog(*f.accessLog)
+	if err != nil {
+		return nil, fmt.Errorf("--haproxy-access-log: %w", err)
+	}
 	cfg, err := f.buildConfig(runDir, getenv)
 	if err != nil {
 		return nil, err
@@ -160,7 +169,7 @@ func (f *haproxyServeFlags) build(log *slog.Logger, runDir string, getenv func(s
 	if configPath == "" {
 		configPath = filepath.Join(runDir, "haproxy.cfg")
 	}
-	proc, err := haproxy.NewProcess(haproxy.ProcessConfig{Bin: bin, ConfigPath: configPath, RunDir: runDir, Logger: log})
+	proc, err := haproxy.NewProcess(haproxy.ProcessConfig{Bin: bin, ConfigPath: configPath, RunDir: runDir, Logger: log, AccessLog: &accessLog})
 	if err != nil {
 		return nil, err
 	}
