@@ -57,6 +57,9 @@ type ProcessConfig struct {
 	// AccessLog is where HAProxy's stdout (the traffic log of `log stdout`) goes; stderr (its
 	// process events and alerts) is always relayed to Logger. nil relays stdout to Logger too.
 	AccessLog *AccessLog
+	// HoldListeners are bind addresses (as written on bind lines) whose listening sockets the
+	// Process opens and keeps across HAProxy's restarts (see ListenerSet).
+	HoldListeners []string
 }
 
 // ProcessStatus is what the API shows about the supervised HAProxy.
@@ -91,6 +94,8 @@ type Process struct {
 	// reloaded gets a value (without blocking) after each confirmed reload, for the count of
 	// old workers.
 	reloaded chan struct{}
+	// listeners holds the sockets of HoldListeners; nil without them.
+	listeners *ListenerSet
 
 	runOnce  sync.Mutex // held for the whole of Run: one HAProxy per Process
 	seq      int        // starts so far, for the instance tags; used by Run's goroutine only
@@ -118,6 +123,8 @@ type instance struct {
 	tag string
 	// escaped lists the processes found outside the group (daemonized), set by exited.
 	escaped []int
+	// fds maps the bind addresses whose sockets this master inherited to their descriptors.
+	fds map[string]int
 }
 
 // NewProcess checks cfg and returns a Process ready to Run.
@@ -164,7 +171,12 @@ func NewProcess(cfg ProcessConfig) (*Process, error) {
 	if cfg.MaxRestartBackoff < cfg.RestartBackoff {
 		cfg.MaxRestartBackoff = max(DefaultMaxRestartBackoff, cfg.RestartBackoff)
 	}
+	var listeners *ListenerSet
+	if len(cfg.HoldListeners) > 0 {
+		listeners = NewListenerSet(cfg.HoldListeners)
+	}
 	return &Process{
+		listeners:    listeners,
 		cfg:          cfg,
 		log:          cfg.Logger.With("component", "haproxy"),
 		master:       NewMasterClient(sock),
@@ -271,6 +283,7 @@ func (p *Process) Run(ctx context.Context) error {
 		return errors.New("haproxy process: Run is already running")
 	}
 	defer p.runOnce.Unlock()
+	defer p.closeListeners()
 	backoff := p.cfg.RestartBackoff
 	for {
 		mark := p.out.mark()
@@ -315,13 +328,27 @@ func (p *Process) Run(ctx context.Context) error {
 // start launches a master in its own process group, its stdout and stderr (the workers inherit
 // them: `log stdout` lands here too) on one pipe that a goroutine turns into log records.
 func (p *Process) start() (*instance, error) {
+	// The file is replaced atomically, so what is read here is what HAProxy reads, unless a
+	// new one lands in between; then the sum matches neither and alerts are read by name.
+	var sum [sha256.Size]byte
+	config, readErr := os.ReadFile(p.cfg.ConfigPath)
+	if readErr == nil {
+		sum = sha256.Sum256(config)
+		if line := daemonLine(config); line > 0 {
+			p.log.Warn("the configuration asks HAProxy to daemonize; lodestar keeps it in the foreground (-db) to supervise it", "file", p.cfg.ConfigPath, "line", line)
+		}
+	}
+	loadPath, inherited, fds, err := p.prepareListeners(config, readErr == nil)
+	if err != nil {
+		return nil, err
+	}
 	// -db keeps HAProxy in the foreground even when the configuration says `daemon`: a
 	// daemonizing master forks, calls setsid and lets the process we started exit, which would
 	// look like a crash, restart in a loop and leave every daemonized copy running.
 	args := append([]string{
 		"-W", "-db",
 		"-S", p.master.Socket() + ",mode,600",
-		"-f", p.cfg.ConfigPath,
+		"-f", loadPath,
 		"-p", p.PIDFile(),
 	}, p.cfg.ExtraArgs...)
 	r, w, err := os.Pipe()
@@ -334,6 +361,7 @@ func (p *Process) start() (*instance, error) {
 	cmd.Env = haproxyEnviron(supervisorTagEnv + "=" + tag)
 	cmd.Stdout = w
 	cmd.Stderr = w
+	cmd.ExtraFiles = inherited
 	var sink *accessLogSink
 	if p.cfg.AccessLog != nil {
 		if sink, err = p.cfg.AccessLog.open(); err != nil {
@@ -349,22 +377,13 @@ func (p *Process) start() (*instance, error) {
 	// workers down instead of serving a configuration nobody updates. (Go delivers it when the
 	// forking OS thread exits; the runtime keeps its threads, so this does not fire spuriously.)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	// The file is replaced atomically, so what is read here is what HAProxy reads, unless a
-	// new one lands in between; then the sum matches neither and alerts are read by name.
-	var sum [sha256.Size]byte
-	if b, err := os.ReadFile(p.cfg.ConfigPath); err == nil {
-		sum = sha256.Sum256(b)
-		if line := daemonLine(b); line > 0 {
-			p.log.Warn("the configuration asks HAProxy to daemonize; lodestar keeps it in the foreground (-db) to supervise it", "file", p.cfg.ConfigPath, "line", line)
-		}
-	}
 	if err := cmd.Start(); err != nil {
 		r.Close()
 		w.Close()
 		return nil, fmt.Errorf("start %s: %w", p.cfg.Bin, err)
 	}
 	w.Close()
-	inst := &instance{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), outDone: make(chan struct{}), configSum: sum, tag: tag}
+	inst := &instance{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), outDone: make(chan struct{}), configSum: sum, tag: tag, fds: fds}
 	go func() {
 		defer close(inst.outDone)
 		defer r.Close()
@@ -480,7 +499,12 @@ func (p *Process) exited(inst *instance) {
 		p.log.Error("haproxy processes left the supervisor's process group (daemonized: a `daemon` directive or -D despite -db?); killing them", "pid", inst.pid, "escaped", inst.escaped)
 	}
 	// A master that died abruptly leaves its workers to notice on their own; make sure none
-	// keeps the ports before the next master binds them.
+	// keeps the ports before the next master binds them. With held listeners the ports stay
+	// open anyway, so the workers first get a soft stop to finish the requests they are
+	// serving (a hard stop would cut them) while new connections wait in the backlog.
+	if p.listeners != nil {
+		p.killGroup(inst, syscall.SIGUSR1, orphanSoftStop)
+	}
 	p.killGroup(inst, syscall.SIGTERM, 2*time.Second)
 	p.killGroup(inst, syscall.SIGKILL, 2*time.Second)
 	p.waitOutput(inst)
@@ -491,6 +515,8 @@ func (p *Process) exited(inst *instance) {
 // the last resort. It returns when no process of the group is left.
 func (p *Process) stop(inst *instance) {
 	p.log.Info("haproxy stopping", "pid", inst.pid, "soft_stop_timeout", p.cfg.StopTimeout)
+	// The ports close as a soft stop closes HAProxy's listeners, not once lodestar exits.
+	p.closeListeners()
 	// A master that is re-executing itself for a reload loses a signal sent meanwhile; a soft
 	// stop can be asked for again, so it is repeated until the master is gone.
 	deadline := time.Now().Add(p.cfg.StopTimeout)
@@ -676,6 +702,9 @@ func (p *Process) Reload(ctx context.Context) error {
 	p.mu.Unlock()
 	if inst == nil || !running {
 		return &ReloadError{Message: "haproxy is not running"}
+	}
+	if err := p.refreshLive(inst); err != nil {
+		return &ReloadError{Message: err.Error()}
 	}
 	mark := p.out.mark()
 	_, err := p.master.reload(ctx, inst.done)

@@ -110,6 +110,8 @@ type haproxyServeFlags struct {
 	maxWait *time.Duration
 	// accessLog is HAProxy's traffic log destination; off by default (see haproxy.AccessLog).
 	accessLog *string
+	// holdListeners keeps the shared frontends' sockets open across HAProxy's restarts.
+	holdListeners *bool
 }
 
 func addHAProxyServeFlags(c *command) *haproxyServeFlags {
@@ -121,7 +123,8 @@ func addHAProxyServeFlags(c *command) *haproxyServeFlags {
 		maxWait:      c.fs.Duration("reload-max-wait", haproxy.DefaultReloadMaxWait, "but never longer than this after the first change"),
 		// off: a busy edge writes one line per request, which would bury lodestar's own log
 		// (and fill a disk nobody watches); an operator who wants them says where.
-		accessLog: c.fs.String("haproxy-access-log", haproxy.AccessLogOff, "where HAProxy's per-request log goes: off, stdout (lodestar's stdout, apart from its own log on stderr), file:/PATH, syslog (local /dev/log), syslog:udp://HOST:PORT, syslog:tcp://HOST:PORT or syslog:/SOCKET"),
+		holdListeners: c.fs.Bool("haproxy-hold-listeners", true, "lodestar opens the shared frontends' listening sockets (HTTP, HTTPS, stats, app id) and hands them to HAProxy (bind fd@N), so connections wait instead of being refused while a crashed HAProxy restarts"),
+		accessLog:     c.fs.String("haproxy-access-log", haproxy.AccessLogOff, "where HAProxy's per-request log goes: off, stdout (lodestar's stdout, apart from its own log on stderr), file:/PATH, syslog (local /dev/log), syslog:udp://HOST:PORT, syslog:tcp://HOST:PORT or syslog:/SOCKET"),
 	}
 }
 
@@ -169,7 +172,9 @@ func (f *haproxyServeFlags) build(log *slog.Logger, runDir string, getenv func(s
 	if configPath == "" {
 		configPath = filepath.Join(runDir, "haproxy.cfg")
 	}
-	proc, err := haproxy.NewProcess(haproxy.ProcessConfig{Bin: bin, ConfigPath: configPath, RunDir: runDir, Logger: log, AccessLog: &accessLog})
+	proc, err := haproxy.NewProcess(haproxy.ProcessConfig{Bin: bin, ConfigPath: configPath, RunDir: runDir, Logger: log, AccessLog: &accessLog,
+		HoldListeners: f.heldListeners(cfg),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -200,4 +205,22 @@ func (h *haproxyFrontEnd) Reload(ctx context.Context) error {
 type withResync struct {
 	*haproxyFrontEnd
 	resyncer
+}
+
+// heldListeners are the bind addresses of the shared frontends cfg renders, whose sockets
+// lodestar keeps open across HAProxy's restarts; none with --haproxy-hold-listeners=false.
+// Per-app service ports are not held: a master keeps every descriptor it inherited until it
+// exits, so a port whose app went away would keep accepting connections nobody serves.
+func (f *haproxyServeFlags) heldListeners(cfg haproxy.Config) []string {
+	if !*f.holdListeners {
+		return nil
+	}
+	addrs := []string{cfg.StatsBind}
+	if !cfg.DontBindHTTPHTTPS {
+		addrs = append(addrs, cfg.HTTPBind, cfg.HTTPSBind)
+	}
+	if !cfg.NoAppIDFrontend {
+		addrs = append(addrs, cfg.AppIDBind)
+	}
+	return addrs
 }
