@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Listening sockets that outlive HAProxy.
@@ -196,9 +198,23 @@ func listenerAddr(addr string) (*net.TCPAddr, error) {
 // openListener opens a listening TCP socket on addr, as HAProxy would (SO_REUSEADDR), and
 // returns it without accepting on it: accepting is HAProxy's job.
 func openListener(addr string) (*os.File, error) {
-	ta, err := listenerAddr(addr)
+	fd, err := boundSocket(addr, false)
 	if err != nil {
 		return nil, err
+	}
+	if err := syscall.Listen(fd, listenBacklog); err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return os.NewFile(uintptr(fd), "listener "+addr), nil
+}
+
+// boundSocket returns a TCP socket bound to addr with SO_REUSEADDR, and SO_REUSEPORT when
+// reusePort is set; the error wraps the system's.
+func boundSocket(addr string, reusePort bool) (int, error) {
+	ta, err := listenerAddr(addr)
+	if err != nil {
+		return -1, err
 	}
 	family := syscall.AF_INET
 	var sa syscall.Sockaddr
@@ -214,19 +230,21 @@ func openListener(addr string) (*os.File, error) {
 	}
 	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, syscall.IPPROTO_TCP)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: socket: %w", addr, err)
+		return -1, fmt.Errorf("socket for %s: %w", addr, err)
 	}
-	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
-		syscall.Close(fd)
-		return nil, fmt.Errorf("listen on %s: SO_REUSEADDR: %w", addr, err)
+	opts := []int{syscall.SO_REUSEADDR}
+	if reusePort {
+		opts = append(opts, unix.SO_REUSEPORT)
+	}
+	for _, opt := range opts {
+		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, opt, 1); err != nil {
+			syscall.Close(fd)
+			return -1, fmt.Errorf("socket option %d for %s: %w", opt, addr, err)
+		}
 	}
 	if err := syscall.Bind(fd, sa); err != nil {
 		syscall.Close(fd)
-		return nil, fmt.Errorf("listen on %s: bind: %w", addr, err)
+		return -1, fmt.Errorf("bind %s: %w", addr, err)
 	}
-	if err := syscall.Listen(fd, listenBacklog); err != nil {
-		syscall.Close(fd)
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	return os.NewFile(uintptr(fd), "listener "+addr), nil
+	return fd, nil
 }

@@ -284,3 +284,31 @@ func TestHeldListenersAcrossReloadAndNewAddress(t *testing.T) {
 	get(a)
 	get(b)
 }
+
+// TestHeldListenersReloadOntoBusyPortIsRefusedFirst: a reload whose new bind address another
+// process holds is refused before the master is asked (a refusing 2.6 master loses the
+// sockets it inherited), with an alert naming the line; the next reload works on fd@3.
+func TestHeldListenersReloadOntoBusyPortIsRefusedFirst(t *testing.T) {
+	b1 := haproxytest.Backend(t)
+	port := haproxytest.FreePort(t)
+	a := fmt.Sprintf("127.0.0.1:%d", port)
+	one := strings.ReplaceAll(oneBackend, "$PORT", fmt.Sprint(port))
+	h := startHAProxyWith(t, func(c *ProcessConfig) { c.HoldListeners = []string{a} }, one, map[string]string{"$B1": b1.Addr})
+	h.port = port
+	busy := listenLoopback(t)
+	before := h.reloadCount()
+	h.writeConfig(one + "\nfrontend taken\n    bind " + busy.Addr().String() + "\n    default_backend be\n")
+	err := h.proc.Reload(h.ctx())
+	var rerr *ReloadError
+	if !errors.As(err, &rerr) || len(rerr.Alerts) != 1 || rerr.Alerts[0].Proxy != "taken" || rerr.Alerts[0].Line == 0 {
+		t.Fatalf("reload onto a busy port: %v (%+v), want one alert naming frontend taken and its line", err, rerr)
+	}
+	if got := h.reloadCount(); got != before {
+		t.Fatalf("the master was asked to reload (%d → %d)", before, got)
+	}
+	h.writeConfig(one + "\nfrontend second\n    bind 127.0.0.1:" + fmt.Sprint(haproxytest.FreePort(t)) + "\n    default_backend be\n")
+	if err := h.proc.Reload(h.ctx()); err != nil {
+		t.Fatalf("the next reload: %v", err)
+	}
+	h.mustGet("")
+}

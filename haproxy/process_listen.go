@@ -1,9 +1,12 @@
 package haproxy
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -45,17 +48,86 @@ func (p *Process) writeLive(config []byte, fds map[string]int) error {
 }
 
 // refreshLive rewrites livePath from ConfigPath before a reload of inst, with the descriptors
-// inst inherited: the re-executed master still has those, and only those. An address the new
-// file binds that inst did not inherit is bound by HAProxy itself until the next start.
+// inst inherited: the re-executed master still has those, and only those (HAProxy's reload
+// does not hand an inherited socket over by address). An address the new file adds is bound
+// by HAProxy itself until the next start, when lodestar opens it and hands it over.
+//
+// A reload HAProxy refuses makes its 2.6 master close the inherited descriptors, and every
+// later reload of it would fail on them. So a new address another process holds, the one
+// refusal `haproxy -c` cannot foresee, is found here first and refused like HAProxy would,
+// with an alert naming its line; the master is not asked at all.
 func (p *Process) refreshLive(inst *instance) error {
 	if p.listeners == nil {
 		return nil
 	}
 	config, err := os.ReadFile(p.cfg.ConfigPath)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", p.cfg.ConfigPath, err)
+		return &ReloadError{Message: fmt.Sprintf("reading %s: %v", p.cfg.ConfigPath, err)}
 	}
-	return p.writeLive(config, inst.fds)
+	if loaded, err := os.ReadFile(p.livePath()); err == nil {
+		if alerts := probeNewBinds(config, loaded, p.cfg.ConfigPath, inst.fds); len(alerts) > 0 {
+			return &ReloadError{Message: "a new bind address is held by another process; HAProxy was not asked to reload", Alerts: alerts}
+		}
+	}
+	if err := p.writeLive(config, inst.fds); err != nil {
+		return &ReloadError{Message: err.Error()}
+	}
+	return nil
+}
+
+// probeNewBinds tries each host:port address config binds that loaded (the file the master
+// runs) did not and held does not map, as HAProxy will (SO_REUSEADDR and SO_REUSEPORT, so
+// that HAProxy's own sockets on it do not count), and returns an alert for each one refused.
+func probeNewBinds(config, loaded []byte, path string, held map[string]int) []Alert {
+	old := map[string]bool{}
+	for _, a := range boundAddrs(loaded) {
+		old[a] = true
+	}
+	var alerts []Alert
+	frontend := ""
+	for i, line := range strings.Split(string(config), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && (f[0] == "frontend" || f[0] == "listen") {
+			frontend = f[1]
+		}
+		m := bindLineRE.FindStringSubmatch(line)
+		if m == nil || old[m[2]] {
+			continue
+		}
+		if _, ok := held[m[2]]; ok {
+			continue
+		}
+		if err := probeBind(m[2]); err != nil {
+			alerts = append(alerts, Alert{File: path, Line: i + 1, Proxy: frontend,
+				Message: fmt.Sprintf("Binding [%s:%d] for frontend %s: cannot bind socket (%v) for [%s]", path, i+1, frontend, err, m[2])})
+		}
+	}
+	return alerts
+}
+
+// probeBind binds (without listening: a listening probe could take a connection) and
+// closes a socket on addr. Only EADDRINUSE counts: an address lodestar cannot parse or open for
+// another reason is left to HAProxy.
+func probeBind(addr string) error {
+	fd, err := boundSocket(addr, true)
+	if err == nil {
+		syscall.Close(fd)
+		return nil
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return err
+	}
+	return nil
+}
+
+// afterRefusedReload soft-stops inst when it runs with inherited listening sockets: its master
+// closed them while failing to load, so it cannot reload any more. The supervisor starts the
+// next master with the sockets lodestar holds; connections wait in their backlog meanwhile.
+func (p *Process) afterRefusedReload(inst *instance) {
+	if len(inst.fds) == 0 {
+		return
+	}
+	p.log.Error("HAProxy's master refused a reload and with it lost the listening sockets it inherited; restarting it gracefully", "pid", inst.pid)
+	syscall.Kill(inst.pid, syscall.SIGUSR1)
 }
 
 // closeListeners closes the sockets the Process holds.
