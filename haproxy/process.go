@@ -60,6 +60,10 @@ type ProcessConfig struct {
 	// HoldListeners are bind addresses (as written on bind lines) whose listening sockets the
 	// Process opens and keeps across HAProxy's restarts (see ListenerSet).
 	HoldListeners []string
+	// KeepOnExit leaves HAProxy running when Run's context ends, for the next Process on the
+	// same run dir to adopt within AdoptWithin (default DefaultAdoptWithin); see keep.
+	KeepOnExit  bool
+	AdoptWithin time.Duration
 }
 
 // ProcessStatus is what the API shows about the supervised HAProxy.
@@ -105,6 +109,7 @@ type Process struct {
 	status   ProcessStatus
 	inst     *instance
 	answered bool // a master of this Process has answered with a worker running
+	adopted  bool // the first master was adopted, not started
 }
 
 // instance is one started master.
@@ -167,6 +172,9 @@ func NewProcess(cfg ProcessConfig) (*Process, error) {
 	}
 	if cfg.RestartBackoff <= 0 {
 		cfg.RestartBackoff = DefaultRestartBackoff
+	}
+	if cfg.AdoptWithin <= 0 {
+		cfg.AdoptWithin = DefaultAdoptWithin
 	}
 	if cfg.MaxRestartBackoff < cfg.RestartBackoff {
 		cfg.MaxRestartBackoff = max(DefaultMaxRestartBackoff, cfg.RestartBackoff)
@@ -285,9 +293,16 @@ func (p *Process) Run(ctx context.Context) error {
 	defer p.runOnce.Unlock()
 	defer p.closeListeners()
 	backoff := p.cfg.RestartBackoff
+	inst := p.previous()
+	if inst != nil {
+		p.useAdopted(inst)
+	}
 	for {
 		mark := p.out.mark()
-		inst, err := p.start()
+		var err error
+		if inst == nil {
+			inst, err = p.start()
+		}
 		if err != nil {
 			// Start itself failed (binary gone, fork refused): as bad as an immediate exit.
 			p.log.Error("haproxy did not start", "err", err, "retry_in", backoff)
@@ -300,7 +315,11 @@ func (p *Process) Run(ctx context.Context) error {
 			}()
 			select {
 			case <-ctx.Done():
-				p.stop(inst)
+				if p.cfg.KeepOnExit {
+					p.keep(inst)
+				} else {
+					p.stop(inst)
+				}
 				<-ready
 				return nil
 			case <-inst.done:
@@ -312,6 +331,7 @@ func (p *Process) Run(ctx context.Context) error {
 				}
 			}
 		}
+		inst = nil
 		select {
 		case <-ctx.Done():
 			return nil
@@ -376,7 +396,11 @@ func (p *Process) start() (*instance, error) {
 	// Pdeathsig: should lodestar die without stopping it, the master gets SIGTERM and takes its
 	// workers down instead of serving a configuration nobody updates. (Go delivers it when the
 	// forking OS thread exits; the runtime keeps its threads, so this does not fire spuriously.)
+	// A master to be kept for the next lodestar must not die with this one.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if p.cfg.KeepOnExit {
+		cmd.SysProcAttr.Pdeathsig = 0
+	}
 	if err := cmd.Start(); err != nil {
 		r.Close()
 		w.Close()
@@ -704,7 +728,7 @@ func (p *Process) Reload(ctx context.Context) error {
 		return &ReloadError{Message: "haproxy is not running"}
 	}
 	if err := p.refreshLive(inst); err != nil {
-		return &ReloadError{Message: err.Error()}
+		return err
 	}
 	mark := p.out.mark()
 	_, err := p.master.reload(ctx, inst.done)
@@ -714,6 +738,7 @@ func (p *Process) Reload(ctx context.Context) error {
 		// catching up with the pipe: wait (briefly) for the line that closes a failed load.
 		lines := p.out.waitFor(mark, "Loading failure", time.Second)
 		rerr.Alerts = ParseAlerts(strings.Join(lines, "\n"))
+		p.afterRefusedReload(inst)
 	}
 	if err == nil {
 		// Every reload adds an old worker while connections are open: have it counted now,
