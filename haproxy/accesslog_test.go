@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lodestar-lb/lodestar/internal/haproxytest"
+	"github.com/lodestar-lb/lodestar/internal/logtest"
 )
 
 func TestParseAccessLog(t *testing.T) {
@@ -118,6 +119,29 @@ func TestAccessLogSyslogReceivesRequests(t *testing.T) {
 				t.Fatalf("syslog message %q: want priority <134>", msg)
 			}
 			return
+		}
+	}
+}
+
+// TestRoutineProxyEventsAtDebug: the per-proxy lines of every reload are logged at debug, an
+// event about one proxy that is not routine keeps its level.
+func TestRoutineProxyEventsAtDebug(t *testing.T) {
+	log, logs := logtest.New()
+	p := &Process{log: log, out: newOutputRing(16)}
+	p.readOutput(strings.NewReader(strings.Join([]string{
+		"[WARNING]  (12) : Proxy app_80 stopped (cumulated conns: FE: 3, BE: 0).",
+		"[WARNING]  (12) : Paused frontend marathon_http_in.",
+		"[NOTICE]   (12) : Proxy app_81 started.",
+		"[WARNING]  (12) : Proxy app_80 has no server available!",
+	}, "\n")))
+	for _, want := range [][]string{
+		{"level=DEBUG", "Proxy app_80 stopped"},
+		{"level=DEBUG", "Paused frontend marathon_http_in"},
+		{"level=DEBUG", "Proxy app_81 started"},
+		{"level=WARN", "Proxy app_80 has no server available!"},
+	} {
+		if len(logs.Lines(want...)) != 1 {
+			t.Errorf("no log record with %q in:\n%s", want, logs.String())
 		}
 	}
 }

@@ -758,6 +758,11 @@ func (p *Process) Output() []string {
 
 var syslogPrefixRE = regexp.MustCompile(`^<(\d{1,3})>`)
 
+// routineProxyEventRE matches the per-proxy lines every reload and stop prints, one per
+// frontend and backend ("Proxy app_80 stopped (cumulated conns: …)", "Paused frontend x."):
+// logged at debug, as with a few hundred apps they were most of lodestar's log.
+var routineProxyEventRE = regexp.MustCompile(`^(?:Proxy \S+ (?:started|stopped|paused|resumed)\b|(?:Paused|Resumed|Stopping) (?:frontend|backend|proxy) )`)
+
 // readOutput logs each line HAProxy writes. Its own messages carry their level
 // ("[WARNING]  (123) : ..."); traffic logs with `log stdout format short` (or rfc3164/rfc5424)
 // carry a syslog priority ("<134>..."); `format raw` lines have no level and are logged as info.
@@ -780,6 +785,9 @@ func (p *Process) readOutput(r io.Reader) {
 		case m != nil:
 			level = haproxyLevel(m[1])
 			msg := strings.TrimSpace(m[3])
+			if routineProxyEventRE.MatchString(msg) {
+				level = slog.LevelDebug
+			}
 			recent[next] = eventKey(msg)
 			next = (next + 1) % len(recent)
 			p.log.Log(context.Background(), level, msg, "haproxy_pid", m[2])
@@ -797,6 +805,9 @@ func (p *Process) readOutput(r io.Reader) {
 		text = strings.TrimSpace(text)
 		if slices.Contains(recent[:], eventKey(text)) {
 			continue
+		}
+		if routineProxyEventRE.MatchString(text) {
+			level = slog.LevelDebug
 		}
 		p.log.Log(context.Background(), level, text)
 	}
