@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,19 +155,40 @@ func rewriteBinds(config []byte, fds map[string]int) []byte {
 	return []byte(strings.Join(lines, "\n"))
 }
 
-// inheritedBinds reads back the fd@N mapping from a configuration rewriteBinds wrote, given
-// the original: the address each inherited descriptor stands for.
-func inheritedBinds(original, live []byte) map[string]int {
+// formatFDs writes fds as lines "N ADDRESS", sorted by descriptor, for the file next to the
+// live configuration that tells the next lodestar which descriptor a master it adopts holds
+// for which address (the configuration it loaded says only fd@N).
+func formatFDs(fds map[string]int) []byte {
+	lines := make([]string, 0, len(fds))
+	for addr, fd := range fds {
+		lines = append(lines, fmt.Sprintf("%d %s\n", fd, addr))
+	}
+	slices.SortFunc(lines, func(a, b string) int { return cmpFD(a) - cmpFD(b) })
+	return []byte(strings.Join(lines, ""))
+}
+
+func cmpFD(line string) int {
+	n, _ := strconv.Atoi(strings.Fields(line)[0])
+	return n
+}
+
+// parseFDs reads formatFDs's lines back; a line that is not "N ADDRESS" with N a descriptor
+// an inherited socket can have is skipped.
+func parseFDs(b []byte) map[string]int {
 	fds := map[string]int{}
-	ol, ll := strings.Split(string(original), "\n"), strings.Split(string(live), "\n")
-	for i := 0; i < len(ol) && i < len(ll); i++ {
-		om, lm := bindLineRE.FindStringSubmatch(ol[i]), bindLineRE.FindStringSubmatch(ll[i])
-		if om == nil || lm == nil || !strings.HasPrefix(lm[2], "fd@") {
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
 			continue
 		}
-		if fd, err := strconv.Atoi(strings.TrimPrefix(lm[2], "fd@")); err == nil && fd >= firstInheritedFD {
-			fds[om[2]] = fd
+		fd, err := strconv.Atoi(f[0])
+		if err != nil || fd < firstInheritedFD || fd > 1<<20 {
+			continue
 		}
+		if _, err := listenerAddr(f[1]); err != nil {
+			continue
+		}
+		fds[f[1]] = fd
 	}
 	return fds
 }

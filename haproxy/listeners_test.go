@@ -28,15 +28,16 @@ func TestRewriteBindsKeepsLinesAndOptions(t *testing.T) {
 	if got != want {
 		t.Fatalf("rewriteBinds:\n%s\nwant:\n%s", got, want)
 	}
-	if back := inheritedBinds([]byte(config), []byte(got)); !maps.Equal(back, fds) {
-		t.Fatalf("inheritedBinds = %v, want %v", back, fds)
+	if back := parseFDs(formatFDs(fds)); !maps.Equal(back, fds) {
+		t.Fatalf("parseFDs(formatFDs(%v)) = %v", fds, back)
 	}
 	if got := boundAddrs([]byte(config)); !slices.Equal(got, []string{"*:80", "127.0.0.1:8443", "*:8080", "[::]:9000"}) {
 		t.Fatalf("boundAddrs = %v", got)
 	}
-	// A live file whose fd@ is not a descriptor number, or below 3, maps nothing.
-	if back := inheritedBinds([]byte("  bind *:80\n  bind *:81\n"), []byte("  bind fd@x\n  bind fd@1\n")); len(back) != 0 {
-		t.Fatalf("inheritedBinds of a hostile live file = %v, want nothing", back)
+	// A record whose descriptor is not one an inherited socket has, or whose address is not
+	// one lodestar holds, maps nothing.
+	if back := parseFDs([]byte("x *:80\n1 *:81\n3 unix@/x\n4\n5 *:82 extra\n-7 *:83\n")); len(back) != 0 {
+		t.Fatalf("parseFDs of hostile records = %v, want nothing", back)
 	}
 }
 

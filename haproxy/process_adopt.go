@@ -97,12 +97,13 @@ func (p *Process) adoptable(inst *instance, keptPID int, keptAt time.Time) strin
 		return fmt.Sprintf("its master socket does not answer for it with a worker running (%v)", err)
 	}
 	if p.listeners != nil {
-		config, err1 := os.ReadFile(p.cfg.ConfigPath)
-		live, err2 := os.ReadFile(p.livePath())
-		if err := errors.Join(err1, err2); err != nil {
-			return "its configuration cannot be read: " + err.Error()
+		// The file the master loaded says fd@N; which address N stands for is noted beside it
+		// (the configuration on disk may already be this lodestar's, with other lines).
+		b, err := os.ReadFile(p.liveFDsPath())
+		if err != nil {
+			return "the listening sockets it holds are not on record: " + err.Error()
 		}
-		inst.fds = inheritedBinds(config, live)
+		inst.fds = parseFDs(b)
 		for addr := range inst.fds {
 			if !p.listeners.addrs[addr] {
 				return "it holds a listening socket for " + addr + ", which is not to be held any more"

@@ -77,6 +77,8 @@ func TestProcessAdoptsKeptHAProxy(t *testing.T) {
 		t.Fatalf("master %d did not outlive Run with KeepOnExit", pid)
 	}
 	h.mustGet("") // served with no Process running
+	// While no Process runs, the next one writes its own configuration, with other lines.
+	h.writeConfig("\n# a change made while lodestar was down\n" + oneBackend)
 
 	p2, logs, stop2 := runProcess(t, h, false, 0)
 	if p2.PID() != pid || !p2.Adopted() {

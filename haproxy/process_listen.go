@@ -41,10 +41,18 @@ func (p *Process) writeLive(config []byte, fds map[string]int) error {
 	if err := os.MkdirAll(filepath.Dir(p.livePath()), 0o750); err != nil {
 		return fmt.Errorf("haproxy live configuration: %w", err)
 	}
+	if err := WriteFileAtomic(p.liveFDsPath(), formatFDs(fds), 0o644); err != nil {
+		return fmt.Errorf("haproxy live configuration: %w", err)
+	}
 	if err := WriteFileAtomic(p.livePath(), rewriteBinds(config, fds), 0o644); err != nil {
 		return fmt.Errorf("haproxy live configuration: %w", err)
 	}
 	return nil
+}
+
+// liveFDsPath lists, next to livePath, the address of each fd@N the master holds.
+func (p *Process) liveFDsPath() string {
+	return filepath.Join(filepath.Dir(p.livePath()), "listeners")
 }
 
 // refreshLive rewrites livePath from ConfigPath before a reload of inst, with the descriptors
