@@ -345,8 +345,9 @@ func (p *Process) Run(ctx context.Context) error {
 	}
 }
 
-// start launches a master in its own process group, its stdout and stderr (the workers inherit
-// them: `log stdout` lands here too) on one pipe that a goroutine turns into log records.
+// start launches a master in its own process group, its stderr (the workers inherit it) on a
+// pipe that a goroutine turns into log records, its stdout (`log stdout`: the traffic log)
+// there too or where AccessLog says, and the held listening sockets as descriptors 3, 4, ….
 func (p *Process) start() (*instance, error) {
 	// The file is replaced atomically, so what is read here is what HAProxy reads, unless a
 	// new one lands in between; then the sum matches neither and alerts are read by name.
@@ -396,7 +397,7 @@ func (p *Process) start() (*instance, error) {
 	// Pdeathsig: should lodestar die without stopping it, the master gets SIGTERM and takes its
 	// workers down instead of serving a configuration nobody updates. (Go delivers it when the
 	// forking OS thread exits; the runtime keeps its threads, so this does not fire spuriously.)
-	// A master to be kept for the next lodestar must not die with this one.
+	// A master to be kept for the next lodestar (KeepOnExit) must not die with this one.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if p.cfg.KeepOnExit {
 		cmd.SysProcAttr.Pdeathsig = 0
