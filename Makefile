@@ -15,7 +15,7 @@ TEST_TOOLS := curl:curl haproxy:haproxy /usr/share/java/zookeeper.jar:zookeeper 
 BENCH_TOOLS := dnsperf:dnsperf wrk:wrk
 DEMO_TOOLS := curl:curl haproxy:haproxy dig:dnsutils
 
-.PHONY: all build test demo bench bench-dns bench-forward deps-test deps-demo check-go vet fmt-check staticcheck clean
+.PHONY: all build test soak demo bench bench-dns bench-forward deps-test deps-demo check-go vet fmt-check staticcheck clean
 
 all: build
 
@@ -51,6 +51,15 @@ staticcheck: check-go
 # make test: every test, with the race detector, after vet, a gofmt check and staticcheck.
 test: check-go deps-test vet fmt-check staticcheck
 	scripts/gotest.sh -race -count=1 -timeout 20m ./...
+
+# make soak [SOAK_DURATION=10m]: lodestar and HAProxy under churn, reloads, load and HAProxy
+# kills (integration/soak_test.go, build tag soak, so not part of make test); prints a summary
+# and fails on requests lost outside the kill windows, growth, or a log growing 1 KB/s or more.
+SOAK_DURATION ?= 10m
+SOAK_KILL_EVERY ?= 2m
+soak: check-go deps-test
+	$(GO) test -tags soak -count=1 -timeout 0 -run '^TestSoak$$' -v ./integration/ \
+		-args -soak.duration=$(SOAK_DURATION) -soak.kill-every=$(SOAK_KILL_EVERY)
 
 # make demo: lodestar on the example cluster (apps and Mesos state from files in examples/).
 demo: build deps-demo

@@ -18,6 +18,12 @@ import (
 func (a *Applier) afterStart(ctx context.Context) {
 	reload := a.writtenBeforeStart
 	a.writtenBeforeStart = false
+	if a.proc.Adopted() {
+		// A HAProxy kept by the previous lodestar runs that lodestar's last configuration:
+		// one reload brings it onto this one's, whatever changed while nobody watched.
+		a.startedOnDisk(ctx, true, "adopted", "adopted a running HAProxy: loading the current configuration")
+		return
+	}
 	a.startedOnDisk(ctx, reload, "started", "the configuration changed while HAProxy was starting")
 }
 

@@ -54,6 +54,16 @@ type ProcessConfig struct {
 	// DefaultMaxRestartBackoff.
 	RestartBackoff    time.Duration
 	MaxRestartBackoff time.Duration
+	// AccessLog is where HAProxy's stdout (the traffic log of `log stdout`) goes; stderr (its
+	// process events and alerts) is always relayed to Logger. nil relays stdout to Logger too.
+	AccessLog *AccessLog
+	// HoldListeners are bind addresses (as written on bind lines) whose listening sockets the
+	// Process opens and keeps across HAProxy's restarts (see ListenerSet).
+	HoldListeners []string
+	// KeepOnExit leaves HAProxy running when Run's context ends, for the next Process on the
+	// same run dir to adopt within AdoptWithin (default DefaultAdoptWithin); see keep.
+	KeepOnExit  bool
+	AdoptWithin time.Duration
 }
 
 // ProcessStatus is what the API shows about the supervised HAProxy.
@@ -88,6 +98,8 @@ type Process struct {
 	// reloaded gets a value (without blocking) after each confirmed reload, for the count of
 	// old workers.
 	reloaded chan struct{}
+	// listeners holds the sockets of HoldListeners; nil without them.
+	listeners *ListenerSet
 
 	runOnce  sync.Mutex // held for the whole of Run: one HAProxy per Process
 	seq      int        // starts so far, for the instance tags; used by Run's goroutine only
@@ -97,6 +109,7 @@ type Process struct {
 	status   ProcessStatus
 	inst     *instance
 	answered bool // a master of this Process has answered with a worker running
+	adopted  bool // the first master was adopted, not started
 }
 
 // instance is one started master.
@@ -115,6 +128,8 @@ type instance struct {
 	tag string
 	// escaped lists the processes found outside the group (daemonized), set by exited.
 	escaped []int
+	// fds maps the bind addresses whose sockets this master inherited to their descriptors.
+	fds map[string]int
 }
 
 // NewProcess checks cfg and returns a Process ready to Run.
@@ -158,10 +173,18 @@ func NewProcess(cfg ProcessConfig) (*Process, error) {
 	if cfg.RestartBackoff <= 0 {
 		cfg.RestartBackoff = DefaultRestartBackoff
 	}
+	if cfg.AdoptWithin <= 0 {
+		cfg.AdoptWithin = DefaultAdoptWithin
+	}
 	if cfg.MaxRestartBackoff < cfg.RestartBackoff {
 		cfg.MaxRestartBackoff = max(DefaultMaxRestartBackoff, cfg.RestartBackoff)
 	}
+	var listeners *ListenerSet
+	if len(cfg.HoldListeners) > 0 {
+		listeners = NewListenerSet(cfg.HoldListeners)
+	}
 	return &Process{
+		listeners:    listeners,
 		cfg:          cfg,
 		log:          cfg.Logger.With("component", "haproxy"),
 		master:       NewMasterClient(sock),
@@ -268,10 +291,18 @@ func (p *Process) Run(ctx context.Context) error {
 		return errors.New("haproxy process: Run is already running")
 	}
 	defer p.runOnce.Unlock()
+	defer p.closeListeners()
 	backoff := p.cfg.RestartBackoff
+	inst := p.previous()
+	if inst != nil {
+		p.useAdopted(inst)
+	}
 	for {
 		mark := p.out.mark()
-		inst, err := p.start()
+		var err error
+		if inst == nil {
+			inst, err = p.start()
+		}
 		if err != nil {
 			// Start itself failed (binary gone, fork refused): as bad as an immediate exit.
 			p.log.Error("haproxy did not start", "err", err, "retry_in", backoff)
@@ -284,7 +315,11 @@ func (p *Process) Run(ctx context.Context) error {
 			}()
 			select {
 			case <-ctx.Done():
-				p.stop(inst)
+				if p.cfg.KeepOnExit {
+					p.keep(inst)
+				} else {
+					p.stop(inst)
+				}
 				<-ready
 				return nil
 			case <-inst.done:
@@ -296,6 +331,7 @@ func (p *Process) Run(ctx context.Context) error {
 				}
 			}
 		}
+		inst = nil
 		select {
 		case <-ctx.Done():
 			return nil
@@ -309,16 +345,31 @@ func (p *Process) Run(ctx context.Context) error {
 	}
 }
 
-// start launches a master in its own process group, its stdout and stderr (the workers inherit
-// them: `log stdout` lands here too) on one pipe that a goroutine turns into log records.
+// start launches a master in its own process group, its stderr (the workers inherit it) on a
+// pipe that a goroutine turns into log records, its stdout (`log stdout`: the traffic log)
+// there too or where AccessLog says, and the held listening sockets as descriptors 3, 4, ….
 func (p *Process) start() (*instance, error) {
+	// The file is replaced atomically, so what is read here is what HAProxy reads, unless a
+	// new one lands in between; then the sum matches neither and alerts are read by name.
+	var sum [sha256.Size]byte
+	config, readErr := os.ReadFile(p.cfg.ConfigPath)
+	if readErr == nil {
+		sum = sha256.Sum256(config)
+		if line := daemonLine(config); line > 0 {
+			p.log.Warn("the configuration asks HAProxy to daemonize; lodestar keeps it in the foreground (-db) to supervise it", "file", p.cfg.ConfigPath, "line", line)
+		}
+	}
+	loadPath, inherited, fds, err := p.prepareListeners(config, readErr == nil)
+	if err != nil {
+		return nil, err
+	}
 	// -db keeps HAProxy in the foreground even when the configuration says `daemon`: a
 	// daemonizing master forks, calls setsid and lets the process we started exit, which would
 	// look like a crash, restart in a loop and leave every daemonized copy running.
 	args := append([]string{
 		"-W", "-db",
 		"-S", p.master.Socket() + ",mode,600",
-		"-f", p.cfg.ConfigPath,
+		"-f", loadPath,
 		"-p", p.PIDFile(),
 	}, p.cfg.ExtraArgs...)
 	r, w, err := os.Pipe()
@@ -331,19 +382,25 @@ func (p *Process) start() (*instance, error) {
 	cmd.Env = haproxyEnviron(supervisorTagEnv + "=" + tag)
 	cmd.Stdout = w
 	cmd.Stderr = w
+	cmd.ExtraFiles = inherited
+	var sink *accessLogSink
+	if p.cfg.AccessLog != nil {
+		if sink, err = p.cfg.AccessLog.open(); err != nil {
+			r.Close()
+			w.Close()
+			return nil, err
+		}
+		cmd.Stdout = sink.file
+		defer sink.afterStart()
+	}
 	// Setpgid: the master and its workers form a group that stop can check and clean up as one.
 	// Pdeathsig: should lodestar die without stopping it, the master gets SIGTERM and takes its
 	// workers down instead of serving a configuration nobody updates. (Go delivers it when the
 	// forking OS thread exits; the runtime keeps its threads, so this does not fire spuriously.)
+	// A master to be kept for the next lodestar (KeepOnExit) must not die with this one.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	// The file is replaced atomically, so what is read here is what HAProxy reads, unless a
-	// new one lands in between; then the sum matches neither and alerts are read by name.
-	var sum [sha256.Size]byte
-	if b, err := os.ReadFile(p.cfg.ConfigPath); err == nil {
-		sum = sha256.Sum256(b)
-		if line := daemonLine(b); line > 0 {
-			p.log.Warn("the configuration asks HAProxy to daemonize; lodestar keeps it in the foreground (-db) to supervise it", "file", p.cfg.ConfigPath, "line", line)
-		}
+	if p.cfg.KeepOnExit {
+		cmd.SysProcAttr.Pdeathsig = 0
 	}
 	if err := cmd.Start(); err != nil {
 		r.Close()
@@ -351,7 +408,7 @@ func (p *Process) start() (*instance, error) {
 		return nil, fmt.Errorf("start %s: %w", p.cfg.Bin, err)
 	}
 	w.Close()
-	inst := &instance{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), outDone: make(chan struct{}), configSum: sum, tag: tag}
+	inst := &instance{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), outDone: make(chan struct{}), configSum: sum, tag: tag, fds: fds}
 	go func() {
 		defer close(inst.outDone)
 		defer r.Close()
@@ -467,7 +524,12 @@ func (p *Process) exited(inst *instance) {
 		p.log.Error("haproxy processes left the supervisor's process group (daemonized: a `daemon` directive or -D despite -db?); killing them", "pid", inst.pid, "escaped", inst.escaped)
 	}
 	// A master that died abruptly leaves its workers to notice on their own; make sure none
-	// keeps the ports before the next master binds them.
+	// keeps the ports before the next master binds them. With held listeners the ports stay
+	// open anyway, so the workers first get a soft stop to finish the requests they are
+	// serving (a hard stop would cut them) while new connections wait in the backlog.
+	if p.listeners != nil {
+		p.killGroup(inst, syscall.SIGUSR1, orphanSoftStop)
+	}
 	p.killGroup(inst, syscall.SIGTERM, 2*time.Second)
 	p.killGroup(inst, syscall.SIGKILL, 2*time.Second)
 	p.waitOutput(inst)
@@ -478,6 +540,8 @@ func (p *Process) exited(inst *instance) {
 // the last resort. It returns when no process of the group is left.
 func (p *Process) stop(inst *instance) {
 	p.log.Info("haproxy stopping", "pid", inst.pid, "soft_stop_timeout", p.cfg.StopTimeout)
+	// The ports close as a soft stop closes HAProxy's listeners, not once lodestar exits.
+	p.closeListeners()
 	// A master that is re-executing itself for a reload loses a signal sent meanwhile; a soft
 	// stop can be asked for again, so it is repeated until the master is gone.
 	deadline := time.Now().Add(p.cfg.StopTimeout)
@@ -664,6 +728,9 @@ func (p *Process) Reload(ctx context.Context) error {
 	if inst == nil || !running {
 		return &ReloadError{Message: "haproxy is not running"}
 	}
+	if err := p.refreshLive(inst); err != nil {
+		return err
+	}
 	mark := p.out.mark()
 	_, err := p.master.reload(ctx, inst.done)
 	var rerr *ReloadError
@@ -672,6 +739,7 @@ func (p *Process) Reload(ctx context.Context) error {
 		// catching up with the pipe: wait (briefly) for the line that closes a failed load.
 		lines := p.out.waitFor(mark, "Loading failure", time.Second)
 		rerr.Alerts = ParseAlerts(strings.Join(lines, "\n"))
+		p.afterRefusedReload(inst)
 	}
 	if err == nil {
 		// Every reload adds an old worker while connections are open: have it counted now,
@@ -690,6 +758,11 @@ func (p *Process) Output() []string {
 }
 
 var syslogPrefixRE = regexp.MustCompile(`^<(\d{1,3})>`)
+
+// routineProxyEventRE matches the per-proxy lines every reload and stop prints, one per
+// frontend and backend ("Proxy app_80 stopped (cumulated conns: …)", "Paused frontend x."):
+// logged at debug, as with a few hundred apps they were most of lodestar's log.
+var routineProxyEventRE = regexp.MustCompile(`^(?:Proxy \S+ (?:started|stopped|paused|resumed)\b|(?:Paused|Resumed|Stopping) (?:frontend|backend|proxy) )`)
 
 // readOutput logs each line HAProxy writes. Its own messages carry their level
 // ("[WARNING]  (123) : ..."); traffic logs with `log stdout format short` (or rfc3164/rfc5424)
@@ -713,6 +786,9 @@ func (p *Process) readOutput(r io.Reader) {
 		case m != nil:
 			level = haproxyLevel(m[1])
 			msg := strings.TrimSpace(m[3])
+			if routineProxyEventRE.MatchString(msg) {
+				level = slog.LevelDebug
+			}
 			recent[next] = eventKey(msg)
 			next = (next + 1) % len(recent)
 			p.log.Log(context.Background(), level, msg, "haproxy_pid", m[2])
@@ -730,6 +806,9 @@ func (p *Process) readOutput(r io.Reader) {
 		text = strings.TrimSpace(text)
 		if slices.Contains(recent[:], eventKey(text)) {
 			continue
+		}
+		if routineProxyEventRE.MatchString(text) {
+			level = slog.LevelDebug
 		}
 		p.log.Log(context.Background(), level, text)
 	}

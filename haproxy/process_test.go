@@ -87,6 +87,12 @@ func (h *testHAProxy) writeConfig(body string) {
 // into the directory first (name → content), for map files the configuration loads.
 func startHAProxy(t testing.TB, body string, vars map[string]string, files ...map[string]string) *testHAProxy {
 	t.Helper()
+	return startHAProxyWith(t, nil, body, vars, files...)
+}
+
+// startHAProxyWith is startHAProxy with a change to the ProcessConfig (nil: none).
+func startHAProxyWith(t testing.TB, tweak func(*ProcessConfig), body string, vars map[string]string, files ...map[string]string) *testHAProxy {
+	t.Helper()
 	bin := haproxytest.Bin(t)
 	dir := haproxytest.SocketDir(t)
 	log, logs := logtest.New()
@@ -102,10 +108,14 @@ func startHAProxy(t testing.TB, body string, vars map[string]string, files ...ma
 		}
 	}
 	h.writeConfig(body)
-	p, err := NewProcess(ProcessConfig{
+	pcfg := ProcessConfig{
 		Bin: bin, ConfigPath: h.cfg, RunDir: dir, Logger: log,
 		StopTimeout: 5 * time.Second, RestartBackoff: 20 * time.Millisecond,
-	})
+	}
+	if tweak != nil {
+		tweak(&pcfg)
+	}
+	p, err := NewProcess(pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +486,7 @@ func TestProcessLogLevels(t *testing.T) {
 		{"level=ERROR", "exited with code 137"},
 		{"level=INFO", `msg="fe be/s1 GET / 200"`},
 		{"level=ERROR", `msg="backend be has no server available!"`},
-		{"level=INFO", "Proxy fe stopped"},
+		{"level=DEBUG", "Proxy fe stopped"}, // one per proxy at every reload: not at info
 	} {
 		if len(logs.Lines(want...)) != 1 {
 			t.Errorf("no log record with %q in:\n%s", want, logs.String())

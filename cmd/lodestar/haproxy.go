@@ -114,6 +114,13 @@ type haproxyServeFlags struct {
 	bin     *string
 	minWait *time.Duration
 	maxWait *time.Duration
+	// accessLog is HAProxy's traffic log destination; off by default (see haproxy.AccessLog).
+	accessLog *string
+	// holdListeners keeps the shared frontends' sockets open across HAProxy's restarts.
+	holdListeners *bool
+	// onExit is keep or stop: what happens to HAProxy when lodestar exits.
+	onExit      *string
+	adoptWithin *time.Duration
 }
 
 func addHAProxyServeFlags(c *command) *haproxyServeFlags {
@@ -123,6 +130,14 @@ func addHAProxyServeFlags(c *command) *haproxyServeFlags {
 		bin:          c.fs.String("haproxy-bin", "haproxy", "HAProxy `binary` (2.6 or later), found on PATH unless a path is given"),
 		minWait:      c.fs.Duration("reload-min-wait", haproxy.DefaultReloadMinWait, "a structural change waits this long for further changes before HAProxy reloads"),
 		maxWait:      c.fs.Duration("reload-max-wait", haproxy.DefaultReloadMaxWait, "but never longer than this after the first change"),
+		// off: a busy edge writes one line per request, which would bury lodestar's own log
+		// (and fill a disk nobody watches); an operator who wants them says where.
+		// stop by default: a HAProxy left without lodestar serves a routing table nothing
+		// updates while Mesos hands its ports to other tasks; keep is for restarts that follow.
+		onExit:        c.fs.String("haproxy-on-exit", "stop", "what happens to HAProxy when lodestar exits: stop, or keep it serving for the next lodestar on the same --run-dir to adopt (upgrades and restarts without an outage; under systemd also set KillMode=process)"),
+		adoptWithin:   c.fs.Duration("haproxy-adopt-within", haproxy.DefaultAdoptWithin, "a HAProxy kept by --haproxy-on-exit keep is adopted by a lodestar that starts within this time; a later one stops it and starts its own"),
+		holdListeners: c.fs.Bool("haproxy-hold-listeners", true, "lodestar opens the shared frontends' listening sockets (HTTP, HTTPS, stats, app id) and hands them to HAProxy (bind fd@N), so connections wait instead of being refused while a crashed HAProxy restarts"),
+		accessLog:     c.fs.String("haproxy-access-log", haproxy.AccessLogOff, "where HAProxy's per-request log goes: off, stdout (lodestar's stdout, apart from its own log on stderr), file:/PATH, syslog (local /dev/log), syslog:udp://HOST:PORT, syslog:tcp://HOST:PORT or syslog:/SOCKET"),
 	}
 }
 
@@ -145,6 +160,16 @@ func (f *haproxyServeFlags) build(log *slog.Logger, runDir string, getenv func(s
 	if err := durationAtLeast("reload-min-wait", *f.minWait, 0); err != nil {
 		return nil, err
 	}
+	if err := oneOf("haproxy-on-exit", *f.onExit, "stop", "keep"); err != nil {
+		return nil, err
+	}
+	if err := durationAtLeast("haproxy-adopt-within", *f.adoptWithin, time.Second); err != nil {
+		return nil, err
+	}
+	accessLog, err := haproxy.ParseAccessLog(*f.accessLog)
+	if err != nil {
+		return nil, fmt.Errorf("--haproxy-access-log: %w", err)
+	}
 	cfg, err := f.buildConfig(runDir, getenv)
 	if err != nil {
 		return nil, err
@@ -166,7 +191,10 @@ func (f *haproxyServeFlags) build(log *slog.Logger, runDir string, getenv func(s
 	if configPath == "" {
 		configPath = filepath.Join(runDir, "haproxy.cfg")
 	}
-	proc, err := haproxy.NewProcess(haproxy.ProcessConfig{Bin: bin, ConfigPath: configPath, RunDir: runDir, Logger: log})
+	proc, err := haproxy.NewProcess(haproxy.ProcessConfig{Bin: bin, ConfigPath: configPath, RunDir: runDir, Logger: log, AccessLog: &accessLog,
+		HoldListeners: f.heldListeners(cfg),
+		KeepOnExit:    *f.onExit == "keep", AdoptWithin: *f.adoptWithin,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -197,4 +225,22 @@ func (h *haproxyFrontEnd) Reload(ctx context.Context) error {
 type withResync struct {
 	*haproxyFrontEnd
 	resyncer
+}
+
+// heldListeners are the bind addresses of the shared frontends cfg renders, whose sockets
+// lodestar keeps open across HAProxy's restarts; none with --haproxy-hold-listeners=false.
+// Per-app service ports are not held: a master keeps every descriptor it inherited until it
+// exits, so a port whose app went away would keep accepting connections nobody serves.
+func (f *haproxyServeFlags) heldListeners(cfg haproxy.Config) []string {
+	if !*f.holdListeners {
+		return nil
+	}
+	addrs := []string{cfg.StatsBind}
+	if !cfg.DontBindHTTPHTTPS {
+		addrs = append(addrs, cfg.HTTPBind, cfg.HTTPSBind)
+	}
+	if !cfg.NoAppIDFrontend {
+		addrs = append(addrs, cfg.AppIDBind)
+	}
+	return addrs
 }
