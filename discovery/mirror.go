@@ -8,6 +8,9 @@ type Mirror struct {
 	Full    bool
 	Apps    []*App
 	Removed []string
+	// Keep names apps a full Mirror could not carry (the replica refused their data): the
+	// registry keeps its current version of each, as ReplaceApps does.
+	Keep []string
 
 	SetMesos    bool
 	Mesos       *MesosState
@@ -20,7 +23,7 @@ type Mirror struct {
 func (u Mirror) apply(st *state) (bool, error) {
 	changed := false
 	if u.Full {
-		c, err := ReplaceApps{Apps: u.Apps}.apply(st)
+		c, err := ReplaceApps{Apps: u.Apps, Keep: u.Keep}.apply(st)
 		if err != nil {
 			return false, err
 		}
