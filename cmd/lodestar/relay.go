@@ -72,7 +72,14 @@ func (r *relayFlags) build(log *slog.Logger, s *sourceFlags) (*relay.Follower, e
 func serveRelay(ctx context.Context, g *errgroup.Group, srv *api.Server, reg *discovery.Registry, sources []discovery.Source, log *slog.Logger) {
 	hub := relay.NewHub(reg, relay.HubConfig{Logger: log})
 	srv.MountStream(hub)
-	g.Go(func() error { return hub.Run(ctx) })
+	g.Go(func() error {
+		// A hub serves once its registry has synced: an empty registry of a hub just started
+		// would otherwise empty its replicas.
+		if err := reg.WaitSynced(ctx); err != nil {
+			return nil
+		}
+		return hub.Run(ctx)
+	})
 	for _, s := range sources {
 		if f, ok := s.(*relay.Follower); ok {
 			srv.AddReadyCheck("registry hub", func() error { return api.Degraded(f.Stale()) })

@@ -116,7 +116,8 @@ func newHubID() string {
 // ID is the hub's identity, the first part of its event ids.
 func (h *Hub) ID() string { return h.id }
 
-// Run follows the registry until ctx ends; open streams end with it.
+// Run follows the registry until ctx ends; open streams end with it. Start it once the
+// registry has synced: the stream is served from then on (503 before).
 func (h *Hub) Run(ctx context.Context) error {
 	again := true
 	h.runOnce.Do(func() { again = false })
@@ -186,7 +187,7 @@ func (h *Hub) trimLocked() {
 	}
 }
 
-// position is what a subscriber should be sent after version pos: the deltas to the current
+// sinceLocked is what a subscriber should be sent after version pos: the deltas to the current
 // version (none when it is current), or ok false when the history no longer reaches back to
 // pos and only a snapshot will do.
 func (h *Hub) sinceLocked(pos uint64) (frames []historyEvent, ok bool) {
@@ -232,16 +233,20 @@ func resumePoint(r *http.Request) string {
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	select {
 	case <-h.started:
-	case <-h.done:
-		http.Error(w, `{"error":"the registry stream has stopped"}`, http.StatusServiceUnavailable)
-		return
-	case <-r.Context().Done():
+	default:
+		// Run starts once the registry has synced: until then a replica must not take this
+		// hub's (empty) registry for the cluster's. It tries another hub.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"error":"the registry has not synced yet: no stream to serve"}` + "\n"))
 		return
 	}
 	h.active.Store(true)
-	var pos uint64 // 0: no version held, a snapshot first
+	// held: the client holds version pos of this hub; otherwise it gets a snapshot first.
+	var pos uint64
+	held := false
 	if hub, ver, ok := parseEventID(resumePoint(r)); ok && hub == h.id {
-		pos = ver
+		pos, held = ver, true
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -254,14 +259,15 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	subscribers.Inc()
 	defer subscribers.Dec()
-	if err := h.stream(r.Context(), sub, pos); err != nil {
+	if err := h.stream(r.Context(), sub, pos, held); err != nil {
 		dropped.Inc()
 		h.log.Debug("registry stream subscriber dropped", "remote", r.RemoteAddr, "err", err)
 	}
 }
 
-// stream sends everything after pos, then waits for more.
-func (h *Hub) stream(ctx context.Context, sub *subscriber, pos uint64) error {
+// stream sends everything after version pos (a snapshot when the client holds none), then
+// waits for more.
+func (h *Hub) stream(ctx context.Context, sub *subscriber, pos uint64, held bool) error {
 	keepAlive := time.NewTicker(h.cfg.KeepAlive)
 	defer keepAlive.Stop()
 	for {
@@ -269,6 +275,7 @@ func (h *Hub) stream(ctx context.Context, sub *subscriber, pos uint64) error {
 		changed, cur := h.changed, h.cur
 		events, ok := h.sinceLocked(pos)
 		h.mu.Unlock()
+		ok = ok && held
 		switch {
 		case !ok:
 			data, err := h.snapshotFrame(cur)
@@ -279,7 +286,7 @@ func (h *Hub) stream(ctx context.Context, sub *subscriber, pos uint64) error {
 				return err
 			}
 			sent.WithLabelValues(EventSnapshot).Inc()
-			pos = cur.Version
+			pos, held = cur.Version, true
 		case len(events) > 0:
 			for _, ev := range events {
 				if err := sub.write(ev.frame); err != nil {

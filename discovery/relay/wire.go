@@ -217,8 +217,6 @@ func decodeEvent(typ string, data []byte) (*change, error) {
 		return nil, fmt.Errorf("%w: format %d, this lodestar reads format %d (run the same lodestar version on hubs and replicas)", errFormat, ev.Format, Format)
 	case !validHubID(ev.Hub):
 		return nil, fmt.Errorf("%w: hub id %q", errFormat, truncate(ev.Hub))
-	case ev.Version == 0:
-		return nil, fmt.Errorf("%w: version 0", errFormat)
 	case typ == EventDelta && ev.From >= ev.Version:
 		return nil, fmt.Errorf("%w: delta from version %d to %d", errFormat, ev.From, ev.Version)
 	case typ == EventSnapshot && (ev.From != 0 || len(ev.Removed) > 0):
@@ -393,7 +391,7 @@ func parseEventID(s string) (hub string, version uint64, ok bool) {
 		return "", 0, false
 	}
 	version, err := strconv.ParseUint(v, 10, 64)
-	if err != nil || version == 0 {
+	if err != nil {
 		return "", 0, false
 	}
 	return hub, version, true
