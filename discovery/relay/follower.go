@@ -181,8 +181,8 @@ func (f *Follower) Stale() error {
 		f.lastErr, f.version, f.hub, time.Since(f.appliedAt).Round(time.Second))
 }
 
-// Run follows the hubs until ctx ends. A hub whose stream ends is asked again at once (it
-// may resume); a hub that cannot be reached passes the turn to the next; after a round in
+// Run follows the hubs until ctx ends. A hub whose stream ends is asked again after the
+// shortest backoff (it may resume); a hub that cannot be reached passes the turn to the next; after a round in
 // which none could, the follower waits (backoff) and says so in its sync status.
 func (f *Follower) Run(ctx context.Context, sink discovery.Sink) error {
 	bo := newBackoff(f.cfg.MinBackoff, f.cfg.MaxBackoff)
@@ -193,12 +193,12 @@ func (f *Follower) Run(ctx context.Context, sink discovery.Sink) error {
 	quiet := false
 	for ctx.Err() == nil {
 		u := f.urls[i]
-		applied, err := f.follow(ctx, u, sink)
+		answered, err := f.follow(ctx, u, sink)
 		if ctx.Err() != nil {
 			return nil
 		}
 		f.setFollowing("")
-		if applied {
+		if answered {
 			f.log.Warn("registry hub stream ended; reconnecting", "hub", u.Redacted(), "err", err)
 			failed, errs, quiet = 0, nil, false
 			bo.reset()
@@ -255,8 +255,8 @@ func (f *Follower) setFollowing(u string) {
 // errIdle ends a stream that has been silent for longer than the idle timeout.
 var errIdle = errors.New("the hub sent nothing, keepalives included, within the idle timeout")
 
-// follow reads one stream until it ends. applied says whether at least one event was applied.
-func (f *Follower) follow(ctx context.Context, u *url.URL, sink discovery.Sink) (applied bool, err error) {
+// follow reads one stream until it ends. answered says whether the hub answered with a stream.
+func (f *Follower) follow(ctx context.Context, u *url.URL, sink discovery.Sink) (answered bool, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	f.mu.Lock()
@@ -269,31 +269,44 @@ func (f *Follower) follow(ctx context.Context, u *url.URL, sink discovery.Sink) 
 		return false, err
 	}
 	defer resp.Body.Close()
+	// The hub answered: it is followed from now on, even when it has nothing to send yet (a
+	// replica that resumes holding the hub's current version gets nothing until it changes).
+	// A replica that holds a version is synced again; one that holds none waits for the
+	// snapshot.
+	f.setFollowing(u.String())
+	connected.Set(1)
+	if hub != "" {
+		sink.ReportSync(SourceName, nil)
+	}
+	if hub != "" {
+		f.log.Info("following registry hub, resuming", "hub", u.Redacted(), "from", eventID(hub, version))
+	} else {
+		f.log.Info("following registry hub, from a snapshot", "hub", u.Redacted())
+	}
 	idle := time.AfterFunc(f.cfg.IdleTimeout, func() { cancel(errIdle) })
 	defer idle.Stop()
 	r := newSSEReader(resp.Body, f.cfg.MaxEventSize, func() { idle.Reset(f.cfg.IdleTimeout) })
-	for {
+	for first := true; ; first = false {
 		ev, err := r.next()
 		if err != nil {
 			if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
 				err = cause
 			}
-			return applied, err
+			if errors.Is(err, errEventTooLarge) {
+				// The event is lost: only a snapshot can make up for it.
+				f.forget()
+				err = fmt.Errorf("%w (raise the replica's event size limit)", err)
+			}
+			return true, err
 		}
 		c, err := decodeEvent(ev.Type, ev.Data)
 		if err == nil {
-			err = f.apply(ctx, sink, c, !applied)
+			err = f.apply(ctx, sink, c, first)
 		}
 		if err != nil {
 			// Whatever comes next on this stream cannot be trusted to follow: start over.
 			f.forget()
-			return applied, err
-		}
-		if !applied {
-			applied = true
-			f.setFollowing(u.String())
-			connected.Set(1)
-			f.log.Info("following registry hub", "hub", u.Redacted(), "hub_id", c.Hub, "version", c.Version, "snapshot", c.Snapshot)
+			return true, err
 		}
 	}
 }
@@ -368,7 +381,7 @@ func (f *Follower) apply(ctx context.Context, sink discovery.Sink, c *change, fi
 		}
 		connects.WithLabelValues(outcome).Inc()
 	}
-	if first || c.Snapshot {
+	if c.Snapshot {
 		sink.ReportSync(SourceName, nil)
 	}
 	return nil
