@@ -389,4 +389,3 @@ func TestBackoff(t *testing.T) {
 		t.Fatalf("top of the range: %v", d)
 	}
 }
-
