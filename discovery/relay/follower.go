@@ -362,7 +362,7 @@ func (f *Follower) apply(ctx context.Context, sink discovery.Sink, c *change, fi
 	if err := sink.Send(ctx, c.Mirror); err != nil {
 		return err
 	}
-	if !c.Time.IsZero() {
+	if !c.Snapshot && !c.Time.IsZero() { // a snapshot's version may be old: no measure of delay
 		lagSeconds.Observe(max(time.Since(c.Time), 0).Seconds())
 	}
 	f.mu.Lock()
