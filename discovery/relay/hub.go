@@ -218,7 +218,7 @@ func (h *Hub) snapshotFrame(snap *discovery.Snapshot) ([]byte, error) {
 	return data, nil
 }
 
-// Resume is how a client names the last version it holds: the Last-Event-ID header (what SSE
+// resumePoint is how a client names the last version it holds: the Last-Event-ID header (what SSE
 // clients send on reconnecting), or the last_event_id query parameter.
 func resumePoint(r *http.Request) string {
 	if id := r.Header.Get("Last-Event-ID"); id != "" {

@@ -225,6 +225,7 @@ func decodeEvent(typ string, data []byte) (*change, error) {
 	c := &change{Hub: ev.Hub, From: ev.From, Version: ev.Version, Time: ev.Time, Snapshot: typ == EventSnapshot}
 	c.Mirror.Full = c.Snapshot
 	seen := make(map[string]bool, len(ev.Apps))
+	var refused []string // sound ids of refused apps, kept by a snapshot unless sent right too
 	for i := range ev.Apps {
 		a, err := appOf(&ev.Apps[i])
 		if err == nil && seen[a.ID] {
@@ -232,13 +233,23 @@ func decodeEvent(typ string, data []byte) (*change, error) {
 		}
 		if err != nil {
 			c.AppErrors = append(c.AppErrors, err)
-			if a != nil && c.Snapshot {
-				c.Mirror.Keep = append(c.Mirror.Keep, a.ID)
+			if a != nil {
+				refused = append(refused, a.ID)
 			}
 			continue
 		}
 		seen[a.ID] = true
 		c.Mirror.Apps = append(c.Mirror.Apps, a)
+	}
+	if c.Snapshot {
+		// Apps and Keep must be disjoint and Keep free of repeats: the registry refuses a
+		// full sync naming an id twice.
+		for _, id := range refused {
+			if !seen[id] {
+				seen[id] = true
+				c.Mirror.Keep = append(c.Mirror.Keep, id)
+			}
+		}
 	}
 	for _, id := range ev.Removed {
 		if err := checkAppID(id); err != nil {

@@ -261,18 +261,22 @@ func TestDecodeEventHostile(t *testing.T) {
 	}
 }
 
-// A replica keeps its own version of an app the hub sent bad data for, in a snapshot too.
+// A replica keeps its own version of an app the hub sent bad data for, in a snapshot too,
+// and an app sent twice (right, then wrong; or wrong twice) never makes the registry refuse
+// the whole snapshot.
 func TestSnapshotKeepsRefusedApp(t *testing.T) {
 	replica := startTestRegistry(t)
-	apply(t, replica, discovery.ReplaceApps{Apps: []*discovery.App{{ID: "/a", Instances: 1}, {ID: "/b"}}})
-	data := fmt.Sprintf(`{"format":1,"hub":%q,"version":9,"apps":[{"id":"/a","network":"overlay"},{"id":"/c"}]}`, testHub)
+	apply(t, replica, discovery.ReplaceApps{Apps: []*discovery.App{{ID: "/a", Instances: 1}, {ID: "/b"}, {ID: "/d", Instances: 4}}})
+	data := fmt.Sprintf(`{"format":1,"hub":%q,"version":9,"apps":[{"id":"/a","network":"overlay"},{"id":"/a","instances":-1},`+
+		`{"id":"/c"},{"id":"/c","instances":7},{"id":"/d","instances":5}]}`, testHub)
 	c, err := decodeEvent(EventSnapshot, []byte(data))
 	if err != nil {
 		t.Fatal(err)
 	}
 	snap := apply(t, replica, c.Mirror)
-	if a := snap.App("/a"); a == nil || a.Instances != 1 || snap.App("/c") == nil || snap.App("/b") != nil {
-		t.Fatalf("apps after the snapshot: %v; want /a kept as it was, /c added, /b removed", ids(snap))
+	if a := snap.App("/a"); a == nil || a.Instances != 1 || snap.App("/c") == nil || snap.App("/c").Instances != 0 ||
+		snap.App("/b") != nil || snap.App("/d").Instances != 5 {
+		t.Fatalf("apps after the snapshot: %v; want /a kept as it was, /c added (its first copy), /d replaced, /b removed", ids(snap))
 	}
 }
 
