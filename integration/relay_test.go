@@ -176,11 +176,15 @@ func TestRelayFanOut(t *testing.T) {
 		t.Fatalf("the replica cut off took %v snapshots and %v deltas after the cut (%v and %v before): want deltas only", s, d, snapshots, deltas)
 	}
 
-	// The hub goes: every replica moves to the second one. The proxy goes first: a
-	// connection it opened to the hub and had no request on yet would hold the hub's graceful
-	// shutdown for 5 s (Go's HTTP server waits that long on a connection in StateNew).
+	// The hub goes: every replica moves to the second one. Connections that were opened to
+	// the hub but never carried a request would hold its graceful shutdown for 5 s (Go's HTTP
+	// server waits that long on a connection in StateNew): the proxy's, and those the test's
+	// HTTP client dialled for its parallel polls and then kept idle. They go first, here and
+	// before every lodestar stops at the end.
 	b := startRelayHub(t, fm, hubBAddr)
+	t.Cleanup(httpClient.CloseIdleConnections)
 	proxy.Pause()
+	httpClient.CloseIdleConnections()
 	hubA.Stop(t)
 	killTask(t, fm, tasks[len(tasks)-2])
 	waitReplicasMatch(t, b, replicas, "after the hub stopped")
