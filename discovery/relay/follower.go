@@ -182,8 +182,9 @@ func (f *Follower) Stale() error {
 }
 
 // Run follows the hubs until ctx ends. A hub whose stream ends is asked again after the
-// shortest backoff (it may resume); a hub that cannot be reached passes the turn to the next; after a round in
-// which none could, the follower waits (backoff) and says so in its sync status.
+// shortest backoff (it may resume); a hub that cannot be reached, or whose stream carried
+// something wrong, passes the turn to the next; after a round in which none could be followed,
+// the follower waits (backoff) and says so in its sync status.
 func (f *Follower) Run(ctx context.Context, sink discovery.Sink) error {
 	bo := newBackoff(f.cfg.MinBackoff, f.cfg.MaxBackoff)
 	i, failed := 0, 0
@@ -198,7 +199,7 @@ func (f *Follower) Run(ctx context.Context, sink discovery.Sink) error {
 			return nil
 		}
 		f.setFollowing("")
-		if answered {
+		if answered && !errors.Is(err, errBadStream) {
 			f.log.Warn("registry hub stream ended; reconnecting", "hub", u.Redacted(), "err", err)
 			failed, errs, quiet = 0, nil, false
 			bo.reset()
@@ -211,7 +212,7 @@ func (f *Follower) Run(ctx context.Context, sink discovery.Sink) error {
 		if quiet {
 			level = slog.LevelDebug
 		}
-		f.log.Log(ctx, level, "registry hub unreachable; trying the next", "hub", u.Redacted(), "err", err)
+		f.log.Log(ctx, level, "registry hub unreachable or its stream unusable; trying the next", "hub", u.Redacted(), "err", err)
 		connects.WithLabelValues("failed").Inc()
 		errs = append(errs, fmt.Errorf("%s: %w", u.Redacted(), err))
 		i, failed = (i+1)%len(f.urls), failed+1
@@ -223,7 +224,11 @@ func (f *Follower) Run(ctx context.Context, sink discovery.Sink) error {
 		f.lastErr = all
 		f.mu.Unlock()
 		connected.Set(0)
-		sink.ReportSync(SourceName, fmt.Errorf("no registry hub reachable, serving the last state: %w", all))
+		if f.isSynced() {
+			sink.ReportSync(SourceName, fmt.Errorf("no registry hub reachable, serving the last state: %w", all))
+		} else {
+			sink.ReportSync(SourceName, fmt.Errorf("no registry hub reachable yet: %w", all))
+		}
 		failed, errs, quiet = 0, nil, true
 		if !sleep(ctx, bo.next()) {
 			return nil
@@ -251,6 +256,16 @@ func (f *Follower) setFollowing(u string) {
 		f.lastErr = nil
 	}
 }
+
+func (f *Follower) isSynced() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.synced
+}
+
+// errBadStream marks a stream that carried something this replica cannot apply: the next
+// hub gets the turn rather than this one again.
+var errBadStream = errors.New("unusable registry stream")
 
 // errIdle ends a stream that has been silent for longer than the idle timeout.
 var errIdle = errors.New("the hub sent nothing, keepalives included, within the idle timeout")
@@ -295,7 +310,7 @@ func (f *Follower) follow(ctx context.Context, u *url.URL, sink discovery.Sink) 
 			if errors.Is(err, errEventTooLarge) {
 				// The event is lost: only a snapshot can make up for it.
 				f.forget()
-				err = fmt.Errorf("%w (raise the replica's event size limit)", err)
+				err = fmt.Errorf("%w: %w (raise the replica's event size limit)", errBadStream, err)
 			}
 			return true, err
 		}
@@ -306,6 +321,9 @@ func (f *Follower) follow(ctx context.Context, u *url.URL, sink discovery.Sink) 
 		if err != nil {
 			// Whatever comes next on this stream cannot be trusted to follow: start over.
 			f.forget()
+			if ctx.Err() == nil {
+				err = fmt.Errorf("%w: %w", errBadStream, err)
+			}
 			return true, err
 		}
 	}

@@ -389,3 +389,12 @@ func TestBackoff(t *testing.T) {
 		t.Fatalf("top of the range: %v", d)
 	}
 }
+
+// A hub whose stream carries what the replica cannot apply passes the turn to the next hub,
+// rather than being asked again and again.
+func TestFollowerLeavesBadHub(t *testing.T) {
+	bad, _ := scriptedHub(t, sseFrame(EventSnapshot, `{"format":99}`), sseFrame(EventSnapshot, `{"format":99}`))
+	good := startDoorHub(t, fixtureApps(t)...)
+	_, replica, _ := runFollower(t, Config{URLs: []string{bad.URL, good.url}})
+	waitSame(t, replica, good.reg)
+}
