@@ -113,3 +113,37 @@ func ids(s AppSet) []string {
 	}
 	return out
 }
+
+// BenchmarkDiffApps: one app of 10,000 replaced. "tree" is DiffApps, skipping shared leaves
+// and branches; "flat" walks both sets whole, as DiffApps would without them.
+func BenchmarkDiffApps(b *testing.B) {
+	apps := make([]*App, 10000)
+	for i := range apps {
+		apps[i] = &App{ID: fmt.Sprintf("/app%05d", i)}
+	}
+	prev := NewAppSet(apps)
+	next := prev.With(&App{ID: "/app05000"})
+	b.Run("tree", func(b *testing.B) {
+		for b.Loop() {
+			n := 0
+			DiffApps(prev, next, func(*App) { n++ }, func(string) { n++ })
+			if n != 1 {
+				b.Fatalf("%d changes", n)
+			}
+		}
+	})
+	b.Run("flat", func(b *testing.B) {
+		for b.Loop() {
+			p, q := prev.All(), next.All()
+			n := 0
+			for i := range p {
+				if p[i] != q[i] {
+					n++
+				}
+			}
+			if n != 1 {
+				b.Fatalf("%d changes", n)
+			}
+		}
+	})
+}
