@@ -12,6 +12,8 @@
 //	                                 labels, ports, HAProxy labels as parsed, routes, tasks
 //	                                 with eligibility and why, DNS names; 404 for unknown ids
 //	GET  /v1/dns/records?name=N      every DNS record of a name (needs --dns-listen)
+//	GET  /v1/stream                  the registry as a resumable stream (server-sent events;
+//	                                 see discovery/relay), mounted by MountStream
 //	POST /v1/resync                  full resync of every source
 //	GET  /api/services               bamboo: every routing rule, by app id (needs --zk-rules,
 //	                                 as do the next three)
@@ -302,12 +304,16 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		Checks map[string]string `json:"checks"`
 	}{Ready: true, Checks: make(map[string]string, len(checks))}
 	for _, name := range slices.Sorted(maps.Keys(checks)) {
-		if err := checks[name](); err != nil {
+		err := checks[name]()
+		switch {
+		case err == nil:
+			res.Checks[name] = "ok"
+		case isDegraded(err):
+			res.Checks[name] = "degraded: " + err.Error()
+		default:
 			res.Ready = false
 			res.Checks[name] = err.Error()
-			continue
 		}
-		res.Checks[name] = "ok"
 	}
 	code := http.StatusOK
 	if !res.Ready {

@@ -126,6 +126,8 @@ type snapshotView struct {
 type checkView struct {
 	Name  string
 	Error string
+	// Class is "bad" for a failing check, "warn" for a degraded one.
+	Class string
 }
 
 type sourceView struct {
@@ -286,18 +288,26 @@ func (s *Server) statusData(ctx context.Context, now time.Time, query string, re
 	return v
 }
 
-// readiness runs the checks /readyz runs, sorted by name; it returns only the failing ones.
+// readiness runs the checks /readyz runs, sorted by name; it returns only the failing and the
+// degraded ones (these do not make it unready).
 func (s *Server) readiness() (bool, []checkView) {
 	s.mu.Lock()
 	checks := maps.Clone(s.checks)
 	s.mu.Unlock()
-	var failed []checkView
+	var shown []checkView
+	ready := true
 	for _, name := range slices.Sorted(maps.Keys(checks)) {
 		if err := checks[name](); err != nil {
-			failed = append(failed, checkView{Name: name, Error: err.Error()})
+			class := "bad"
+			if isDegraded(err) {
+				class = "warn"
+			} else {
+				ready = false
+			}
+			shown = append(shown, checkView{Name: name, Error: err.Error(), Class: class})
 		}
 	}
-	return len(failed) == 0, failed
+	return ready, shown
 }
 
 // matches reports whether id contains query, ignoring case; an empty query matches all.

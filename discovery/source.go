@@ -147,6 +147,8 @@ func describe(u Update) string {
 		return fmt.Sprintf("%d routing rules", len(u.Rules))
 	case SetMarathonLeader:
 		return "Marathon leader " + u.Leader
+	case Mirror:
+		return fmt.Sprintf("hub version (full %t): %d apps, %d removed", u.Full, len(u.Apps), len(u.Removed))
 	}
 	return fmt.Sprintf("%T", u)
 }

@@ -30,6 +30,8 @@ With --dns-listen, lodestar is authoritative DNS for --dns-domain (mesos-dns nam
 mesos-dns HTTP API under /v1/) and forwards every other name upstream.
 With --zk-rules, bamboo-style routing rules kept in ZooKeeper replace apps' vhost ACLs; they
 are edited through bamboo's /api/services on any instance and reach every instance.
+With --registry-from, lodestar is a replica: it follows other lodestars' registries (their
+GET /v1/stream) instead of Marathon and Mesos, and serves its last state while none answers.
 With --leader-proxy mesos=ADDR or marathon=ADDR, HAProxy also serves a frontend that always
 reaches the current Mesos or Marathon leader.
 
@@ -157,6 +159,7 @@ func (s *server) start(ctx context.Context, g *errgroup.Group) {
 			return nil
 		})
 	}
+	serveRelay(ctx, g, s.api, s.reg, s.sources, s.log)
 	if s.dns != nil {
 		sub := s.reg.Subscribe()
 		g.Go(func() error {

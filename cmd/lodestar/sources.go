@@ -38,6 +38,7 @@ type sourceFlags struct {
 	mesosHTTPS       *bool
 	mesosCA          *string
 	zkRules          *string
+	relay            *relayFlags
 }
 
 func addSourceFlags(c *command) *sourceFlags {
@@ -60,12 +61,20 @@ func addSourceFlags(c *command) *sourceFlags {
 	s.mesosHTTPS = fs.Bool("mesos-https", false, "poll the Mesos masters over https")
 	s.mesosCA = fs.String("mesos-ca-cert", "", "PEM `file` of CA certificates trusted for https Mesos masters")
 	s.zkRules = fs.String("zk-rules", "", "bamboo-style routing rules in ZooKeeper, as a `URL` (zk://h1:2181,h2:2181/lodestar/services, optionally zk://user:pass@…): watched, and written through /api/services")
+	s.relay = addRelayFlags(c)
 	return s
 }
 
 // build returns the configured sources. With no source flag at all, lodestar serves the
 // built-in example cluster, written to dir so it can be edited while lodestar runs.
 func (s *sourceFlags) build(log *slog.Logger, dir string) ([]discovery.Source, error) {
+	if len(s.relay.from.vals) > 0 {
+		f, err := s.relay.build(log, s)
+		if err != nil {
+			return nil, err
+		}
+		return []discovery.Source{f}, nil
+	}
 	if len(s.marathon.vals) > 0 && *s.appsFile != "" {
 		return nil, errors.New("--marathon and --apps-file both give apps: use one of them")
 	}
