@@ -49,6 +49,7 @@ Examples:
 		apiAuth: c.fs.String("api-auth", "", "credentials the API's mutating endpoints (POST, PUT, DELETE, /_mlb_signal/*) require, as a `spec`: token:T (a bearer token), basic:user:pass, or a file holding one of them; without it they answer only on a loopback --api-listen"),
 		runDir:  c.fs.String("run-dir", defaultRunDir(), "`directory` for files lodestar writes while running (HAProxy's config, sockets, maps, state, certificate)"),
 	}
+	addMesosDNSConfigFlag(c, &f.compatNotes)
 	c.run = func() error { return f.serve(ctx, stderr, getenv) }
 	return c
 }
@@ -60,6 +61,7 @@ type serveFlags struct {
 	dns                     *dnsServeFlags
 	hap                     *haproxyServeFlags
 	listen, apiAuth, runDir *string
+	compatNotes             []compatNote // what --mesos-dns-config and --bamboo-config say at start
 }
 
 // serve runs lodestar until ctx ends or a part fails.
@@ -68,6 +70,7 @@ func (f *serveFlags) serve(ctx context.Context, stderr io.Writer, getenv func(st
 	if err != nil {
 		return err
 	}
+	logCompatNotes(log, f.compatNotes)
 	runDirHandle, err := openRunDir(*f.runDir)
 	if err != nil {
 		return err
