@@ -450,5 +450,8 @@ func (c *command) foreignConfigHint(key string) string {
 	if c.fs.Lookup("mesos-dns-config") != nil && (mesosDNSKeyName(key) != "" || strings.EqualFold(key, "ns")) {
 		return "; is it mesos-dns's config.json? read that with --mesos-dns-config"
 	}
+	if c.fs.Lookup("bamboo-config") != nil && slices.ContainsFunc(bambooKeys[""], func(k string) bool { return strings.EqualFold(k, key) }) {
+		return "; is it bamboo's production.json? read that with --bamboo-config"
+	}
 	return ""
 }

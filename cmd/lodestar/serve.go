@@ -50,6 +50,8 @@ Examples:
 		runDir:  c.fs.String("run-dir", defaultRunDir(), "`directory` for files lodestar writes while running (HAProxy's config, sockets, maps, state, certificate)"),
 	}
 	addMesosDNSConfigFlag(c, &f.compatNotes)
+	addBambooConfigFlag(c, &f.compatNotes, getenv)
+	f.bambooTemplate = addBambooTemplateFlag(c)
 	c.run = func() error { return f.serve(ctx, stderr, getenv) }
 	return c
 }
@@ -62,6 +64,7 @@ type serveFlags struct {
 	hap                     *haproxyServeFlags
 	listen, apiAuth, runDir *string
 	compatNotes             []compatNote // what --mesos-dns-config and --bamboo-config say at start
+	bambooTemplate          *string
 }
 
 // serve runs lodestar until ctx ends or a part fails.
@@ -103,6 +106,9 @@ type server struct {
 func (f *serveFlags) build(log *slog.Logger, getenv func(string) string) (*server, error) {
 	s := &server{log: log}
 	var err error
+	if *f.bambooTemplate != "" {
+		return nil, errors.New("--bamboo-template: bamboo template mode is not available yet")
+	}
 	if s.sources, err = f.src.build(log, *f.runDir); err != nil {
 		return nil, err
 	}
