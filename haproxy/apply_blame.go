@@ -88,6 +88,9 @@ func alertOwner(al Alert, file string, m *Model, r *Rendered) string {
 // leaves out the apps its alerts point at and checks once more: at most two validations
 // whatever the number of apps.
 func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, running *Model) (*Model, *Rendered, ApplyRecord, error) {
+	if a.cfg.Bamboo != nil {
+		return a.bambooValidated(ctx, snap)
+	}
 	var rec ApplyRecord
 	exclude := a.stillBlamed(snap)
 	alerts := map[string][]string{}
