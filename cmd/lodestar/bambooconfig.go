@@ -2,11 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/lodestar-lb/lodestar/haproxy"
 )
 
 // A bamboo production.json (--bamboo-config) is read as bamboo reads it: encoding/json into its
@@ -212,6 +216,23 @@ func (b *bambooConfig) warnings() []string {
 	say(b.Bamboo.Endpoint != "", `"Bamboo.Endpoint" unused: lodestar registers no Marathon callback; its API (bamboo's /api/services included) listens on --api-listen`)
 	say(b.Bamboo.Zookeeper.ReportingDelay != 0, `"Bamboo.Zookeeper.ReportingDelay" unused: lodestar applies a rule change at once, coalescing reloads (--reload-min-wait)`)
 	return w
+}
+
+// useBambooTemplate puts the HAProxy front end in bamboo template mode when path is given.
+func useBambooTemplate(log *slog.Logger, path string, hap *haproxyFrontEnd) error {
+	if path == "" {
+		return nil
+	}
+	if hap == nil {
+		return errors.New("--bamboo-template renders HAProxy's configuration: it needs --haproxy")
+	}
+	tpl, err := haproxy.LoadBambooTemplate(resolvePath(path))
+	if err != nil {
+		return fmt.Errorf("--bamboo-template: %w", err)
+	}
+	hap.applier.UseBambooTemplate(tpl)
+	log.Info("bamboo template mode: HAProxy's configuration is rendered from the bamboo template; lodestar cannot know its structure, so every change reloads HAProxy (coalesced, validated first) and nothing goes through the Runtime API", "template", path)
+	return nil
 }
 
 // addBambooTemplateFlag adds --bamboo-template: HAProxy's configuration from a bamboo template.

@@ -100,3 +100,20 @@ func TestBambooConfigWarningsAndErrors(t *testing.T) {
 		t.Errorf("--config with bamboo's file: error %v, want a hint at --bamboo-config", err)
 	}
 }
+
+// TestBambooTemplateNeedsHAProxyAndAFile: --bamboo-template without HAProxy, or naming a
+// template that does not parse, stops serve with the flag named.
+func TestBambooTemplateNeedsHAProxyAndAFile(t *testing.T) {
+	bad := writeJSON(t, "{{ range .Apps }}")
+	for _, args := range [][]string{
+		{"--haproxy=false", "--bamboo-template", bad},
+		{"--bamboo-template", bad},
+		{"--bamboo-template", bad + ".missing"},
+	} {
+		args = append([]string{"serve", "--run-dir", t.TempDir(), "--apps-file", "../../examples/apps.json"}, args...)
+		code, _, errOut := runCmd(t, nil, args...)
+		if code == 0 || !strings.Contains(errOut, "--bamboo-template") {
+			t.Errorf("%v: exit %d, stderr %q; want a failure naming --bamboo-template", args, code, errOut)
+		}
+	}
+}

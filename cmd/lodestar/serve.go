@@ -106,9 +106,6 @@ type server struct {
 func (f *serveFlags) build(log *slog.Logger, getenv func(string) string) (*server, error) {
 	s := &server{log: log}
 	var err error
-	if *f.bambooTemplate != "" {
-		return nil, errors.New("--bamboo-template: bamboo template mode is not available yet")
-	}
 	if s.sources, err = f.src.build(log, *f.runDir); err != nil {
 		return nil, err
 	}
@@ -116,6 +113,9 @@ func (f *serveFlags) build(log *slog.Logger, getenv func(string) string) (*serve
 		return nil, err
 	}
 	if s.hap, err = f.hap.build(log, *f.runDir, getenv); err != nil {
+		return nil, err
+	}
+	if err := useBambooTemplate(log, *f.bambooTemplate, s.hap); err != nil {
 		return nil, err
 	}
 	s.reg = discovery.NewRegistry(discovery.WithLogger(log))
