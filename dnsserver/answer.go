@@ -54,13 +54,6 @@ const (
 	srvTargetAt = 18 // offset of the target name in an SRV record whose owner is a pointer
 )
 
-// SOA timers (mesos-dns's values); the SOA minimum is the negative TTL.
-const (
-	soaRefresh = 60
-	soaRetry   = 600
-	soaExpire  = 86400
-)
-
 // query is what the server needs of one question. qname is the wire-format name as sent (case
 // kept); key is the lower-case presentation form ("app.marathon.mesos.") the index is keyed by.
 type query struct {
@@ -227,6 +220,7 @@ type zoneAnswers struct {
 	ttl    uint32
 	negTTL uint32
 	ra     bool // set RA in replies (forwarding is on)
+	soa    soaNames
 	// answers holds the answers of the index's names in the index's order (RecordSet.pos);
 	// names outside the zone have none. The apex's, with its SOA and NS, are apexSet.
 	answers  []nameAnswers
@@ -251,6 +245,7 @@ func compileZone(ix *RecordIndex, apex string, ttl, negTTL uint32, ra bool) *zon
 	}
 	z := &zoneAnswers{
 		ix: ix, apex: apex, serial: ix.Serial, ttl: ttl, negTTL: negTTL, ra: ra,
+		soa:          compileSOANames(ix, apex),
 		answers:      make([]nameAnswers, len(ix.order)),
 		nonTerminals: map[string]struct{}{},
 	}
@@ -285,7 +280,8 @@ func compileZone(ix *RecordIndex, apex string, ttl, negTTL uint32, ra bool) *zon
 // the compiled zone's list of them: names the index does not have answer SERVFAIL, as every
 // name of the zone did before the first index (resolvers retry, and cache nothing).
 func newInterimZone(ix *RecordIndex, apex string, ttl, negTTL uint32, ra bool) *zoneAnswers {
-	z := &zoneAnswers{ix: ix, apex: apex, serial: ix.Serial, ttl: ttl, negTTL: negTTL, ra: ra, interim: true}
+	z := &zoneAnswers{ix: ix, apex: apex, serial: ix.Serial, ttl: ttl, negTTL: negTTL, ra: ra, interim: true,
+		soa: compileSOANames(ix, apex)}
 	c := &zoneCompiler{z: z}
 	if rs := ix.Lookup(apex); rs != nil {
 		z.apexSet = c.nameAnswers(apex, rs)
@@ -634,20 +630,78 @@ func (z *zoneAnswers) appendOwner(b []byte, name string, apexAt int) []byte {
 }
 
 // appendSOA appends the zone's SOA record, its owner a pointer to the apex at apexAt:
-// ns1.{apex} root.ns1.{apex} serial 60 600 86400 {negTTL}.
+// {mname} {rname} serial refresh retry expire {negTTL} (by default ns1.{apex} root.ns1.{apex}
+// serial 60 600 86400, mesos-dns's).
 func (z *zoneAnswers) appendSOA(b []byte, apexAt int, ttl uint32) []byte {
 	b = binary.BigEndian.AppendUint16(b, uint16(0xC000|apexAt))
-	b = appendRRHeader(b, typeSOA, ttl, 6+7+20)
-	mname := len(b)
-	b = append(b, 3, 'n', 's', '1')
-	b = binary.BigEndian.AppendUint16(b, uint16(0xC000|apexAt))
-	b = append(b, 4, 'r', 'o', 'o', 't')
-	b = binary.BigEndian.AppendUint16(b, uint16(0xC000|mname))
+	b = appendRRHeader(b, typeSOA, ttl, 0)
+	rdAt := len(b)
+	mnameAt := len(b)
+	b = z.soa.mname.append(b, apexAt, 0)
+	b = z.soa.rname.append(b, apexAt, mnameAt)
+	cfg := &z.ix.cfg
 	b = binary.BigEndian.AppendUint32(b, z.serial)
-	b = binary.BigEndian.AppendUint32(b, soaRefresh)
-	b = binary.BigEndian.AppendUint32(b, soaRetry)
-	b = binary.BigEndian.AppendUint32(b, soaExpire)
-	return binary.BigEndian.AppendUint32(b, z.negTTL)
+	b = binary.BigEndian.AppendUint32(b, cfg.SOARefresh)
+	b = binary.BigEndian.AppendUint32(b, cfg.SOARetry)
+	b = binary.BigEndian.AppendUint32(b, cfg.SOAExpire)
+	b = binary.BigEndian.AppendUint32(b, z.negTTL)
+	binary.BigEndian.PutUint16(b[rdAt-2:], uint16(len(b)-rdAt))
+	return b
+}
+
+// soaNames are the SOA's mname and rname, compiled once per zone into what every SOA record
+// writes of them.
+type soaNames struct{ mname, rname soaName }
+
+// soaName is a name in an SOA record: its labels, then a pointer to the apex (in the zone), or
+// to the mname (rname below the mname, as root.ns1.mesos. below ns1.mesos.), or the root
+// label (a name elsewhere).
+type soaName struct {
+	labels []byte
+	ref    soaRef
+}
+
+type soaRef uint8
+
+const (
+	soaRefRoot soaRef = iota
+	soaRefApex
+	soaRefMname
+)
+
+func compileSOANames(ix *RecordIndex, apex string) soaNames {
+	mname, rname := fqdn(ix.Mname), fqdn(ix.Rname)
+	var n soaNames
+	n.mname = compileSOAName(mname, apex, "")
+	n.rname = compileSOAName(rname, apex, mname)
+	return n
+}
+
+func compileSOAName(name, apex, mname string) soaName {
+	switch {
+	case mname != "" && strings.HasSuffix(name, "."+mname):
+		return soaName{labels: wireLabels(name[:len(name)-len(mname)]), ref: soaRefMname}
+	case inZone(name, apex):
+		return soaName{labels: wireLabels(name[:len(name)-len(apex)]), ref: soaRefApex}
+	}
+	return soaName{labels: appendWireName(nil, name), ref: soaRefRoot}
+}
+
+// wireLabels is the wire form of a name's leading labels ("ns1."), without the root label.
+func wireLabels(prefix string) []byte {
+	b := appendWireName(nil, prefix)
+	return b[:len(b)-1]
+}
+
+func (n soaName) append(b []byte, apexAt, mnameAt int) []byte {
+	b = append(b, n.labels...)
+	switch n.ref {
+	case soaRefApex:
+		return binary.BigEndian.AppendUint16(b, uint16(0xC000|apexAt))
+	case soaRefMname:
+		return binary.BigEndian.AppendUint16(b, uint16(0xC000|mnameAt))
+	}
+	return b
 }
 
 // respond appends to out (empty, with room for limit bytes) the reply to an in-zone query and

@@ -62,8 +62,9 @@ type RecordIndex struct {
 // NewRecordIndex makes an index of the given sets, keyed by lower-case FQDN (trailing dot).
 func NewRecordIndex(domain string, serial uint32, sets map[string]*RecordSet) *RecordIndex {
 	domain = fqdn(domain)
-	ix := &RecordIndex{Domain: domain, Serial: serial, Mname: "ns1." + domain, Rname: "root.ns1." + domain}
+	ix := &RecordIndex{Domain: domain, Serial: serial}
 	ix.cfg = RecordConfig{Domain: domain}.WithDefaults()
+	ix.Mname, ix.Rname = ix.cfg.SOAMname, ix.cfg.SOARname
 	// The index keeps copies of the sets: their positions are its own, and a caller may have
 	// put one set under several names.
 	ix.names = make(map[string]*RecordSet, len(sets))

@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -47,6 +48,10 @@ const (
 	DefaultRefreshSeconds    = 30
 	// DefaultSRVWeight is the weight of every SRV record, as mesos-dns answers.
 	DefaultSRVWeight uint16 = 1
+	// The SOA timers, mesos-dns's.
+	DefaultSOARefresh uint32 = 60
+	DefaultSOARetry   uint32 = 600
+	DefaultSOAExpire  uint32 = 86400
 )
 
 // DefaultIPSources is mesos-dns's default IP source order.
@@ -75,6 +80,15 @@ type RecordConfig struct {
 	// Marathon task known only by host name). It must not block: a cached lookup whose
 	// refreshes run elsewhere. May be nil, and then such names get no addresses.
 	ResolveHost func(host string) []netip.Addr
+	// SOAMname and SOARname are the SOA's primary name server and responsible mailbox, as
+	// names (default ns1.{domain} and root.ns1.{domain}, mesos-dns's SOAMname and SOARname).
+	SOAMname, SOARname string
+	// SOARefresh, SOARetry and SOAExpire are the SOA's timers in seconds (default 60, 600 and
+	// 86400, mesos-dns's).
+	SOARefresh, SOARetry, SOAExpire uint32
+	// SOAMinSerial is the lowest serial the first index gets; later ones advance from it as
+	// usual. Zero: the first serial is the time of the first build, as mesos-dns's.
+	SOAMinSerial uint32
 	// TTL (default 60) and RefreshSeconds (how often the Mesos state is read, default 30) are
 	// reported by AXFR only.
 	TTL            uint32
@@ -109,6 +123,16 @@ func (c RecordConfig) WithDefaults() RecordConfig {
 		w := DefaultSRVWeight
 		c.SRVWeight = &w
 	}
+	c.SOAMname, c.SOARname = fqdn(strings.TrimSpace(c.SOAMname)), fqdn(strings.TrimSpace(c.SOARname))
+	if c.SOAMname == "." {
+		c.SOAMname = "ns1." + c.Domain + "."
+	}
+	if c.SOARname == "." {
+		c.SOARname = "root.ns1." + c.Domain + "."
+	}
+	c.SOARefresh = cmp.Or(c.SOARefresh, DefaultSOARefresh)
+	c.SOARetry = cmp.Or(c.SOARetry, DefaultSOARetry)
+	c.SOAExpire = cmp.Or(c.SOAExpire, DefaultSOAExpire)
 	return c
 }
 
@@ -125,6 +149,13 @@ func (c RecordConfig) Validate() error {
 	for _, s := range c.IPSources {
 		if _, ok := parseIPSource(s); !ok {
 			errs = append(errs, fmt.Errorf("IP source %q: unknown; use netinfo, mesos, docker or host", s))
+		}
+	}
+	for _, n := range [...]struct{ what, name string }{{"SOA mname", c.SOAMname}, {"SOA rname", c.SOARname}} {
+		if !validFQDN(n.name) || strings.ContainsFunc(n.name, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+		}) {
+			errs = append(errs, fmt.Errorf("%s %q: not a valid domain name (labels of a-z, 0-9, '-' and '_', at most 63 characters each)", n.what, n.name))
 		}
 	}
 	if domainFrag(c.MarathonFramework, c.EnforceRFC952) == "" {
@@ -213,7 +244,7 @@ func BuildIndex(snap *discovery.Snapshot, cfg RecordConfig, prev *RecordIndex) *
 func nextSerial(prev, ix *RecordIndex, now time.Time) uint32 {
 	unix := uint32(now.Unix())
 	if prev == nil {
-		return unix
+		return max(unix, ix.cfg.SOAMinSerial)
 	}
 	if prev.digest != nil && ix.digest != nil && len(prev.names) == len(ix.names) && prev.Domain == ix.Domain && prev.sum() == ix.sum() {
 		return prev.Serial
@@ -312,8 +343,8 @@ func (b *builder) build() {
 func (b *builder) finish() *RecordIndex {
 	ix := &RecordIndex{
 		Domain: b.cfg.Domain + ".",
-		Mname:  "ns1." + b.cfg.Domain + ".",
-		Rname:  "root.ns1." + b.cfg.Domain + ".",
+		Mname:  b.cfg.SOAMname,
+		Rname:  b.cfg.SOARname,
 		names:  b.names,
 		cfg:    b.cfg,
 		snap:   b.snap,

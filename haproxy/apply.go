@@ -51,6 +51,8 @@ type ApplierConfig struct {
 	// ValidateTimeout. DefaultCheckTimeout when 0.
 	CheckTimeout time.Duration
 	Logger       *slog.Logger
+	// Bamboo, when set, renders the configuration from a bamboo template (bamboo_apply.go).
+	Bamboo *BambooTemplate
 }
 
 // Applier keeps a running HAProxy on the registry's newest snapshot, cheapest way first: a
@@ -249,6 +251,9 @@ func (a *Applier) reloadPending(ctx context.Context, snap *discovery.Snapshot, w
 // install) so that Run can coalesce it; what of it the Runtime API can make is applied at
 // once, as runtime-only changes are.
 func (a *Applier) apply(ctx context.Context, snap *discovery.Snapshot, reason string, reloadNow bool) (reload bool, why string, next *Model) {
+	if a.cfg.Bamboo != nil {
+		return a.applyBamboo(ctx, snap, reason, reloadNow)
+	}
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
 	start := time.Now()

@@ -90,6 +90,9 @@ func alertOwner(al Alert, file string, m *Model, r *Rendered) string {
 // the apps whose sections changed since the configuration HAProxy runs (see hangCulprit) and
 // checks again without it, up to maxHangRounds times.
 func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, running *Model) (*Model, *Rendered, ApplyRecord, error) {
+	if a.cfg.Bamboo != nil {
+		return a.bambooValidated(ctx, snap)
+	}
 	var rec ApplyRecord
 	exclude := a.stillBlamed(snap)
 	alerts := map[string][]string{}

@@ -19,6 +19,7 @@ type dnsRecordFlags struct {
 	healthyOnly   *bool
 	framework     *string
 	srvWeight     *uint
+	soa           *soaFlags
 }
 
 func addDNSRecordFlags(c *command) *dnsRecordFlags {
@@ -30,6 +31,7 @@ func addDNSRecordFlags(c *command) *dnsRecordFlags {
 		healthyOnly:   fs.Bool("dns-healthy-only", false, "leave out tasks Marathon reports unhealthy"),
 		framework:     fs.String("marathon-framework-name", "marathon", "Mesos framework `name` of Marathon: tasks known from Marathon's events are named under it before the next Mesos poll"),
 		srvWeight:     fs.Uint("dns-srv-weight", uint(dnsserver.DefaultSRVWeight), "`weight` of every SRV record, 0 to 65535 (mesos-dns answers 1)"),
+		soa:           addSOAFlags(c),
 	}
 }
 
@@ -49,14 +51,18 @@ func (f *dnsRecordFlags) config() (dnsserver.RecordConfig, error) {
 		return dnsserver.RecordConfig{}, fmt.Errorf("--dns-srv-weight %d: want 0 to 65535", *f.srvWeight)
 	}
 	weight := uint16(*f.srvWeight)
-	return dnsserver.RecordConfig{
+	rc := dnsserver.RecordConfig{
 		Domain:            strings.TrimSuffix(strings.ToLower(*f.domain), "."),
 		IPSources:         f.ipSources.vals,
 		EnforceRFC952:     *f.enforceRFC952,
 		HealthyOnly:       *f.healthyOnly,
 		MarathonFramework: *f.framework,
 		SRVWeight:         &weight,
-	}, nil
+	}
+	if err := f.soa.apply(&rc); err != nil {
+		return dnsserver.RecordConfig{}, err
+	}
+	return rc, nil
 }
 
 // dnsServeFlags configure the DNS server of `serve`.
@@ -210,8 +216,13 @@ func mesosDNSConfig(cfg dnsserver.Config, rc dnsserver.RecordConfig, src *source
 		"EnforceRFC952":     rc.EnforceRFC952,
 		"HealthyOnly":       rc.HealthyOnly,
 		"MarathonFramework": rc.MarathonFramework,
-		"Mname":             "ns1." + rc.Domain + ".",
-		"Email":             "root.ns1." + rc.Domain + ".",
+		"Mname":             rc.SOAMname,
+		"Email":             rc.SOARname,
+		"SOAMname":          rc.SOAMname,
+		"SOARname":          rc.SOARname,
+		"SOARefresh":        rc.SOARefresh,
+		"SOARetry":          rc.SOARetry,
+		"SOAExpire":         rc.SOAExpire,
 		"DnsOn":             true,
 		"HttpOn":            true,
 	}

@@ -56,6 +56,9 @@ type command struct {
 	fs             *flag.FlagSet
 	config         *string
 	run            func() error
+	// compatFiles read another tool's configuration file (--mesos-dns-config, --bamboo-config)
+	// onto the flags that the command line, the environment and --config left unset.
+	compatFiles []func(set map[string]bool) error
 }
 
 func newCommand(name, summary, usage, details string) *command {
@@ -120,10 +123,17 @@ func (c *command) parse(args []string, getenv func(string) string) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if *c.config == "" {
-		return nil
+	if *c.config != "" {
+		if err := c.applyConfigFile(*c.config, onCmdline); err != nil {
+			return err
+		}
 	}
-	return c.applyConfigFile(*c.config, onCmdline)
+	for _, read := range c.compatFiles {
+		if err := read(onCmdline); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func lookupEnv(getenv func(string) string, name string) (string, bool) {
@@ -135,7 +145,8 @@ func lookupEnv(getenv func(string) string, name string) (string, bool) {
 }
 
 // applyConfigFile sets every flag named in the file that was not set by flag or environment.
-// Unknown keys are errors: a typo in a config file must not be silently ignored.
+// Unknown keys are errors: a typo in a config file must not be silently ignored. alreadySet
+// gains the flags it sets.
 func (c *command) applyConfigFile(path string, alreadySet map[string]bool) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -154,12 +165,13 @@ func (c *command) applyConfigFile(path string, alreadySet map[string]bool) error
 	for _, k := range keys {
 		f := c.fs.Lookup(k)
 		if f == nil || k == "config" {
-			errs = append(errs, fmt.Errorf("--config %s: unknown key %q (valid keys are the flag names of 'lodestar %s --help')", path, k, c.name))
+			errs = append(errs, fmt.Errorf("--config %s: unknown key %q (valid keys are the flag names of 'lodestar %s --help'%s)", path, k, c.name, c.foreignConfigHint(k)))
 			continue
 		}
 		if alreadySet[k] {
 			continue
 		}
+		alreadySet[k] = true
 		for _, v := range configValues(kv[k]) {
 			if err := f.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("--config %s: key %q: %w", path, k, err))

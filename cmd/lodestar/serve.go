@@ -51,6 +51,9 @@ Examples:
 		apiAuth: c.fs.String("api-auth", "", "credentials the API's mutating endpoints (POST, PUT, DELETE, /_mlb_signal/*) require, as a `spec`: token:T (a bearer token), basic:user:pass, or a file holding one of them; without it they answer only on a loopback --api-listen"),
 		runDir:  c.fs.String("run-dir", defaultRunDir(), "`directory` for files lodestar writes while running (HAProxy's config, sockets, maps, state, certificate)"),
 	}
+	addMesosDNSConfigFlag(c, &f.compatNotes)
+	addBambooConfigFlag(c, &f.compatNotes, getenv)
+	f.bambooTemplate = addBambooTemplateFlag(c)
 	c.run = func() error { return f.serve(ctx, stderr, getenv) }
 	return c
 }
@@ -62,6 +65,8 @@ type serveFlags struct {
 	dns                     *dnsServeFlags
 	hap                     *haproxyServeFlags
 	listen, apiAuth, runDir *string
+	compatNotes             []compatNote // what --mesos-dns-config and --bamboo-config say at start
+	bambooTemplate          *string
 }
 
 // serve runs lodestar until ctx ends or a part fails.
@@ -70,6 +75,7 @@ func (f *serveFlags) serve(ctx context.Context, stderr io.Writer, getenv func(st
 	if err != nil {
 		return err
 	}
+	logCompatNotes(log, f.compatNotes)
 	runDirHandle, err := openRunDir(*f.runDir)
 	if err != nil {
 		return err
@@ -109,6 +115,9 @@ func (f *serveFlags) build(log *slog.Logger, getenv func(string) string) (*serve
 		return nil, err
 	}
 	if s.hap, err = f.hap.build(log, *f.runDir, getenv); err != nil {
+		return nil, err
+	}
+	if err := useBambooTemplate(log, *f.bambooTemplate, s.hap); err != nil {
 		return nil, err
 	}
 	s.reg = discovery.NewRegistry(discovery.WithLogger(log))
