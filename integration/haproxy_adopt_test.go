@@ -49,9 +49,9 @@ func loadThrough(t *testing.T, r route, clients int) func() (int, []error) {
 }
 
 // TestHAProxyKeptAcrossLodestarRestart: lodestar with --haproxy-on-exit keep is SIGTERMed and
-// started again under one-connection-per-request load. No request fails, the same HAProxy
-// master serves throughout, and a task added while lodestar was down reaches HAProxy once it
-// is back.
+// started again under one-connection-per-request load, then upgraded (stopped, and a newer
+// build started). No request fails, the same HAProxy master serves throughout, and a task
+// added while lodestar was down reaches HAProxy once it is back, each time.
 func TestHAProxyKeptAcrossLodestarRestart(t *testing.T) {
 	t.Parallel()
 	sp := FreePort(t)
@@ -84,16 +84,31 @@ func TestHAProxyKeptAcrossLodestarRestart(t *testing.T) {
 	}
 	second.WaitLog(t, lbTimeout, "adopted the HAProxy a previous lodestar kept running")
 	lb.waitActiveServers(t, backendName("/kept", sp), b1, b2)
+
+	// An upgrade: a newer build of lodestar adopts the same HAProxy.
+	newer := BuildVersion(t, "v-newer-build")
+	lb.Lodestar.Stop(t)
+	b3 := haproxytest.Backend(t)
+	addTask(t, fm, "/kept", b3)
+	third := StartBinary(t, newer, lb.Lodestar.args...)
+	third.WaitReady(t)
+	lb.Lodestar = third
+	third.WaitLog(t, lbTimeout, "version=v-newer-build")
+	if got := lb.status(t).Process.PID; got != pid {
+		t.Fatalf("HAProxy master %d after the upgrade, want the kept %d", got, pid)
+	}
+	third.WaitLog(t, lbTimeout, "adopted the HAProxy a previous lodestar kept running")
+	lb.waitActiveServers(t, backendName("/kept", sp), b1, b2, b3)
 	time.Sleep(300 * time.Millisecond)
 	sent, errs := stopLoad()
-	t.Logf("%d requests across lodestar's restart, %d failed", sent, len(errs))
+	t.Logf("%d requests across lodestar's restart and upgrade, %d failed", sent, len(errs))
 	if len(errs) > 0 {
-		t.Fatalf("%d of %d requests failed across lodestar's restart; first: %v", len(errs), sent, errs[0])
+		t.Fatalf("%d of %d requests failed across lodestar's restart and upgrade; first: %v", len(errs), sent, errs[0])
 	}
 	if masters := haproxyMasters(t, lb.RunDir); len(masters) != 1 || masters[0] != pid {
 		t.Fatalf("HAProxy masters on the run dir: %v, want only %d", masters, pid)
 	}
-	assertTraffic(t, lbClient(t, true), []route{r}, []*haproxytest.HTTPBackend{b1, b2}, nil, 5)
+	assertTraffic(t, lbClient(t, true), []route{r}, []*haproxytest.HTTPBackend{b1, b2, b3}, nil, 5)
 }
 
 // TestHAProxyKeptOneLeftAloneByAnotherRunDir: a HAProxy kept by a lodestar on one run dir is

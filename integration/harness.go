@@ -57,6 +57,30 @@ var binary struct {
 // `go build` and makes it the binary Start and Run execute. TestMain calls it once. When the
 // tests run with -race, so does lodestar: a data race in it then fails the test that stops it.
 func BuildBinary(dir string) error {
+	out := filepath.Join(dir, "lodestar")
+	if err := buildLodestar(out); err != nil {
+		return err
+	}
+	binary.Lock()
+	binary.path = out
+	binary.Unlock()
+	return nil
+}
+
+// BuildVersion builds lodestar again with version v, as a newer release of the same code
+// would be, into a directory of t's, and returns that binary (for StartBinary).
+func BuildVersion(t testing.TB, v string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "lodestar")
+	if err := buildLodestar(out, "-ldflags", "-X main.version="+v); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// buildLodestar runs `go build` of ./cmd/lodestar into out, with -race when the tests run
+// with it, and the extra build flags.
+func buildLodestar(out string, extra ...string) error {
 	goTool, err := goCommand()
 	if err != nil {
 		return err
@@ -65,8 +89,7 @@ func BuildBinary(dir string) error {
 	if err != nil {
 		return err
 	}
-	out := filepath.Join(dir, "lodestar")
-	args := []string{"build", "-o", out}
+	args := append([]string{"build", "-o", out}, extra...)
 	if raceEnabled() {
 		args = append(args, "-race")
 	}
@@ -77,9 +100,6 @@ func BuildBinary(dir string) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build ./cmd/lodestar in %s: %w\n%s", root, err, stderr.String())
 	}
-	binary.Lock()
-	binary.path = out
-	binary.Unlock()
 	return nil
 }
 
@@ -178,10 +198,16 @@ var (
 // test prints lodestar's log (LogExcerpt).
 func Start(t testing.TB, args ...string) *Lodestar {
 	t.Helper()
+	return StartBinary(t, Binary(t), args...)
+}
+
+// StartBinary is Start with another lodestar binary (BuildVersion).
+func StartBinary(t testing.TB, bin string, args ...string) *Lodestar {
+	t.Helper()
 	args = withDefault(args, "--api-listen", "127.0.0.1:0")
 	args = withDefault(args, "--run-dir", t.TempDir())
 	l := &Lodestar{Log: &logtest.Buffer{}, args: args, done: make(chan struct{})}
-	l.cmd = exec.Command(Binary(t), append([]string{"serve"}, args...)...)
+	l.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
 	l.cmd.Env = childEnv()
 	l.cmd.Stdout, l.cmd.Stderr = l.Log, l.Log
 	// If the test binary dies without cleaning up, lodestar goes with it.

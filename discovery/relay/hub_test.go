@@ -93,16 +93,6 @@ func (s *testStream) next(t testing.TB) *change {
 	return nil
 }
 
-// quiet fails t when an event is already waiting.
-func (s *testStream) quiet(t testing.TB) {
-	t.Helper()
-	select {
-	case c := <-s.changes:
-		t.Fatalf("unexpected event: snapshot=%v %d→%d", c.Snapshot, c.From, c.Version)
-	default:
-	}
-}
-
 func leader(n int) discovery.Update {
 	return discovery.SetMarathonLeader{Leader: fmt.Sprintf("m%d:8080", n)}
 }
