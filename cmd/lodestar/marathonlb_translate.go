@@ -31,7 +31,8 @@ type mlbEnv struct {
 }
 
 // translateMarathonLB turns marathon-lb's mode ("sse", "poll" or "" for marathon_lb.py
-// itself), command line and environment into a plan. It reads no file and changes nothing.
+// itself), command line and environment into a plan. It changes nothing; the only files it
+// reads are the default certificate and $MESOS_SANDBOX/templates (to see whether they exist).
 func translateMarathonLB(mode string, args []string, env mlbEnv) (*mlbPlan, error) {
 	p := &mlbPlan{command: "serve"}
 	switch mode {
@@ -210,8 +211,12 @@ func (p *mlbPlan) certsFromEnvironment(env mlbEnv) error {
 			}
 		}
 	} else if !p.sslCertsSet {
-		if _, err := os.Stat(env.certPath); err == nil {
-			certs = append(certs, env.certPath)
+		// An empty or broken file there (the image makes it empty) is not marathon_lb.py's
+		// default certificate: lodestar's self-signed one serves instead.
+		if b, err := os.ReadFile(env.certPath); err == nil {
+			if _, err := tls.X509KeyPair(b, b); err == nil {
+				certs = append(certs, env.certPath)
+			}
 		}
 	}
 	if len(certs) > 0 {
