@@ -142,9 +142,32 @@ func (l *mlbLab) checkServes(t *testing.T, certCN string) {
 	if cn := servedSubject(t, "127.0.0.1:"+strconv.Itoa(l.https), "app.example.test"); cn != certCN {
 		t.Errorf("HTTPS serves a certificate for %q, want HAPROXY_SSL_CERT's %q", cn, certCN)
 	}
-	if code, _ := get(t, "http://127.0.0.1:"+strconv.Itoa(l.stats)+"/_haproxy_health_check", ""); code != http.StatusOK {
+	stats := "http://127.0.0.1:" + strconv.Itoa(l.stats)
+	if code, _ := get(t, stats+"/_haproxy_health_check", ""); code != http.StatusOK {
 		t.Errorf("stats port /_haproxy_health_check: %d", code)
 	}
+	if code, body := get(t, stats+"/_haproxy_getconfig", ""); code != http.StatusOK || !strings.Contains(body, "app.example.test") {
+		t.Errorf("stats port /_haproxy_getconfig: %d, not the running configuration:\n%s", code, body)
+	}
+	if code, body := get(t, stats+"/_haproxy_getpids", ""); code != http.StatusOK || strings.TrimSpace(body) == "" {
+		t.Errorf("stats port /_haproxy_getpids: %d %q", code, body)
+	}
+}
+
+// signal sends GET /_mlb_signal/<name> to the stats port with header and returns the status.
+func (l *mlbLab) signal(t *testing.T, name string, header http.Header) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(l.stats)+"/_mlb_signal/"+name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // TestMarathonLBImageForm: lodestar started as marathon-lb's image is (sse -m URL --group
@@ -154,9 +177,25 @@ func TestMarathonLBImageForm(t *testing.T) {
 	certPath := t.TempDir() + "/cert.pem"
 	env := map[string]string{"HAPROXY_SSL_CERT": testCertPEM(t, "image.example.test"), "PORTS": "80,443,9090",
 		"HAPROXY_SYSCTL_PARAMS": "net.ipv4.tcp_tw_reuse=1"}
-	args := append([]string{"sse", "-m", l.fake.URL(), "--group", "external", "--haproxy-ssl-cert-path", certPath}, l.lodestarFlags(t)...)
+	args := append([]string{"sse", "-m", l.fake.URL(), "--group", "external", "--haproxy-ssl-cert-path", certPath,
+		"--api-auth", "token:s3cret"}, l.lodestarFlags(t)...)
 	_, logs := startMarathonLB(t, env, args...)
 	l.checkServes(t, "image.example.test")
+	// /_mlb_signal/hup through the stats port resyncs (/v2/apps is fetched again) with the
+	// API's credential, and is refused without it.
+	before := l.fake.Requests("/v2/apps")
+	if code := l.signal(t, "hup", http.Header{"X-Forwarded-For": {"127.0.0.1"}}); code != http.StatusUnauthorized {
+		t.Errorf("/_mlb_signal/hup without the credential: %d, want 401", code)
+	}
+	if n := l.fake.Requests("/v2/apps"); n != before {
+		t.Errorf("a refused hup fetched /v2/apps (%d → %d)", before, n)
+	}
+	if code := l.signal(t, "hup", http.Header{"Authorization": {"Bearer s3cret"}}); code != http.StatusOK {
+		t.Errorf("/_mlb_signal/hup with the credential: %d, want 200", code)
+	}
+	if n := l.fake.Requests("/v2/apps"); n <= before {
+		t.Errorf("/_mlb_signal/hup did not resync: /v2/apps fetched %d times before, %d after", before, n)
+	}
 	b, err := os.ReadFile(certPath)
 	if err != nil || string(b) != env["HAPROXY_SSL_CERT"] {
 		t.Errorf("HAPROXY_SSL_CERT not written to %s (%v)", certPath, err)
@@ -187,6 +226,11 @@ func TestMarathonLBScriptForm(t *testing.T) {
 		"--haproxy-ssl-cert-path", certPath}, l.lodestarFlags(t)...)
 	_, logs := startMarathonLB(t, env, args...)
 	l.checkServes(t, "script.example.test")
+	// Without --api-auth, a signal that came through HAProxy is refused (the API is on
+	// loopback, where it would be trusted).
+	if code := l.signal(t, "hup", nil); code != http.StatusForbidden {
+		t.Errorf("/_mlb_signal/hup through the stats port without --api-auth: %d, want 403", code)
+	}
 	if !strings.Contains(logs.String(), "warning: --command:") {
 		t.Errorf("no warning for --command:\n%s", logs)
 	}
