@@ -26,7 +26,13 @@ type mlbLab struct {
 	http, https, stats, appID, sp int
 }
 
-func newMLBLab(t *testing.T) *mlbLab {
+func newMLBLab(t testing.TB) *mlbLab {
+	return newMLBLabApps(t, 0)
+}
+
+// newMLBLabApps is newMLBLab with extra more apps (vhost appN.example.test, the same backend),
+// each with a service port of its own.
+func newMLBLabApps(t testing.TB, extra int) *mlbLab {
 	t.Helper()
 	haproxytest.Bin(t)
 	l := &mlbLab{backend: haproxytest.BackendNamed(t, "app"),
@@ -42,6 +48,16 @@ func newMLBLab(t *testing.T) *mlbLab {
 	if err := l.fake.LoadApps([]byte(apps)); err != nil {
 		t.Fatal(err)
 	}
+	for i := range extra {
+		app := map[string]any{"id": fmt.Sprintf("/bench/app%d", i), "instances": 1,
+			"labels":          map[string]any{"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": fmt.Sprintf("app%d.example.test", i)},
+			"portDefinitions": []any{map[string]any{"port": haproxytest.FreePort(t), "protocol": "tcp"}},
+			"tasks": []any{map[string]any{"id": fmt.Sprintf("bench_app%d.1", i), "appId": fmt.Sprintf("/bench/app%d", i),
+				"host": "127.0.0.1", "ports": []any{l.backend.Port}, "state": "TASK_RUNNING", "startedAt": "2026-11-01T10:00:03.000Z"}}}
+		if err := l.fake.AddApp(app); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := l.fake.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +67,7 @@ func newMLBLab(t *testing.T) *mlbLab {
 
 // lodestarFlags are serve's flags the tests add after marathon-lb's: the binds on free
 // loopback ports, the API on one, a run directory of the test's own.
-func (l *mlbLab) lodestarFlags(t *testing.T) []string {
+func (l *mlbLab) lodestarFlags(t testing.TB) []string {
 	return []string{
 		"--http-bind", "127.0.0.1:" + strconv.Itoa(l.http), "--https-bind", "127.0.0.1:" + strconv.Itoa(l.https),
 		"--stats-bind", "127.0.0.1:" + strconv.Itoa(l.stats), "--appid-bind", "127.0.0.1:" + strconv.Itoa(l.appID),
@@ -61,7 +77,7 @@ func (l *mlbLab) lodestarFlags(t *testing.T) []string {
 
 // startMarathonLB runs lodestar with args (as main would) and env, and returns the API's base
 // URL and the log once it serves. It stops when the test ends.
-func startMarathonLB(t *testing.T, env map[string]string, args ...string) (string, *logtest.Buffer) {
+func startMarathonLB(t testing.TB, env map[string]string, args ...string) (string, *logtest.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &logtest.Buffer{}
@@ -95,7 +111,7 @@ func startMarathonLB(t *testing.T, env map[string]string, args ...string) (strin
 }
 
 // get fetches url with Host host (empty: the URL's), failing the test on a transport error.
-func get(t *testing.T, url, host string) (int, string) {
+func get(t testing.TB, url, host string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
@@ -246,5 +262,41 @@ func TestMarathonLBDry(t *testing.T) {
 	}
 	if !strings.Contains(out, "app.example.test") || !strings.Contains(out, "maxconn ") {
 		t.Errorf("--dry output is not the configuration:\n%s", out)
+	}
+}
+
+// BenchmarkMarathonLBFirstRoute is marathon-lb mode's start, in the image's form, to the first
+// request routed through HAProxy, against a fake Marathon with 1,000 apps.
+func BenchmarkMarathonLBFirstRoute(b *testing.B) {
+	l := newMLBLabApps(b, 999)
+	for b.Loop() {
+		b.StopTimer()
+		ctx, cancel := context.WithCancel(context.Background())
+		args := append([]string{"sse", "-m", l.fake.URL(), "--group", "external", "--haproxy-ssl-cert-path", b.TempDir() + "/cert.pem"}, l.lodestarFlags(b)...)
+		done := make(chan int, 1)
+		logs := &logtest.Buffer{}
+		deadline := time.Now().Add(2 * time.Minute)
+		b.StartTimer()
+		go func() { done <- run(ctx, args, io.Discard, logs, func(string) string { return "" }) }()
+		for {
+			if time.Now().After(deadline) {
+				b.Fatalf("no route after 2 minutes; log:\n%s", logs.Tail(4000))
+			}
+			req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(l.http)+"/", nil)
+			req.Host = "app.example.test"
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		b.StopTimer()
+		cancel()
+		if code := <-done; code != 0 {
+			b.Fatalf("lodestar exited %d", code)
+		}
+		b.StartTimer()
 	}
 }

@@ -204,9 +204,9 @@ func TestMaxConnFor(t *testing.T) {
 		note  string
 	}{
 		{1 << 20, 50000, "marathon-lb's"},
-		{101000, 50000, "holds it"},
-		{100999, 49999, "instead of marathon-lb's 50000"},
-		{20000, 9500, "is 20000"},
+		{133334, 50000, "holds it"},
+		{133332, 49999, "instead of marathon-lb's 50000"},
+		{20000, 7500, "is 20000"},
 		{1024, 256, "instead"},
 	} {
 		got, note := maxConnFor(c.limit)

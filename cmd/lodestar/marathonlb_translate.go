@@ -252,22 +252,24 @@ func checkPorts(s string) error {
 	return nil
 }
 
-// fdReserve is what HAProxy needs besides two descriptors per connection: listeners, health
-// checks, the master's sockets, logs, maps.
-const fdReserve = 1000
+// fdReserve is what HAProxy needs besides two descriptors per connection: a listener per
+// frontend (one per app port: 1,000 apps take over 1,000), health checks, the master's sockets,
+// logs, maps. It is a quarter of the limit, and at least 1,000: HAProxy refuses to start when
+// maxconn leaves it too few (“Cannot raise FD limit”), and the apps, so the listeners, come later.
+func fdReserve(limit uint64) uint64 { return max(1000, limit/4) }
 
 // maxConnFor is marathon-lb's maxconn (50000) when the open-files limit holds two descriptors
 // per connection plus fdReserve, else the highest value it does hold, with the line that says
 // which at start.
 func maxConnFor(limit uint64) (int, string) {
-	if limit >= 2*mlbMaxConn+fdReserve {
-		return mlbMaxConn, fmt.Sprintf("HAProxy maxconn %d, marathon-lb's (open-files limit %d holds it)", mlbMaxConn, limit)
-	}
 	n := 256
-	if limit > fdReserve+2*256 {
-		n = int((limit - fdReserve) / 2)
+	if limit > fdReserve(limit)+2*256 {
+		n = int((limit - fdReserve(limit)) / 2)
 	}
-	return n, fmt.Sprintf("HAProxy maxconn %d instead of marathon-lb's %d: the open-files limit (ulimit -n hard) is %d, and each connection takes two (raise it to %d for marathon-lb's)", n, mlbMaxConn, limit, 2*mlbMaxConn+fdReserve)
+	if n >= mlbMaxConn {
+		return mlbMaxConn, fmt.Sprintf("HAProxy maxconn %d, marathon-lb's (the open-files limit, %d, holds it)", mlbMaxConn, limit)
+	}
+	return n, fmt.Sprintf("HAProxy maxconn %d instead of marathon-lb's %d: the open-files limit (ulimit -n, hard) is %d; each connection takes two descriptors and a quarter is kept for listeners and checks (raise it to %d for marathon-lb's)", n, mlbMaxConn, limit, (2*mlbMaxConn*4+2)/3)
 }
 
 // openFilesLimit is the hard RLIMIT_NOFILE: HAProxy raises its soft limit up to it.

@@ -15,7 +15,7 @@ import (
 
 // testCertPEM is a self-signed certificate for name (its subject's CN and SAN) followed by its
 // EC key, in one PEM text, as HAProxy's crt and HAPROXY_SSL_CERT take it.
-func testCertPEM(t *testing.T, name string) string {
+func testCertPEM(t testing.TB, name string) string {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
