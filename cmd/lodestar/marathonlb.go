@@ -52,7 +52,6 @@ type mlbPlan struct {
 	sslCerts    []string // from --ssl-certs
 	sslCertsSet bool
 	healthCheck bool
-	maxConnSet  bool
 }
 
 // certFile is a certificate (with its key) to write before lodestar starts.

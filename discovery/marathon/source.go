@@ -249,15 +249,21 @@ func reason(err error) string {
 }
 
 // choose picks the member to use: the leader when some member names it and it answers, else
-// the first member that answers at all. When no member serves /v2/leader (a proxy in front of
-// Marathon that passes only /v2/apps and /v2/events, a very old Marathon), it is the first
-// member that answers /v2/apps, and the session then asks nobody who leads (s.leaderless).
+// the first member that answers at all. When no member serves /v2/leader and some refuse it
+// with a 4xx (a proxy in front of Marathon that passes only /v2/apps and /v2/events, a very old
+// Marathon), it is the first of those that answers /v2/apps, and the session then asks nobody
+// who leads (s.leaderless).
 func (s *Source) choose(ctx context.Context) (*url.URL, error) {
 	var errs []error
+	var hidden []*url.URL // members that answer HTTP but refuse /v2/leader (4xx)
 	for _, m := range s.members {
 		leader, err := s.leaderOf(ctx, m)
 		if err != nil {
 			errs = append(errs, err)
+			var se *statusError
+			if errors.As(err, &se) && se.code/100 == 4 {
+				hidden = append(hidden, m)
+			}
 			continue
 		}
 		s.leaderless = false
@@ -268,7 +274,9 @@ func (s *Source) choose(ctx context.Context) (*url.URL, error) {
 		}
 		return m, nil
 	}
-	for _, m := range s.members {
+	// A member that is down or unavailable (5xx: no leader elected) would not serve /v2/apps
+	// either; one that refuses only /v2/leader (a proxy passing /v2/apps and /v2/events) may.
+	for _, m := range hidden {
 		if _, err := s.get(ctx, m, "/v2/apps"); err != nil {
 			errs = append(errs, err)
 			continue
