@@ -20,10 +20,14 @@ COPY --from=build /out/lodestar /usr/local/bin/lodestar
 # HAProxy binds :80 and :443 and lodestar's DNS binds :53 without root: file capabilities.
 RUN setcap cap_net_bind_service=+ep /usr/sbin/haproxy \
  && setcap cap_net_bind_service=+ep /usr/local/bin/lodestar \
- && useradd --system --uid 10001 --user-group --home-dir /var/lib/lodestar --create-home lodestar
+ && useradd --system --uid 10001 --user-group --home-dir /var/lib/lodestar --create-home lodestar \
+ && install -o lodestar -g lodestar -m 600 /dev/null /etc/ssl/cert.pem
 USER lodestar
 WORKDIR /var/lib/lodestar
 # HTTP, HTTPS, HAProxy stats and /metrics, app-id frontend, lodestar API, DNS.
 EXPOSE 80 443 9090 9091 8090 53/udp 53/tcp
+# `docker run IMAGE sse -m http://marathon:8080 --group external` works as with marathon-lb's
+# image: lodestar reads sse and poll as `lodestar marathon-lb sse|poll`. HAPROXY_SSL_CERT is
+# written to /etc/ssl/cert.pem (made above, the only file there lodestar may write), as there.
 ENTRYPOINT ["lodestar"]
 CMD ["serve"]

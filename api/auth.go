@@ -147,6 +147,12 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		a := s.cfg.Auth
 		if !a.Enabled() {
+			if relayed(r) { // through HAProxy's stats port: from anyone (see relayed.go)
+				writeError(w, http.StatusForbidden, fmt.Sprintf(
+					"%s %s changes lodestar's state and came through HAProxy's stats port, which anyone may reach: "+
+						"set --api-auth (token:T or basic:user:pass) and send its credential", r.Method, r.URL.Path))
+				return
+			}
 			if s.local.Load() {
 				next.ServeHTTP(w, r)
 				return

@@ -64,6 +64,9 @@ func addHAProxyFlags(c *command) *haproxyFlags {
 
 // buildConfig checks the flags and returns the build configuration for runDir.
 func (f *haproxyFlags) buildConfig(runDir string, getenv func(string) string) (haproxy.Config, error) {
+	if getenv == nil { // nil is the process's environment, as for flags (lookupEnv)
+		getenv = os.Getenv
+	}
 	if *f.maxConn < 1 {
 		return haproxy.Config{}, fmt.Errorf("--haproxy-maxconn %d: want at least 1", *f.maxConn)
 	}

@@ -31,6 +31,7 @@ func commands(ctx context.Context, stdout, stderr io.Writer, getenv func(string)
 		renderCommand(ctx, stdout, stderr, getenv),
 		recordsCommand(ctx, stdout, stderr, getenv),
 		clusterCommand(ctx, stdout, stderr, getenv),
+		marathonLBCommand(ctx, stdout, stderr, getenv),
 		versionCommand(stdout),
 	}
 }
@@ -54,6 +55,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		return 0
 	}
+	if args[0] == "sse" || args[0] == "poll" { // marathon-lb's image form (its Docker CMD)
+		args = append([]string{"marathon-lb"}, args...)
+	}
 	for _, c := range cmds {
 		if c.name != args[0] {
 			continue
@@ -61,7 +65,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		if c.name == "cluster" { // subcommands, each with its own flags
 			return runCluster(ctx, args[1:], stdout, stderr, getenv)
 		}
-		if err := c.parse(args[1:], getenv); err != nil {
+		parse := c.parse
+		if c.name == "marathon-lb" { // marathon_lb.py's flags, not Go's
+			parse = func(a []string, g func(string) string) error { return parseMarathonLB(c, a, g) }
+		}
+		if err := parse(args[1:], getenv); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				c.printUsage(stdout)
 				return 0

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -102,6 +103,8 @@ type server struct {
 	dns     *dnsFrontEnd
 	hap     *haproxyFrontEnd
 	front   api.Frontends
+	// relayed is the socket HAProxy's stats port forwards marathon-lb's endpoints to (mlbstats.go).
+	relayed net.Listener
 }
 
 // build checks the flags and makes the parts, wired to each other but not running.
@@ -154,6 +157,11 @@ func (f *serveFlags) build(log *slog.Logger, getenv func(string) string) (*serve
 		}
 	}
 	s.api.SetFrontends(s.front)
+	if s.hap != nil {
+		if s.relayed, err = listenRelayed(*f.runDir); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -180,6 +188,9 @@ func (s *server) start(ctx context.Context, g *errgroup.Group) {
 		s.startHAProxy(ctx, g)
 	}
 	g.Go(func() error { return s.api.Run(ctx) })
+	if s.relayed != nil {
+		g.Go(func() error { return s.api.ServeRelayed(ctx, s.relayed) })
+	}
 	g.Go(func() error { return s.announce(ctx) })
 }
 

@@ -1,7 +1,10 @@
 package marathon
 
 import (
+	"path/filepath"
+
 	"context"
+	"github.com/lodestar-lb/lodestar/integration/fakemarathon"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -108,4 +111,50 @@ func TestUnresolvableLeaderIsNotLookedUpOnEveryCheck(t *testing.T) {
 		t.Errorf("%s looked up %d times in about 30 leader checks, want it retried far less often", leader, n)
 	}
 	h.waitLog("cannot resolve the Marathon leader", "marathon-1.unresolvable.test")
+}
+
+// newLeaderlessFake is newFake behind a proxy that passes only /v2/apps and /v2/events.
+func newLeaderlessFake(t *testing.T) *fakemarathon.Server {
+	t.Helper()
+	f := fakemarathon.New()
+	f.KeepAlive = 50 * time.Millisecond
+	f.NoLeaderEndpoints = true
+	if err := f.LoadAppsFile(filepath.Join("testdata", "zdd_apps.json")); err != nil {
+		t.Fatal(err)
+	}
+	f.RewriteAddresses()
+	if err := f.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	return f
+}
+
+// TestNoMemberServesLeader: with no member serving /v2/leader (nor /v2/info), the source syncs
+// from the first member that answers /v2/apps — the first configured one is down — and says so
+// in a debug line; the session then follows events without a leader check ending it.
+func TestNoMemberServesLeader(t *testing.T) {
+	t.Parallel()
+	down := newLeaderlessFake(t)
+	down.GoDown()
+	up := newLeaderlessFake(t)
+	h := start(t, testConfig(), down, up)
+	s := h.waitSynced()
+	if s.Apps.Len() == 0 {
+		t.Fatalf("no apps after the sync: %s", dump(s))
+	}
+	h.waitLog("no Marathon member serves /v2/leader", "member="+up.URL())
+	if h.src.Connected() != up.URL() {
+		t.Errorf("connected to %q, want %q", h.src.Connected(), up.URL())
+	}
+	// Several leader-check periods pass (100 ms each here) while events flow; the stream stays up.
+	for range 5 {
+		h.flush(up)
+	}
+	if n := up.StreamConnects(); n != 1 {
+		t.Errorf("%d stream connections, want 1 (a leader check must not end the session)", n)
+	}
+	if n := up.Requests("/v2/leader"); n > 2 {
+		t.Errorf("/v2/leader asked %d times, want only while choosing a member", n)
+	}
 }

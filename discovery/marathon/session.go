@@ -99,8 +99,12 @@ func (s *Source) session(ctx context.Context, m *url.URL, sink discovery.Sink) (
 }
 
 // checkLeader sends the leader m names to the registry (when it changed), and ends the
-// session with errSwitch when another configured member leads and answers.
+// session with errSwitch when another configured member leads and answers. It asks nothing
+// when the member was chosen without /v2/leader (s.leaderless).
 func (s *Source) checkLeader(ctx context.Context, m *url.URL, sink discovery.Sink) error {
+	if s.leaderless {
+		return nil
+	}
 	leader, err := s.leaderOf(ctx, m)
 	if err != nil {
 		return err

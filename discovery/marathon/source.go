@@ -89,6 +89,9 @@ type Source struct {
 	// namedLeader is the "host:port" a member's /v2/leader named last. Only the Run goroutine
 	// uses it (redirects are followed inside its requests).
 	namedLeader string
+	// leaderless is set by choose when no member served /v2/leader but one served /v2/apps:
+	// the session then does not ask who leads. Only the Run goroutine uses it.
+	leaderless bool
 }
 
 // New validates cfg and returns a Source.
@@ -246,20 +249,41 @@ func reason(err error) string {
 }
 
 // choose picks the member to use: the leader when some member names it and it answers, else
-// the first member that answers at all.
+// the first member that answers at all. When no member serves /v2/leader and some refuse it
+// with a 4xx (a proxy in front of Marathon that passes only /v2/apps and /v2/events, a very old
+// Marathon), it is the first of those that answers /v2/apps, and the session then asks nobody
+// who leads (s.leaderless).
 func (s *Source) choose(ctx context.Context) (*url.URL, error) {
 	var errs []error
+	var hidden []*url.URL // members that answer HTTP but refuse /v2/leader (4xx)
 	for _, m := range s.members {
 		leader, err := s.leaderOf(ctx, m)
 		if err != nil {
 			errs = append(errs, err)
+			var se *statusError
+			if errors.As(err, &se) && se.code/100 == 4 {
+				hidden = append(hidden, m)
+			}
 			continue
 		}
+		s.leaderless = false
 		if lm := s.memberFor(leader); lm != nil && lm != m {
 			if _, err := s.leaderOf(ctx, lm); err == nil {
 				return lm, nil
 			}
 		}
+		return m, nil
+	}
+	// A member that is down or unavailable (5xx: no leader elected) would not serve /v2/apps
+	// either; one that refuses only /v2/leader (a proxy passing /v2/apps and /v2/events) may.
+	for _, m := range hidden {
+		if _, err := s.get(ctx, m, "/v2/apps"); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.leaderless = true
+		s.log.Debug("no Marathon member serves /v2/leader; using the first member that serves /v2/apps",
+			"member", m.String())
 		return m, nil
 	}
 	return nil, fmt.Errorf("no Marathon member answers: %w", errors.Join(errs...))

@@ -65,11 +65,15 @@ func (s *Server) SetInfo(fn func(info map[string]any)) {
 	fn(s.info)
 }
 
-func (s *Server) handleInfo(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	info := deepCopy(s.info).(map[string]any)
-	leader, addr := s.leaderLocked(), s.addr
+	leader, addr, hidden := s.leaderLocked(), s.addr, s.noLeader
 	s.mu.Unlock()
+	if hidden {
+		handleNotFound(w, r)
+		return
+	}
 
 	host, portStr, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(portStr)

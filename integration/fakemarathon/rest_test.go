@@ -376,3 +376,18 @@ func TestStatusAuthAndAppsBody(t *testing.T) {
 		t.Errorf("Requests(/v2/apps) = %d, want 7", got)
 	}
 }
+
+// A proxy that passes only /v2/apps and /v2/events hides who leads: /v2/leader and /v2/info
+// answer 404 while the apps are served.
+func TestNoLeaderEndpoints(t *testing.T) {
+	s := start(t, func(s *Server) { s.NoLeaderEndpoints = true })
+	load(t, s, "marathon15_apps.json")
+	for _, path := range []string{"/v2/leader", "/v2/info"} {
+		if code, _ := getJSON(t, s, path); code != http.StatusNotFound {
+			t.Errorf("GET %s = %d, want 404", path, code)
+		}
+	}
+	if code, body := getJSON(t, s, "/v2/apps"); code != http.StatusOK || len(body["apps"].([]any)) == 0 {
+		t.Errorf("GET /v2/apps = %d %v, want the apps", code, body)
+	}
+}

@@ -46,6 +46,9 @@ type Server struct {
 	// "taskId" (Marathon before 1.4) instead of "instanceId". It is read by
 	// SetHealth and AddTask when they run.
 	LegacyHealthEvents bool
+	// NoLeaderEndpoints makes /v2/leader and /v2/info answer 404, as a proxy in front of
+	// Marathon that passes only /v2/apps and /v2/events does. Read by Start only.
+	NoLeaderEndpoints bool
 
 	// life serialises Start, Restart, Close and GoDown, which wait for
 	// handlers and so must not hold mu.
@@ -66,6 +69,7 @@ type Server struct {
 	addr        string // bound address, kept for Restart
 	keepAlive   time.Duration
 	leader      string
+	noLeader    bool
 	status      int
 	appsBody    []byte
 	authOn      bool
@@ -104,9 +108,7 @@ func New() *Server {
 	mux.HandleFunc("GET /v2/apps", s.handleApps)
 	mux.HandleFunc("GET /v2/apps/{id...}", s.handleApp)
 	mux.HandleFunc("GET /v2/events", s.handleEvents)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Resource not found: " + r.URL.Path})
-	})
+	mux.HandleFunc("/", handleNotFound)
 	s.mux = mux
 	return s
 }
@@ -125,6 +127,7 @@ func (s *Server) Start() error {
 	s.mu.Lock()
 	s.keepAlive = s.KeepAlive
 	s.leader = s.Leader
+	s.noLeader = s.NoLeaderEndpoints
 	s.mu.Unlock()
 	if err := s.listen(addr); err != nil {
 		return err
@@ -271,6 +274,10 @@ func handlePing(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, "pong")
 }
 
+func handleNotFound(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusNotFound, map[string]any{"message": "Resource not found: " + r.URL.Path})
+}
+
 // leaderLocked is the current leader "host:port".
 func (s *Server) leaderLocked() string {
 	if s.leader != "" {
@@ -279,10 +286,14 @@ func (s *Server) leaderLocked() string {
 	return s.addr
 }
 
-func (s *Server) handleLeader(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	leader := s.leaderLocked()
+	leader, hidden := s.leaderLocked(), s.noLeader
 	s.mu.Unlock()
+	if hidden {
+		handleNotFound(w, r)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"leader": leader})
 }
 
