@@ -300,3 +300,34 @@ func BenchmarkMarathonLBFirstRoute(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// TestMarathonLBConfinesTemplateLabels: marathon-lb mode confines per-app template labels by
+// default, as serve does (a shared edge), and --label-templates full is the explicit way back
+// to marathon-lb's raw templates.
+func TestMarathonLBConfinesTemplateLabels(t *testing.T) {
+	l := newMLBLab(t)
+	hostile := map[string]any{"id": "/evil", "instances": 1,
+		"labels": map[string]any{"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "evil.example.test",
+			"HAPROXY_0_BACKEND_HEAD": "\nglobal\n  daemon\nbackend {backend}\n  balance {balance}\n  mode {mode}\n"},
+		"portDefinitions": []any{map[string]any{"port": haproxytest.FreePort(t), "protocol": "tcp"}},
+		"tasks": []any{map[string]any{"id": "evil.1", "appId": "/evil", "host": "127.0.0.1",
+			"ports": []any{l.backend.Port}, "state": "TASK_RUNNING", "startedAt": "2026-11-01T10:00:03.000Z"}}}
+	if err := l.fake.AddApp(hostile); err != nil {
+		t.Fatal(err)
+	}
+	dry := func(extra ...string) string {
+		args := append([]string{"marathon-lb", "-m", l.fake.URL(), "--group", "external", "--dry",
+			"--run-dir", t.TempDir(), "--haproxy-ssl-cert-path", t.TempDir() + "/cert.pem"}, extra...)
+		code, out, errOut := runCmd(t, nil, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", extra, code, errOut)
+		}
+		return out
+	}
+	if out := dry(); strings.Contains(out, "daemon") || strings.Contains(out, "evil.example.test") || !strings.Contains(out, "app.example.test") {
+		t.Errorf("default (confined): the /evil app's global section, or the app itself, is in the output, or /app is not:\n%s", out)
+	}
+	if out := dry("--label-templates", "full"); !strings.Contains(out, "  daemon") {
+		t.Errorf("--label-templates full: the label's template is not written as given:\n%s", out)
+	}
+}
