@@ -296,7 +296,7 @@ func TestHAProxyBadAppAmong500(t *testing.T) {
 	const (
 		n        = 500
 		badLabel = 250 // HAPROXY_0_MODE=htp
-		badBind  = 100 // HAPROXY_0_BIND_OPTIONS with a keyword HAProxy does not know
+		badBind  = 100 // HAPROXY_0_BIND_OPTIONS with a value HAProxy does not know
 	)
 	ports := freePortBlock(t, n)
 	backends := make([]*haproxytest.HTTPBackend, 4)
@@ -387,7 +387,8 @@ func TestHAProxyBadAppAmong500(t *testing.T) {
 
 	// (b) A value only HAProxy rejects.
 	validations := lb.metric(t, "lodestar_haproxy_validations_total")
-	putApp(t, fm, app(badBind, map[string]string{"HAPROXY_0_BIND_OPTIONS": "bogus-keyword"}))
+	// An allowed bind option with a value only HAProxy knows to be wrong.
+	putApp(t, fm, app(badBind, map[string]string{"HAPROXY_0_BIND_OPTIONS": "proto bogus-mux"}))
 	Eventually(t, lbTimeout, "HAProxy's validation to exclude "+appID(badBind), func() error {
 		st = lb.status(t)
 		if ex = excludedApp(st, appID(badBind)); ex == nil || len(ex.HAProxy) == 0 {
@@ -398,8 +399,8 @@ func TestHAProxyBadAppAmong500(t *testing.T) {
 	if len(st.Excluded) != 1 {
 		t.Errorf("/v1/haproxy/status excludes %+v, want only %s", st.Excluded, appID(badBind))
 	}
-	if msg := strings.Join(ex.HAProxy, "\n"); !strings.Contains(msg, "bogus-keyword") {
-		t.Errorf("exclusion of %s: HAProxy's message %q does not name the bad keyword", appID(badBind), msg)
+	if msg := strings.Join(ex.HAProxy, "\n"); !strings.Contains(msg, "bogus-mux") {
+		t.Errorf("exclusion of %s: HAProxy's message %q does not name the bad value", appID(badBind), msg)
 	}
 	if st.LastApply == nil || st.LastApply.Validations > 2 {
 		t.Errorf("last_apply %+v: want at most 2 validations", st.LastApply)
