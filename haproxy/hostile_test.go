@@ -107,7 +107,7 @@ var hostileCases = []hostileCase{
 		"  acl app__victim_web hdr(x-marathon-app-id) -i /victim/web\n  use_backend {backend} if app__victim_web\n"), want: "HAPROXY_0_HTTP_FRONTEND_APPID_ACL"},
 	// Item 3: bind addresses that bind the shared or the victim's port, or a file.
 	{name: "3 bind addr list", mutate: label("HAPROXY_0_BIND_ADDR", "127.0.0.1:27080,127.0.0.1:27100,127.0.0.1"), want: "HAPROXY_0_BIND_ADDR", absent: "127.0.0.1:27080"},
-	{name: "3 bind addr unix socket", mutate: label("HAPROXY_0_BIND_ADDR", "unix@/some/file,127.0.0.1"), want: "HAPROXY_0_BIND_ADDR", absent: "unix@"},
+	{name: "3 bind addr unix socket", mutate: label("HAPROXY_0_BIND_ADDR", "unix@/some/file,127.0.0.1"), want: "HAPROXY_0_BIND_ADDR", absent: "unix@/some/file"},
 	{name: "3 bind options second address", mutate: label("HAPROXY_0_BIND_OPTIONS", "accept-proxy,127.0.0.1:27100"), want: "HAPROXY_0_BIND_OPTIONS", absent: "accept-proxy"},
 	{name: "3 bind options user", mutate: label("HAPROXY_0_BIND_OPTIONS", "user root mode 777"), want: "HAPROXY_0_BIND_OPTIONS", absent: "mode 777"},
 	// Item 4: lodestar's environment.

@@ -139,7 +139,10 @@ func (b *builder) emitLeaderProxies(snap *discovery.Snapshot) {
 		}
 		id := leaderProxyIDs[p.Name]
 		be := &Backend{Name: name, ID: id, Owner: owner, Mode: ModeHTTP,
-			Head:  "\nbackend " + name + "\n  id " + strconv.Itoa(id) + "\n  mode " + ModeHTTP + "\n",
+			// A leader change must reach the next request: a server connection kept alive (the
+			// defaults reuse them) would stay with the old leader, which is still up.
+			Head: "\nbackend " + name + "\n  id " + strconv.Itoa(id) + "\n  mode " + ModeHTTP +
+				"\n  option http-server-close\n  http-reuse never\n",
 			Slots: []Slot{leaderSlot(LeaderOf(snap, p.Name))},
 			// The built-in server line, no health check: one server, and the runtime API
 			// can set everything it holds.
