@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 
 	"github.com/lodestar-lb/lodestar/internal/haproxytest"
 	"github.com/lodestar-lb/lodestar/internal/zktest"
@@ -75,11 +78,12 @@ func hostStatus(c *http.Client, addr, host string) (int, string, error) {
 // fake Marathon, a ZooKeeper rules path and a bamboo template routes an unlabelled app through
 // real HAProxy by the template's default vhost; a rule written into ZooKeeper in bamboo's node
 // format then moves it to the rule's Host (the old vhost answers 503), while a hostile rule
-// (an ACL that would add a bind line) for another app is left out.
+// (an ACL that would add a bind line) for another app is left out; deleting the rule brings
+// the default vhost back.
 func TestBambooTemplateRuleInZooKeeper(t *testing.T) {
 	t.Parallel()
 	bin := haproxytest.Bin(t)
-	zk := zktest.Start(t)
+	zkServer := zktest.Start(t)
 	const rulesPath = "/bamboo/services"
 	backend := haproxytest.Backend(t)
 	// An app as a bamboo cluster has it: no HAPROXY_GROUP label.
@@ -106,7 +110,7 @@ func TestBambooTemplateRuleInZooKeeper(t *testing.T) {
   "HAProxy": {"TemplatePath": %q, "OutputPath": "/etc/haproxy/haproxy.cfg",
     "ReloadCommand": "haproxy -f /etc/haproxy/haproxy.cfg -p /var/run/haproxy.pid -sf $(cat /var/run/haproxy.pid)"},
   "StatsD": {"Enabled": false, "Host": "localhost:8125", "Prefix": "bamboo-server.production."}
-}`, fm.URL(), zk.Addr(), rulesPath, tpl)
+}`, fm.URL(), zkServer.Addr(), rulesPath, tpl)
 	if err := os.WriteFile(prod, []byte(prodJSON), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -136,8 +140,8 @@ func TestBambooTemplateRuleInZooKeeper(t *testing.T) {
 
 	// The hostile rule first: once the honest one shows, the hostile one has been read too.
 	sneaky := loopbackAddr(t)
-	writeRuleNode(t, zk, rulesPath, "/evil/app", "hdr(host) -i evil.test\n    bind "+sneaky)
-	writeRuleNode(t, zk, rulesPath, "/shop/web", "hdr(host) -i "+newHost)
+	writeRuleNode(t, zkServer, rulesPath, "/evil/app", "hdr(host) -i evil.test\n    bind "+sneaky)
+	writeRuleNode(t, zkServer, rulesPath, "/shop/web", "hdr(host) -i "+newHost)
 	wantRoute("the ZooKeeper rule's Host reaches the task", newHost, http.StatusOK, backend.ID)
 	wantRoute("the old vhost no longer routes", oldHost, http.StatusServiceUnavailable, "")
 
@@ -167,6 +171,24 @@ func TestBambooTemplateRuleInZooKeeper(t *testing.T) {
 		t.Errorf("HAProxy listens on %s, the hostile rule's bind", sneaky)
 	}
 	checkHAProxyConfig(t, bin, cfg)
+
+	// The rule removed from ZooKeeper: the template's default vhost routes again.
+	deleteRuleNode(t, zkServer, rulesPath+"/"+url.QueryEscape("/shop/web"))
+	wantRoute("the default vhost once the rule is deleted", oldHost, http.StatusOK, backend.ID)
+	wantRoute("the deleted rule's Host no longer routes", newHost, http.StatusServiceUnavailable, "")
+}
+
+// deleteRuleNode removes a rule's node from ZooKeeper, as bamboo's DELETE does.
+func deleteRuleNode(t *testing.T, server *zktest.Server, node string) {
+	t.Helper()
+	conn, _, err := zk.Connect([]string{server.Addr()}, 5*time.Second, zk.WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Delete(node, -1); err != nil {
+		t.Fatalf("deleting %s: %v", node, err)
+	}
 }
 
 // checkHAProxyConfig runs `haproxy -c` on cfg and fails t with its output when HAProxy rejects it.
