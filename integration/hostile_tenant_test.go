@@ -313,19 +313,26 @@ func (l *victimLoad) note(msg string) {
 	}
 }
 
-// stop ends the load and checks it: no request failed, enough succeeded, the HAProxy
-// processes stayed bounded.
+// victimLoadMin is how many answered requests the load waits for before it stops: enough to
+// have run across the hostile versions' applies.
+const victimLoadMin = 200
+
+// stop ends the load, once it has had victimLoadMin answers, and checks it: no request failed,
+// the HAProxy processes stayed bounded.
 func (l *victimLoad) stop(t *testing.T) {
 	t.Helper()
+	Eventually(t, lbTimeout, "the victim load to be answered", func() error {
+		if ok, fail := l.ok.Load(), l.fail.Load(); ok+fail < victimLoadMin {
+			return fmt.Errorf("%d answered, %d failed", ok, fail)
+		}
+		return nil
+	})
 	close(l.done)
 	l.wg.Wait()
 	ok, fail := l.ok.Load(), l.fail.Load()
 	t.Logf("victim: %d requests answered, %d failed; at most %d HAProxy processes", ok, fail, l.maxProcs.Load())
 	if fail != 0 {
 		t.Errorf("the victim failed %d of %d requests; the first: %q", fail, ok+fail, l.errors)
-	}
-	if ok < 100 {
-		t.Errorf("the victim answered %d requests: too few to show it never failed", ok)
 	}
 	if n := l.maxProcs.Load(); n > maxHAProxyProcs || n < 2 {
 		t.Errorf("the edge ran up to %d HAProxy processes: want 2 (master and worker) to %d", n, maxHAProxyProcs)
@@ -405,4 +412,113 @@ func randomHex(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// TestHostileTenantFullEdge: on a --label-templates full edge (one team's cluster, raw
+// templates) a template that reaches HAProxy still cannot daemonize it nor read lodestar's
+// environment: a second global section with `daemon` leaves HAProxy supervised and its
+// processes bounded, and a rule that answers with `%[env(LODESTAR_API_AUTH)]` and
+// "${LODESTAR_API_AUTH}" answers them empty, while the victim never fails. Then the hostile
+// labels are removed and /evil/app is routed to its task.
+func TestHostileTenantFullEdge(t *testing.T) {
+	t.Parallel()
+	secret := "token:s3cr3t-" + randomHex(t)
+	victim := haproxytest.BackendNamed(t, "victim")
+	evil := haproxytest.BackendNamed(t, "evil")
+	ports := freePortBlock(t, 2)
+	victimPort, evilPort := ports[0], ports[1]
+	const victimVhost, evilVhost = "victim.full.test", "evil.full.test"
+
+	fm := startLBMarathon(t,
+		lbApp("/victim/web", victimPort, map[string]string{"HAPROXY_0_VHOST": victimVhost}),
+		lbApp("/evil/app", evilPort, map[string]string{"HAPROXY_0_VHOST": evilVhost}))
+	addTask(t, fm, "/victim/web", victim)
+	addTask(t, fm, "/evil/app", evil)
+	lb := startLBWithEnv(t, fm, []string{"LODESTAR_API_AUTH=" + secret}, "--label-templates", "full")
+	victimRoutes := []route{lb.vhostRoute(victimVhost), portRoute(victimPort)}
+	for _, r := range victimRoutes {
+		waitRoutesTo(t, lbClient(t, false), r, victim.ID)
+	}
+	load := startVictimLoad(t, lb, victimRoutes, victim.ID, secret)
+	probe := lbClient(t, false)
+	evilRoute := lb.vhostRoute(evilVhost)
+
+	head := "\nbackend {backend}\n  balance {balance}\n  mode {mode}\n"
+	putApp(t, fm, lbApp("/evil/app", evilPort, map[string]string{
+		"HAPROXY_0_VHOST": evilVhost,
+		"HAPROXY_0_BACKEND_HEAD": head + "  http-request return status 200 content-type text/plain" +
+			` lf-string "env=[%[env(LODESTAR_API_AUTH)]] expanded=[${{LODESTAR_API_AUTH}}]"` + "\n",
+	}))
+	// ({{ and }} are a literal brace in a template.) The rule is live once the evil vhost answers from HAProxy instead of the evil task.
+	var body string
+	Eventually(t, lbTimeout, "the hostile rule to answer on "+evilVhost, func() error {
+		b, err := bodyOf(probe, evilRoute)
+		if err != nil {
+			return fmt.Errorf("%w; /evil/app named %q", err, evilEntries(lb.status(t)))
+		}
+		if !strings.HasPrefix(b, "env=[") {
+			return fmt.Errorf("answered %.100q", b)
+		}
+		body = b
+		return nil
+	})
+	if body != "env=[] expanded=[]" {
+		t.Errorf("the hostile rule answered %q: want lodestar's environment unseen by HAProxy (env=[] expanded=[])", body)
+	}
+	if err := noSecretIn(probe, evilRoute, secret); err != nil {
+		t.Error(err)
+	}
+
+	prev := lb.status(t)
+	putApp(t, fm, lbApp("/evil/app", evilPort, map[string]string{
+		"HAPROXY_0_VHOST":        evilVhost,
+		"HAPROXY_0_BACKEND_HEAD": "\nglobal\n  daemon\n" + head,
+	}))
+	// Applied (or refused) once the last apply or /evil/app's entry names the global section.
+	var st haproxy.ApplierStatus
+	Eventually(t, lbTimeout, "the daemon version applied or refused", func() error {
+		st = lb.status(t)
+		if st.LastApply != nil && strings.Contains(st.LastApply.Reason+st.LastApply.Error, `"global"`) {
+			return nil
+		}
+		for _, e := range evilEntries(st) {
+			if strings.Contains(e, "global") || strings.Contains(e, "daemon") {
+				return nil
+			}
+		}
+		return fmt.Errorf("last apply %+v, /evil/app named %q", st.LastApply, evilEntries(st))
+	})
+	t.Logf("the daemon version: last apply %+v, /evil/app named %q", st.LastApply, evilEntries(st))
+	if !st.Process.Running || st.Process.PID != prev.Process.PID || st.Process.Restarts != prev.Process.Restarts {
+		t.Errorf("HAProxy after the daemon version: %+v, before: %+v: want the same master, still supervised", st.Process, prev.Process)
+	}
+
+	putApp(t, fm, lbApp("/evil/app", evilPort, map[string]string{"HAPROXY_0_VHOST": evilVhost}))
+	waitRoutesTo(t, probe, evilRoute, evil.ID)
+	load.stop(t)
+	if end := lb.status(t).Process; end.PID != prev.Process.PID || end.Restarts != prev.Process.Restarts {
+		t.Errorf("HAProxy at the end: %+v, before the daemon version: %+v: want the same master", end, prev.Process)
+	}
+}
+
+// bodyOf sends one GET through r and returns the body of a 200.
+func bodyOf(c *http.Client, r route) (string, error) {
+	req, err := http.NewRequest(http.MethodGet, r.url, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Host = r.host
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %d: %.100q", resp.StatusCode, b)
+	}
+	return string(b), nil
 }
