@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -416,10 +417,11 @@ func randomHex(t *testing.T) string {
 
 // TestHostileTenantFullEdge: on a --label-templates full edge (one team's cluster, raw
 // templates) a template that reaches HAProxy still cannot daemonize it nor read lodestar's
-// environment: a second global section with `daemon` leaves HAProxy supervised and its
-// processes bounded, and a rule that answers with `%[env(LODESTAR_API_AUTH)]` and
-// "${LODESTAR_API_AUTH}" answers them empty, while the victim never fails. Then the hostile
-// labels are removed and /evil/app is routed to its task.
+// environment: a rule that answers with `%[env(LODESTAR_API_AUTH)]` and "${LODESTAR_API_AUTH}"
+// answers them empty, and a second global section with `daemon` leaves HAProxy supervised and
+// its processes bounded, across a reload and across a restart (its master killed), while the
+// victim never fails (but through the kill). Then the hostile labels are removed and
+// /evil/app is routed to its task.
 func TestHostileTenantFullEdge(t *testing.T) {
 	t.Parallel()
 	secret := "token:s3cr3t-" + randomHex(t)
@@ -493,11 +495,36 @@ func TestHostileTenantFullEdge(t *testing.T) {
 		t.Errorf("HAProxy after the daemon version: %+v, before: %+v: want the same master, still supervised", st.Process, prev.Process)
 	}
 
+	load.stop(t)
+
+	// A reload keeps the running master; a start reads `daemon`. HAProxy's master dies with the
+	// daemon version in place: the supervisor starts it again once, in the foreground, not in a
+	// loop of masters that leave it.
+	killed := st.Process.PID
+	if err := syscall.Kill(killed, syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL to HAProxy's master %d: %v", killed, err)
+	}
+	Eventually(t, lbTimeout, "lodestar to start HAProxy again", func() error {
+		if p := lb.status(t).Process; p.Restarts != prev.Process.Restarts+1 || !p.Running || p.PID == killed {
+			return fmt.Errorf("process %+v", p)
+		}
+		return nil
+	})
+	for _, r := range victimRoutes {
+		waitRoutesTo(t, probe, r, victim.ID)
+	}
+	restarted := lb.status(t).Process
+
+	// The hostile label is removed: /evil/app is routed to its task, the victim never fails.
+	load = startVictimLoad(t, lb, victimRoutes, victim.ID, secret)
 	putApp(t, fm, lbApp("/evil/app", evilPort, map[string]string{"HAPROXY_0_VHOST": evilVhost}))
 	waitRoutesTo(t, probe, evilRoute, evil.ID)
 	load.stop(t)
-	if end := lb.status(t).Process; end.PID != prev.Process.PID || end.Restarts != prev.Process.Restarts {
-		t.Errorf("HAProxy at the end: %+v, before the daemon version: %+v: want the same master", end, prev.Process)
+	if end := lb.status(t).Process; end.PID != restarted.PID || end.Restarts != restarted.Restarts || !end.Running {
+		t.Errorf("HAProxy at the end: %+v, after its restart: %+v: want the same supervised master", end, restarted)
+	}
+	if pids := haproxyProcs(lb.RunDir); len(pids) > maxHAProxyProcs {
+		t.Errorf("HAProxy processes of the edge at the end: %v: want at most %d", pids, maxHAProxyProcs)
 	}
 }
 
