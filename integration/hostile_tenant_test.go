@@ -91,27 +91,12 @@ func hostileCases(outside string, victimPort int, victimVhost string) []hostileC
 // carries the secret. Then /evil/app turns honest and is routed, the victim still unharmed.
 func TestHostileTenantBesideVictim(t *testing.T) {
 	t.Parallel()
-	secret := "token:s3cr3t-" + randomHex(t)
-	victim := haproxytest.BackendNamed(t, "victim")
-	evil := haproxytest.BackendNamed(t, "evil")
-	ports := freePortBlock(t, 2)
-	victimPort, evilPort := ports[0], ports[1]
-	const victimVhost, evilVhost = "victim.hostile.test", "evil.hostile.test"
 	outside := t.TempDir()
 	cwdBefore := dirNames(t, ".")
-
-	fm := startLBMarathon(t,
-		lbApp("/victim/web", victimPort, map[string]string{"HAPROXY_0_VHOST": victimVhost}),
-		lbApp("/evil/app", evilPort, map[string]string{"HAPROXY_0_VHOST": evilVhost}))
-	addTask(t, fm, "/victim/web", victim)
-	// /evil/app has an honest task all along: a hostile version that got through would have a
-	// server to route to and to check.
-	addTask(t, fm, "/evil/app", evil)
-	lb := startLBWithEnv(t, fm, []string{"LODESTAR_API_AUTH=" + secret})
-	victimRoutes := []route{lb.vhostRoute(victimVhost), portRoute(victimPort)}
-	for _, r := range victimRoutes {
-		waitRoutesTo(t, lbClient(t, false), r, victim.ID)
-	}
+	e := startHostileEdge(t, "hostile.test")
+	fm, lb, victim, evil, secret := e.fm, e.lb, e.victim, e.evil, e.secret
+	victimPort, evilPort, victimVhost, evilVhost := e.victimPort, e.evilPort, e.victimVhost, e.evilVhost
+	victimRoutes := e.victimRoutes
 
 	load := startVictimLoad(t, lb, victimRoutes, victim.ID, secret)
 	probe := lbClient(t, false)
@@ -170,6 +155,43 @@ func TestHostileTenantBesideVictim(t *testing.T) {
 	if st := lb.status(t); st.LastApply == nil || st.LastApply.Kind == "failed" {
 		t.Errorf("last apply %+v: want a successful apply after the honest version", st.LastApply)
 	}
+}
+
+// hostileEdge is a lodestar edge whose environment holds an API secret, with a victim app and
+// /evil/app, each with its vhost and one honest task; the victim is routed.
+type hostileEdge struct {
+	fm                     *fakemarathon.Server
+	lb                     *lbStack
+	victim, evil           *haproxytest.HTTPBackend
+	secret                 string
+	victimPort, evilPort   int
+	victimVhost, evilVhost string
+	victimRoutes           []route
+}
+
+// startHostileEdge starts a hostileEdge whose vhosts end in domain, lodestar run with extra.
+// /evil/app's task is honest all along: a hostile version that got through would have a
+// server to route to and to check.
+func startHostileEdge(t *testing.T, domain string, extra ...string) *hostileEdge {
+	t.Helper()
+	ports := freePortBlock(t, 2)
+	e := &hostileEdge{
+		victim: haproxytest.BackendNamed(t, "victim"), evil: haproxytest.BackendNamed(t, "evil"),
+		secret:     "token:s3cr3t-" + randomHex(t),
+		victimPort: ports[0], evilPort: ports[1],
+		victimVhost: "victim." + domain, evilVhost: "evil." + domain,
+	}
+	e.fm = startLBMarathon(t,
+		lbApp("/victim/web", e.victimPort, map[string]string{"HAPROXY_0_VHOST": e.victimVhost}),
+		lbApp("/evil/app", e.evilPort, map[string]string{"HAPROXY_0_VHOST": e.evilVhost}))
+	addTask(t, e.fm, "/victim/web", e.victim)
+	addTask(t, e.fm, "/evil/app", e.evil)
+	e.lb = startLBWithEnv(t, e.fm, []string{"LODESTAR_API_AUTH=" + e.secret}, extra...)
+	e.victimRoutes = []route{e.lb.vhostRoute(e.victimVhost), portRoute(e.victimPort)}
+	for _, r := range e.victimRoutes {
+		waitRoutesTo(t, lbClient(t, false), r, e.victim.ID)
+	}
+	return e
 }
 
 // evilNamed reports nil when /v1/haproxy/status names /evil/app (excluded or warned) in an
@@ -424,23 +446,9 @@ func randomHex(t *testing.T) string {
 // /evil/app is routed to its task.
 func TestHostileTenantFullEdge(t *testing.T) {
 	t.Parallel()
-	secret := "token:s3cr3t-" + randomHex(t)
-	victim := haproxytest.BackendNamed(t, "victim")
-	evil := haproxytest.BackendNamed(t, "evil")
-	ports := freePortBlock(t, 2)
-	victimPort, evilPort := ports[0], ports[1]
-	const victimVhost, evilVhost = "victim.full.test", "evil.full.test"
-
-	fm := startLBMarathon(t,
-		lbApp("/victim/web", victimPort, map[string]string{"HAPROXY_0_VHOST": victimVhost}),
-		lbApp("/evil/app", evilPort, map[string]string{"HAPROXY_0_VHOST": evilVhost}))
-	addTask(t, fm, "/victim/web", victim)
-	addTask(t, fm, "/evil/app", evil)
-	lb := startLBWithEnv(t, fm, []string{"LODESTAR_API_AUTH=" + secret}, "--label-templates", "full")
-	victimRoutes := []route{lb.vhostRoute(victimVhost), portRoute(victimPort)}
-	for _, r := range victimRoutes {
-		waitRoutesTo(t, lbClient(t, false), r, victim.ID)
-	}
+	e := startHostileEdge(t, "full.test", "--label-templates", "full")
+	fm, lb, victim, evil, secret := e.fm, e.lb, e.victim, e.evil, e.secret
+	evilPort, evilVhost, victimRoutes := e.evilPort, e.evilVhost, e.victimRoutes
 	load := startVictimLoad(t, lb, victimRoutes, victim.ID, secret)
 	probe := lbClient(t, false)
 	evilRoute := lb.vhostRoute(evilVhost)
