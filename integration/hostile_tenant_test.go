@@ -285,6 +285,15 @@ const victimLoadMax = 200000
 
 func startVictimLoad(t *testing.T, lb *lbStack, routes []route, victimID, secret string) *victimLoad {
 	l := &victimLoad{done: make(chan struct{})}
+	// A test that fails before stop still ends the load, and says how the victim fared.
+	t.Cleanup(func() {
+		if !l.stopped() {
+			close(l.done)
+			l.wg.Wait()
+			t.Logf("victim (load ended by the failed test): %d answered, %d failed, first errors %q; at most %d HAProxy processes",
+				l.ok.Load(), l.fail.Load(), l.errors, l.maxProcs.Load())
+		}
+	})
 	for _, keepAlive := range []bool{false, true} {
 		c := lbClient(t, keepAlive)
 		l.wg.Add(1)
