@@ -385,9 +385,10 @@ func TestHAProxyBadAppAmong500(t *testing.T) {
 		return nil
 	})
 
-	// (b) A value only HAProxy rejects.
+	// (b) A value only HAProxy rejects: an allowed bind option (the label check passes it) with
+	// an argument HAProxy does not know.
 	validations := lb.metric(t, "lodestar_haproxy_validations_total")
-	putApp(t, fm, app(badBind, map[string]string{"HAPROXY_0_BIND_OPTIONS": "bogus-keyword"}))
+	putApp(t, fm, app(badBind, map[string]string{"HAPROXY_0_BIND_OPTIONS": "proto bogus-keyword"}))
 	Eventually(t, lbTimeout, "HAProxy's validation to exclude "+appID(badBind), func() error {
 		st = lb.status(t)
 		if ex = excludedApp(st, appID(badBind)); ex == nil || len(ex.HAProxy) == 0 {
