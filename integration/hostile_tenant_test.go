@@ -451,7 +451,7 @@ func randomHex(t *testing.T) string {
 // environment: a rule that answers with `%[env(LODESTAR_API_AUTH)]` and "${LODESTAR_API_AUTH}"
 // answers them empty, and a second global section with `daemon` leaves HAProxy supervised and
 // its processes bounded, across a reload and across a restart (its master killed), while the
-// victim never fails (but through the kill). Then the hostile labels are removed and
+// victim never fails (its load pauses over the kill). Then the hostile labels are removed and
 // /evil/app is routed to its task.
 func TestHostileTenantFullEdge(t *testing.T) {
 	t.Parallel()
