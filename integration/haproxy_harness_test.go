@@ -65,6 +65,12 @@ func startLBMarathon(t testing.TB, apps ...map[string]any) *fakemarathon.Server 
 // HAProxy runs the first configuration.
 func startLB(t testing.TB, fm *fakemarathon.Server, extra ...string) *lbStack {
 	t.Helper()
+	return startLBWithEnv(t, fm, nil, extra...)
+}
+
+// startLBWithEnv is startLB with env ("NAME=value") added to lodestar's environment.
+func startLBWithEnv(t testing.TB, fm *fakemarathon.Server, env []string, extra ...string) *lbStack {
+	t.Helper()
 	bin := haproxytest.Bin(t)
 	s := &lbStack{
 		Marathon:  fm,
@@ -83,7 +89,7 @@ func startLB(t testing.TB, fm *fakemarathon.Server, extra ...string) *lbStack {
 	args = append(args, extra...)
 	args = withDefault(args, "--reload-min-wait", "20ms")
 	args = withDefault(args, "--reload-max-wait", "200ms")
-	s.Lodestar = Start(t, args...)
+	s.Lodestar = StartWithEnv(t, env, args...)
 	s.WaitReady(t)
 	s.Master = haproxy.NewMasterClient(filepath.Join(s.RunDir, "master.sock"))
 	s.Admin = haproxy.NewRuntimeClient(filepath.Join(s.RunDir, "admin.sock"))

@@ -201,14 +201,27 @@ func Start(t testing.TB, args ...string) *Lodestar {
 	return StartBinary(t, Binary(t), args...)
 }
 
+// StartWithEnv is Start with env ("NAME=value") added to lodestar's environment, LODESTAR_*
+// variables included: a test that gives lodestar a secret in its environment.
+func StartWithEnv(t testing.TB, env []string, args ...string) *Lodestar {
+	t.Helper()
+	return start(t, Binary(t), env, args...)
+}
+
 // StartBinary is Start with another lodestar binary (BuildVersion).
 func StartBinary(t testing.TB, bin string, args ...string) *Lodestar {
+	t.Helper()
+	return start(t, bin, nil, args...)
+}
+
+// start runs `bin serve args…` with env added to its environment, as Start describes.
+func start(t testing.TB, bin string, env []string, args ...string) *Lodestar {
 	t.Helper()
 	args = withDefault(args, "--api-listen", "127.0.0.1:0")
 	args = withDefault(args, "--run-dir", t.TempDir())
 	l := &Lodestar{Log: &logtest.Buffer{}, args: args, done: make(chan struct{})}
 	l.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
-	l.cmd.Env = childEnv()
+	l.cmd.Env = append(childEnv(), env...)
 	l.cmd.Stdout, l.cmd.Stderr = l.Log, l.Log
 	// If the test binary dies without cleaning up, lodestar goes with it.
 	l.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
