@@ -118,15 +118,10 @@ func (s *Server) serveUDP(sock udpSocket, seed uint32) error {
 	}
 	for {
 		if rerr := rc.Read(recv); rerr != nil || err != nil {
-			if errors.Is(rerr, net.ErrClosed) || rerr == nil && errors.Is(err, net.ErrClosed) {
-				return nil
+			if again, ferr := readFailed(sock, rerr, err); !again {
+				return ferr
 			}
-			if rerr == nil && transientRecvError(err) {
-				// A queued ICMP error or a moment without buffers: the socket still works.
-				srvDropped.WithLabelValues("read_error").Inc()
-				continue
-			}
-			return fmt.Errorf("reading DNS queries on %s: %w", sock.conn.LocalAddr(), errors.Join(rerr, err))
+			continue
 		}
 		start := time.Now()
 		toSend = 0
@@ -170,6 +165,20 @@ func (s *Server) serveUDP(sock udpSocket, seed uint32) error {
 			}
 		}
 	}
+}
+
+// readFailed says what a failed read of the UDP loop means: again when the socket still works
+// (a queued ICMP error, a moment without buffers), else the error to end the loop with (nil
+// when the socket was closed, as on shutdown). rerr is the poller's error, err recvmmsg's.
+func readFailed(sock udpSocket, rerr, err error) (again bool, ferr error) {
+	if errors.Is(rerr, net.ErrClosed) || rerr == nil && errors.Is(err, net.ErrClosed) {
+		return false, nil
+	}
+	if rerr == nil && transientRecvError(err) {
+		srvDropped.WithLabelValues("read_error").Inc()
+		return true, nil
+	}
+	return false, fmt.Errorf("reading DNS queries on %s: %w", sock.conn.LocalAddr(), errors.Join(rerr, err))
 }
 
 // queueReply puts reply in outgoing slot k, addressed to the sender of the query h, and from
