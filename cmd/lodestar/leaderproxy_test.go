@@ -61,7 +61,7 @@ func TestRenderLeaderProxy(t *testing.T) {
 	}
 	for _, want := range []string{
 		"\nfrontend leader_mesos\n  bind 127.0.0.1:15050\n  mode http\n  use_backend leader_mesos\n",
-		"\nbackend leader_mesos\n  id 902\n  mode http\n  server s1 " + m.HostPort() + "\n",
+		"\nbackend leader_mesos\n  id 902\n  mode http\n  option http-server-close\n  http-reuse never\n  server s1 " + m.HostPort() + "\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("render output lacks %q", want)

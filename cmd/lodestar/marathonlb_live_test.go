@@ -209,9 +209,9 @@ func TestMarathonLBImageForm(t *testing.T) {
 	if code := l.signal(t, "hup", http.Header{"Authorization": {"Bearer s3cret"}}); code != http.StatusOK {
 		t.Errorf("/_mlb_signal/hup with the credential: %d, want 200", code)
 	}
-	if n := l.fake.Requests("/v2/apps"); n <= before {
-		t.Errorf("/_mlb_signal/hup did not resync: /v2/apps fetched %d times before, %d after", before, n)
-	}
+	// The resync is asked for, not waited on: the refetch follows the answer.
+	haproxytest.WaitFor(t, 10*time.Second, func() bool { return l.fake.Requests("/v2/apps") > before },
+		fmt.Sprintf("/_mlb_signal/hup to resync (/v2/apps fetched %d times before)", before))
 	b, err := os.ReadFile(certPath)
 	if err != nil || string(b) != env["HAPROXY_SSL_CERT"] {
 		t.Errorf("HAPROXY_SSL_CERT not written to %s (%v)", certPath, err)
