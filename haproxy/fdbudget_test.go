@@ -1,0 +1,142 @@
+package haproxy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fdConfig generates a configuration with maxconn, frontends binding one port each (a port
+// range on the first when ranged > 1) and checked plus unchecked servers.
+func fdConfig(t *testing.T, global string, frontends, ranged, checked, unchecked int) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "global\n%s\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 1s\n  timeout server 1s\n", global)
+	for i := range frontends {
+		port := strconv.Itoa(freePort(t))
+		if i == 0 && ranged > 1 {
+			port = "40000-" + strconv.Itoa(40000+ranged-1)
+		}
+		fmt.Fprintf(&b, "frontend f%d\n  bind 127.0.0.1:%s\n  default_backend b\n", i, port)
+	}
+	b.WriteString("backend b\n")
+	for i := range checked {
+		fmt.Fprintf(&b, "  server c%d 127.0.0.2:%d check inter 60s\n", i, 1+i)
+	}
+	for i := range unchecked {
+		fmt.Fprintf(&b, "  server u%d 127.0.0.3:%d\n", i, 1+i)
+	}
+	return b.String()
+}
+
+var fdRefusal = regexp.MustCompile(`Cannot raise FD limit to (\d+), limit is (\d+)`)
+
+// haproxyFDNeed starts the real haproxy on cfg under an open-files limit of limit and returns
+// the number its refusal names.
+func haproxyFDNeed(t *testing.T, cfg string, masterCLI bool, limit int) int {
+	t.Helper()
+	needHAProxy(t)
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Fatalf("prlimit (util-linux) is missing: %v", err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{fmt.Sprintf("--nofile=%d:%d", limit, limit), haproxyBin, "-db", "-f", path}
+	if masterCLI {
+		args = append(args, "-W", "-S", filepath.Join(dir, "master.sock"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, prlimit, args...).CombinedOutput()
+	m := fdRefusal.FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("haproxy under a limit of %d did not refuse with \"Cannot raise FD limit\":\n%s", limit, out)
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+// TestEstimateFDsMatchesHAProxy compares the estimate with the number HAProxy 2.6 itself
+// refuses to start without, for generated configurations that all exceed a small limit.
+func TestEstimateFDsMatchesHAProxy(t *testing.T) {
+	const limit = 30
+	cases := []struct {
+		name                                  string
+		global                                string
+		frontends, ranged, checked, unchecked int
+	}{
+		{"150 checked servers", "  maxconn 10\n  nbthread 1", 2, 0, 150, 0},
+		{"unchecked servers cost nothing", "  maxconn 10\n  nbthread 2", 1, 0, 20, 40},
+		{"a port range is a listener per port", "  maxconn 20\n  nbthread 1", 3, 8, 5, 0},
+		{"maxpipes and a stats socket", "  maxconn 10\n  nbthread 1\n  maxpipes 7\n  stats socket SOCK", 1, 0, 3, 0},
+		{"threads from the CPUs", "  maxconn 30", 1, 0, 10, 0},
+		{"as Process starts it (-W -S)", "  maxconn 25\n  nbthread 2\n  stats socket SOCK mode 600 level admin", 4, 0, 30, 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := fdConfig(t, strings.ReplaceAll(c.global, "SOCK", filepath.Join(t.TempDir(), "admin.sock")),
+				c.frontends, c.ranged, c.checked, c.unchecked)
+			masterCLI := strings.Contains(c.name, "-W -S")
+			got := EstimateFDs([]byte(cfg), masterCLI, runtime.NumCPU()).Need()
+			want := haproxyFDNeed(t, cfg, masterCLI, limit)
+			if got != want {
+				t.Errorf("estimate %d, HAProxy asks for %d (%+v)", got, want, EstimateFDs([]byte(cfg), masterCLI, runtime.NumCPU()))
+			}
+			err := CheckFDBudget([]byte(cfg), masterCLI, limit)
+			if !IsFDLimit(err) || !strings.Contains(err.Error(), fmt.Sprintf("HAProxy needs %d open files", want)) ||
+				!strings.Contains(err.Error(), fmt.Sprintf("the limit is %d", limit)) || !strings.Contains(err.Error(), "LimitNOFILE") {
+				t.Errorf("CheckFDBudget: %v", err)
+			}
+			if err := CheckFDBudget([]byte(cfg), masterCLI, want); err != nil {
+				t.Errorf("a limit of exactly %d refused: %v", want, err)
+			}
+		})
+	}
+}
+
+// TestEstimateFDsParsing covers what the generated configurations do not: ulimit-n,
+// default-server check and no-check, server-template, agent checks, address lists, and
+// hostile numbers, which must not count.
+func TestEstimateFDsParsing(t *testing.T) {
+	cfg := `global
+  maxconn 100
+  nbthread 1
+defaults
+  default-server check
+backend a
+  server a1 127.0.0.1:1
+  server a2 127.0.0.1:2 no-check
+  server-template w 1-4 127.0.0.1:3
+  server g 127.0.0.1:4 check agent-check agent-port 5
+frontend f
+  bind 127.0.0.1:80,127.0.0.1:81-83,unix@/run/x.sock
+  bind 127.0.0.1:90-1
+`
+	b := EstimateFDs([]byte(cfg), false, 8)
+	want := FDBudget{MaxConn: 100, Listeners: 6, CheckedServers: 6, AgentChecks: 1, Threads: 1}
+	if b != want {
+		t.Errorf("got %+v, want %+v", b, want)
+	}
+	if n := b.Need(); n != 200+6+6+1+10+3 {
+		t.Errorf("Need %d", n)
+	}
+	hostile := "global\n  maxconn -5\n  nbthread x\n  ulimit-n 99999999999999999999\nfrontend f\n  bind :1-99999999999999\n"
+	if b := EstimateFDs([]byte(hostile), false, 2); b.MaxConn != 0 || b.ULimitN != 0 || b.Listeners != 1 || b.Need() != 0 {
+		t.Errorf("hostile numbers counted: %+v need %d", b, b.Need())
+	}
+	if b := EstimateFDs([]byte("global\n  maxconn 10\n  ulimit-n 500\n"), false, 2); b.Need() != 500 {
+		t.Errorf("ulimit-n: need %d, want 500", b.Need())
+	}
+}
