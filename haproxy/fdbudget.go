@@ -271,3 +271,22 @@ func IsFDLimit(err error) bool {
 	var fe *FDLimitError
 	return errors.As(err, &fe)
 }
+
+// checkOpenFiles returns a *FDLimitError when config needs more open files than the HAProxy
+// lodestar supervises may have: it would refuse to start (or to reload onto it), and restarting
+// it could not help until the limit, or the configuration, changes.
+func (a *Applier) checkOpenFiles(config []byte) error {
+	if a.proc == nil {
+		return nil
+	}
+	limitOf := a.cfg.OpenFilesLimit
+	if limitOf == nil {
+		limitOf = OpenFilesLimit
+	}
+	limit, err := limitOf()
+	if err != nil {
+		a.log.Warn("the open-files limit is unknown: HAProxy's needs are not checked", "err", err)
+		return nil
+	}
+	return CheckFDBudget(config, true, limit)
+}

@@ -10,8 +10,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lodestar-lb/lodestar/internal/haproxytest"
+	"github.com/lodestar-lb/lodestar/internal/logtest"
 )
 
 // fdConfig generates a configuration with maxconn, frontends binding one port each (a port
@@ -139,4 +143,90 @@ frontend f
 	if b := EstimateFDs([]byte("global\n  maxconn 10\n  ulimit-n 500\n"), false, 2); b.Need() != 500 {
 		t.Errorf("ulimit-n: need %d, want 500", b.Need())
 	}
+}
+
+// TestApplierOverFDLimitSaysSoOnceAndDoesNotStart: a first configuration that needs more open
+// files than HAProxy may have is not written and HAProxy is not started (no restart loop);
+// Healthy (/readyz, the status page) carries HAProxy's numbers and the fix, said once per
+// distinct need, and it is tried again only on a new snapshot, which starts HAProxy once the
+// limit fits.
+func TestApplierOverFDLimitSaysSoOnceAndDoesNotStart(t *testing.T) {
+	cfg := applierConfig(t)
+	log, logs := logtest.New()
+	cfg.Logger = log
+	var limit atomic.Int64
+	limit.Store(1000) // the built-in HEAD's maxconn 4096 alone needs 8192
+	cfg.OpenFilesLimit = func() (int, error) { return int(limit.Load()), nil }
+	proc, err := NewProcess(ProcessConfig{Bin: haproxytest.Bin(t), ConfigPath: filepath.Join(cfg.Build.RunDir, "haproxy.cfg"),
+		RunDir: cfg.Build.RunDir, Logger: log, StopTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewApplier(cfg, proc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := newTestRegistry(t)
+	apps := manyApps(2, 24900)
+	reg.replace(t, apps...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	sub := reg.Subscribe()
+	defer func() {
+		cancel()
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+		sub.Close()
+		if t.Failed() {
+			t.Logf("log:\n%s", logs.Tail(4000))
+		}
+	}()
+	go func() { done <- a.Run(ctx, sub) }()
+	go func() {
+		select {
+		case <-a.Written():
+			done <- proc.Run(ctx)
+		case <-ctx.Done():
+			done <- nil
+		}
+	}()
+	attempts := func() time.Time {
+		if st := a.Status(); st.LastApply != nil {
+			return st.LastApply.At
+		}
+		return time.Time{}
+	}
+	haproxytest.WaitFor(t, 20*time.Second, func() bool { return a.Healthy() != nil && strings.Contains(a.Healthy().Error(), "HAProxy needs") },
+		"Healthy to say what HAProxy needs")
+	first := attempts()
+	msg := a.Healthy().Error()
+	if !strings.Contains(msg, "2×maxconn 4096") || !strings.Contains(msg, "the limit is 1000") || !strings.Contains(msg, "--haproxy-maxconn") {
+		t.Errorf("Healthy: %s", msg)
+	}
+	// A new snapshot with the same needs (a task moved): tried again, not said again.
+	moved := manyApps(2, 24900)
+	moved[1].Tasks[0].HostPorts = []int{41999}
+	reg.replace(t, moved...)
+	haproxytest.WaitFor(t, 20*time.Second, func() bool { return attempts().After(first) }, "the new snapshot tried")
+	if n := strings.Count(logs.String(), "HAProxy is not started"); n != 1 {
+		t.Errorf("the open-files report was logged %d times, want once", n)
+	}
+	select {
+	case <-a.Written():
+		t.Fatal("a configuration over the open-files limit was written for HAProxy to start")
+	case <-proc.Started():
+		t.Fatal("HAProxy was started with a configuration over the open-files limit")
+	default:
+	}
+	if st := proc.Status(); st.Restarts != 0 {
+		t.Errorf("HAProxy restarted %d times", st.Restarts)
+	}
+	// The limit is raised (lodestar restarted under a higher LimitNOFILE, say) and a snapshot
+	// arrives: HAProxy starts.
+	limit.Store(1 << 20)
+	reg.replace(t, apps...)
+	haproxytest.WaitFor(t, 20*time.Second, func() bool { return a.Applied() == nil }, "HAProxy started once the limit fits")
 }
