@@ -42,9 +42,9 @@ type FDBudget struct {
 // per thread (its poller and its wake-up pipe).
 const fdFixed = 10
 
-// masterCLIFDs is what running as a master with a master CLI socket (-W -S) adds (measured),
+// MasterCLIFDs is what running as a master with a master CLI socket (-W -S) adds (measured),
 // stats sockets then counting one each.
-const masterCLIFDs = 22
+const MasterCLIFDs = 22
 
 // Need is the number of open files HAProxy asks for.
 func (b FDBudget) Need() int {
@@ -111,7 +111,7 @@ func EstimateFDs(config []byte, masterCLI bool, cpus int) FDBudget {
 	b.Listeners += sockets
 	switch {
 	case masterCLI:
-		b.CLI = masterCLIFDs
+		b.CLI = MasterCLIFDs
 	case sockets > 0:
 		b.CLI = 10
 	}

@@ -92,6 +92,11 @@ type Topology struct {
 	Hosts []Host `yaml:"hosts"`
 	// LBGroups are the HAPROXY_GROUP tiers and the lb hosts that serve each.
 	LBGroups []LBGroup `yaml:"lb_groups,omitempty"`
+	// ExpectedApps and ExpectedTasks are the size the cluster is planned for (defaults 1000
+	// and 3000): the lodestar units' LimitNOFILE fits the open files HAProxy needs at that
+	// size (see LodestarLimitNOFILE).
+	ExpectedApps  int `yaml:"expected_apps,omitempty"`
+	ExpectedTasks int `yaml:"expected_tasks,omitempty"`
 }
 
 // Network is the compose lab's bridge network.
@@ -382,6 +387,12 @@ func (c *checker) cluster() {
 		c.bad("", "name", "required: the cluster's name (Mesos --cluster, compose project name)")
 	} else if !nameRe.MatchString(t.Name) {
 		c.bad("", "name", "%q is not a DNS label (lower-case letters, digits and -)", t.Name)
+	}
+	if t.ExpectedApps < 0 || t.ExpectedApps > maxExpected {
+		c.bad("", "expected_apps", "%d: want 0 (the default, %d) to %d", t.ExpectedApps, defaultExpectedApps, maxExpected)
+	}
+	if t.ExpectedTasks < 0 || t.ExpectedTasks > maxExpected {
+		c.bad("", "expected_tasks", "%d: want 0 (the default, %d) to %d", t.ExpectedTasks, defaultExpectedTasks, maxExpected)
 	}
 	if !domainRe.MatchString(t.Domain) {
 		c.bad("", "domain", "%q is not a DNS domain (lower-case labels separated by dots)", t.Domain)
