@@ -206,6 +206,9 @@ func TestApplierOverFDLimitSaysSoOnceAndDoesNotStart(t *testing.T) {
 	if !strings.Contains(msg, "2×maxconn 4096") || !strings.Contains(msg, "the limit is 1000") || !strings.Contains(msg, "--haproxy-maxconn") {
 		t.Errorf("Healthy: %s", msg)
 	}
+	if err := a.Applied(); err == nil || !strings.Contains(err.Error(), msg[strings.Index(msg, "HAProxy needs"):]) {
+		t.Errorf("Applied (the /readyz check) does not carry the open-files report: %v", err)
+	}
 	// A new snapshot with the same needs (a task moved): tried again, not said again.
 	moved := manyApps(2, 24900)
 	moved[1].Tasks[0].HostPorts = []int{41999}
