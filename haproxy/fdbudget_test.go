@@ -233,3 +233,27 @@ func TestApplierOverFDLimitSaysSoOnceAndDoesNotStart(t *testing.T) {
 	reg.replace(t, apps...)
 	haproxytest.WaitFor(t, 20*time.Second, func() bool { return a.Applied() == nil }, "HAProxy started once the limit fits")
 }
+
+// TestEstimateFDsOfLodestarsConfig: for a configuration lodestar builds (the built-in HEAD
+// with its stats socket, stats frontend and unix server, vhost and port frontends), started
+// as Process starts it, the estimate is the number HAProxy refuses to start without.
+func TestEstimateFDsOfLodestarsConfig(t *testing.T) {
+	cfg := applierConfig(t)
+	cfg.Build.MaxConn = 40
+	a, err := NewApplier(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.writeFirst(context.Background(), snapshot(t, manyApps(5, 25000)...)); err != nil {
+		t.Fatal(err)
+	}
+	config := a.Config()
+	b := EstimateFDs(config, true, runtime.NumCPU())
+	if b.MaxConn != 40 || b.Listeners < 5 {
+		t.Fatalf("the estimate missed the configuration's maxconn or listeners: %+v", b)
+	}
+	t.Logf("budget %+v need %d", b, b.Need())
+	if want := haproxyFDNeed(t, string(config), true, 30); b.Need() != want {
+		t.Errorf("estimate %d (%+v), HAProxy asks for %d", b.Need(), b, want)
+	}
+}
