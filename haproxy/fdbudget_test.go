@@ -244,15 +244,19 @@ func TestEstimateFDsOfLodestarsConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.writeFirst(context.Background(), snapshot(t, manyApps(5, 25000)...)); err != nil {
+	apps := manyApps(5, 25000)
+	for _, app := range apps[:3] {
+		withHealthCheck("HTTP", "/health", 0)(app)
+		app.Tasks = append(app.Tasks, task(app.ID+"-b", host("127.0.0.1"), ports(41000)))
+	}
+	if err := a.writeFirst(context.Background(), snapshot(t, apps...)); err != nil {
 		t.Fatal(err)
 	}
 	config := a.Config()
 	b := EstimateFDs(config, true, runtime.NumCPU())
-	if b.MaxConn != 40 || b.Listeners < 5 {
-		t.Fatalf("the estimate missed the configuration's maxconn or listeners: %+v", b)
+	if b.MaxConn != 40 || b.Listeners < 5 || b.CheckedServers != 30 {
+		t.Fatalf("the estimate missed the configuration's maxconn, listeners or 30 checked servers (3 checked backends of 10 slots, the spares count): %+v", b)
 	}
-	t.Logf("budget %+v need %d", b, b.Need())
 	if want := haproxyFDNeed(t, string(config), true, 30); b.Need() != want {
 		t.Errorf("estimate %d (%+v), HAProxy asks for %d", b.Need(), b, want)
 	}

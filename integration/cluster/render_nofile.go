@@ -30,7 +30,8 @@ func (t *Topology) expectedSize() (apps, tasks int) {
 
 // LodestarLimitNOFILE is the LimitNOFILE of the lodestar units: what HAProxy needs (as
 // haproxy.FDBudget counts it) for the planned size at lodestar's default maxconn, when every
-// app binds a port of its own and every task is a checked server, plus lodestar's own files;
+// app binds a port of its own and every server slot is checked (a backend has its tasks and up
+// to a slot step of spares, checked too), plus lodestar's own files;
 // never below the other units' 65536. It is rounded up to a multiple of 1024.
 func (t *Topology) LodestarLimitNOFILE() int {
 	apps, tasks := t.expectedSize()
@@ -38,7 +39,7 @@ func (t *Topology) LodestarLimitNOFILE() int {
 		MaxConn: haproxy.DefaultMaxConn,
 		// The HEAD's http, https, stats and app-id binds, the admin socket, and a port per app.
 		Listeners:      apps + 5,
-		CheckedServers: tasks,
+		CheckedServers: tasks + haproxy.DefaultSlotStep*apps,
 		Threads:        plannedThreads,
 		CLI:            haproxy.MasterCLIFDs, // lodestar starts HAProxy with a master CLI (-W -S)
 	}.Need() + lodestarOwnFiles
@@ -46,6 +47,9 @@ func (t *Topology) LodestarLimitNOFILE() int {
 	return max(need, defaultLimitNOFILE)
 }
 
-// maxExpected bounds expected_apps and expected_tasks: beyond it the limit would pass the
-// kernel's default fs.nr_open (1,048,576).
-const maxExpected = 500000
+// maxExpected bounds expected_apps and expected_tasks (the sum is bounded by maxLimitNOFILE).
+const maxExpected = 1000000
+
+// maxLimitNOFILE is the kernel's default fs.nr_open, beyond which systemd cannot raise the
+// limit: a cluster that large needs its apps spread over more LB groups.
+const maxLimitNOFILE = 1 << 20

@@ -19,12 +19,13 @@ func TestSystemdLimitNOFILEFromExpectedSize(t *testing.T) {
 	}
 
 	top := loadExample(t)
-	top.ExpectedApps, top.ExpectedTasks = 100000, 200000
+	top.ExpectedApps, top.ExpectedTasks = 10000, 20000
 	files = render(t, top, FormatSystemd)
-	// 2×4096 maxconn + 100,005 listeners + 200,000 checked servers + 10 + 3×64 threads + 22
-	// (master CLI) = 308,421 for HAProxy, + 4,096 for lodestar = 312,517, rounded up to 313,344.
-	if unit := string(files[lbUnit]); !strings.Contains(unit, "\nLimitNOFILE=313344\n") {
-		t.Errorf("%s at 100,000 apps and 200,000 tasks:\n%s", lbUnit, unit)
+	// 2×4096 maxconn + 10,005 listeners + (20,000 tasks + 10×10,000 spare slots) checked
+	// servers + 10 + 3×64 threads + 22 (master CLI) = 138,421 for HAProxy, + 4,096 for
+	// lodestar = 142,517, rounded up to 143,360.
+	if unit := string(files[lbUnit]); !strings.Contains(unit, "\nLimitNOFILE=143360\n") {
+		t.Errorf("%s at 10,000 apps and 20,000 tasks:\n%s", lbUnit, unit)
 	}
 	if unit := string(files[masterUnit]); !strings.Contains(unit, "\nLimitNOFILE=65536\n") {
 		t.Errorf("%s changed with the apps' size:\n%s", masterUnit, unit)
@@ -40,6 +41,7 @@ func TestExpectedSizeBounds(t *testing.T) {
 		{-1, 0, "expected_apps"},
 		{0, 1 << 40, "expected_tasks"},
 		{maxExpected + 1, 10, "expected_apps"},
+		{100000, 100000, "over the kernel's default fs.nr_open"},
 	} {
 		top := loadExample(t)
 		top.ExpectedApps, top.ExpectedTasks = c.apps, c.tasks
@@ -49,11 +51,11 @@ func TestExpectedSizeBounds(t *testing.T) {
 		}
 	}
 	top := loadExample(t)
-	top.ExpectedApps, top.ExpectedTasks = maxExpected, maxExpected
+	top.ExpectedApps, top.ExpectedTasks = 80000, 100000
 	if _, err := top.Validate(); err != nil {
-		t.Errorf("the largest planned size refused: %v", err)
+		t.Errorf("80,000 apps and 100,000 tasks refused: %v", err)
 	}
-	if n := top.LodestarLimitNOFILE(); n > 1<<20 {
-		t.Errorf("the largest planned size gives LimitNOFILE %d, over the kernel's default fs.nr_open", n)
+	if n := top.LodestarLimitNOFILE(); n > maxLimitNOFILE || n < 900000 {
+		t.Errorf("80,000 apps and 100,000 tasks give LimitNOFILE %d", n)
 	}
 }

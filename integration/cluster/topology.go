@@ -394,6 +394,10 @@ func (c *checker) cluster() {
 	if t.ExpectedTasks < 0 || t.ExpectedTasks > maxExpected {
 		c.bad("", "expected_tasks", "%d: want 0 (the default, %d) to %d", t.ExpectedTasks, defaultExpectedTasks, maxExpected)
 	}
+	if n := t.LodestarLimitNOFILE(); n > maxLimitNOFILE && !c.failed("expected_apps", "expected_tasks") {
+		c.bad("", "expected_apps", "%d apps and %d tasks need LimitNOFILE=%d, over the kernel's default fs.nr_open %d: spread the apps over more lb_groups",
+			t.ExpectedApps, t.ExpectedTasks, n, maxLimitNOFILE)
+	}
 	if !domainRe.MatchString(t.Domain) {
 		c.bad("", "domain", "%q is not a DNS domain (lower-case labels separated by dots)", t.Domain)
 	}
@@ -762,4 +766,14 @@ func hostPort(ip string, port int) string {
 		return ip + ":" + strconv.Itoa(port)
 	}
 	return netip.AddrPortFrom(a, uint16(port)).String()
+}
+
+// failed reports whether a mistake was already found in one of fields.
+func (c *checker) failed(fields ...string) bool {
+	for _, e := range c.errs {
+		if slices.Contains(fields, e.Field) {
+			return true
+		}
+	}
+	return false
 }
