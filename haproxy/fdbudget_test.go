@@ -261,3 +261,35 @@ func TestEstimateFDsOfLodestarsConfig(t *testing.T) {
 		t.Errorf("estimate %d (%+v), HAProxy asks for %d", b.Need(), b, want)
 	}
 }
+
+// TestReloadOverFDLimitKeepsRunning: a change whose configuration needs more open files than
+// HAProxy may have is not reloaded onto (HAProxy would refuse it): HAProxy keeps running the
+// previous configuration, which stays on disk for a restart, and the apply record says what
+// HAProxy needs and the fix.
+func TestReloadOverFDLimitKeepsRunning(t *testing.T) {
+	cfg := applierConfig(t)
+	cfg.ReloadMinWait, cfg.ReloadMaxWait = 10*time.Millisecond, time.Second
+	var limit atomic.Int64
+	limit.Store(1 << 20)
+	cfg.OpenFilesLimit = func() (int, error) { return int(limit.Load()), nil }
+	s := newApplierStack(t, cfg, false)
+	apps := manyApps(3, 25100)
+	s.start(apps[:2]...)
+	before, reloads := s.onDisk(), s.a.Status().Reloads
+	limit.Store(1000)
+	s.reg.replace(t, apps...)
+	haproxytest.WaitFor(t, 20*time.Second, func() bool {
+		st := s.a.Status()
+		return st.LastApply != nil && strings.Contains(st.LastApply.Error, "HAProxy needs")
+	}, "the refused reload recorded")
+	st := s.a.Status()
+	if st.LastApply.Kind != "failed" || !strings.Contains(st.LastApply.Error, "the limit is 1000") || st.Reloads != reloads {
+		t.Errorf("last apply %+v, reloads %d (before %d)", st.LastApply, st.Reloads, reloads)
+	}
+	if s.onDisk() != before {
+		t.Error("the configuration over the limit replaced the file on disk")
+	}
+	if err := s.a.Healthy(); err != nil || !st.Process.Running {
+		t.Errorf("HAProxy does not keep running the previous configuration: %v", err)
+	}
+}
