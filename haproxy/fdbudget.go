@@ -38,6 +38,14 @@ type FDBudget struct {
 	ULimitN int
 }
 
+// fdSections are the keywords that open a section: HAProxy does not need the lines inside
+// indented, so neither does the count.
+var fdSections = map[string]bool{
+	"global": true, "defaults": true, "frontend": true, "backend": true, "listen": true,
+	"peers": true, "resolvers": true, "userlist": true, "mailers": true, "program": true,
+	"http-errors": true, "ring": true, "cache": true, "fcgi-app": true,
+}
+
 // fdFixed is what HAProxy 2.6 adds whatever the configuration (measured): 10, plus three
 // per thread (its poller and its wake-up pipe).
 const fdFixed = 10
@@ -76,7 +84,7 @@ func EstimateFDs(config []byte, masterCLI bool, cpus int) FDBudget {
 		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
 			continue
 		}
-		if line[0] != ' ' && line[0] != '\t' {
+		if fdSections[fields[0]] {
 			// A section's servers inherit the default-server of the defaults before it.
 			section, sectionCheck = fields[0], defaultCheck
 			if section == "defaults" {

@@ -126,7 +126,7 @@ backend a
   server g 127.0.0.1:4 check agent-check agent-port 5
 frontend f
   bind 127.0.0.1:80,127.0.0.1:81-83,unix@/run/x.sock
-  bind 127.0.0.1:90-1
+bind 127.0.0.1:90-1
 `
 	b := EstimateFDs([]byte(cfg), false, 8)
 	want := FDBudget{MaxConn: 100, Listeners: 6, CheckedServers: 6, AgentChecks: 1, Threads: 1}
