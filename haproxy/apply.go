@@ -30,6 +30,9 @@ const (
 
 // ApplierConfig configures an Applier.
 type ApplierConfig struct {
+	// OpenFilesLimit, when set, replaces the OpenFilesLimit function: the open files the
+	// HAProxy child may have, which each configuration's FDBudget must fit (tests).
+	OpenFilesLimit func() (int, error)
 	// Build is how configurations are built (groups, binds, templates, …). Build.Exclude is
 	// the Applier's: it sets it to drop apps HAProxy's validation blamed.
 	Build Config

@@ -112,6 +112,10 @@ func (a *Applier) validated(ctx context.Context, snap *discovery.Snapshot, runni
 			return nil, nil, rec, err
 		}
 		if check == nil {
+			if err := a.checkOpenFiles(r.Config); err != nil {
+				os.Remove(a.cfg.ConfigPath + ".new")
+				return nil, nil, rec, err
+			}
 			a.setValidationExclusions(alerts)
 			a.blamed = make(map[string]blame, len(exclude))
 			for owner, reason := range exclude {

@@ -200,6 +200,7 @@ func (a *Applier) restoreDrain(ctx context.Context, m *Model) {
 // after a backoff (1s doubling to 1m) in case what failed was outside the snapshot.
 func (a *Applier) first(ctx context.Context, sub *discovery.Subscription) bool {
 	wait := firstRetry
+	said := ""
 	for {
 		err := a.writeFirst(ctx, sub.Snapshot())
 		if err == nil {
@@ -207,6 +208,19 @@ func (a *Applier) first(ctx context.Context, sub *discovery.Subscription) bool {
 		}
 		if ctx.Err() != nil {
 			return false
+		}
+		if IsFDLimit(err) {
+			// Only a new snapshot (or a restart with a higher limit) can change this: say it once.
+			if err.Error() != said {
+				said = err.Error()
+				a.log.Error("HAProxy is not started: its configuration needs more open files than it may have; waiting for a change", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return false
+			case <-sub.C():
+				continue
+			}
 		}
 		a.log.Error("no valid first HAProxy configuration, HAProxy cannot start: retrying", "err", err, "retry_in", wait)
 		t := time.NewTimer(wait)
@@ -229,7 +243,11 @@ func (a *Applier) writeFirst(ctx context.Context, snap *discovery.Snapshot) erro
 	rec.Kind, rec.Reason = "write", "first configuration"
 	if err != nil {
 		rec.Kind = "failed"
-		err = fmt.Errorf("haproxy: the first configuration is not valid, HAProxy cannot start: %w", err)
+		if IsFDLimit(err) {
+			err = fmt.Errorf("haproxy: HAProxy cannot start with the first configuration: %w", err)
+		} else {
+			err = fmt.Errorf("haproxy: the first configuration is not valid, HAProxy cannot start: %w", err)
+		}
 		a.record(rec, start, err, nil)
 		return err
 	}

@@ -175,6 +175,13 @@ func (a *Applier) Applied() error {
 	select {
 	case <-a.written:
 	default:
+		// Why the last attempt failed (HAProxy's open files, say) is what the operator must fix.
+		a.mu.Lock()
+		last := a.status.LastApply
+		a.mu.Unlock()
+		if last != nil && last.Error != "" {
+			return fmt.Errorf("no HAProxy configuration written yet: %s", last.Error)
+		}
 		return errors.New("no HAProxy configuration written yet")
 	}
 	if !a.hasProcess() {

@@ -58,7 +58,7 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 			put(systemdUnitDir+"mesos-master.service", t.unit(h, unitSpec{
 				description: fmt.Sprintf("Mesos master (quorum %d of %d)", t.Quorum(), len(t.Masters())),
 				exec:        []string{"/usr/bin/mesos-init-wrapper", "master"},
-				limitNOFILE: true,
+				limitNOFILE: defaultLimitNOFILE,
 			}))
 		}
 		if h.has(RoleMarathon) {
@@ -72,7 +72,7 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 			put(systemdUnitDir+"marathon.service", t.unit(h, unitSpec{
 				description: fmt.Sprintf("Marathon (principal %s, role %s)", t.Marathon.Principal, t.Marathon.Role),
 				exec:        []string{"/usr/bin/marathon"},
-				limitNOFILE: true,
+				limitNOFILE: defaultLimitNOFILE,
 			}))
 		}
 		if h.has(RoleAgent) {
@@ -92,7 +92,7 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 				exec:        []string{"/usr/bin/mesos-init-wrapper", "slave"},
 				after:       []string{"docker.service"},
 				requires:    []string{"docker.service"},
-				limitNOFILE: true,
+				limitNOFILE: defaultLimitNOFILE,
 				killMode:    "process", // tasks outlive an agent restart; the agent recovers them
 			}))
 		}
@@ -106,7 +106,7 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 				dynamicUser:  true,
 				runtimeDir:   "lodestar-" + l.Name,
 				bindPrivPort: true,
-				limitNOFILE:  true,
+				limitNOFILE:  t.LodestarLimitNOFILE(),
 				credential:   t.systemdAPIAuthFile(),
 			}))
 		}
@@ -183,7 +183,7 @@ type unitSpec struct {
 	dynamicUser     bool
 	runtimeDir      string
 	bindPrivPort    bool
-	limitNOFILE     bool
+	limitNOFILE     int // 0: the system's default
 	killMode        string
 	// credential is a file handed to the service as the credential systemdAPIAuthName.
 	credential string
@@ -211,8 +211,8 @@ func (t *Topology) unit(h Host, s unitSpec) string {
 	if s.bindPrivPort {
 		b.WriteString("AmbientCapabilities=CAP_NET_BIND_SERVICE\n")
 	}
-	if s.limitNOFILE {
-		b.WriteString("LimitNOFILE=65536\n")
+	if s.limitNOFILE > 0 {
+		fmt.Fprintf(&b, "LimitNOFILE=%d\n", s.limitNOFILE)
 	}
 	if s.killMode != "" {
 		fmt.Fprintf(&b, "KillMode=%s\n", s.killMode)

@@ -92,6 +92,11 @@ type Topology struct {
 	Hosts []Host `yaml:"hosts"`
 	// LBGroups are the HAPROXY_GROUP tiers and the lb hosts that serve each.
 	LBGroups []LBGroup `yaml:"lb_groups,omitempty"`
+	// ExpectedApps and ExpectedTasks are the size the cluster is planned for (defaults 1000
+	// and 3000): the lodestar units' LimitNOFILE fits the open files HAProxy needs at that
+	// size (see LodestarLimitNOFILE).
+	ExpectedApps  int `yaml:"expected_apps,omitempty"`
+	ExpectedTasks int `yaml:"expected_tasks,omitempty"`
 }
 
 // Network is the compose lab's bridge network.
@@ -382,6 +387,16 @@ func (c *checker) cluster() {
 		c.bad("", "name", "required: the cluster's name (Mesos --cluster, compose project name)")
 	} else if !nameRe.MatchString(t.Name) {
 		c.bad("", "name", "%q is not a DNS label (lower-case letters, digits and -)", t.Name)
+	}
+	if t.ExpectedApps < 0 || t.ExpectedApps > maxExpected {
+		c.bad("", "expected_apps", "%d: want 0 (the default, %d) to %d", t.ExpectedApps, defaultExpectedApps, maxExpected)
+	}
+	if t.ExpectedTasks < 0 || t.ExpectedTasks > maxExpected {
+		c.bad("", "expected_tasks", "%d: want 0 (the default, %d) to %d", t.ExpectedTasks, defaultExpectedTasks, maxExpected)
+	}
+	if n := t.LodestarLimitNOFILE(); n > maxLimitNOFILE && !c.failed("expected_apps", "expected_tasks") {
+		c.bad("", "expected_apps", "%d apps and %d tasks need LimitNOFILE=%d, over the kernel's default fs.nr_open %d: spread the apps over more lb_groups",
+			t.ExpectedApps, t.ExpectedTasks, n, maxLimitNOFILE)
 	}
 	if !domainRe.MatchString(t.Domain) {
 		c.bad("", "domain", "%q is not a DNS domain (lower-case labels separated by dots)", t.Domain)
@@ -751,4 +766,14 @@ func hostPort(ip string, port int) string {
 		return ip + ":" + strconv.Itoa(port)
 	}
 	return netip.AddrPortFrom(a, uint16(port)).String()
+}
+
+// failed reports whether a mistake was already found in one of fields.
+func (c *checker) failed(fields ...string) bool {
+	for _, e := range c.errs {
+		if slices.Contains(fields, e.Field) {
+			return true
+		}
+	}
+	return false
 }
