@@ -226,13 +226,7 @@ func (s *Server) start() error {
 }
 
 func (s *Server) serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.router,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := s.newHTTPServer(ctx, s.router)
 	local := isLoopback(ln.Addr())
 	s.local.Store(local)
 	s.mu.Lock()
@@ -244,7 +238,28 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		s.log.Warn("the API listens beyond loopback without --api-auth: POST, PUT, DELETE and /_mlb_signal/* are refused (403)",
 			"addr", ln.Addr().String())
 	}
+	if err := s.runHTTP(ctx, srv, ln); err != nil {
+		return err
+	}
+	s.log.Info("API stopped", "addr", ln.Addr().String())
+	return nil
+}
 
+// newHTTPServer is an http.Server for h with the API's timeouts and log; its requests'
+// contexts outlive ctx, so that a shutdown lets running requests finish.
+func (s *Server) newHTTPServer(ctx context.Context, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+}
+
+// runHTTP serves srv on ln until ctx ends, then shuts it down: requests still running after
+// ShutdownTimeout are cut off, and that is the error.
+func (s *Server) runHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
@@ -258,9 +273,8 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	<-served // http.ErrServerClosed once Shutdown has begun
 	if err != nil {
 		srv.Close()
-		return fmt.Errorf("api: shutdown: requests still running after %v were cut off: %w", s.cfg.ShutdownTimeout, err)
+		return fmt.Errorf("api: shutdown of %s: requests still running after %v were cut off: %w", ln.Addr(), s.cfg.ShutdownTimeout, err)
 	}
-	s.log.Info("API stopped", "addr", ln.Addr().String())
 	return nil
 }
 

@@ -2,13 +2,9 @@ package api
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"time"
 )
 
 // The relayed listener serves marathon-lb's endpoints to HAProxy's stats frontend, which
@@ -42,34 +38,15 @@ func relayedPath(path string) bool {
 // forwards to) until ctx ends; it takes ln over and closes it. Requests on it never get
 // loopback trust, and other paths answer 404.
 func (s *Server) ServeRelayed(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !relayedPath(r.URL.Path) {
-				writeError(w, http.StatusNotFound, "only marathon-lb's /_haproxy_get* and /_mlb_signal/* are served on the stats port")
-				return
-			}
-			s.router.ServeHTTP(w, r)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-		ConnContext: func(c context.Context, _ net.Conn) context.Context {
-			return context.WithValue(c, relayedKey{}, true)
-		},
+	srv := s.newHTTPServer(ctx, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !relayedPath(r.URL.Path) {
+			writeError(w, http.StatusNotFound, "only marathon-lb's /_haproxy_get* and /_mlb_signal/* are served on the stats port")
+			return
+		}
+		s.router.ServeHTTP(w, r)
+	}))
+	srv.ConnContext = func(c context.Context, _ net.Conn) context.Context {
+		return context.WithValue(c, relayedKey{}, true)
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("api: serve on %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if e := <-served; !errors.Is(e, http.ErrServerClosed) && err == nil {
-		err = e
-	}
-	return err
+	return s.runHTTP(ctx, srv, ln)
 }
