@@ -189,7 +189,7 @@ func TestSSEEventTimeLimit(t *testing.T) {
 	in := ":\n:\n:\n:\n:\nevent: a\ndata: 1\ndata: 2\n\n" +
 		"event: slow\ndata: 1\n:\n:\n:\n:\n:\n:\n:\n:\n:\n:\ndata: 2\n\n"
 	r := newSSEReader(strings.NewReader(in), nil)
-	r.now, r.maxDuration = tick, 5*time.Second
+	r.Now, r.MaxDuration = tick, 5*time.Second
 	f, err := r.next()
 	if err != nil || f.Event != "a" || string(f.Data) != "1\n2" {
 		t.Fatalf("first event = %q/%q, %v; want a/\"1\\n2\"", f.Event, f.Data, err)
