@@ -13,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -198,7 +199,9 @@ func (h *Hub) sinceLocked(pos uint64) (frames []historyEvent, ok bool) {
 	if i == len(h.history) || h.history[i].from != pos {
 		return nil, false
 	}
-	return h.history[i:], true
+	// A copy: the subscriber writes these out after the lock is released, while trimLocked
+	// clears dropped entries of the same array (so their frames can be collected).
+	return slices.Clone(h.history[i:]), true
 }
 
 // snapshotFrame returns snap encoded as a snapshot event, encoding it once per version.
