@@ -346,23 +346,32 @@ func exampleMarathon(t *testing.T) *fakemarathon.Server {
 // it logs that it is serving. The daemon stops when the test ends.
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &logtest.Buffer{}
-	done := make(chan int, 1)
 	// HAProxy is off unless a test turns it on (a later flag wins), and files go to the
 	// test's own run directory.
 	args = append([]string{"serve", "--api-listen", "127.0.0.1:0", "--haproxy=false", "--run-dir", t.TempDir()}, args...)
-	go func() { done <- run(ctx, args, io.Discard, logs, func(string) string { return "" }) }()
+	api, _ := runUntilServing(t, args, func(string) string { return "" })
+	return api
+}
+
+// runUntilServing runs lodestar with args (as main would) and getenv, and returns the API's
+// base URL and the log once it logs that it is serving. It stops when the test ends, and must
+// exit 0 then.
+func runUntilServing(t testing.TB, args []string, getenv func(string) string) (string, *logtest.Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &logtest.Buffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, io.Discard, logs, getenv) }()
 	t.Cleanup(func() {
 		cancel()
 		if code := <-done; code != 0 {
-			t.Errorf("serve exited %d; log:\n%s", code, logs)
+			t.Errorf("lodestar %s exited %d; log:\n%s", args[0], code, logs)
 		}
 	})
-	waitCtx, stop := context.WithTimeout(ctx, 20*time.Second)
+	waitCtx, stop := context.WithTimeout(ctx, 30*time.Second)
 	defer stop()
 	go func() {
-		select { // a serve that exits early ends the wait at once
+		select { // a lodestar that exits early ends the wait at once
 		case code := <-done:
 			done <- code
 			stop()
@@ -371,13 +380,13 @@ func startServe(t *testing.T, args ...string) string {
 	}()
 	line, err := logs.Wait(waitCtx, `msg="lodestar serving"`)
 	if err != nil {
-		t.Fatalf("serve did not start (%v); log:\n%s", err, logs)
+		t.Fatalf("lodestar %s did not start (%v); log:\n%s", args[0], err, logs)
 	}
 	m := regexp.MustCompile(` api=(http://\S+)`).FindStringSubmatch(line)
 	if m == nil {
 		t.Fatalf("no api address in %q", line)
 	}
-	return m[1]
+	return m[1], logs
 }
 
 type appsDoc struct {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -79,35 +78,7 @@ func (l *mlbLab) lodestarFlags(t testing.TB) []string {
 // URL and the log once it serves. It stops when the test ends.
 func startMarathonLB(t testing.TB, env map[string]string, args ...string) (string, *logtest.Buffer) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &logtest.Buffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, io.Discard, logs, func(k string) string { return env[k] }) }()
-	t.Cleanup(func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("lodestar exited %d; log:\n%s", code, logs)
-		}
-	})
-	waitCtx, stop := context.WithTimeout(ctx, 30*time.Second)
-	defer stop()
-	go func() {
-		select {
-		case code := <-done:
-			done <- code
-			stop()
-		case <-waitCtx.Done():
-		}
-	}()
-	line, err := logs.Wait(waitCtx, `msg="lodestar serving"`)
-	if err != nil {
-		t.Fatalf("lodestar did not start (%v); log:\n%s", err, logs)
-	}
-	m := regexp.MustCompile(` api=(http://\S+)`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("no api address in %q", line)
-	}
-	return m[1], logs
+	return runUntilServing(t, args, func(k string) string { return env[k] })
 }
 
 // get fetches url with Host host (empty: the URL's), failing the test on a transport error.
