@@ -316,6 +316,8 @@ func (r *renderer) backend() error {
 	}
 	be := &Backend{Name: s.name, ID: s.id, Owner: s.u.key, PortIndex: s.idx, ServicePort: s.port, Mode: r.mode, Head: head,
 		shape: shape, server: sr, RuntimeServers: runtimeSafe(shape, sr)}
+	be.DynamicServers = !r.b.cfg.StaticSlots && be.RuntimeServers && !sr.sticky &&
+		dynamicShape(shape) && dynamicBalance(r.b.m.Head, head)
 	if !sr.perSlotCheckPort {
 		if r.hc != nil {
 			sr.checkPort = r.hc.Port
@@ -336,7 +338,7 @@ func (r *renderer) backend() error {
 	if r.b.prev != nil {
 		prev = r.b.prev.Backend(s.name)
 	}
-	be.Slots = r.b.slots(s, sr, prev, &r.o.warnings)
+	be.Slots = r.b.slots(s, sr, prev, be.DynamicServers, &r.o.warnings)
 	shareBackendParts(be, prev)
 	r.o.backend = be
 	return nil
@@ -482,14 +484,10 @@ type slotTask struct {
 }
 
 // slots places the service's tasks: each keeps its slot from prev, new tasks take the lowest
-// free ones (in task id order); capacity grows in SlotStep steps to keep at least one spare,
-// and shrinks only once no more than half of it would be needed and the smaller capacity
-// leaves at least half a step free. Without that margin an app of 10 instances (step 10)
-// shrank to 10 slots when a task died and grew back to 20 when Marathon replaced it: two
-// reloads for every replacement.
+// free ones (in task id order). How many slots there are is slotCapacity's decision.
 //
 // A task whose fields fail CheckTask gets no slot; warnings gets a line naming it.
-func (b *builder) slots(s *svc, sr *serverRender, prev *Backend, warnings *[]string) []Slot {
+func (b *builder) slots(s *svc, sr *serverRender, prev *Backend, dynamic bool, warnings *[]string) []Slot {
 	n := 0
 	for _, app := range s.u.members {
 		n += len(app.Tasks)
@@ -519,15 +517,7 @@ func (b *builder) slots(s *svc, sr *serverRender, prev *Backend, warnings *[]str
 	}
 	slices.SortFunc(tasks, func(x, y slotTask) int { return strings.Compare(x.id, y.id) })
 
-	step := b.cfg.SlotStep
-	need := (len(tasks)/step + 1) * step
-	capacity := need
-	if prev != nil {
-		capacity = len(prev.Slots)
-		if need > capacity || need*2 <= capacity && need-len(tasks) >= (step+1)/2 {
-			capacity = need
-		}
-	}
+	capacity := slotCapacity(len(tasks), b.cfg.SlotStep, prev, dynamic)
 	slots := make([]Slot, capacity)
 	for i := range slots {
 		slots[i] = Slot{Name: slotName(i), Addr: spareAddr, Port: sparePort, State: StateMaint}

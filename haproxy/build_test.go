@@ -182,18 +182,33 @@ func excluded(m *Model) []string {
 }
 
 // TestBuildOneApp: one app with a vhost and two tasks becomes a backend with the tasks in its
-// first slots and spares after them.
+// first slots: no spare when HAProxy can add servers to it at run time, spares after them in
+// steps of SlotStep when it cannot (StaticSlots here; sticky apps, hashing balance).
 func TestBuildOneApp(t *testing.T) {
-	m := build(t, testConfig(), nil,
-		app("/shop/web", withPorts(10000), withLabel("HAPROXY_GROUP", "external"), withLabel("HAPROXY_0_VHOST", "shop.example.com"),
-			withTasks(task("t1", ports(31000)), task("t2", host("10.0.0.2"), ports(31001)))))
-	r := render(t, m)
-	if !slices.Equal(backendNames(m), []string{"shop_web_10000"}) {
-		t.Fatalf("backends %v, excluded %v", backendNames(m), excluded(m))
-	}
-	for _, l := range []string{"  server s1 10.0.0.1:31000\n", "  server s2 10.0.0.2:31001\n", "  server s10 127.0.0.1:1 disabled\n"} {
-		if !strings.Contains(string(r.Config), l) {
-			t.Errorf("no line %q", l)
+	for _, static := range []bool{false, true} {
+		cfg := testConfig()
+		cfg.StaticSlots = static
+		m := build(t, cfg, nil,
+			app("/shop/web", withPorts(10000), withLabel("HAPROXY_GROUP", "external"), withLabel("HAPROXY_0_VHOST", "shop.example.com"),
+				withTasks(task("t1", ports(31000)), task("t2", host("10.0.0.2"), ports(31001)))))
+		r := render(t, m)
+		if !slices.Equal(backendNames(m), []string{"shop_web_10000"}) {
+			t.Fatalf("backends %v, excluded %v", backendNames(m), excluded(m))
+		}
+		want := []string{"  server s1 10.0.0.1:31000\n", "  server s2 10.0.0.2:31001\n"}
+		if static {
+			want = append(want, "  server s10 127.0.0.1:1 disabled\n")
+		}
+		for _, l := range want {
+			if !strings.Contains(string(r.Config), l) {
+				t.Errorf("static %v: no line %q", static, l)
+			}
+		}
+		if got, want := len(m.Backends[0].Slots), map[bool]int{false: 2, true: 10}[static]; got != want {
+			t.Errorf("static %v: %d server lines, want %d", static, got, want)
+		}
+		if m.Backends[0].DynamicServers == static {
+			t.Errorf("static %v: DynamicServers %v", static, m.Backends[0].DynamicServers)
 		}
 	}
 }
@@ -253,10 +268,11 @@ func slotOf(t *testing.T, b *Backend, taskID string) int {
 	return -1
 }
 
-// TestSlotsStableAcrossBuilds: a task keeps its slot while others come and go; capacity grows
-// by SlotStep and keeps a spare.
+// TestSlotsStableAcrossBuilds: a task keeps its slot while others come and go; without
+// dynamic servers, capacity grows by SlotStep and keeps a spare.
 func TestSlotsStableAcrossBuilds(t *testing.T) {
 	cfg := testConfig()
+	cfg.StaticSlots = true
 	cfg.SlotStep = 4
 	reg := newTestRegistry(t)
 	web := func(tasks ...*discovery.Task) *discovery.App {

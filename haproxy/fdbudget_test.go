@@ -254,10 +254,10 @@ func TestEstimateFDsOfLodestarsConfig(t *testing.T) {
 	}
 	config := a.Config()
 	b := EstimateFDs(config, true, runtime.NumCPU())
-	if b.MaxConn != 40 || b.Listeners < 5 || b.CheckedServers != 30 {
-		t.Fatalf("the estimate missed the configuration's maxconn, listeners or 30 checked servers (3 checked backends of 10 slots, the spares count): %+v", b)
+	if b.MaxConn != 40 || b.Listeners < 5 || b.CheckedServers != 6 {
+		t.Fatalf("the estimate missed the configuration's maxconn, listeners or 6 checked servers (3 checked backends of 2 tasks, no spare slots): %+v", b)
 	}
-	if want := haproxyFDNeed(t, string(config), true, 30); b.Need() != want {
+	if want := haproxyFDNeed(t, string(config), true, 6); b.Need() != want {
 		t.Errorf("estimate %d (%+v), HAProxy asks for %d", b.Need(), b, want)
 	}
 }

@@ -24,14 +24,15 @@ import (
 // keeping their slots is the point of passing prev.
 
 // history is what Build keeps from prev on purpose, and nothing it could reuse: the backends
-// with their ids and slots (no head, no server options, no owner), the assigned service
+// with their ids, slots and whether HAProxy could add servers to them (no head, no server
+// options, no owner), the assigned service
 // ports, and who holds what (ownership is decided by the running model; see owners): the
 // owner and port of each frontend, the owner and acl lines of the shared frontends, the owner
 // of each vhost+path route.
 func history(prev *Model) *Model {
 	h := &Model{autoPorts: prev.autoPorts, routeOwners: prev.routeOwners}
 	for _, be := range prev.Backends {
-		h.Backends = append(h.Backends, &Backend{Name: be.Name, ID: be.ID, Slots: slices.Clone(be.Slots)})
+		h.Backends = append(h.Backends, &Backend{Name: be.Name, ID: be.ID, Slots: slices.Clone(be.Slots), DynamicServers: be.DynamicServers})
 	}
 	for _, f := range prev.Frontends {
 		h.Frontends = append(h.Frontends, &Frontend{Name: f.Name, Owner: f.Owner, Port: f.Port})

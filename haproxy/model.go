@@ -8,16 +8,25 @@
 // reload is needed, and why. None of them does I/O (Build reads the templates directory only
 // when Config.Templates is nil).
 //
-// # Servers: fixed slots
+// # Servers: slots
 //
-// Every backend has a fixed number of server lines named s1…sN ("slots"). A task keeps its
-// slot for as long as it lives (Build is given the previous Model for that), spare slots sit
-// at 127.0.0.1:1 in maintenance ("disabled"), and capacity grows in steps of Config.SlotStep.
-// Slot names, server ids (the slots' positions) and backend ids never change while a backend
-// exists, so HAProxy's server-state file and health state survive reloads, and a task
-// starting, stopping or moving is three runtime commands (addr, check-port, state) instead of
-// a reload. A backend keeps its slots even with no task at all, so scaling an app from 0 to 1
-// is not a reload either.
+// Every backend's server lines are named s1…sN ("slots"). A task keeps its slot for as long
+// as it lives (Build is given the previous Model for that), and a free slot sits at
+// 127.0.0.1:1 in maintenance ("disabled"). Slot names, server ids (the slots' positions) and
+// backend ids never change while a backend exists, so HAProxy's server-state file and health
+// state survive reloads, and a task starting, stopping or moving is three runtime commands
+// (addr, check-port, state) instead of a reload.
+//
+// How many slots a backend has depends on whether HAProxy can add servers to it at run time
+// (Backend.DynamicServers: HAProxy 2.4+'s `add server`, which refuses per-server cookies and
+// backends whose balance algorithm is not dynamic). Such a backend has as many slots as it
+// has tasks, and grows at run time: the new slots are added with `add server` and written to
+// the file, so the next reload keeps them. It shrinks only when at most half of its slots
+// are used and two or more are free, which is a reload (a replacement task takes the slot
+// its predecessor left, so task churn alone never shrinks it). Every other backend keeps
+// spare slots in steps of Config.SlotStep, and growing it is a reload. At 10,000 apps × 3
+// tasks that is 30,000 server lines instead of 100,000; each checked line costs HAProxy
+// memory and an open file, checked or not, spare or not.
 //
 // A draining task (TASK_KILLING, or an old task of a zero-downtime deployment) is "disabled"
 // in the file, as marathon-lb wrote it, and `state drain` at runtime: it finishes what it has
@@ -98,8 +107,13 @@ type Config struct {
 	// zero value confines them to the app's own sections; LabelTemplatesFull writes them as
 	// they render. Operator templates (Templates, TemplatesDir, Getenv) are always trusted.
 	LabelTemplates LabelTemplates
-	// SlotStep is how many server slots a backend grows by. Default 10.
+	// SlotStep is how many server slots a backend grows by when HAProxy cannot add servers
+	// to it at run time (sticky apps, a balance algorithm that is not dynamic,
+	// StaticSlots). Default 10.
 	SlotStep int
+	// StaticSlots gives every backend spare slots in steps of SlotStep, as before HAProxy
+	// 2.4 could add servers at run time (--haproxy-static-slots).
+	StaticSlots bool
 	// Exclude leaves apps out, by app id or, for a zero-downtime deployment group, by
 	// "/<group>"; the value is the reason reported in Model.Excluded. The caller uses it to
 	// drop an app that `haproxy -c` blamed.
@@ -271,6 +285,10 @@ type Backend struct {
 	// changed with the runtime API. False when a custom BACKEND_SERVER_OPTIONS template writes
 	// them in a way the runtime API cannot reproduce (a fixed port, the agent host name, …).
 	RuntimeServers bool
+	// DynamicServers says whether HAProxy can add slots to the backend at run time (`add
+	// server`): RuntimeServers, no per-server cookie, a dynamic balance algorithm and server
+	// options `add server` takes. Such a backend has no spare slots to start with.
+	DynamicServers bool
 
 	// shape is every server line with the runtime fields replaced by markers: two backends
 	// with the same shape differ only in what the runtime API can change.

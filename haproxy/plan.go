@@ -46,6 +46,13 @@ const (
 	CmdAddMap
 	// CmdDelMap is `del map F K`.
 	CmdDelMap
+	// CmdAddServer is `add server B/S <Line>`: a slot a dynamic backend grows by, added in
+	// maintenance (HAProxy's choice) with its server line's address and options.
+	CmdAddServer
+	// CmdEnableHealth and CmdEnableAgent start an added server's checks, which HAProxy
+	// leaves off.
+	CmdEnableHealth
+	CmdEnableAgent
 )
 
 // RuntimeCmd is one HAProxy runtime API command.
@@ -60,6 +67,9 @@ type RuntimeCmd struct {
 	State ServerState
 	// Map is the map file; Key and Value the entry (CmdAddMap, CmdDelMap).
 	Map, Key, Value string
+	// Line is an added server's address and options as its server line has them
+	// (CmdAddServer), already in the CLI's words.
+	Line string
 }
 
 // String returns the command exactly as it is written to the socket (without the newline).
@@ -78,6 +88,12 @@ func (c RuntimeCmd) String() string {
 		return "add map " + cliArg(c.Map) + " " + cliArg(c.Key) + " " + cliArg(c.Value)
 	case CmdDelMap:
 		return "del map " + cliArg(c.Map) + " " + cliArg(c.Key)
+	case CmdAddServer:
+		return "add server " + cliArg(c.Backend) + "/" + cliArg(c.Server) + " " + c.Line
+	case CmdEnableHealth:
+		return "enable health " + cliArg(c.Backend) + "/" + cliArg(c.Server)
+	case CmdEnableAgent:
+		return "enable agent " + cliArg(c.Backend) + "/" + cliArg(c.Server)
 	}
 	return fmt.Sprintf("unknown command kind %d", c.Kind)
 }
@@ -175,6 +191,12 @@ func runtimeSlots(ob, nb *Backend) []Slot {
 			slots = slices.Clone(ob.Slots)
 		}
 		slots[i] = ns
+	}
+	if growsAtRuntime(ob, nb) {
+		if slots == nil {
+			slots = slices.Clone(ob.Slots)
+		}
+		slots = append(slots, nb.Slots[len(ob.Slots):]...)
 	}
 	return slots
 }
@@ -306,6 +328,10 @@ func (p *planner) backends(o, n []*Backend) {
 			p.structural("server options of " + nb.Name + " changed")
 		}
 		switch {
+		case len(nb.Slots) > len(ob.Slots) && growsAtRuntime(ob, nb):
+			p.slots(ob, nb)
+			p.addServers(nb, len(ob.Slots))
+			return
 		case len(nb.Slots) > len(ob.Slots):
 			p.structural(fmt.Sprintf("slots of %s grew %d→%d", nb.Name, len(ob.Slots), len(nb.Slots)))
 		case len(nb.Slots) < len(ob.Slots):

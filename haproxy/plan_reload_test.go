@@ -41,6 +41,7 @@ func TestReloadPlanLeavesMapsToTheReload(t *testing.T) {
 // every task replacement of such an app.
 func TestTaskReplacementAtSlotBoundaryIsNoReload(t *testing.T) {
 	cfg := testConfig()
+	cfg.StaticSlots = true
 	web := func(ids ...int) *discovery.App {
 		var ts []*discovery.Task
 		for _, i := range ids {
@@ -67,4 +68,45 @@ func TestTaskReplacementAtSlotBoundaryIsNoReload(t *testing.T) {
 	if n := len(m4.Backend("web_10000").Slots); n != 10 {
 		t.Errorf("3 tasks keep %d slots, want 10", n)
 	}
+}
+
+// TestDynamicSlotsFollowTheTasks: a backend HAProxy can add servers to has one slot per task.
+// A task replaced by Marathon takes its predecessor's slot, a rolling deployment (twice the
+// tasks for a while) adds servers at run time, and only once it is over and half the slots are
+// free does the backend shrink, in one reload, keeping the tasks that fit in their slots.
+func TestDynamicSlotsFollowTheTasks(t *testing.T) {
+	cfg := testConfig()
+	web := func(ids ...string) *discovery.App {
+		var ts []*discovery.Task
+		for i, id := range ids {
+			ts = append(ts, task(id, ports(31000+i)))
+		}
+		return app("/web", withPorts(10000), withLabel("HAPROXY_GROUP", "external"), withTasks(ts...))
+	}
+	reg := newTestRegistry(t)
+	step := func(prev *Model, wantSlots int, wantReload bool, ids ...string) *Model {
+		t.Helper()
+		m := Build(reg.replace(t, web(ids...)), cfg, prev)
+		b := m.Backend("web_10000")
+		if b == nil || !b.DynamicServers || len(b.Slots) != wantSlots {
+			t.Fatalf("tasks %v: backend %+v, want %d dynamic slots", ids, b, wantSlots)
+		}
+		if prev != nil {
+			if p := MakePlan(prev, m); p.Reload != wantReload {
+				t.Fatalf("tasks %v: plan %+v, want reload %v", ids, p, wantReload)
+			}
+		}
+		return m
+	}
+	m := step(nil, 3, false, "a", "b", "c")
+	m = step(m, 3, false, "a", "c")      // b killed
+	m = step(m, 3, false, "a", "c", "d") // its replacement
+	if got := slotOf(t, m.Backend("web_10000"), "d"); got != 1 {
+		t.Errorf("the replacement is in slot %d, want b's (1)", got)
+	}
+	m = step(m, 6, false, "a", "c", "d", "e", "f", "g") // a deployment's new tasks: add server
+	m = step(m, 6, false, "e", "f", "g", "c")           // old ones going
+	m = step(m, 3, true, "e", "f", "g")                 // done: shrink, one reload
+	m = step(m, 0, true)                                // scaled to 0
+	step(m, 1, false, "h")                              // and back: add server
 }

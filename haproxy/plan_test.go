@@ -1,7 +1,10 @@
 package haproxy
 
 import (
+	"net"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/lodestar-lb/lodestar/discovery"
@@ -57,6 +60,10 @@ func TestMakePlan(t *testing.T) {
 	}
 	mapCfg := testConfig()
 	mapCfg.HAProxyMap = true
+	staticCfg := testConfig()
+	staticCfg.StaticSlots = true
+	hcCfg := testConfig()
+	hcCfg.HealthCheck = true
 	tests := []struct {
 		name          string
 		cfg           *Config
@@ -66,7 +73,19 @@ func TestMakePlan(t *testing.T) {
 		cmds          []string
 	}{
 		{name: "nothing changed", before: []*discovery.App{web(two)}, after: []*discovery.App{web(two)}},
-		{name: "task added into a spare slot",
+		{name: "task added: a server added at runtime",
+			before: []*discovery.App{web(two)},
+			after:  []*discovery.App{web(withTasks(task("a", ports(31000)), task("b", host("10.0.0.2"), ports(31001)), task("c", host("10.0.0.3"), ports(31002))))},
+			reason: "servers of web_10000 changed",
+			cmds:   []string{"add server web_10000/s3 10.0.0.3:31002", "set server web_10000/s3 state ready"}},
+		{name: "task added: health checks started on the added server", cfg: &hcCfg,
+			before: []*discovery.App{web(two, withHealthCheck("HTTP", "/", 0))},
+			after: []*discovery.App{web(withHealthCheck("HTTP", "/", 0),
+				withTasks(task("a", ports(31000)), task("b", host("10.0.0.2"), ports(31001)), task("c", host("10.0.0.3"), ports(31002))))},
+			reason: "servers of web_10000 changed",
+			cmds: []string{"add server web_10000/s3 10.0.0.3:31002 check inter 3s fall 3", "enable health web_10000/s3",
+				"set server web_10000/s3 state ready"}},
+		{name: "task added into a spare slot", cfg: &staticCfg,
 			before: []*discovery.App{web(two)},
 			after:  []*discovery.App{web(withTasks(task("a", ports(31000)), task("b", host("10.0.0.2"), ports(31001)), task("c", host("10.0.0.3"), ports(31002))))},
 			reason: "servers of web_10000 changed",
@@ -94,7 +113,7 @@ func TestMakePlan(t *testing.T) {
 			reason: "servers of 2 backends changed",
 			cmds: []string{"set server hc_10000/s1 check-port 31009",
 				"set server hc_10001/s1 addr 10.0.0.1 port 31009"}},
-		{name: "slots grow",
+		{name: "slots grow", cfg: &staticCfg,
 			before: []*discovery.App{web(nineTasks())},
 			after:  []*discovery.App{web(nineTasks(), withTasks(task("z", ports(32000))))},
 			reload: true, reason: "slots of web_10000 grew 10→20",
@@ -187,10 +206,22 @@ func checkRuntimeReachesNew(t *testing.T, old, next *Model, p Plan) {
 		}
 		ss := slots[c.Backend]
 		i := slices.IndexFunc(ss, func(s Slot) bool { return s.Name == c.Server })
+		if i < 0 && c.Kind == CmdAddServer {
+			// HAProxy adds it in maintenance, with the address of its line.
+			host, port, err := net.SplitHostPort(strings.Fields(c.Line)[0])
+			if err != nil {
+				t.Fatalf("%s: %v", c, err)
+			}
+			p, _ := strconv.Atoi(port)
+			slots[c.Backend] = append(ss, Slot{Name: c.Server, Addr: host, Port: p, State: StateMaint})
+			continue
+		}
 		if i < 0 {
 			t.Fatalf("%s: no such server", c)
 		}
 		switch c.Kind {
+		case CmdAddServer:
+			t.Fatalf("%s: the server exists", c)
 		case CmdSetAddr:
 			ss[i].Addr, ss[i].Port = c.Addr, c.Port
 		case CmdSetState:
@@ -200,6 +231,10 @@ func checkRuntimeReachesNew(t *testing.T, old, next *Model, p Plan) {
 		}
 	}
 	for _, b := range next.Backends {
+		if len(slots[b.Name]) < len(b.Slots) {
+			t.Errorf("%s after the plan: %d servers, want %d", b.Name, len(slots[b.Name]), len(b.Slots))
+			continue
+		}
 		for i, s := range b.Slots {
 			o := slots[b.Name][i]
 			if o.Addr != s.Addr || o.Port != s.Port || o.State != s.State || o.CheckPort != s.CheckPort {
@@ -269,6 +304,7 @@ func TestRuntimePart(t *testing.T) {
 		// cmds are the runtime part's commands; remain the reason of what waits for the reload.
 		cmds   []string
 		remain string
+		static bool
 	}{
 		{name: "a new app and a task move in another",
 			before: []*discovery.App{web(two)},
@@ -280,11 +316,16 @@ func TestRuntimePart(t *testing.T) {
 			after:  []*discovery.App{web(moved, withLabel("HAPROXY_0_BALANCE", "leastconn"))},
 			cmds:   []string{"set server web_10000/s1 addr 10.0.0.1 port 31005"},
 			remain: `backend web_10000 changed: "balance roundrobin" → "balance leastconn"`},
-		{name: "slots grow: the slots HAProxy has move, the new ones wait",
+		{name: "slots grow: the slots HAProxy has move, the new ones wait", static: true,
 			before: []*discovery.App{web(nine())},
 			after:  []*discovery.App{web(nine(task("y", ports(32000)), task("z", ports(32001))))},
 			cmds:   []string{"set server web_10000/s10 addr 10.0.0.1 port 32000", "set server web_10000/s10 state ready"},
 			remain: "slots of web_10000 grew 10→20"},
+		{name: "servers added at once while a new app waits",
+			before: []*discovery.App{web(two)},
+			after:  []*discovery.App{web(withTasks(task("a", ports(31000)), task("b", host("10.0.0.2"), ports(31001)), task("c", host("10.0.0.3"), ports(31002)))), db()},
+			cmds:   []string{"add server web_10000/s3 10.0.0.3:31002", "set server web_10000/s3 state ready"},
+			remain: "backend db_15432 added (and 1 more changes)"},
 		{name: "a removed backend stays until the reload",
 			before: []*discovery.App{web(two), db(withTasks(task("d", ports(31500))))},
 			after:  []*discovery.App{web(moved)},
@@ -311,6 +352,7 @@ func TestRuntimePart(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig()
+			cfg.StaticSlots = tt.static
 			reg := newTestRegistry(t)
 			running := Build(reg.replace(t, tt.before...), cfg, nil)
 			snap := reg.replace(t, tt.after...)

@@ -297,10 +297,16 @@ var builtinServerOptions = func() string {
 // backends, and lodestar's own with no template) the lines are written directly: a third of a 10,000-app configuration's render
 // time otherwise goes into executing it 100,000 times.
 func (sr *serverRender) appendSlots(dst []byte, slots []Slot) ([]byte, error) {
+	return sr.appendSlotsFrom(dst, slots, 0)
+}
+
+// appendSlotsFrom appends the server lines of slots, the first of which is the backend's
+// slot at index first (its server id is first+1).
+func (sr *serverRender) appendSlotsFrom(dst []byte, slots []Slot, first int) ([]byte, error) {
 	if sr.tmpl == nil || sr.tmpl.Text() == builtinServerOptions {
 		return sr.appendSlotsFast(dst, slots)
 	}
-	return sr.appendSlotsTemplate(dst, slots)
+	return sr.appendSlotsTemplate(dst, slots, first)
 }
 
 // appendSlotsFast writes "  server {serverName} {host_ipv4}:{port}{cookieOptions}
@@ -338,13 +344,13 @@ func (sr *serverRender) appendSlotsFast(dst []byte, slots []Slot) ([]byte, error
 }
 
 // appendSlotsTemplate appends the server lines of slots by executing the server template.
-func (sr *serverRender) appendSlotsTemplate(dst []byte, slots []Slot) ([]byte, error) {
+func (sr *serverRender) appendSlotsTemplate(dst []byte, slots []Slot, first int) ([]byte, error) {
 	v := sr.values()
 	var err error
 	for i := range slots {
 		s := &slots[i]
 		v.Set(templates.FieldServerName, s.Name)
-		v.Set(templates.FieldServerID, strconv.Itoa(i+1))
+		v.Set(templates.FieldServerID, strconv.Itoa(first+i+1))
 		v.Set(templates.FieldHost, s.Host)
 		v.Set(templates.FieldHostIPv4, bracketIPv6(s.Addr))
 		v.Set(templates.FieldPort, strconv.Itoa(s.Port))

@@ -568,7 +568,7 @@ func TestServerLinesFastPath(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := b.server.appendSlotsTemplate(nil, b.Slots)
+		want, err := b.server.appendSlotsTemplate(nil, b.Slots, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,6 +35,7 @@ type haproxyFlags struct {
 	noAppIDBinding *bool
 	leaderProxies  *leaderProxyFlag
 	labelTemplates *string
+	staticSlots    *bool
 }
 
 func addHAProxyFlags(c *command) *haproxyFlags {
@@ -58,6 +59,7 @@ func addHAProxyFlags(c *command) *haproxyFlags {
 		configPath:     fs.String("haproxy-config", "", "`file` HAProxy runs (default <run-dir>/haproxy.cfg)"),
 		noAppIDBinding: fs.Bool("no-appid-frontend", false, "leave out marathon-lb's X-Marathon-App-Id frontend"),
 		leaderProxies:  addLeaderProxyFlag(c),
+		staticSlots:    fs.Bool("haproxy-static-slots", false, "give every backend spare server slots in blocks of 10 instead of one per task plus servers added at run time (add server, HAProxy 2.4+); for an older HAProxy"),
 		labelTemplates: fs.String("label-templates", "confined", "`mode` of per-app template labels (HAPROXY_{n}_<TEMPLATE>): confined keeps each to its app's own sections (docs/label-confinement.md); full writes them as they render, as marathon-lb did (single-team clusters)"),
 	}
 }
@@ -97,7 +99,7 @@ func (f *haproxyFlags) buildConfig(runDir string, getenv func(string) string) (h
 		RunDir: runDir, TemplatesDir: resolvePath(*f.templatesDir), Getenv: getenv,
 		SSLCerts: f.sslCerts.vals, MaxConn: *f.maxConn, HardStopAfter: *f.hardStopAfter,
 		MinServPortIPPerTask: *f.minServPort, MaxServPortIPPerTask: *f.maxServPort,
-		HealthCheck: *f.healthCheck, LabelTemplates: labelTemplates,
+		HealthCheck: *f.healthCheck, LabelTemplates: labelTemplates, StaticSlots: *f.staticSlots,
 	}
 	if err := f.leaderProxies.apply(&cfg); err != nil {
 		return haproxy.Config{}, err

@@ -30,8 +30,9 @@ func (t *Topology) expectedSize() (apps, tasks int) {
 
 // LodestarLimitNOFILE is the LimitNOFILE of the lodestar units: what HAProxy needs (as
 // haproxy.FDBudget counts it) for the planned size at lodestar's default maxconn, when every
-// app binds a port of its own and every server slot is checked (a backend has its tasks and up
-// to a slot step of spares, checked too), plus lodestar's own files;
+// app binds a port of its own and every server is checked, with room for a rolling deployment
+// of every app at once (twice the tasks: a backend has one server per task, and a deployment's
+// new tasks are added beside the old), plus lodestar's own files;
 // never below the other units' 65536. It is rounded up to a multiple of 1024.
 func (t *Topology) LodestarLimitNOFILE() int {
 	apps, tasks := t.expectedSize()
@@ -39,7 +40,7 @@ func (t *Topology) LodestarLimitNOFILE() int {
 		MaxConn: haproxy.DefaultMaxConn,
 		// The HEAD's http, https, stats and app-id binds, the admin socket, and a port per app.
 		Listeners:      apps + 5,
-		CheckedServers: tasks + haproxy.DefaultSlotStep*apps,
+		CheckedServers: 2 * tasks,
 		Threads:        plannedThreads,
 		CLI:            haproxy.MasterCLIFDs, // lodestar starts HAProxy with a master CLI (-W -S)
 	}.Need() + lodestarOwnFiles

@@ -19,13 +19,13 @@ func TestSystemdLimitNOFILEFromExpectedSize(t *testing.T) {
 	}
 
 	top := loadExample(t)
-	top.ExpectedApps, top.ExpectedTasks = 10000, 20000
+	top.ExpectedApps, top.ExpectedTasks = 20000, 60000
 	files = render(t, top, FormatSystemd)
-	// 2×4096 maxconn + 10,005 listeners + (20,000 tasks + 10×10,000 spare slots) checked
-	// servers + 10 + 3×64 threads + 22 (master CLI) = 138,421 for HAProxy, + 4,096 for
-	// lodestar = 142,517, rounded up to 143,360.
-	if unit := string(files[lbUnit]); !strings.Contains(unit, "\nLimitNOFILE=143360\n") {
-		t.Errorf("%s at 10,000 apps and 20,000 tasks:\n%s", lbUnit, unit)
+	// 2×4096 maxconn + 20,005 listeners + 2×60,000 checked servers (every app in a rolling
+	// deployment at once) + 10 + 3×64 threads + 22 (master CLI) = 148,421 for HAProxy,
+	// + 4,096 for lodestar = 152,517, rounded up to 152,576.
+	if unit := string(files[lbUnit]); !strings.Contains(unit, "\nLimitNOFILE=152576\n") {
+		t.Errorf("%s at 20,000 apps and 60,000 tasks:\n%s", lbUnit, unit)
 	}
 	if unit := string(files[masterUnit]); !strings.Contains(unit, "\nLimitNOFILE=65536\n") {
 		t.Errorf("%s changed with the apps' size:\n%s", masterUnit, unit)
@@ -41,7 +41,7 @@ func TestExpectedSizeBounds(t *testing.T) {
 		{-1, 0, "expected_apps"},
 		{0, 1 << 40, "expected_tasks"},
 		{maxExpected + 1, 10, "expected_apps"},
-		{100000, 100000, "over the kernel's default fs.nr_open"},
+		{400000, 400000, "over the kernel's default fs.nr_open"},
 	} {
 		top := loadExample(t)
 		top.ExpectedApps, top.ExpectedTasks = c.apps, c.tasks
@@ -55,7 +55,8 @@ func TestExpectedSizeBounds(t *testing.T) {
 	if _, err := top.Validate(); err != nil {
 		t.Errorf("80,000 apps and 100,000 tasks refused: %v", err)
 	}
-	if n := top.LodestarLimitNOFILE(); n > maxLimitNOFILE || n < 900000 {
-		t.Errorf("80,000 apps and 100,000 tasks give LimitNOFILE %d", n)
+	// 8,192 + 80,005 + 200,000 + 224 + 4,096 = 292,517, rounded up.
+	if n := top.LodestarLimitNOFILE(); n != 292864 {
+		t.Errorf("80,000 apps and 100,000 tasks give LimitNOFILE %d, want 292,864", n)
 	}
 }
