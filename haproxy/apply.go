@@ -97,6 +97,8 @@ type Applier struct {
 		m *Model
 		r *Rendered
 	}
+	// partial is what partial validation remembers between applies. Owned by Run.
+	partial partialState
 	// writtenBeforeStart is set when a configuration was installed after the first one but
 	// before HAProxy answered: HAProxy may have started on the older file. Owned by Run.
 	writtenBeforeStart bool
@@ -367,6 +369,7 @@ func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running 
 	m, r, rec, err := a.validated(ctx, snap, running)
 	rec.Kind, rec.Reason = "reload", reason
 	if err != nil {
+		a.noteValidationFailed("the last validation failed")
 		rec.Kind = "failed"
 		a.record(rec, start, err, nil)
 		ObserveReload(reasonKind(reason), false, time.Since(start))
@@ -401,7 +404,7 @@ func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running 
 		a.prepareState(ctx, m)
 		if err := a.proc.Reload(ctx); err != nil {
 			ObserveReload(reasonKind(reason), false, time.Since(start))
-			retry = a.blameReload(snap, m, r, err)
+			retry = a.blameFailedReload(ctx, snap, m, r, err, &rec)
 			if prev := a.renderedNow(); prev != nil {
 				// HAProxy runs the previous configuration: a restart must find that on disk.
 				if ierr := a.install(prev); ierr != nil {
@@ -425,7 +428,7 @@ func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running 
 	}
 	a.record(rec, start, nil, m)
 	a.log.Info("HAProxy reloaded", "reason", reason, "backends", len(m.Backends),
-		"validations", rec.Validations, "took", time.Since(start).Round(time.Millisecond))
+		"validations", rec.Validations, "validation", rec.Validation, "validated_sections", rec.ValidatedSections, "took", time.Since(start).Round(time.Millisecond))
 	return false, nil
 }
 

@@ -45,24 +45,15 @@ func (a *Applier) candidate(ctx context.Context, snap *discovery.Snapshot, runni
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("rendering: %w", err)
 	}
-	tmp := a.cfg.ConfigPath + ".new"
-	cleanup, err := writeCandidate(tmp, r)
-	defer cleanup()
+	// Only what changed since the configuration HAProxy runs, when that is safe
+	// (validate_partial.go).
+	pc, why := a.partialCandidate(running, m, r)
+	if pc == nil {
+		a.log.Debug("checking the whole configuration", "why", why)
+	}
+	check, err = a.checkCandidate(ctx, a.cfg.ConfigPath+".new", r, pc, timeout, rec)
 	if err != nil {
 		return nil, nil, nil, err
-	}
-	rec.Validations++
-	start := time.Now()
-	if timeout == 0 {
-		timeout = checkTimeout(len(r.Config), time.Duration(a.lastCheckPassed.Load()), a.cfg.CheckTimeout)
-	}
-	check = ValidateWithin(ctx, a.cfg.Bin, tmp, timeout)
-	if ctx.Err() != nil {
-		return nil, nil, nil, fmt.Errorf("checking the configuration: %w", ctx.Err())
-	}
-	ObserveValidation(check == nil)
-	if check == nil {
-		a.lastCheckPassed.Store(int64(time.Since(start)))
 	}
 	return m, r, check, nil
 }

@@ -44,8 +44,14 @@ type ApplyRecord struct {
 	// Validations is the number of `haproxy -c` runs: at most 2 when HAProxy's alerts name
 	// what it rejects; about log2(changed apps) more per app that makes the check hang or
 	// crash without an alert.
-	Validations int    `json:"validations"`
-	Error       string `json:"error,omitempty"`
+	Validations int `json:"validations"`
+	// Validation is "partial" when the newest `haproxy -c` checked only the sections that
+	// changed since the configuration HAProxy runs (with HEAD and stubs for what they name;
+	// validate_partial.go), "full" when it checked the whole configuration; "" without one.
+	// ValidatedSections counts the changed sections a partial check held.
+	Validation        string `json:"validation,omitempty"`
+	ValidatedSections int    `json:"validated_sections,omitempty"`
+	Error             string `json:"error,omitempty"`
 }
 
 // ExcludedApp is an app or port left out, with why.
