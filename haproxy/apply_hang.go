@@ -40,7 +40,11 @@ func checkTimeout(size int, lastPassed, floor time.Duration) time.Duration {
 // ended).
 func (a *Applier) candidate(ctx context.Context, snap *discovery.Snapshot, running *Model, exclude map[string]string,
 	timeout time.Duration, rec *ApplyRecord) (m *Model, r *Rendered, check, err error) {
-	m = timedBuild(snap, a.buildConfig(exclude), running)
+	// What is validated is reloaded onto: the free slots of dynamic backends go (see
+	// Config.ShrinkSlots).
+	cfg := a.buildConfig(exclude)
+	cfg.ShrinkSlots = true
+	m = timedBuild(snap, cfg, running)
 	r, err = timedRender(m)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("rendering: %w", err)

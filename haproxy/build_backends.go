@@ -517,7 +517,7 @@ func (b *builder) slots(s *svc, sr *serverRender, prev *Backend, dynamic bool, w
 	}
 	slices.SortFunc(tasks, func(x, y slotTask) int { return strings.Compare(x.id, y.id) })
 
-	capacity := slotCapacity(len(tasks), b.cfg.SlotStep, prev, dynamic)
+	capacity := slotCapacity(len(tasks), b.cfg.SlotStep, prev, dynamic, b.cfg.ShrinkSlots)
 	slots := make([]Slot, capacity)
 	for i := range slots {
 		slots[i] = Slot{Name: slotName(i), Addr: spareAddr, Port: sparePort, State: StateMaint}

@@ -43,9 +43,10 @@ func (b *builder) emitUnit(group []*svc) {
 	// This is the one place that decides a unit is unchanged, from everything it renders
 	// from: its apps (the registry keeps an unchanged app's pointer, so Equal is usually a
 	// pointer comparison), its routing rule, its ports (index, service port, backend id and
-	// name) and, through b.memo, the build environment.
+	// name) and, through b.memo, the build environment; and a build that shrinks slots
+	// renders again a unit whose backend has free ones.
 	if old := b.memo[u.key]; old != nil && old.rule == u.rule && slices.EqualFunc(old.members, u.members, (*discovery.App).Equal) &&
-		slices.Equal(old.svcs, memo.svcs) {
+		slices.Equal(old.svcs, memo.svcs) && !(b.cfg.ShrinkSlots && freeDynamicSlots(old.outs)) {
 		b.m.memo[u.key] = old
 		for k, s := range group {
 			b.commit(s, old.outs[k], old.errs[k])

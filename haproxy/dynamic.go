@@ -9,25 +9,19 @@ import (
 // slotCapacity is how many slots a backend with n tasks gets, given its previous build.
 //
 // A backend HAProxy can add servers to at run time (dynamic) has one slot per task: growing is
-// `add server`, with no reload. It shrinks to n only once at most half of its slots are used
-// and at least two are free, which is a reload; a rolling deployment (twice the tasks for a
-// while) ends in one, a task replaced by Marathon never does, since the replacement takes the
-// slot its predecessor left.
+// `add server`, with no reload. It shrinks to n only with shrink (the build of a reload that
+// happens anyway); until then a slot whose task left waits for the next one, as a spare.
 //
 // Any other backend grows in steps of step to keep at least one spare, and shrinks only once
 // no more than half of it would be needed and the smaller capacity leaves at least half a
 // step free. Without that margin an app of 10 instances (step 10) shrank to 10 slots when a
 // task died and grew back to 20 when Marathon replaced it: two reloads for every replacement.
-func slotCapacity(n, step int, prev *Backend, dynamic bool) int {
+func slotCapacity(n, step int, prev *Backend, dynamic, shrink bool) int {
 	if dynamic {
-		if prev == nil || !prev.DynamicServers {
+		if prev == nil || !prev.DynamicServers || shrink {
 			return n
 		}
-		c := len(prev.Slots)
-		if n > c || 2*n <= c && c-n >= 2 {
-			return n
-		}
-		return c
+		return max(n, len(prev.Slots))
 	}
 	need := (n/step + 1) * step
 	if prev == nil {
@@ -38,6 +32,22 @@ func slotCapacity(n, step int, prev *Backend, dynamic bool) int {
 		return need
 	}
 	return c
+}
+
+// freeDynamicSlots reports whether a backend of outs that HAProxy can add servers to has a
+// slot without a task, which a build with Config.ShrinkSlots drops.
+func freeDynamicSlots(outs []*out) bool {
+	for _, o := range outs {
+		if o == nil || o.backend == nil || !o.backend.DynamicServers {
+			continue
+		}
+		for _, s := range o.backend.Slots {
+			if s.Spare() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Server options HAProxy 2.6's `add server` refuses ("… is not accepted for dynamic

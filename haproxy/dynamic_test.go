@@ -27,8 +27,12 @@ func TestApplierAddsServersAtRuntime(t *testing.T) {
 	checked := func(a *discovery.App) {
 		a.HealthChecks = []discovery.HealthCheck{{Protocol: "HTTP", Path: "/", IntervalSeconds: 1, TimeoutSeconds: 1, MaxConsecutiveFailures: 2}}
 	}
-	web := func(ports ...int) *discovery.App {
-		a := trafficApp("/web", svc, nil, ports...)
+	// A task is named by its port, so that one leaving frees its slot.
+	web := func(backendPorts ...int) *discovery.App {
+		a := trafficApp("/web", svc, nil)
+		for _, p := range backendPorts {
+			a.Tasks = append(a.Tasks, task("web."+strconv.Itoa(p), host("127.0.0.1"), ports(p)))
+		}
 		checked(a)
 		return a
 	}
@@ -87,6 +91,35 @@ func TestApplierAddsServersAtRuntime(t *testing.T) {
 	if got := reloads(); got != before {
 		t.Errorf("the deployment's new tasks reloaded HAProxy (%d → %d)", before, got)
 	}
+
+	// The old tasks go: their slots stay, in maintenance, without a reload…
+	applies := s.a.Status().RuntimeApplies
+	s.reg.replace(t, web(three, four, five), other)
+	haproxytest.WaitFor(t, 10*time.Second, func() bool { return s.a.Status().RuntimeApplies > applies }, "a runtime apply")
+	if got := reloads(); got != before {
+		t.Errorf("the old tasks leaving reloaded HAProxy (%d → %d)", before, got)
+	}
+	if row := s.stat()[name+"/s1"]; row.Status != "MAINT" {
+		t.Errorf("%s/s1 after its task left: %q, want MAINT", name, row.Status)
+	}
+	// …until the next reload, which drops them: the file has a line per task again.
+	s.reg.replace(t, web(three, four, five), other, trafficApp("/third", haproxytest.FreePort(t), nil, one))
+	reloadsBefore := s.a.Status().Reloads
+	haproxytest.WaitFor(t, 20*time.Second, func() bool { return s.a.Status().Reloads > reloadsBefore }, "a reload")
+	if n := strings.Count(backendSection(s.onDisk(), name), "  server s"); n != 3 {
+		t.Errorf("%d server lines for 3 tasks after the reload, want 3:\n%s", n, backendSection(s.onDisk(), name))
+	}
+	seen("three")
+}
+
+// backendSection returns the lines of backend name in config, up to the next blank line.
+func backendSection(config, name string) string {
+	_, rest, ok := strings.Cut(config, "\nbackend "+name+"\n")
+	if !ok {
+		return ""
+	}
+	section, _, _ := strings.Cut(rest, "\n\n")
+	return section
 }
 
 // TestDynamicServersOnlyWhereHAProxyTakesThem: HAProxy 2.6 refuses `add server` to a backend

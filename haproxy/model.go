@@ -21,9 +21,11 @@
 // (Backend.DynamicServers: HAProxy 2.4+'s `add server`, which refuses per-server cookies and
 // backends whose balance algorithm is not dynamic). Such a backend has as many slots as it
 // has tasks, and grows at run time: the new slots are added with `add server` and written to
-// the file, so the next reload keeps them. It shrinks only when at most half of its slots
-// are used and two or more are free, which is a reload (a replacement task takes the slot
-// its predecessor left, so task churn alone never shrinks it). Every other backend keeps
+// the file, so the next reload keeps them. A slot whose task is gone stays, in maintenance,
+// for the next task (Marathon's replacement takes its predecessor's slot), so a scale-down or
+// the end of a rolling deployment is runtime commands too; the spares are dropped by the
+// next reload that happens anyway (Config.ShrinkSlots, which the applier sets for the build
+// it reloads onto). Every other backend keeps
 // spare slots in steps of Config.SlotStep, and growing it is a reload. At 10,000 apps × 3
 // tasks that is 30,000 server lines instead of 100,000; each checked line costs HAProxy
 // memory and an open file, checked or not, spare or not.
@@ -114,6 +116,11 @@ type Config struct {
 	// StaticSlots gives every backend spare slots in steps of SlotStep, as before HAProxy
 	// 2.4 could add servers at run time (--haproxy-static-slots).
 	StaticSlots bool
+	// ShrinkSlots drops the free slots of backends HAProxy can add servers to, moving the
+	// tasks beyond their count into the freed ones. The applier sets it for the build of a
+	// reload, which rewrites every server line anyway; without it a free slot stays as a
+	// spare, so that taking a task out is never a reload.
+	ShrinkSlots bool
 	// Exclude leaves apps out, by app id or, for a zero-downtime deployment group, by
 	// "/<group>"; the value is the reason reported in Model.Excluded. The caller uses it to
 	// drop an app that `haproxy -c` blamed.

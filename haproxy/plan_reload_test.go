@@ -72,8 +72,8 @@ func TestTaskReplacementAtSlotBoundaryIsNoReload(t *testing.T) {
 
 // TestDynamicSlotsFollowTheTasks: a backend HAProxy can add servers to has one slot per task.
 // A task replaced by Marathon takes its predecessor's slot, a rolling deployment (twice the
-// tasks for a while) adds servers at run time, and only once it is over and half the slots are
-// free does the backend shrink, in one reload, keeping the tasks that fit in their slots.
+// tasks for a while) adds servers at run time, and when it is over the old tasks' slots stay
+// as spares (no reload) until a build for a reload happening anyway (ShrinkSlots) drops them.
 func TestDynamicSlotsFollowTheTasks(t *testing.T) {
 	cfg := testConfig()
 	web := func(ids ...string) *discovery.App {
@@ -83,30 +83,42 @@ func TestDynamicSlotsFollowTheTasks(t *testing.T) {
 		}
 		return app("/web", withPorts(10000), withLabel("HAPROXY_GROUP", "external"), withTasks(ts...))
 	}
+	other := app("/other", withPorts(10001), withLabel("HAPROXY_GROUP", "external"))
 	reg := newTestRegistry(t)
-	step := func(prev *Model, wantSlots int, wantReload bool, ids ...string) *Model {
+	step := func(prev *Model, cfg Config, wantSlots int, wantReload bool, apps ...*discovery.App) *Model {
 		t.Helper()
-		m := Build(reg.replace(t, web(ids...)), cfg, prev)
+		m := Build(reg.replace(t, apps...), cfg, prev)
 		b := m.Backend("web_10000")
 		if b == nil || !b.DynamicServers || len(b.Slots) != wantSlots {
-			t.Fatalf("tasks %v: backend %+v, want %d dynamic slots", ids, b, wantSlots)
+			t.Fatalf("backend %+v, want %d dynamic slots", b, wantSlots)
 		}
 		if prev != nil {
 			if p := MakePlan(prev, m); p.Reload != wantReload {
-				t.Fatalf("tasks %v: plan %+v, want reload %v", ids, p, wantReload)
+				t.Fatalf("plan %+v, want reload %v", p, wantReload)
 			}
 		}
 		return m
 	}
-	m := step(nil, 3, false, "a", "b", "c")
-	m = step(m, 3, false, "a", "c")      // b killed
-	m = step(m, 3, false, "a", "c", "d") // its replacement
+	m := step(nil, cfg, 3, false, web("a", "b", "c"))
+	m = step(m, cfg, 3, false, web("a", "c"))      // b killed
+	m = step(m, cfg, 3, false, web("a", "c", "d")) // its replacement
 	if got := slotOf(t, m.Backend("web_10000"), "d"); got != 1 {
 		t.Errorf("the replacement is in slot %d, want b's (1)", got)
 	}
-	m = step(m, 6, false, "a", "c", "d", "e", "f", "g") // a deployment's new tasks: add server
-	m = step(m, 6, false, "e", "f", "g", "c")           // old ones going
-	m = step(m, 3, true, "e", "f", "g")                 // done: shrink, one reload
-	m = step(m, 0, true)                                // scaled to 0
-	step(m, 1, false, "h")                              // and back: add server
+	m = step(m, cfg, 6, false, web("a", "c", "d", "e", "f", "g")) // a deployment's new tasks: add server
+	m = step(m, cfg, 6, false, web("e", "f", "g"))                // the old ones gone: spares
+	m = step(m, cfg, 6, false, web("e", "f", "g"))                // nothing changed, nothing dropped
+	// A new app reloads HAProxy: that build drops the spares, and the tasks beyond the
+	// three slots left move into the freed ones.
+	shrink := cfg
+	shrink.ShrinkSlots = true
+	m = step(m, shrink, 3, true, web("e", "f", "g"), other)
+	for _, s := range m.Backend("web_10000").Slots {
+		if s.Spare() {
+			t.Errorf("slot %s is free after the shrinking build", s.Name)
+		}
+	}
+	m = step(m, cfg, 3, false, web("e", "f", "g"), other) // and the next plain build keeps that
+	m = step(m, cfg, 3, false, other, web())              // scaled to 0: spares, no reload
+	step(m, cfg, 3, false, web("h"), other)               // and back
 }

@@ -443,6 +443,12 @@ func freePortBlock(t testing.TB, n int) []int {
 			t.Fatalf("fewer than %d free ports between %d and %d", n, floor, low)
 		}
 		p := floor + (start-floor+i)%(low-floor)
+		// A port another test of this binary was handed is not free, listener or not: it may
+		// be about to be bound, and HAProxy binds with SO_REUSEPORT, so two edges on one
+		// service port would share its connections without an error.
+		if !haproxytest.ClaimPort(p) {
+			continue
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
 		if err != nil {
 			continue

@@ -55,8 +55,15 @@ func FreePort(t testing.TB) int {
 	return 0
 }
 
-// handedOut holds every port FreePort returned.
+// handedOut holds every port FreePort returned or ClaimPort claimed.
 var handedOut sync.Map
+
+// ClaimPort records port as handed out to a test, so FreePort never returns it; false when it
+// already was.
+func ClaimPort(port int) bool {
+	_, taken := handedOut.LoadOrStore(port, true)
+	return !taken
+}
 
 // SocketDir returns a new short directory under the system temp dir, removed after the test.
 // t.TempDir() paths grow with the test name and can exceed the 107 bytes a unix socket path may
