@@ -15,7 +15,7 @@ TEST_TOOLS := curl:curl haproxy:haproxy /usr/share/java/zookeeper.jar:zookeeper 
 BENCH_TOOLS := dnsperf:dnsperf wrk:wrk
 DEMO_TOOLS := curl:curl haproxy:haproxy dig:dnsutils
 
-.PHONY: all build test soak demo bench bench-dns bench-forward deps-test deps-demo check-go vet fmt-check staticcheck clean
+.PHONY: all build test soak scale-live demo bench bench-dns bench-forward deps-test deps-demo check-go vet fmt-check staticcheck clean
 
 all: build
 
@@ -60,6 +60,13 @@ SOAK_KILL_EVERY ?= 2m
 soak: check-go deps-test
 	$(GO) test -tags soak -count=1 -timeout 0 -run '^TestSoak$$' -v ./integration/ \
 		-args -soak.duration=$(SOAK_DURATION) -soak.kill-every=$(SOAK_KILL_EVERY)
+
+# make scale-live: the most apps × 3 tasks this machine's open-files limit lets HAProxy serve
+# (integration/scale_live_test.go, build tag scale, so not part of make test), then apps added
+# one at a time under load: event-to-traffic p50/p99 on a "scale-live:" line; fails on a failed
+# request to an existing app or a new app never routed.
+scale-live: check-go deps-test
+	$(GO) test -tags scale -count=1 -timeout 60m -run '^TestScaleLiveNewAppToTraffic$$' -v ./integration/
 
 # make demo: lodestar on the example cluster (apps and Mesos state from files in examples/).
 demo: build deps-demo
