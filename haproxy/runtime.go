@@ -176,8 +176,10 @@ func promptExchange(ctx context.Context, socket, prefix, sep string, cmds []stri
 // Answers by which HAProxy 2.6 reports success of a command that otherwise prints nothing.
 var runtimeOKPhrases = []string{"changed from", "no need to change", "New server registered", "Server deleted", "Done."}
 
-// Commands that print nothing when they succeed: any answer is an error message.
+// Commands that print nothing when they succeed, or only one of runtimeOKPhrases (add and
+// del server): any other answer is an error message.
 var runtimeQuietPrefixes = []string{
+	"add server ", "del server ",
 	"set server ", "set weight ", "set maxconn ", "add map ", "del map ", "set map ", "clear map ",
 	"add acl ", "del acl ", "clear acl ", "enable ", "disable ", "commit ", "shutdown ",
 }

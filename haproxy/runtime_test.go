@@ -378,6 +378,11 @@ func TestRuntimeAnswerError(t *testing.T) {
 		{"set map /m k v", "entry not found.\n", true},
 		{"add server be/s3 127.0.0.1:80", "New server registered.\n", false},
 		{"del server be/s3", "Server deleted.\n", false},
+		// HAProxy 2.6's refusals of add server start with no word the error prefixes know.
+		{"add server be/s3 127.0.0.1:80 cookie s3", "'cookie' option is not accepted for dynamic server\n", true},
+		{"add server be/s3 127.0.0.1:80", "Backend must use a dynamic load balancing to support dynamic servers.\n", true},
+		{"add server be/s3 127.0.0.1:80", "Already exists a server with the same name in backend.\n", true},
+		{"enable health be/s3", "\n", false},
 		{"show info", "Name: HAProxy\nVersion: 2.6.12\n", false},
 		{"show map /x", "Unknown map identifier. Please use #<id> or <file>.\n", true},
 		{"frob", "Unknown command, but maybe one of the following ones is a better match:\n  help\n", true},
