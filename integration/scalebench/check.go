@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// checkResult is one `haproxy -c` run.
+type checkResult struct {
+	Wall   time.Duration
+	MaxRSS int64 // KiB, as getrusage reports it on Linux
+}
+
+// raiseOpenFiles sets this process's soft RLIMIT_NOFILE to its hard limit and returns both.
+// Setting it explicitly matters: Go raises the soft limit at start-up by itself, but then
+// gives child processes the original one back unless the program set the limit itself.
+func raiseOpenFiles() (soft, hard uint64, err error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, 0, fmt.Errorf("getrlimit: %w", err)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, 0, fmt.Errorf("setrlimit: %w", err)
+	}
+	return lim.Cur, lim.Max, nil
+}
+
+// runCheck runs `haproxy -c -f cfgPath` once and returns its wall time and peak RSS; a
+// configuration HAProxy refuses is an error carrying its output.
+func runCheck(ctx context.Context, bin, cfgPath string) (checkResult, error) {
+	cmd := exec.CommandContext(ctx, bin, "-c", "-f", cfgPath)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		return checkResult{}, fmt.Errorf("haproxy -c -f %s: %w\n%s", cfgPath, err, lastLines(out.String(), 15))
+	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return checkResult{}, fmt.Errorf("haproxy -c -f %s: no rusage", cfgPath)
+	}
+	return checkResult{Wall: wall, MaxRSS: ru.Maxrss}, nil
+}
+
+// checkMedian runs runCheck n times and returns the median wall time and the median peak RSS.
+func checkMedian(ctx context.Context, bin, cfgPath string, n int) (checkResult, error) {
+	walls := make([]time.Duration, 0, n)
+	rss := make([]int64, 0, n)
+	for range n {
+		r, err := runCheck(ctx, bin, cfgPath)
+		if err != nil {
+			return checkResult{}, err
+		}
+		walls = append(walls, r.Wall)
+		rss = append(rss, r.MaxRSS)
+	}
+	return checkResult{Wall: median(walls), MaxRSS: median(rss)}, nil
+}
+
+// median is the middle value (the lower middle of an even count).
+func median[T int64 | time.Duration](v []T) T {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// configCounts is what a configuration holds, counted by its sections' keywords.
+type configCounts struct {
+	Frontends, Backends, Servers int
+	// CheckedServers are the server lines with `check`.
+	CheckedServers int
+	// DisabledServers are the server lines with `disabled` (spare slots).
+	DisabledServers int
+}
+
+// countConfig counts the frontend and backend sections and the server lines of an HAProxy
+// configuration. Only the first word of a line counts, so that a server line's `check` or a
+// comment mentioning "server" is not mistaken for a section.
+func countConfig(cfg []byte) configCounts {
+	var c configCounts
+	sc := bufio.NewScanner(bytes.NewReader(cfg))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		switch fields[0] {
+		case "frontend":
+			c.Frontends++
+		case "backend":
+			c.Backends++
+		case "listen":
+			c.Frontends++
+			c.Backends++
+		case "server":
+			c.Servers++
+			opts := fields[min(2, len(fields)):] // after the name and address
+			if slices.Contains(opts, "check") {
+				c.CheckedServers++
+			}
+			if slices.Contains(opts, "disabled") {
+				c.DisabledServers++
+			}
+		}
+	}
+	return c
+}

@@ -1,0 +1,238 @@
+// Command scalebench measures what HAProxy is handed at scale: for N apps × T tasks generated
+// inside it (internal/scalegen), it renders lodestar's configuration, runs `haproxy -c` on it
+// and reports server lines, configuration size, build+render time, and `haproxy -c` wall time
+// and peak RSS (medians of -runs). With MARATHON_LB_DIR set to a marathon-lb checkout it does
+// the same with marathon-lb's configuration for the same apps, served by the in-tree fake
+// Marathon, and prints the ratios.
+//
+//	go run ./integration/scalebench -apps 1000,10000 -tasks 3
+//	go run ./integration/scalebench -check a.cfg,b.cfg   (measure existing files only)
+//
+// -keep DIR keeps the written configurations (DIR/<impl>-<apps>/haproxy.cfg) for study.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/lodestar-lb/lodestar/haproxy"
+	"github.com/lodestar-lb/lodestar/internal/scalegen"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "scalebench:", err)
+		os.Exit(1)
+	}
+}
+
+// row is one configuration measured.
+type row struct {
+	Impl  string
+	Apps  int
+	Conf  rendered
+	Check checkResult
+	FDs   int // the open files HAProxy would ask for at start (haproxy.EstimateFDs)
+}
+
+func run() error {
+	appsFlag := flag.String("apps", "1000,10000", "comma-separated app counts")
+	tasks := flag.Int("tasks", 3, "tasks per app")
+	runs := flag.Int("runs", 3, "runs of each measurement; the median is reported")
+	bin := flag.String("haproxy", "haproxy", "HAProxy binary")
+	keep := flag.String("keep", "", "write the configurations under this directory and keep them")
+	check := flag.String("check", "", "comma-separated configuration files: only measure `haproxy -c` on them")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	soft, hard, err := raiseOpenFiles()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("open files: soft limit raised to %d (hard %d); %d CPUs; load %s\n", soft, hard, runtime.NumCPU(), loadAverage())
+	if *check != "" {
+		return checkFiles(ctx, *bin, strings.Split(*check, ","), *runs, int(hard))
+	}
+	sizes, err := parseSizes(*appsFlag)
+	if err != nil {
+		return err
+	}
+	if *tasks < 1 || *runs < 1 {
+		return fmt.Errorf("-tasks %d, -runs %d: want at least 1 each", *tasks, *runs)
+	}
+	var mlb *marathonLB
+	if d := os.Getenv("MARATHON_LB_DIR"); d != "" {
+		py := os.Getenv("MARATHON_LB_PYTHON")
+		if py == "" {
+			py = "python3"
+		}
+		mlb = &marathonLB{Dir: d, Python: py}
+	}
+	root := *keep
+	if root == "" {
+		if root, err = os.MkdirTemp("", "scalebench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(root)
+	}
+	var rows []row
+	for _, n := range sizes {
+		spec := scalegen.Spec{Apps: n, Tasks: *tasks, Shape: scalegen.VHostHTTP, Loopback: true}
+		r, err := measureOne(ctx, "lodestar", spec, root, *bin, *runs, int(hard), func(dir string) (rendered, error) {
+			return renderLodestar(spec, dir, *runs)
+		})
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r)
+		if mlb != nil {
+			r, err := measureOne(ctx, "marathon-lb", spec, root, *bin, *runs, int(hard), func(dir string) (rendered, error) {
+				return mlb.renderMarathonLB(ctx, spec, dir)
+			})
+			if err != nil {
+				return err
+			}
+			rows = append(rows, r)
+		}
+	}
+	printRows(rows, *tasks, *runs)
+	if mlb != nil {
+		printRatios(rows)
+	} else {
+		fmt.Println("(set MARATHON_LB_DIR to a marathon-lb checkout to compare with its configuration)")
+	}
+	if *keep != "" {
+		fmt.Println("configurations kept under", *keep)
+	}
+	return nil
+}
+
+// measureOne renders one configuration into its own directory and runs `haproxy -c` on it.
+func measureOne(ctx context.Context, impl string, spec scalegen.Spec, root, bin string, runs, hard int,
+	renderTo func(dir string) (rendered, error)) (row, error) {
+	dir := filepath.Join(root, impl+"-"+strconv.Itoa(spec.Apps))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return row{}, err
+	}
+	fmt.Fprintf(os.Stderr, "%s, %d apps × %d tasks: rendering\n", impl, spec.Apps, spec.Tasks)
+	conf, err := renderTo(dir)
+	if err != nil {
+		return row{}, fmt.Errorf("%s, %d apps: %w", impl, spec.Apps, err)
+	}
+	return checkRow(ctx, impl, spec.Apps, conf, bin, runs, hard)
+}
+
+func checkRow(ctx context.Context, impl string, apps int, conf rendered, bin string, runs, hard int) (row, error) {
+	data, err := os.ReadFile(conf.Path)
+	if err != nil {
+		return row{}, err
+	}
+	fds := haproxy.EstimateFDs(data, false, runtime.NumCPU()).Need()
+	if fds > hard {
+		// `haproxy -c` does not raise the limit, so it still runs; only a start would fail.
+		fmt.Fprintf(os.Stderr, "%s, %d apps: HAProxy would need %d open files to start, above the hard limit %d\n", impl, apps, fds, hard)
+	}
+	fmt.Fprintf(os.Stderr, "%s, %d apps: haproxy -c × %d\n", impl, apps, runs)
+	res, err := checkMedian(ctx, bin, conf.Path, runs)
+	if err != nil {
+		return row{}, fmt.Errorf("%s, %d apps: %w", impl, apps, err)
+	}
+	return row{Impl: impl, Apps: apps, Conf: conf, Check: res, FDs: fds}, nil
+}
+
+// checkFiles measures existing configurations (for variants edited by hand).
+func checkFiles(ctx context.Context, bin string, paths []string, runs, hard int) error {
+	var rows []row
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		r, err := checkRow(ctx, p, 0, rendered{Path: p, Bytes: len(data), Counts: countConfig(data)}, bin, runs, hard)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r)
+	}
+	printRows(rows, 0, runs)
+	return nil
+}
+
+func parseSizes(s string) ([]int, error) {
+	var sizes []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-apps %q: want positive counts separated by commas", s)
+		}
+		sizes = append(sizes, n)
+	}
+	if len(sizes) == 0 {
+		return nil, errors.New("-apps: no sizes")
+	}
+	return sizes, nil
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+func mib(kib int64) float64 { return float64(kib) / 1024 }
+
+func printRows(rows []row, tasks, runs int) {
+	fmt.Printf("\nmedians of %d runs; RSS is haproxy -c's peak (getrusage ru_maxrss)\n", runs)
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "config\tapps\ttasks\tfrontends\tbackends\tserver lines\tchecked\tdisabled\tconfig MB\tbuild+render ms\tfds needed\t-c s\t-c peak MiB\t")
+	for _, r := range rows {
+		br := "-"
+		if r.Conf.BuildRender > 0 {
+			br = fmt.Sprintf("%.0f", r.Conf.BuildRender.Seconds()*1000)
+		}
+		c := r.Conf.Counts
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%s\t%d\t%.2f\t%.1f\t\n",
+			r.Impl, r.Apps, r.Apps*tasks, c.Frontends, c.Backends, c.Servers, c.CheckedServers, c.DisabledServers,
+			float64(r.Conf.Bytes)/1e6, br, r.FDs, r.Check.Wall.Seconds(), mib(r.Check.MaxRSS))
+	}
+	_ = w.Flush()
+}
+
+// printRatios prints lodestar ÷ marathon-lb for each size both were measured at.
+func printRatios(rows []row) {
+	fmt.Println("\nlodestar / marathon-lb")
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "apps\tserver lines\tconfig bytes\t-c time\t-c peak RSS\t")
+	for i, l := range rows {
+		if l.Impl != "lodestar" || i+1 >= len(rows) || rows[i+1].Impl != "marathon-lb" {
+			continue
+		}
+		m := rows[i+1]
+		fmt.Fprintf(w, "%d\t%.2f\t%.2f\t%.2f\t%.2f\t\n", l.Apps,
+			ratio(float64(l.Conf.Counts.Servers), float64(m.Conf.Counts.Servers)),
+			ratio(float64(l.Conf.Bytes), float64(m.Conf.Bytes)),
+			ratio(l.Check.Wall.Seconds(), m.Check.Wall.Seconds()),
+			ratio(float64(l.Check.MaxRSS), float64(m.Check.MaxRSS)))
+	}
+	_ = w.Flush()
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
