@@ -92,6 +92,8 @@ type configCounts struct {
 	CheckedServers int
 	// DisabledServers are the server lines with `disabled` (spare slots).
 	DisabledServers int
+	// LiveChecked are the checked server lines that are not disabled: the tasks.
+	LiveChecked int
 }
 
 // countConfig counts the frontend and backend sections and the server lines of an HAProxy
@@ -117,11 +119,15 @@ func countConfig(cfg []byte) configCounts {
 		case "server":
 			c.Servers++
 			opts := fields[min(2, len(fields)):] // after the name and address
-			if slices.Contains(opts, "check") {
+			checked, disabled := slices.Contains(opts, "check"), slices.Contains(opts, "disabled")
+			if checked {
 				c.CheckedServers++
 			}
-			if slices.Contains(opts, "disabled") {
+			if disabled {
 				c.DisabledServers++
+			}
+			if checked && !disabled {
+				c.LiveChecked++
 			}
 		}
 	}
