@@ -14,7 +14,9 @@ import (
 
 // checkResult is one `haproxy -c` run.
 type checkResult struct {
-	Wall   time.Duration
+	Wall time.Duration
+	// CPU is user + system time: on a shared machine it moves less with the load than Wall.
+	CPU    time.Duration
 	MaxRSS int64 // KiB, as getrusage reports it on Linux
 }
 
@@ -49,22 +51,17 @@ func runCheck(ctx context.Context, bin, cfgPath string) (checkResult, error) {
 	if !ok {
 		return checkResult{}, fmt.Errorf("haproxy -c -f %s: no rusage", cfgPath)
 	}
-	return checkResult{Wall: wall, MaxRSS: ru.Maxrss}, nil
+	return checkResult{Wall: wall, CPU: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), MaxRSS: ru.Maxrss}, nil
 }
 
-// checkMedian runs runCheck n times and returns the median wall time and the median peak RSS.
-func checkMedian(ctx context.Context, bin, cfgPath string, n int) (checkResult, error) {
-	walls := make([]time.Duration, 0, n)
-	rss := make([]int64, 0, n)
-	for range n {
-		r, err := runCheck(ctx, bin, cfgPath)
-		if err != nil {
-			return checkResult{}, err
-		}
-		walls = append(walls, r.Wall)
-		rss = append(rss, r.MaxRSS)
+// medianResult is the median of each figure of results, taken on its own.
+func medianResult(results []checkResult) checkResult {
+	var walls, cpus []time.Duration
+	var rss []int64
+	for _, r := range results {
+		walls, cpus, rss = append(walls, r.Wall), append(cpus, r.CPU), append(rss, r.MaxRSS)
 	}
-	return checkResult{Wall: median(walls), MaxRSS: median(rss)}, nil
+	return checkResult{Wall: median(walls), CPU: median(cpus), MaxRSS: median(rss)}
 }
 
 // median is the middle value (the lower middle of an even count).

@@ -100,3 +100,16 @@ backend b
 		t.Errorf("outsideContainer wrote files: %v", entries)
 	}
 }
+
+// Each figure's median is taken on its own: the run with the median wall time need not be
+// the one with the median RSS.
+func TestMedianResult(t *testing.T) {
+	got := medianResult([]checkResult{
+		{Wall: 5, CPU: 1, MaxRSS: 200},
+		{Wall: 1, CPU: 3, MaxRSS: 300},
+		{Wall: 3, CPU: 2, MaxRSS: 100},
+	})
+	if want := (checkResult{Wall: 3, CPU: 2, MaxRSS: 200}); got != want {
+		t.Fatalf("medianResult = %+v, want %+v", got, want)
+	}
+}

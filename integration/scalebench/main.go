@@ -70,14 +70,7 @@ func run() error {
 	if *tasks < 1 || *runs < 1 {
 		return fmt.Errorf("-tasks %d, -runs %d: want at least 1 each", *tasks, *runs)
 	}
-	var mlb *marathonLB
-	if d := os.Getenv("MARATHON_LB_DIR"); d != "" {
-		py := os.Getenv("MARATHON_LB_PYTHON")
-		if py == "" {
-			py = "python3"
-		}
-		mlb = &marathonLB{Dir: d, Python: py}
-	}
+	mlb := marathonLBFromEnv()
 	root := *keep
 	if root == "" {
 		if root, err = os.MkdirTemp("", "scalebench-"); err != nil {
@@ -88,22 +81,14 @@ func run() error {
 	var rows []row
 	for _, n := range sizes {
 		spec := scalegen.Spec{Apps: n, Tasks: *tasks, Shape: scalegen.VHostHTTP, Loopback: true}
-		r, err := measureOne(ctx, "lodestar", spec, root, *bin, *runs, int(hard), func(dir string) (rendered, error) {
-			return renderLodestar(spec, dir, *runs)
-		})
+		size, err := renderSize(ctx, spec, root, mlb, *runs, int(hard))
 		if err != nil {
 			return err
 		}
-		rows = append(rows, r)
-		if mlb != nil {
-			r, err := measureOne(ctx, "marathon-lb", spec, root, *bin, *runs, int(hard), func(dir string) (rendered, error) {
-				return mlb.renderMarathonLB(ctx, spec, dir)
-			})
-			if err != nil {
-				return err
-			}
-			rows = append(rows, r)
+		if err := checkRows(ctx, *bin, size, *runs); err != nil {
+			return err
 		}
+		rows = append(rows, size...)
 	}
 	printRows(rows, *tasks, *runs)
 	if mlb != nil {
@@ -117,40 +102,89 @@ func run() error {
 	return nil
 }
 
-// measureOne renders one configuration into its own directory and runs `haproxy -c` on it.
-func measureOne(ctx context.Context, impl string, spec scalegen.Spec, root, bin string, runs, hard int,
-	renderTo func(dir string) (rendered, error)) (row, error) {
-	dir := filepath.Join(root, impl+"-"+strconv.Itoa(spec.Apps))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return row{}, err
+// marathonLBFromEnv is the marathon-lb checkout of MARATHON_LB_DIR, nil when unset.
+func marathonLBFromEnv() *marathonLB {
+	d := os.Getenv("MARATHON_LB_DIR")
+	if d == "" {
+		return nil
 	}
-	fmt.Fprintf(os.Stderr, "%s, %d apps × %d tasks: rendering\n", impl, spec.Apps, spec.Tasks)
-	conf, err := renderTo(dir)
-	if err != nil {
-		return row{}, fmt.Errorf("%s, %d apps: %w", impl, spec.Apps, err)
+	py := os.Getenv("MARATHON_LB_PYTHON")
+	if py == "" {
+		py = "python3"
 	}
-	return checkRow(ctx, impl, spec.Apps, conf, bin, runs, hard)
+	return &marathonLB{Dir: d, Python: py}
 }
 
-func checkRow(ctx context.Context, impl string, apps int, conf rendered, bin string, runs, hard int) (row, error) {
+// renderSize writes lodestar's configuration for spec, and marathon-lb's when mlb is set, each
+// into its own directory under root.
+func renderSize(ctx context.Context, spec scalegen.Spec, root string, mlb *marathonLB, runs, hard int) ([]row, error) {
+	impls := []string{"lodestar"}
+	if mlb != nil {
+		impls = append(impls, "marathon-lb")
+	}
+	var rows []row
+	for _, impl := range impls {
+		dir := filepath.Join(root, impl+"-"+strconv.Itoa(spec.Apps))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "%s, %d apps × %d tasks: rendering\n", impl, spec.Apps, spec.Tasks)
+		var conf rendered
+		var err error
+		if impl == "lodestar" {
+			conf, err = renderLodestar(spec, dir, runs)
+		} else {
+			conf, err = mlb.renderMarathonLB(ctx, spec, dir)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s, %d apps: %w", impl, spec.Apps, err)
+		}
+		r, err := newRow(impl, spec.Apps, conf, hard)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// newRow is a configuration to check, with the open files HAProxy would ask for to start it.
+func newRow(impl string, apps int, conf rendered, hard int) (row, error) {
 	data, err := os.ReadFile(conf.Path)
 	if err != nil {
 		return row{}, err
 	}
 	fds := haproxy.EstimateFDs(data, false, runtime.NumCPU()).Need()
 	if fds > hard {
-		// `haproxy -c` does not raise the limit, so it still runs; only a start would fail.
+		// `haproxy -c` does not raise the limit (nor need it), so it still runs; only a
+		// start would fail.
 		fmt.Fprintf(os.Stderr, "%s, %d apps: HAProxy would need %d open files to start, above the hard limit %d\n", impl, apps, fds, hard)
 	}
-	fmt.Fprintf(os.Stderr, "%s, %d apps: haproxy -c × %d\n", impl, apps, runs)
-	res, err := checkMedian(ctx, bin, conf.Path, runs)
-	if err != nil {
-		return row{}, fmt.Errorf("%s, %d apps: %w", impl, apps, err)
-	}
-	return row{Impl: impl, Apps: apps, Conf: conf, Check: res, FDs: fds}, nil
+	return row{Impl: impl, Apps: apps, Conf: conf, FDs: fds}, nil
 }
 
-// checkFiles measures existing configurations (for variants edited by hand).
+// checkRows runs `haproxy -c` on every row's configuration, runs rounds of one run each in
+// turn (on a shared machine the load moves between rounds, and so hits each alike), and
+// keeps the medians.
+func checkRows(ctx context.Context, bin string, rows []row, runs int) error {
+	results := make([][]checkResult, len(rows))
+	for round := range runs {
+		for i, r := range rows {
+			fmt.Fprintf(os.Stderr, "%s, %d apps: haproxy -c, run %d of %d\n", r.Impl, r.Apps, round+1, runs)
+			res, err := runCheck(ctx, bin, r.Conf.Path)
+			if err != nil {
+				return fmt.Errorf("%s, %d apps: %w", r.Impl, r.Apps, err)
+			}
+			results[i] = append(results[i], res)
+		}
+	}
+	for i := range rows {
+		rows[i].Check = medianResult(results[i])
+	}
+	return nil
+}
+
+// checkFiles measures existing configurations (variants edited by hand).
 func checkFiles(ctx context.Context, bin string, paths []string, runs, hard int) error {
 	var rows []row
 	for _, p := range paths {
@@ -158,11 +192,14 @@ func checkFiles(ctx context.Context, bin string, paths []string, runs, hard int)
 		if err != nil {
 			return err
 		}
-		r, err := checkRow(ctx, p, 0, rendered{Path: p, Bytes: len(data), Counts: countConfig(data)}, bin, runs, hard)
+		r, err := newRow(p, 0, rendered{Path: p, Bytes: len(data), Counts: countConfig(data)}, hard)
 		if err != nil {
 			return err
 		}
 		rows = append(rows, r)
+	}
+	if err := checkRows(ctx, bin, rows, runs); err != nil {
+		return err
 	}
 	printRows(rows, 0, runs)
 	return nil
@@ -195,18 +232,18 @@ func loadAverage() string {
 func mib(kib int64) float64 { return float64(kib) / 1024 }
 
 func printRows(rows []row, tasks, runs int) {
-	fmt.Printf("\nmedians of %d runs; RSS is haproxy -c's peak (getrusage ru_maxrss)\n", runs)
+	fmt.Printf("\nmedians of %d runs; -c CPU is user+system time, RSS haproxy -c's peak (getrusage ru_maxrss)\n", runs)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "config\tapps\ttasks\tfrontends\tbackends\tserver lines\tchecked\tdisabled\tconfig MB\tbuild+render ms\tfds needed\t-c s\t-c peak MiB\t")
+	fmt.Fprintln(w, "config\tapps\ttasks\tfrontends\tbackends\tserver lines\tchecked\tdisabled\tconfig MB\tbuild+render ms\tfds needed\t-c wall s\t-c CPU s\t-c peak MiB\t")
 	for _, r := range rows {
 		br := "-"
 		if r.Conf.BuildRender > 0 {
 			br = fmt.Sprintf("%.0f", r.Conf.BuildRender.Seconds()*1000)
 		}
 		c := r.Conf.Counts
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%s\t%d\t%.2f\t%.1f\t\n",
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%s\t%d\t%.2f\t%.2f\t%.1f\t\n",
 			r.Impl, r.Apps, r.Apps*tasks, c.Frontends, c.Backends, c.Servers, c.CheckedServers, c.DisabledServers,
-			float64(r.Conf.Bytes)/1e6, br, r.FDs, r.Check.Wall.Seconds(), mib(r.Check.MaxRSS))
+			float64(r.Conf.Bytes)/1e6, br, r.FDs, r.Check.Wall.Seconds(), r.Check.CPU.Seconds(), mib(r.Check.MaxRSS))
 	}
 	_ = w.Flush()
 }
@@ -215,16 +252,17 @@ func printRows(rows []row, tasks, runs int) {
 func printRatios(rows []row) {
 	fmt.Println("\nlodestar / marathon-lb")
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "apps\tserver lines\tconfig bytes\t-c time\t-c peak RSS\t")
+	fmt.Fprintln(w, "apps\tserver lines\tconfig bytes\t-c wall\t-c CPU\t-c peak RSS\t")
 	for i, l := range rows {
 		if l.Impl != "lodestar" || i+1 >= len(rows) || rows[i+1].Impl != "marathon-lb" {
 			continue
 		}
 		m := rows[i+1]
-		fmt.Fprintf(w, "%d\t%.2f\t%.2f\t%.2f\t%.2f\t\n", l.Apps,
+		fmt.Fprintf(w, "%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", l.Apps,
 			ratio(float64(l.Conf.Counts.Servers), float64(m.Conf.Counts.Servers)),
 			ratio(float64(l.Conf.Bytes), float64(m.Conf.Bytes)),
 			ratio(l.Check.Wall.Seconds(), m.Check.Wall.Seconds()),
+			ratio(l.Check.CPU.Seconds(), m.Check.CPU.Seconds()),
 			ratio(float64(l.Check.MaxRSS), float64(m.Check.MaxRSS)))
 	}
 	_ = w.Flush()
