@@ -2,11 +2,15 @@
 # make bench-scale: what HAProxy is handed at 1,000 and 10,000 apps × 3 tasks (generated inside
 # integration/scalebench: each app in HAPROXY_GROUP=external with one service port, a vhost and
 # a Marathon HTTP health check, tasks on 127.0.0.x, healthy). For each size it renders lodestar's
-# configuration, runs `haproxy -c` RUNS times with the open-files soft limit raised to the hard
-# limit, and prints server lines, configuration size, build+render time, the open files HAProxy
-# would ask for at start, and the medians of `haproxy -c`'s wall time and peak RSS.
+# configuration, runs `haproxy -c` RUNS times (the configurations in turn, round after round)
+# with the open-files soft limit raised to the hard limit, and prints server lines,
+# configuration size, build+render time, the open files HAProxy would ask for at start, and
+# the medians of `haproxy -c`'s wall time, CPU time and peak RSS.
 #
-#   scripts/bench-scale.sh            (APPS=1000,10000 TASKS=3 RUNS=3 HAPROXY=haproxy KEEP=dir)
+#   scripts/bench-scale.sh            (APPS=1000,10000 TASKS=3 RUNS=3 HAPROXY=haproxy KEEP=dir MAP=1)
+#
+# MAP=1 adds a row for lodestar's configuration with --haproxy-map (map files instead of one
+# ACL and use_backend line per app in the shared frontends).
 #
 # With MARATHON_LB_DIR=path/to/a/marathon-lb/checkout it also serves the same apps from the
 # in-tree fake Marathon, has marathon-lb print its configuration (marathon_lb.py --dry --group
@@ -41,4 +45,5 @@ fi
 
 args=(-apps "${APPS:-1000,10000}" -tasks "${TASKS:-3}" -runs "${RUNS:-3}" -haproxy "${HAPROXY:-haproxy}")
 [ -z "${KEEP:-}" ] || args+=(-keep "$KEEP")
+[ -z "${MAP:-}" ] || args+=(-haproxy-map)
 go run ./integration/scalebench "${args[@]}"

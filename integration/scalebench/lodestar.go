@@ -42,10 +42,10 @@ func snapshotOf(apps []*discovery.App) (*discovery.Snapshot, error) {
 }
 
 // renderLodestar builds and renders lodestar's configuration for spec as `serve` would with
-// its default flags (--group external, --health-check), runs times to take the median build
-// and render time, and writes haproxy.cfg, the map files and the default certificate into dir
-// (the run directory the configuration points at).
-func renderLodestar(spec scalegen.Spec, dir string, runs int) (rendered, error) {
+// its default flags (--group external, --health-check) and with --haproxy-map when useMap,
+// runs times to take the median build and render time, and writes haproxy.cfg, the map files
+// and the default certificate into dir (the run directory the configuration points at).
+func renderLodestar(spec scalegen.Spec, dir string, runs int, useMap bool) (rendered, error) {
 	apps, err := spec.DiscoveryApps()
 	if err != nil {
 		return rendered{}, err
@@ -57,7 +57,7 @@ func renderLodestar(spec scalegen.Spec, dir string, runs int) (rendered, error) 
 	if snap.Tasks != spec.Apps*spec.Tasks {
 		return rendered{}, fmt.Errorf("lodestar: %d tasks in the snapshot, want %d", snap.Tasks, spec.Apps*spec.Tasks)
 	}
-	cfg := haproxy.Config{Groups: []string{"external"}, RunDir: dir, HealthCheck: true, Templates: templates.Builtin()}
+	cfg := haproxy.Config{Groups: []string{"external"}, RunDir: dir, HealthCheck: true, HAProxyMap: useMap, Templates: templates.Builtin()}
 	var out *haproxy.Rendered
 	times := make([]time.Duration, 0, runs)
 	for range max(runs, 1) {

@@ -12,7 +12,7 @@ import (
 func TestRenderLodestar(t *testing.T) {
 	dir := t.TempDir()
 	spec := scalegen.Spec{Apps: 20, Tasks: 3, Shape: scalegen.VHostHTTP, Loopback: true}
-	r, err := renderLodestar(spec, dir, 1)
+	r, err := renderLodestar(spec, dir, 1, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -50,6 +51,7 @@ func run() error {
 	runs := flag.Int("runs", 3, "runs of each measurement; the median is reported")
 	bin := flag.String("haproxy", "haproxy", "HAProxy binary")
 	keep := flag.String("keep", "", "write the configurations under this directory and keep them")
+	withMap := flag.Bool("haproxy-map", false, "also measure lodestar's configuration with --haproxy-map (row lodestar-map)")
 	check := flag.String("check", "", "comma-separated configuration files: only measure `haproxy -c` on them")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -81,7 +83,7 @@ func run() error {
 	var rows []row
 	for _, n := range sizes {
 		spec := scalegen.Spec{Apps: n, Tasks: *tasks, Shape: scalegen.VHostHTTP, Loopback: true}
-		size, err := renderSize(ctx, spec, root, mlb, *runs, int(hard))
+		size, err := renderSize(ctx, spec, root, mlb, *withMap, *runs, int(hard))
 		if err != nil {
 			return err
 		}
@@ -115,10 +117,13 @@ func marathonLBFromEnv() *marathonLB {
 	return &marathonLB{Dir: d, Python: py}
 }
 
-// renderSize writes lodestar's configuration for spec, and marathon-lb's when mlb is set, each
-// into its own directory under root.
-func renderSize(ctx context.Context, spec scalegen.Spec, root string, mlb *marathonLB, runs, hard int) ([]row, error) {
+// renderSize writes lodestar's configuration for spec, with --haproxy-map too when withMap,
+// and marathon-lb's when mlb is set, each into its own directory under root.
+func renderSize(ctx context.Context, spec scalegen.Spec, root string, mlb *marathonLB, withMap bool, runs, hard int) ([]row, error) {
 	impls := []string{"lodestar"}
+	if withMap {
+		impls = append(impls, "lodestar-map")
+	}
 	if mlb != nil {
 		impls = append(impls, "marathon-lb")
 	}
@@ -131,9 +136,10 @@ func renderSize(ctx context.Context, spec scalegen.Spec, root string, mlb *marat
 		fmt.Fprintf(os.Stderr, "%s, %d apps × %d tasks: rendering\n", impl, spec.Apps, spec.Tasks)
 		var conf rendered
 		var err error
-		if impl == "lodestar" {
-			conf, err = renderLodestar(spec, dir, runs)
-		} else {
+		switch impl {
+		case "lodestar", "lodestar-map":
+			conf, err = renderLodestar(spec, dir, runs, impl == "lodestar-map")
+		default:
 			conf, err = mlb.renderMarathonLB(ctx, spec, dir)
 		}
 		if err != nil {
@@ -248,17 +254,18 @@ func printRows(rows []row, tasks, runs int) {
 	_ = w.Flush()
 }
 
-// printRatios prints lodestar ÷ marathon-lb for each size both were measured at.
+// printRatios prints each lodestar row ÷ the marathon-lb row of the same size.
 func printRatios(rows []row) {
-	fmt.Println("\nlodestar / marathon-lb")
+	fmt.Println("\n÷ marathon-lb for the same apps")
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "apps\tserver lines\tconfig bytes\t-c wall\t-c CPU\t-c peak RSS\t")
-	for i, l := range rows {
-		if l.Impl != "lodestar" || i+1 >= len(rows) || rows[i+1].Impl != "marathon-lb" {
+	fmt.Fprintln(w, "config\tapps\tserver lines\tconfig bytes\t-c wall\t-c CPU\t-c peak RSS\t")
+	for _, l := range rows {
+		i := slices.IndexFunc(rows, func(m row) bool { return m.Impl == "marathon-lb" && m.Apps == l.Apps })
+		if l.Impl == "marathon-lb" || i < 0 {
 			continue
 		}
-		m := rows[i+1]
-		fmt.Fprintf(w, "%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", l.Apps,
+		m := rows[i]
+		fmt.Fprintf(w, "%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", l.Impl, l.Apps,
 			ratio(float64(l.Conf.Counts.Servers), float64(m.Conf.Counts.Servers)),
 			ratio(float64(l.Conf.Bytes), float64(m.Conf.Bytes)),
 			ratio(l.Check.Wall.Seconds(), m.Check.Wall.Seconds()),
