@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -17,7 +18,7 @@ type checkResult struct {
 	Wall time.Duration
 	// CPU is user + system time: on a shared machine it moves less with the load than Wall.
 	CPU    time.Duration
-	MaxRSS int64 // KiB, as getrusage reports it on Linux
+	MaxRSS int64 // KiB: the peak resident size (VmHWM at exit)
 }
 
 // raiseOpenFiles sets this process's soft RLIMIT_NOFILE to its hard limit and returns both.
@@ -35,23 +36,36 @@ func raiseOpenFiles() (soft, hard uint64, err error) {
 	return lim.Cur, lim.Max, nil
 }
 
-// runCheck runs `haproxy -c -f cfgPath` once and returns its wall time and peak RSS; a
-// configuration HAProxy refuses is an error carrying its output.
+// runCheck runs `haproxy -c -f cfgPath` once and returns its wall time, CPU time and peak
+// RSS; a configuration HAProxy refuses is an error carrying its output.
 func runCheck(ctx context.Context, bin, cfgPath string) (checkResult, error) {
-	cmd := exec.CommandContext(ctx, bin, "-c", "-f", cfgPath)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	err := cmd.Run()
-	wall := time.Since(start)
+	out, err := os.CreateTemp("", "scalebench-check-*.log")
 	if err != nil {
-		return checkResult{}, fmt.Errorf("haproxy -c -f %s: %w\n%s", cfgPath, err, lastLines(out.String(), 15))
+		return checkResult{}, err
 	}
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return checkResult{}, fmt.Errorf("haproxy -c -f %s: no rusage", cfgPath)
+	defer os.Remove(out.Name())
+	defer out.Close()
+	cmd := exec.Command(bin, "-c", "-f", cfgPath)
+	cmd.Stdout, cmd.Stderr = out, out
+	// runTraced does not watch ctx: an interrupt reaches HAProxy too (same process group).
+	if err := ctx.Err(); err != nil {
+		return checkResult{}, err
 	}
-	return checkResult{Wall: wall, CPU: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), MaxRSS: ru.Maxrss}, nil
+	start := time.Now()
+	t, err := runTraced(cmd)
+	wall := time.Since(start)
+	if err == nil && t.Status.ExitStatus() != 0 {
+		err = fmt.Errorf("%v", t.Status)
+		if t.Status.Exited() {
+			err = fmt.Errorf("exit status %d", t.Status.ExitStatus())
+		}
+	}
+	if err != nil {
+		text, _ := os.ReadFile(out.Name())
+		return checkResult{}, fmt.Errorf("haproxy -c -f %s: %w\n%s", cfgPath, err, lastLines(string(text), 15))
+	}
+	cpu := time.Duration(t.Usage.Utime.Nano() + t.Usage.Stime.Nano())
+	return checkResult{Wall: wall, CPU: cpu, MaxRSS: t.PeakKiB}, nil
 }
 
 // medianResult is the median of each figure of results, taken on its own.

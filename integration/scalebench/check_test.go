@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lodestar-lb/lodestar/internal/haproxytest"
 )
 
 func TestCountConfig(t *testing.T) {
@@ -111,5 +115,33 @@ func TestMedianResult(t *testing.T) {
 	})
 	if want := (checkResult{Wall: 3, CPU: 2, MaxRSS: 200}); got != want {
 		t.Fatalf("medianResult = %+v, want %+v", got, want)
+	}
+}
+
+// runCheck measures a configuration HAProxy accepts and reports HAProxy's alert for one it
+// refuses.
+func TestRunCheck(t *testing.T) {
+	bin := haproxytest.Bin(t)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.cfg")
+	bad := filepath.Join(dir, "bad.cfg")
+	// -c binds nothing, but HAProxy wants a listener and a real port in the file.
+	cfg := "defaults\n  mode http\n  timeout connect 1s\n  timeout client 1s\n  timeout server 1s\nfrontend f\n" +
+		"  bind 127.0.0.1:" + strconv.Itoa(haproxytest.FreePort(t)) + "\n  default_backend b\nbackend b\n  server s1 127.0.0.1:1 check\n"
+	if err := os.WriteFile(good, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(cfg+"  server s2 127.0.0.1:1 chekc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := runCheck(context.Background(), bin, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.MaxRSS <= 0 || r.Wall <= 0 {
+		t.Errorf("runCheck = %+v, want a peak RSS and a wall time", r)
+	}
+	if _, err := runCheck(context.Background(), bin, bad); err == nil || !strings.Contains(err.Error(), "chekc") {
+		t.Fatalf("runCheck of a bad configuration: %v, want HAProxy's alert naming chekc", err)
 	}
 }

@@ -238,7 +238,7 @@ func loadAverage() string {
 func mib(kib int64) float64 { return float64(kib) / 1024 }
 
 func printRows(rows []row, tasks, runs int) {
-	fmt.Printf("\nmedians of %d runs; -c CPU is user+system time, RSS haproxy -c's peak (getrusage ru_maxrss)\n", runs)
+	fmt.Printf("\nmedians of %d runs; -c CPU is user+system time, peak RSS HAProxy's VmHWM at exit\n", runs)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "config\tapps\ttasks\tfrontends\tbackends\tserver lines\tchecked\tdisabled\tconfig MB\tbuild+render ms\tfds needed\t-c wall s\t-c CPU s\t-c peak MiB\t")
 	for _, r := range rows {
