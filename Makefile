@@ -15,7 +15,7 @@ TEST_TOOLS := curl:curl haproxy:haproxy /usr/share/java/zookeeper.jar:zookeeper 
 BENCH_TOOLS := dnsperf:dnsperf wrk:wrk
 DEMO_TOOLS := curl:curl haproxy:haproxy dig:dnsutils
 
-.PHONY: all build test soak scale-live demo bench bench-dns bench-forward deps-test deps-demo check-go vet fmt-check staticcheck clean
+.PHONY: all build test soak scale-live demo bench bench-dns bench-forward bench-scale deps-test deps-demo check-go vet fmt-check staticcheck clean
 
 all: build
 
@@ -89,6 +89,12 @@ bench-dns: build
 bench-forward: build
 	@scripts/apt-install.sh dnsperf:dnsperf named:bind9 dig:bind9-dnsutils
 	scripts/bench-forward.sh $(BIN)
+
+# make bench-scale: lodestar's HAProxy configuration at 1,000 and 10,000 apps × 3 tasks, its
+# server lines, `haproxy -c` time and peak RSS; MARATHON_LB_DIR=path/to/marathon-lb adds
+# marathon-lb's configuration for the same apps beside it (scripts/bench-scale.sh says more).
+bench-scale: check-go
+	scripts/bench-scale.sh
 
 clean:
 	rm -rf bin

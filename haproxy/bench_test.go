@@ -13,30 +13,17 @@ import (
 	"github.com/haproxytech/config-parser/v5/types"
 
 	"github.com/lodestar-lb/lodestar/discovery"
+	"github.com/lodestar-lb/lodestar/internal/scalegen"
 )
 
-// benchApps makes n apps with 3 tasks each: a third with a vhost, a third in tcp mode with a
-// TCP health check, a third plain http with an HTTP health check and sticky sessions.
-func benchApps(n int) []*discovery.App {
-	apps := make([]*discovery.App, n)
-	for i := range apps {
-		id := fmt.Sprintf("/team%03d/app%05d", i%100, i)
-		opts := []appOpt{withPorts(10000 + i), withLabel("HAPROXY_GROUP", "external")}
-		switch i % 3 {
-		case 0:
-			opts = append(opts, withLabel("HAPROXY_0_VHOST", fmt.Sprintf("app%05d.example.com", i)))
-		case 1:
-			opts = append(opts, withLabel("HAPROXY_0_MODE", "tcp"), withHealthCheck("TCP", "", 0))
-		case 2:
-			opts = append(opts, withHealthCheck("HTTP", "/health", 0), withLabel("HAPROXY_0_STICKY", "true"))
-		}
-		var tasks []*discovery.Task
-		for j := range 3 {
-			tasks = append(tasks, task(fmt.Sprintf("app%05d.task%d", i, j),
-				host(fmt.Sprintf("10.%d.%d.%d", j, i/250%250, i%250+1)), ports(31000+i%1000)))
-		}
-		opts = append(opts, withTasks(tasks...))
-		apps[i] = app(id, opts...)
+// benchApps makes n apps with 3 tasks each, decoded from Marathon JSON: a third with a vhost,
+// a third in tcp mode with a TCP health check, a third plain http with an HTTP health check and
+// sticky sessions (scalegen.Mixed).
+func benchApps(b *testing.B, n int) []*discovery.App {
+	b.Helper()
+	apps, err := scalegen.Spec{Apps: n, Tasks: 3, Shape: scalegen.Mixed}.DiscoveryApps()
+	if err != nil {
+		b.Fatal(err)
 	}
 	return apps
 }
@@ -44,7 +31,7 @@ func benchApps(n int) []*discovery.App {
 func benchSnapshot(b *testing.B, n int) (*testRegistry, *discovery.Snapshot) {
 	b.Helper()
 	reg := newTestRegistry(b)
-	snap := reg.replace(b, benchApps(n)...)
+	snap := reg.replace(b, benchApps(b, n)...)
 	if snap.Tasks != 3*n {
 		b.Fatalf("%d tasks", snap.Tasks)
 	}

@@ -367,7 +367,7 @@ func benchValidateNewApp(b *testing.B, n int) {
 	}
 	a.publish(m, r)
 	a.markGood()
-	apps := append(benchApps(n), vhostApp("/bench/new", 9000, task("t-new", host("127.0.0.1"), ports(9001))))
+	apps := append(benchApps(b, n), vhostApp("/bench/new", 9000, task("t-new", host("127.0.0.1"), ports(9001))))
 	next := reg.replace(b, apps...)
 	for _, kind := range []string{validationPartial, validationFull} {
 		b.Run(kind, func(b *testing.B) {
