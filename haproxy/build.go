@@ -36,7 +36,7 @@ func Build(snap *discovery.Snapshot, cfg Config, prev *Model) *Model {
 		set = s
 	}
 	m.env = buildEnv{runDir: cfg.RunDir, haproxyMap: cfg.HAProxyMap, dontBind: cfg.DontBindHTTPHTTPS,
-		noAppID: cfg.NoAppIDFrontend, healthCheck: cfg.HealthCheck, slotStep: cfg.SlotStep, set: set,
+		noAppID: cfg.NoAppIDFrontend, healthCheck: cfg.HealthCheck, frontendLogs: cfg.FrontendLogs, slotStep: cfg.SlotStep, set: set,
 		labelTemplates: cfg.LabelTemplates}
 	b := &builder{cfg: cfg, set: set, m: m, prev: prev, reserved: map[int]string{}, bound: map[int][]binding{}, own: newOwners(prev)}
 	if prev != nil && prev.env == m.env {
@@ -81,6 +81,7 @@ func Build(snap *discovery.Snapshot, cfg Config, prev *Model) *Model {
 type buildEnv struct {
 	runDir                                     string
 	haproxyMap, dontBind, noAppID, healthCheck bool
+	frontendLogs                               bool
 	slotStep                                   int
 	set                                        *templates.Set
 	labelTemplates                             LabelTemplates

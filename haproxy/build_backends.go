@@ -260,10 +260,27 @@ func (r *renderer) setValues() {
 	}
 }
 
+// setsLogFormat reports whether a rendered frontend head chooses its log format itself.
+func setsLogFormat(text []byte) bool {
+	for _, l := range strings.Split(string(text), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 1 && (f[0] == "log-format" || f[0] == "log-format-sd") ||
+			len(f) >= 2 && f[0] == "option" && (f[1] == "httplog" || f[1] == "tcplog" || f[1] == "httpslog") {
+			return true
+		}
+	}
+	return false
+}
+
 // frontend renders the port's own frontend.
 func (r *renderer) frontend() error {
 	if err := r.exec(templates.FrontendHead); err != nil {
 		return err
+	}
+	if r.b.cfg.FrontendLogs && !setsLogFormat(r.buf) {
+		r.buf = append(r.buf, "  option "...)
+		r.buf = append(r.buf, r.mode...)
+		r.buf = append(r.buf, "log\n"...)
 	}
 	if !r.http {
 		// The defaults enable idle-close-on-response, which HAProxy warns about on TCP frontends.

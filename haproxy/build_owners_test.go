@@ -373,23 +373,40 @@ func TestOwnershipRules(t *testing.T) {
 	}
 }
 
+// namedACLConfig is testConfig with marathon-lb's own HTTP_FRONTEND_ACL and
+// HTTP_FRONTEND_APPID_ACL templates, which name their ACLs (lodestar's built-ins write the
+// condition inline: 10,000 named ACLs in one frontend cost HAProxy O(n²) to resolve).
+func namedACLConfig() Config {
+	named := map[string]string{
+		"HAPROXY_HTTP_FRONTEND_ACL":       "  acl host_{cleanedUpHostname} hdr(host) -i {hostname}\n  use_backend {backend} if host_{cleanedUpHostname}\n",
+		"HAPROXY_HTTP_FRONTEND_APPID_ACL": "  acl app_{cleanedUpAppId} hdr(x-marathon-app-id) -i {appId}\n  use_backend {backend} if app_{cleanedUpAppId}\n",
+	}
+	return Config{Getenv: func(k string) string { return named[k] }}
+}
+
 // TestOwnershipACLNames: two apps whose acl names collide ("/a/b" and "/a.b" clean up to the
-// same name): the one that holds the name in the running model keeps its route, even against
-// the first app id; from scratch, the first app id keeps it.
+// same name) under templates that name their ACLs: the one that holds the name in the running
+// model keeps its route, even against the first app id; from scratch, the first app id keeps
+// it. The built-in templates name no ACL, so both keep their routes.
 func TestOwnershipACLNames(t *testing.T) {
 	dot := portApp("/a.b", 27100, withLabel("HAPROXY_0_MODE", "http"))
 	slash := portApp("/a/b", 27101, withLabel("HAPROXY_0_MODE", "http"))
 	reg := newTestRegistry(t)
-	alone := Build(reg.replace(t, slash), testConfig(), nil)
-	m := Build(reg.replace(t, dot, slash), testConfig(), alone)
+	cfg := namedACLConfig()
+	alone := Build(reg.replace(t, slash), cfg, nil)
+	m := Build(reg.replace(t, dot, slash), cfg, alone)
 	got := warningsOf(m)
 	if len(got) != 1 || !strings.HasPrefix(got[0], "/a.b#-1: routes on frontend marathon_http_appid_in left out: acl app__a_b is taken by /a/b (it holds it in the running configuration)") {
 		t.Errorf("warnings %q", got)
 	}
 	checkUntouched(t, m, alone, "/a/b")
-	cold := Build(reg.replace(t, dot, slash), testConfig(), nil)
+	cold := Build(reg.replace(t, dot, slash), cfg, nil)
 	if got := warningsOf(cold); len(got) != 1 || !strings.HasPrefix(got[0], "/a/b#-1:") {
 		t.Errorf("cold start: warnings %q, want /a/b (the later id) left out", got)
+	}
+	builtin := Build(reg.replace(t, dot, slash), testConfig(), nil)
+	if got := warningsOf(builtin); len(got) != 0 || len(builtin.AppID.Rules) != 2 {
+		t.Errorf("built-in templates: warnings %q, app-id rules %v; want both routed", got, builtin.AppID.Rules)
 	}
 }
 

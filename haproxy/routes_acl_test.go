@@ -32,15 +32,20 @@ func liveConfig(t *testing.T) (Config, string) {
 }
 
 // TestAppIDRoutesOfSimilarIDsDoNotMix: /a/b and /a.b clean up to the same ACL stem (_a_b).
-// HAProxy ORs acl lines of one name, so sharing it sent /a/b's X-Marathon-App-Id requests to
-// /a.b. With ACLs the first app by id keeps the name and the other's app-id route is left out
-// with a warning naming it; with maps each app is reached by its own id.
+// HAProxy ORs acl lines of one name, so under templates that name their ACLs (marathon-lb's)
+// sharing it sent /a/b's X-Marathon-App-Id requests to /a.b: there the first app by id keeps
+// the name and the other's app-id route is left out with a warning naming it. With the
+// built-in templates (inline conditions) and with maps each app is reached by its own id.
 func TestAppIDRoutesOfSimilarIDsDoNotMix(t *testing.T) {
-	for _, mapMode := range []bool{false, true} {
-		t.Run("maps="+strconv.FormatBool(mapMode), func(t *testing.T) {
+	for _, mode := range []string{"named", "inline", "maps"} {
+		t.Run(mode, func(t *testing.T) {
 			slash, dot := upstream(t, "slash"), upstream(t, "dot")
 			cfg, runDir := liveConfig(t)
+			mapMode := mode == "maps"
 			cfg.HAProxyMap = mapMode
+			if mode == "named" {
+				cfg.Templates, cfg.Getenv = nil, namedACLConfig().Getenv
+			}
 			svc := func(id string, up int) *discovery.App {
 				return app(id, withPorts(freePort(t)), withLabel("HAPROXY_GROUP", "external"),
 					withLabel("HAPROXY_0_MODE", "http"), withLabel("HAPROXY_0_BIND_ADDR", "127.0.0.1"),
@@ -55,7 +60,7 @@ func TestAppIDRoutesOfSimilarIDsDoNotMix(t *testing.T) {
 			liveHAProxy(t, r, runDir, probe)
 			url := "http://" + cfg.AppIDBind + "/"
 			want := map[string]string{"/a/b": "200 slash", "/a.b": "200 dot"}
-			if !mapMode {
+			if mode == "named" {
 				want["/a/b"] = "503 "
 				var warned bool
 				for _, w := range m.Warnings {
@@ -65,6 +70,8 @@ func TestAppIDRoutesOfSimilarIDsDoNotMix(t *testing.T) {
 				if !warned {
 					t.Errorf("no warning names /a/b, the acl and /a.b: %+v", m.Warnings)
 				}
+			} else if len(m.Warnings) > 0 {
+				t.Errorf("warnings %+v, want none", m.Warnings)
 			}
 			for id, w := range want {
 				if got := get(t, url, "", "x", "X-Marathon-App-Id", id); !strings.HasPrefix(got, w) {

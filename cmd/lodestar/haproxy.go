@@ -179,6 +179,7 @@ func (f *haproxyServeFlags) build(log *slog.Logger, runDir string, getenv func(s
 	if err != nil {
 		return nil, err
 	}
+	cfg.FrontendLogs = accessLog.Kind != haproxy.AccessLogOff
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return nil, fmt.Errorf("--run-dir: %w", err)
 	}
