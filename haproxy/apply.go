@@ -367,6 +367,7 @@ func (a *Applier) runtime(ctx context.Context, next *Model, plan Plan) error {
 // which the next validation leaves out.
 func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running *Model, reason string, start time.Time) (retry bool, err error) {
 	m, r, rec, err := a.validated(ctx, snap, running)
+	validated := time.Now()
 	rec.Kind, rec.Reason = "reload", reason
 	if err != nil {
 		a.noteValidationFailed("the last validation failed")
@@ -400,8 +401,10 @@ func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running 
 		a.record(rec, start, err, nil)
 		return false, err
 	}
+	var stateSaved, reloaded time.Time
 	if a.hasProcess() {
 		a.prepareState(ctx, m)
+		stateSaved = time.Now()
 		if err := a.proc.Reload(ctx); err != nil {
 			ObserveReload(reasonKind(reason), false, time.Since(start))
 			retry = a.blameFailedReload(ctx, snap, m, r, err, &rec)
@@ -416,19 +419,27 @@ func (a *Applier) reload(ctx context.Context, snap *discovery.Snapshot, running 
 			a.record(rec, start, err, nil)
 			return retry, err
 		}
-		ObserveReload(reasonKind(reason), true, time.Since(start))
+		reloaded = time.Now()
+		ObserveReload(reasonKind(reason), true, reloaded.Sub(start))
 		a.restoreDrain(ctx, m)
 	} else {
 		rec.Kind = "write"
 		a.writtenBeforeStart = a.proc != nil
+		stateSaved, reloaded = time.Now(), time.Now()
 	}
 	a.publish(m, r)
 	if a.hasProcess() {
 		a.markGood()
 	}
 	a.record(rec, start, nil, m)
+	// Where the time went: building and validating, installing the files and saving the
+	// server state, HAProxy's own reload (the master parsing the file again and the new worker
+	// taking over), and what follows it.
+	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 	a.log.Info("HAProxy reloaded", "reason", reason, "backends", len(m.Backends),
-		"validations", rec.Validations, "validation", rec.Validation, "validated_sections", rec.ValidatedSections, "took", time.Since(start).Round(time.Millisecond))
+		"validations", rec.Validations, "validation", rec.Validation, "validated_sections", rec.ValidatedSections,
+		"took", ms(time.Since(start)), "validate", ms(validated.Sub(start)), "install", ms(stateSaved.Sub(validated)),
+		"haproxy_reload", ms(reloaded.Sub(stateSaved)))
 	return false, nil
 }
 

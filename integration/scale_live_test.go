@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -288,6 +289,16 @@ func (r *scaleLiveRun) report(n int, budget haproxy.FDBudget, limit int, lat []t
 			r.t.Logf("  new app %d: routed after %v; last apply %s (%s) took %s, %d validation(s)",
 				k, lat[k].Round(time.Millisecond), a.Kind, a.Reason, a.Duration, a.Validations)
 		}
+	}
+	// lodestar's own account of where each reload's time went (validate, install, haproxy_reload).
+	var lines []string
+	for _, l := range strings.Split(r.lb.Log.String(), "\n") {
+		if strings.Contains(l, `msg="HAProxy reloaded"`) {
+			lines = append(lines, l)
+		}
+	}
+	for _, l := range lines[max(0, len(lines)-5):] {
+		r.t.Logf("  %s", l)
 	}
 	reloads := after.Reloads - before.Reloads
 	meanReload := time.Duration(0)
