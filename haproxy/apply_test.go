@@ -106,14 +106,7 @@ func TestApplierRuntimeThenCoalescedReload(t *testing.T) {
 	a, reg := s.a, s.reg
 	apps := manyApps(3, 22000)
 	s.start(apps...)
-	master := s.proc.Master()
-	reloads := func() int {
-		n, err := master.ReloadCount(context.Background())
-		if err != nil {
-			t.Fatalf("show proc: %v", err)
-		}
-		return n
-	}
+	reloads := s.reloadCount
 	base := reloads()
 
 	// A task moves: runtime only.
@@ -150,6 +143,16 @@ func TestApplierRuntimeThenCoalescedReload(t *testing.T) {
 	}
 }
 
+// reloadCount is HAProxy's own count of reloads (the master's `show proc`).
+func (s *applierStack) reloadCount() int {
+	s.t.Helper()
+	n, err := s.proc.Master().ReloadCount(context.Background())
+	if err != nil {
+		s.t.Fatalf("show proc: %v", err)
+	}
+	return n
+}
+
 // serverAddr returns the address and port `show servers state` reports for backend/server.
 func (s *applierStack) serverAddr(backend, server string) string {
 	s.t.Helper()
@@ -181,13 +184,7 @@ func TestApplierRuntimeWhileReloadPending(t *testing.T) {
 	a, reg := s.a, s.reg
 	apps := manyApps(2, 23000)
 	s.start(apps...)
-	reloads := func() int {
-		n, err := s.proc.Master().ReloadCount(context.Background())
-		if err != nil {
-			t.Fatalf("show proc: %v", err)
-		}
-		return n
-	}
+	reloads := s.reloadCount
 	base := reloads()
 	if got := s.serverAddr("team_app001_23001", "s1"); got != "127.0.0.1:40001" {
 		t.Fatalf("team_app001_23001/s1 at %q before the move, want 127.0.0.1:40001", got)

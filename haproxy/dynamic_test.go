@@ -1,7 +1,6 @@
 package haproxy
 
 import (
-	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,13 +40,7 @@ func TestApplierAddsServersAtRuntime(t *testing.T) {
 	if n := strings.Count(s.onDisk(), "  server s"); n != 1 {
 		t.Fatalf("%d server lines for one task, want 1 (no spare)", n)
 	}
-	reloads := func() int {
-		n, err := s.proc.Master().ReloadCount(context.Background())
-		if err != nil {
-			t.Fatalf("show proc: %v", err)
-		}
-		return n
-	}
+	reloads := s.reloadCount
 	base := reloads()
 
 	s.reg.replace(t, web(one, two))

@@ -219,6 +219,26 @@ func start(t testing.TB, bin string, env []string, args ...string) *Lodestar {
 	t.Helper()
 	args = withDefault(args, "--api-listen", "127.0.0.1:0")
 	args = withDefault(args, "--run-dir", t.TempDir())
+	l := spawn(t, bin, env, args)
+	line, err := l.waitLine(StartTimeout, "lodestar serving")
+	if err != nil {
+		t.Fatalf("lodestar serve %s: no \"lodestar serving\" line: %v", strings.Join(args, " "), err)
+	}
+	m := apiAttr.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("lodestar serving line without api=: %q", line)
+	}
+	l.API = "http://" + m[1]
+	if m := dnsAttr.FindStringSubmatch(line); m != nil {
+		l.DNS = m[1]
+	}
+	return l
+}
+
+// spawn starts `bin serve args…` with env added to its environment, its output in l.Log; it
+// is stopped (and its log shown when t failed) at t's cleanup. It waits for nothing.
+func spawn(t testing.TB, bin string, env, args []string) *Lodestar {
+	t.Helper()
 	l := &Lodestar{Log: &logtest.Buffer{}, args: args, done: make(chan struct{})}
 	l.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
 	l.cmd.Env = append(childEnv(), env...)
@@ -238,19 +258,6 @@ func start(t testing.TB, bin string, env []string, args ...string) *Lodestar {
 			t.Logf("lodestar serve %s — its log:\n%s", strings.Join(l.args, " "), l.LogExcerpt())
 		}
 	})
-
-	line, err := l.waitLine(StartTimeout, "lodestar serving")
-	if err != nil {
-		t.Fatalf("lodestar serve %s: no \"lodestar serving\" line: %v", strings.Join(args, " "), err)
-	}
-	m := apiAttr.FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("lodestar serving line without api=: %q", line)
-	}
-	l.API = "http://" + m[1]
-	if m := dnsAttr.FindStringSubmatch(line); m != nil {
-		l.DNS = m[1]
-	}
 	return l
 }
 

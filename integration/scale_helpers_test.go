@@ -15,12 +15,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/lodestar-lb/lodestar/integration/fakemarathon"
 	"github.com/lodestar-lb/lodestar/internal/haproxytest"
-	"github.com/lodestar-lb/lodestar/internal/logtest"
 )
 
 // scaleMaxConn is the --haproxy-maxconn of the scale tests.
@@ -171,24 +169,7 @@ func hasCapSysResource(t testing.TB) bool {
 // --api-listen.
 func startServeUnannounced(t testing.TB, bin string, args ...string) *Lodestar {
 	t.Helper()
-	l := &Lodestar{Log: &logtest.Buffer{}, args: args, done: make(chan struct{})}
-	l.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
-	l.cmd.Env = childEnv()
-	l.cmd.Stdout, l.cmd.Stderr = l.Log, l.Log
-	l.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := l.cmd.Start(); err != nil {
-		t.Fatalf("starting lodestar serve %s: %v", strings.Join(args, " "), err)
-	}
-	go func() {
-		l.err = l.cmd.Wait()
-		close(l.done)
-	}()
-	t.Cleanup(func() {
-		l.Stop(t)
-		if t.Failed() {
-			t.Logf("lodestar serve %s — its log:\n%s", strings.Join(l.args, " "), l.LogExcerpt())
-		}
-	})
+	l := spawn(t, bin, nil, args)
 	line, err := l.waitLine(StartTimeout, "API listening")
 	if err != nil {
 		t.Fatalf("lodestar serve %s: no \"API listening\" line: %v", strings.Join(args, " "), err)
