@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -48,6 +49,9 @@ func renderCompose(t *Topology) (map[string][]byte, error) {
 		if a, _ := netip.ParseAddr(h.IP); !a.Is4() {
 			return nil, Problem{Host: h.Name, Field: "ip", Message: fmt.Sprintf("%s: --format compose needs IPv4 addresses", h.IP)}
 		}
+	}
+	if err := composeNamesAvoidMesos(t); err != nil {
+		return nil, err
 	}
 	var services []container
 	var volumes []string
@@ -136,6 +140,29 @@ others join its network namespace. Mesos quorum %d (of %d masters), ZooKeeper %s
 		return nil, fmt.Errorf("compose: %w", err)
 	}
 	return map[string][]byte{ComposeFile: out.Bytes()}, nil
+}
+
+// mesosContainerPrefix is the prefix of the container names Mesos's docker containerizer
+// takes as its own: an agent that finds a container so named and unknown to it (at start-up
+// or on recovery) kills it, so a lab named "mesos" would have its agents kill the lab.
+const mesosContainerPrefix = "mesos"
+
+// composeNamesAvoidMesos refuses a compose project name (the cluster's name, which compose
+// puts first in every container's name) and host names (the first word of every service's
+// name, which operators reuse as a container name with docker run --name) beginning with
+// "mesos". Only compose needs this: systemd hosts run no containers of their own.
+func composeNamesAvoidMesos(t *Topology) error {
+	var errs []error
+	why := "--format compose names containers after it, and Mesos's docker containerizer kills containers named mesos-* as its own"
+	if strings.HasPrefix(t.Name, mesosContainerPrefix) {
+		errs = append(errs, Problem{Field: "name", Message: fmt.Sprintf("%q: %s; name the cluster e.g. %q", t.Name, why, "lab-"+t.Name)})
+	}
+	for _, h := range t.Hosts {
+		if strings.HasPrefix(h.Name, mesosContainerPrefix) {
+			errs = append(errs, Problem{Host: h.Name, Field: "name", Message: fmt.Sprintf("%q: %s; name the host e.g. %q", h.Name, why, "node-"+h.Name)})
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (t *Topology) composeZK(h Host) container {
