@@ -33,6 +33,8 @@ type container struct {
 	privileged  bool
 	pidHost     bool
 	networkHost string // the holder service whose network namespace this container joins
+	vmNetwork   bool   // the container runs in the VM's network namespace (network_mode: host)
+	ports       []string
 	ip          string // a fixed address on the lab network (a container owning its host's IP)
 }
 
@@ -72,14 +74,20 @@ func renderCompose(t *Topology) (map[string][]byte, error) {
 		if h.has(RoleMarathon) {
 			cs = append(cs, t.composeMarathon(h))
 		}
-		if h.has(RoleAgent) {
+		if h.has(RoleAgent) && t.agentsOnVMNetwork() {
+			// Apart from the host's other containers: they keep its lab IP.
+			services = append(services, t.composeAgent(h))
+		} else if h.has(RoleAgent) {
 			cs = append(cs, t.composeAgent(h))
 		}
 		for _, l := range lodestars[h.Name] {
 			cs = append(cs, t.composeLodestar(h, l))
 		}
+		if len(cs) == 0 {
+			continue
+		}
 		if len(cs) == 1 {
-			cs[0].hostname, cs[0].ip = h.Name, h.IP
+			cs[0].hostname, cs[0].ip, cs[0].ports = h.Name, h.IP, t.composePorts(h)
 			services = append(services, cs...)
 			continue
 		}
@@ -91,6 +99,7 @@ func renderCompose(t *Topology) (map[string][]byte, error) {
 			hostname:   h.Name,
 			entrypoint: []string{"sleep", "infinity"},
 			ip:         h.IP,
+			ports:      t.composePorts(h),
 		}
 		services = append(services, holder)
 		for _, c := range cs {
@@ -224,10 +233,15 @@ func (t *Topology) composeMarathon(h Host) container {
 
 func (t *Topology) composeAgent(h Host) container {
 	workDir := fmt.Sprintf("%s/%s/%s", composeAgentWorkRoot, t.Name, h.Name)
+	ip, comment := h.IP, "Mesos agent: registered under its IP (not a name only the data centre's DNS knows); Docker through the machine's daemon."
+	if t.agentsOnVMNetwork() {
+		ip = t.Compose.VMIP
+		comment = fmt.Sprintf("Mesos agent on the VM's network, registered under %s: the VM's Docker daemon publishes task ports there, where health checks and HAProxy reach them.", ip)
+	}
 	env := [][2]string{
 		{"MESOS_MASTER", t.ZKURL("/mesos")},
-		{"MESOS_IP", h.IP},
-		{"MESOS_HOSTNAME", h.IP},
+		{"MESOS_IP", ip},
+		{"MESOS_HOSTNAME", ip},
 		{"MESOS_PORT", itoa(h.AgentPort)},
 		{"MESOS_CONTAINERIZERS", "docker,mesos"},
 		{"MESOS_EXECUTOR_REGISTRATION_TIMEOUT", executorRegistrationTimeout},
@@ -240,9 +254,10 @@ func (t *Topology) composeAgent(h Host) container {
 	}
 	return container{
 		name:       h.Name + "-agent",
-		comment:    "Mesos agent: registered under its IP (not a name only the data centre's DNS knows); Docker through the machine's daemon.",
+		comment:    comment,
 		image:      t.Images.MesosAgent,
 		env:        env,
+		vmNetwork:  t.agentsOnVMNetwork(),
 		privileged: true,
 		pidHost:    true,
 		volumes: []string{
@@ -318,10 +333,21 @@ func (c container) node(network string) *yaml.Node {
 	if len(c.secrets) > 0 {
 		add(n, "secrets", strs(c.secrets))
 	}
-	if c.networkHost != "" {
+	if len(c.ports) > 0 {
+		// Quoted: YAML 1.1 readers take an unquoted 22:22 for a base-60 number.
+		ports := strs(c.ports)
+		for _, p := range ports.Content {
+			p.Style = yaml.DoubleQuotedStyle
+		}
+		add(n, "ports", ports)
+	}
+	switch {
+	case c.vmNetwork:
+		add(n, "network_mode", str("host"))
+	case c.networkHost != "":
 		add(n, "network_mode", str("service:"+c.networkHost))
 		add(n, "depends_on", strs([]string{c.networkHost}))
-	} else {
+	default:
 		add(n, "networks", mappingOf(network, mappingOf("ipv4_address", str(c.ip))))
 	}
 	add(n, "restart", str("unless-stopped"))

@@ -126,6 +126,7 @@ type composeFile struct {
 		Environment map[string]string `yaml:"environment"`
 		Volumes     []string          `yaml:"volumes"`
 		Secrets     []string          `yaml:"secrets"`
+		Ports       []string          `yaml:"ports"`
 		Privileged  bool              `yaml:"privileged"`
 		PID         string            `yaml:"pid"`
 		NetworkMode string            `yaml:"network_mode"`

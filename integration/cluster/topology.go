@@ -97,6 +97,17 @@ type Topology struct {
 	// size (see LodestarLimitNOFILE).
 	ExpectedApps  int `yaml:"expected_apps,omitempty"`
 	ExpectedTasks int `yaml:"expected_tasks,omitempty"`
+	// Compose holds what only the one-VM compose form reads.
+	Compose ComposeConfig `yaml:"compose,omitempty"`
+}
+
+// ComposeConfig is the one-VM lab's link to the VM it runs on.
+type ComposeConfig struct {
+	// VMIP is the VM's own address. Set, the agents run in the VM's network namespace
+	// (network_mode: host) and register under it, the address the VM's Docker daemon
+	// publishes task ports on, so Marathon health checks and HAProxy reach the tasks. Left
+	// out, agents keep their bridge IPs, and only tasks with host networking are reachable.
+	VMIP string `yaml:"vm_ip,omitempty"`
 }
 
 // Network is the compose lab's bridge network.
@@ -150,6 +161,10 @@ type Host struct {
 	ProxyMarathonPort int `yaml:"proxy_marathon_port,omitempty"`
 	ProxyAPIPort      int `yaml:"proxy_api_port,omitempty"`
 	ProxyStatsPort    int `yaml:"proxy_stats_port,omitempty"`
+
+	// Publish, in the compose form, publishes every port this host listens on at the same
+	// port of the VM (on compose.vm_ip when set), so the lab is reachable from outside it.
+	Publish bool `yaml:"publish,omitempty"`
 }
 
 // LBGroup is one HAPROXY_GROUP tier: every host listed runs an edge lodestar for it. Two
@@ -265,6 +280,7 @@ func decodeError(err error) error {
 		"in type cluster.Images", "of images",
 		"in type cluster.Network", "of network",
 		"in type cluster.MarathonConfig", "of marathon",
+		"in type cluster.ComposeConfig", "of compose",
 	)
 	errs := make([]error, 0, len(te.Errors))
 	for _, e := range te.Errors {
@@ -358,6 +374,7 @@ func (t *Topology) Validate() ([]Problem, error) {
 	c.zooKeeper()
 	c.lbGroups(byName)
 	c.ports(dupIP)
+	c.composeVM()
 
 	out := make([]error, len(c.errs))
 	for i, e := range c.errs {
