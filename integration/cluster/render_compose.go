@@ -199,7 +199,7 @@ func (t *Topology) composeMaster(h Host) container {
 		name:    h.Name + "-master",
 		comment: fmt.Sprintf("Mesos master: ip and hostname set, or it advertises an address the others cannot reach and loses leadership; quorum %d of %d.", t.Quorum(), len(t.Masters())),
 		image:   t.Images.MesosMaster,
-		env: [][2]string{
+		env: t.withExtraEnv([][2]string{
 			{"MESOS_CLUSTER", t.Name},
 			{"MESOS_IP", h.IP},
 			{"MESOS_HOSTNAME", h.IP},
@@ -209,7 +209,7 @@ func (t *Topology) composeMaster(h Host) container {
 			{"MESOS_REGISTRY", "replicated_log"},
 			{"MESOS_WORK_DIR", composeMasterWorkDir},
 			{"MESOS_ACLS", compactJSON(t.ACLs())},
-		},
+		}, h, RoleMaster),
 		volumes: []string{h.Name + "-master-work:" + composeMasterWorkDir},
 	}
 }
@@ -219,7 +219,7 @@ func (t *Topology) composeMarathon(h Host) container {
 		name:    h.Name + "-marathon",
 		comment: fmt.Sprintf("Marathon, framework principal %q and role %q (persistent volumes need both).", t.Marathon.Principal, t.Marathon.Role),
 		image:   t.Images.Marathon,
-		env: [][2]string{
+		env: t.withExtraEnv([][2]string{
 			{"MARATHON_MASTER", t.ZKURL("/mesos")},
 			{"MARATHON_ZK", t.ZKURL("/marathon")},
 			{"MARATHON_HOSTNAME", h.IP},
@@ -227,7 +227,7 @@ func (t *Topology) composeMarathon(h Host) container {
 			{"MARATHON_FRAMEWORK_NAME", "marathon"},
 			{"MARATHON_MESOS_AUTHENTICATION_PRINCIPAL", t.Marathon.Principal},
 			{"MARATHON_MESOS_ROLE", t.Marathon.Role},
-		},
+		}, h, RoleMarathon),
 	}
 }
 
@@ -252,6 +252,7 @@ func (t *Topology) composeAgent(h Host) container {
 	if a := agentAttributes(h); a != "" {
 		env = append(env, [2]string{"MESOS_ATTRIBUTES", a})
 	}
+	env = t.withExtraEnv(env, h, RoleAgent)
 	return container{
 		name:       h.Name + "-agent",
 		comment:    comment,

@@ -54,6 +54,9 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 			} {
 				put("etc/mesos-master/"+name, v+"\n")
 			}
+			for _, kv := range t.roleExtraFlags(h, RoleMaster) {
+				put("etc/mesos-master/"+kv[0], kv[1]+"\n")
+			}
 			put(strings.TrimPrefix(mesosACLsFile, "/"), string(t.ACLs()))
 			put(systemdUnitDir+"mesos-master.service", t.unit(h, unitSpec{
 				description: fmt.Sprintf("Mesos master (quorum %d of %d)", t.Quorum(), len(t.Masters())),
@@ -68,6 +71,9 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 				"mesos_authentication_principal": t.Marathon.Principal, "mesos_role": t.Marathon.Role,
 			} {
 				put("etc/marathon/conf/"+name, v+"\n")
+			}
+			for _, kv := range t.roleExtraFlags(h, RoleMarathon) {
+				put("etc/marathon/conf/"+kv[0], kv[1]+"\n")
 			}
 			put(systemdUnitDir+"marathon.service", t.unit(h, unitSpec{
 				description: fmt.Sprintf("Marathon (principal %s, role %s)", t.Marathon.Principal, t.Marathon.Role),
@@ -86,6 +92,9 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 			}
 			for name, v := range flags {
 				put("etc/mesos-slave/"+name, v+"\n")
+			}
+			for _, kv := range t.roleExtraFlags(h, RoleAgent) {
+				put("etc/mesos-slave/"+kv[0], kv[1]+"\n")
 			}
 			put(systemdUnitDir+"mesos-slave.service", t.unit(h, unitSpec{
 				description: "Mesos agent (Docker and Mesos containerizers)",

@@ -97,6 +97,10 @@ type Topology struct {
 	// size (see LodestarLimitNOFILE).
 	ExpectedApps  int `yaml:"expected_apps,omitempty"`
 	ExpectedTasks int `yaml:"expected_tasks,omitempty"`
+	// ExtraFlags are further flags of a role's component, by role (master, agent, marathon),
+	// then flag name as the component spells it (launcher, isolation, log_dir) → value.
+	// Hosts' extra_flags override them flag by flag. See extraFlagRoles.
+	ExtraFlags map[string]map[string]string `yaml:"extra_flags,omitempty"`
 	// Compose holds what only the one-VM compose form reads.
 	Compose ComposeConfig `yaml:"compose,omitempty"`
 }
@@ -165,6 +169,10 @@ type Host struct {
 	// Publish, in the compose form, publishes every port this host listens on at the same
 	// port of the VM (on compose.vm_ip when set), so the lab is reachable from outside it.
 	Publish bool `yaml:"publish,omitempty"`
+
+	// ExtraFlags are this host's own extra flags, by role as the topology's are; a flag set
+	// here replaces the topology's of the same role and name.
+	ExtraFlags map[string]map[string]string `yaml:"extra_flags,omitempty"`
 }
 
 // LBGroup is one HAPROXY_GROUP tier: every host listed runs an edge lodestar for it. Two
@@ -375,6 +383,7 @@ func (t *Topology) Validate() ([]Problem, error) {
 	c.lbGroups(byName)
 	c.ports(dupIP)
 	c.composeVM()
+	c.extraFlags()
 
 	out := make([]error, len(c.errs))
 	for i, e := range c.errs {
