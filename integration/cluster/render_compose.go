@@ -204,7 +204,7 @@ func (t *Topology) composeMaster(h Host) container {
 			{"MESOS_IP", h.IP},
 			{"MESOS_HOSTNAME", h.IP},
 			{"MESOS_PORT", itoa(h.MasterPort)},
-			{"MESOS_ZK", t.ZKURL("/mesos")},
+			{"MESOS_ZK", t.MesosZK()},
 			{"MESOS_QUORUM", itoa(t.Quorum())},
 			{"MESOS_REGISTRY", "replicated_log"},
 			{"MESOS_WORK_DIR", composeMasterWorkDir},
@@ -220,8 +220,8 @@ func (t *Topology) composeMarathon(h Host) container {
 		comment: fmt.Sprintf("Marathon, framework principal %q and role %q (persistent volumes need both).", t.Marathon.Principal, t.Marathon.Role),
 		image:   t.Images.Marathon,
 		env: t.withExtraEnv([][2]string{
-			{"MARATHON_MASTER", t.ZKURL("/mesos")},
-			{"MARATHON_ZK", t.ZKURL("/marathon")},
+			{"MARATHON_MASTER", t.MesosZK()},
+			{"MARATHON_ZK", t.MarathonZK()},
 			{"MARATHON_HOSTNAME", h.IP},
 			{"MARATHON_HTTP_PORT", itoa(h.MarathonPort)},
 			{"MARATHON_FRAMEWORK_NAME", "marathon"},
@@ -239,7 +239,7 @@ func (t *Topology) composeAgent(h Host) container {
 		comment = fmt.Sprintf("Mesos agent on the VM's network, registered under %s: the VM's Docker daemon publishes task ports there, where health checks and HAProxy reach them.", ip)
 	}
 	env := [][2]string{
-		{"MESOS_MASTER", t.ZKURL("/mesos")},
+		{"MESOS_MASTER", t.MesosZK()},
 		{"MESOS_IP", ip},
 		{"MESOS_HOSTNAME", ip},
 		{"MESOS_PORT", itoa(h.AgentPort)},

@@ -44,7 +44,7 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 			}))
 		}
 		if h.has(RoleMaster) || h.has(RoleAgent) {
-			put("etc/mesos/zk", t.ZKURL("/mesos")+"\n")
+			put("etc/mesos/zk", t.MesosZK()+"\n")
 		}
 		if h.has(RoleMaster) {
 			for name, v := range map[string]string{
@@ -66,7 +66,7 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 		}
 		if h.has(RoleMarathon) {
 			for name, v := range map[string]string{
-				"master": t.ZKURL("/mesos"), "zk": t.ZKURL("/marathon"), "hostname": h.IP,
+				"master": t.MesosZK(), "zk": t.MarathonZK(), "hostname": h.IP,
 				"http_port": itoa(h.MarathonPort), "framework_name": "marathon",
 				"mesos_authentication_principal": t.Marathon.Principal, "mesos_role": t.Marathon.Role,
 			} {

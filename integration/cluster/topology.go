@@ -62,6 +62,8 @@ const (
 	DefaultMesosAgentImage   = "mesosphere/mesos-slave:1.9.0"
 	DefaultMarathonImage     = "mesosphere/marathon:v1.9.109"
 	DefaultLodestarImage     = "lodestar:latest"
+	DefaultMesosZKPath       = "/mesos"
+	DefaultMarathonZKPath    = "/marathon"
 )
 
 // Topology is a whole cluster as the topology file describes it. Load or Parse it: both fill
@@ -101,8 +103,17 @@ type Topology struct {
 	// then flag name as the component spells it (launcher, isolation, log_dir) → value.
 	// Hosts' extra_flags override them flag by flag. See extraFlagRoles.
 	ExtraFlags map[string]map[string]string `yaml:"extra_flags,omitempty"`
+	// ZKPaths are the ZooKeeper nodes Mesos and Marathon keep their state under.
+	ZKPaths ZKPaths `yaml:"zk_paths,omitempty"`
 	// Compose holds what only the one-VM compose form reads.
 	Compose ComposeConfig `yaml:"compose,omitempty"`
+}
+
+// ZKPaths are ZooKeeper paths (defaults /mesos and /marathon): a cluster sharing its
+// ensemble with another needs its own.
+type ZKPaths struct {
+	Mesos    string `yaml:"mesos,omitempty"`
+	Marathon string `yaml:"marathon,omitempty"`
 }
 
 // ComposeConfig is the one-VM lab's link to the VM it runs on.
@@ -289,6 +300,7 @@ func decodeError(err error) error {
 		"in type cluster.Network", "of network",
 		"in type cluster.MarathonConfig", "of marathon",
 		"in type cluster.ComposeConfig", "of compose",
+		"in type cluster.ZKPaths", "of zk_paths",
 	)
 	errs := make([]error, 0, len(te.Errors))
 	for _, e := range te.Errors {
@@ -324,6 +336,8 @@ func (t *Topology) setDefaults() {
 	defs(&t.Images.Lodestar, DefaultLodestarImage)
 	defs(&t.Marathon.Principal, DefaultMarathonPrincipal)
 	defs(&t.Marathon.Role, DefaultMarathonRole)
+	defs(&t.ZKPaths.Mesos, DefaultMesosZKPath)
+	defs(&t.ZKPaths.Marathon, DefaultMarathonZKPath)
 	used := map[int]bool{}
 	for _, h := range t.Hosts {
 		if h.has(RoleZK) && h.ZKID != 0 {
@@ -384,6 +398,7 @@ func (t *Topology) Validate() ([]Problem, error) {
 	c.ports(dupIP)
 	c.composeVM()
 	c.extraFlags()
+	c.zkPaths()
 
 	out := make([]error, len(c.errs))
 	for i, e := range c.errs {
