@@ -120,6 +120,7 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 			}))
 		}
 	}
+	files[ReadmeFile] = []byte(t.systemdReadme())
 	return files, nil
 }
 

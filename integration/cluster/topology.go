@@ -103,6 +103,9 @@ type Topology struct {
 	// then flag name as the component spells it (launcher, isolation, log_dir) → value.
 	// Hosts' extra_flags override them flag by flag. See extraFlagRoles.
 	ExtraFlags map[string]map[string]string `yaml:"extra_flags,omitempty"`
+	// Mask names, by role, the systemd units (e.g. mesos-slave on masters: the mesos package
+	// ships both daemons) to mask on every host with that role, except units the host runs.
+	Mask map[string][]string `yaml:"mask,omitempty"`
 	// ZKPaths are the ZooKeeper nodes Mesos and Marathon keep their state under.
 	ZKPaths ZKPaths `yaml:"zk_paths,omitempty"`
 	// Compose holds what only the one-VM compose form reads.
@@ -180,6 +183,9 @@ type Host struct {
 	// Publish, in the compose form, publishes every port this host listens on at the same
 	// port of the VM (on compose.vm_ip when set), so the lab is reachable from outside it.
 	Publish bool `yaml:"publish,omitempty"`
+
+	// Mask names further systemd units to mask on this host.
+	Mask []string `yaml:"mask,omitempty"`
 
 	// ExtraFlags are this host's own extra flags, by role as the topology's are; a flag set
 	// here replaces the topology's of the same role and name.
@@ -399,6 +405,7 @@ func (t *Topology) Validate() ([]Problem, error) {
 	c.composeVM()
 	c.extraFlags()
 	c.zkPaths()
+	c.masks()
 
 	out := make([]error, len(c.errs))
 	for i, e := range c.errs {
