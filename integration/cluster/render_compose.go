@@ -48,6 +48,9 @@ func renderCompose(t *Topology) (map[string][]byte, error) {
 		return nil, Problem{Field: "network.subnet", Message: "required for --format compose: the CIDR of the lab's bridge network (e.g. 172.28.0.0/16)"}
 	}
 	for _, h := range t.Hosts {
+		if h.IPFrom != "" {
+			return nil, Problem{Host: h.Name, Field: "ip_from", Message: "--format compose gives every host a fixed ip on the lab's bridge: set ip instead"}
+		}
 		if a, _ := netip.ParseAddr(h.IP); !a.Is4() {
 			return nil, Problem{Host: h.Name, Field: "ip", Message: fmt.Sprintf("%s: --format compose needs IPv4 addresses", h.IP)}
 		}

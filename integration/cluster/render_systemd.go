@@ -30,7 +30,11 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 	lodestars := t.lodestars(systemdHostIP, func(name string) string { return "/run/lodestar-" + name }, systemdAPIAuth)
 	for _, h := range t.Hosts {
 		put := func(path, content string) { files[h.Name+"/"+path] = []byte(content) }
-		put(strings.TrimPrefix(hostIPScript, "/"), t.hostIPScript(h))
+		if h.IPFrom != "" {
+			put(strings.TrimPrefix(hostIPScript, "/"), t.hostIPFromScript(h))
+		} else {
+			put(strings.TrimPrefix(hostIPScript, "/"), t.hostIPScript(h))
+		}
 		put(systemdUnitDir+hostIPUnit, t.hostIPUnit(h))
 		if h.has(RoleZK) {
 			put("etc/zookeeper/conf/zoo.cfg", string(t.ZooCfg(h, zkDataDir)))
@@ -89,6 +93,11 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 			}
 			if a := agentAttributes(h); a != "" {
 				flags["attributes"] = a
+			}
+			if h.IPFrom != "" {
+				// MESOS_IP and MESOS_HOSTNAME in the host-IP unit's file carry the address.
+				delete(flags, "ip")
+				delete(flags, "hostname")
 			}
 			for name, v := range flags {
 				put("etc/mesos-slave/"+name, v+"\n")
@@ -169,8 +178,12 @@ mv %[4]s.tmp %[4]s
 }
 
 func (t *Topology) hostIPUnit(h Host) string {
+	what := "IP " + h.IP
+	if h.IPFrom != "" {
+		what = "address on " + h.IPFrom
+	}
 	return fmt.Sprintf(`%[1]s[Unit]
-Description=lodestar cluster %[2]q: wait for host %[3]q's IP %[4]s and write %[5]s
+Description=lodestar cluster %[2]q: wait for host %[3]q's %[4]s and write %[5]s
 Wants=network-online.target
 After=network-online.target
 
@@ -181,7 +194,7 @@ ExecStart=/bin/sh %[6]s
 
 [Install]
 WantedBy=multi-user.target
-`, generatedBy(FormatSystemd, "#"), t.Name, h.Name, h.IP, HostEnvFile, hostIPScript)
+`, generatedBy(FormatSystemd, "#"), t.Name, h.Name, what, HostEnvFile, hostIPScript)
 }
 
 // unitSpec is what differs between the cluster's service units.

@@ -106,7 +106,11 @@ func (t *Topology) systemdReadme() string {
 	b.WriteString("\nA Mesos master whose IP changes must have its work_dir (`" + masterWorkDir + "`) wiped before\n")
 	b.WriteString("it starts again: its replicated log still names the old address.\n")
 	for _, h := range t.Hosts {
-		fmt.Fprintf(&b, "\n## %s (%s: %s)\n\n", h.Name, h.IP, strings.Join(h.Roles, ", "))
+		addr := h.IP
+		if h.IPFrom != "" {
+			addr = "address of " + h.IPFrom
+		}
+		fmt.Fprintf(&b, "\n## %s (%s: %s)\n\n", h.Name, addr, strings.Join(h.Roles, ", "))
 		b.WriteString("    systemctl daemon-reload\n")
 		if m := t.hostMasks(h); len(m) > 0 {
 			fmt.Fprintf(&b, "    systemctl mask --now %s\n", strings.Join(m, " "))

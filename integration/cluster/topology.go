@@ -158,6 +158,10 @@ type Host struct {
 	Name  string   `yaml:"name"`
 	IP    string   `yaml:"ip"`
 	Roles []string `yaml:"roles"`
+	// IPFrom, instead of ip, is the interface whose IPv4 address the host-IP unit discovers
+	// at boot (DHCP hosts). Only agent-only hosts may: no other host's configuration names
+	// an agent's address, agents register it with the masters. systemd output only.
+	IPFrom string `yaml:"ip_from,omitempty"`
 
 	// ZKID is the ZooKeeper myid (1–255); left out, zk hosts are numbered in file order.
 	ZKID           int `yaml:"zk_id,omitempty"`
@@ -406,6 +410,7 @@ func (t *Topology) Validate() ([]Problem, error) {
 	c.extraFlags()
 	c.zkPaths()
 	c.masks()
+	c.ipFrom()
 
 	out := make([]error, len(c.errs))
 	for i, e := range c.errs {
@@ -500,8 +505,10 @@ func (c *checker) hosts() (byName map[string]int, dupIP map[string]bool) {
 		} else {
 			byName[h.Name] = i
 		}
-		if h.IP == "" {
-			c.bad(label, "ip", "required")
+		if h.IP == "" && h.IPFrom != "" {
+			dupIP[label] = true // no address to check: ipFrom checks the interface
+		} else if h.IP == "" {
+			c.bad(label, "ip", "required (or ip_from on an agent-only host)")
 			dupIP[label] = true
 		} else if ip, err := netip.ParseAddr(h.IP); err != nil {
 			c.bad(label, "ip", "%q is not an IP address", h.IP)
@@ -782,10 +789,13 @@ func (t *Topology) Marathons() []string {
 	return out
 }
 
-// Agents returns the Mesos agents' addresses, "ip:port".
+// Agents returns the Mesos agents' addresses, "ip:port", of those with a fixed ip.
 func (t *Topology) Agents() []string {
 	var out []string
 	for _, h := range t.HostsWithRole(RoleAgent) {
+		if h.IP == "" {
+			continue // ip_from: known at boot only
+		}
 		out = append(out, hostPort(h.IP, h.AgentPort))
 	}
 	return out
