@@ -44,18 +44,7 @@ type container struct {
 // its network namespace, so they share the IP as processes on one machine would (which is why
 // Validate refuses two listeners on one IP:port).
 func renderCompose(t *Topology) (map[string][]byte, error) {
-	if t.Network.Subnet == "" {
-		return nil, Problem{Field: "network.subnet", Message: "required for --format compose: the CIDR of the lab's bridge network (e.g. 172.28.0.0/16)"}
-	}
-	for _, h := range t.Hosts {
-		if h.IPFrom != "" {
-			return nil, Problem{Host: h.Name, Field: "ip_from", Message: "--format compose gives every host a fixed ip on the lab's bridge: set ip instead"}
-		}
-		if a, _ := netip.ParseAddr(h.IP); !a.Is4() {
-			return nil, Problem{Host: h.Name, Field: "ip", Message: fmt.Sprintf("%s: --format compose needs IPv4 addresses", h.IP)}
-		}
-	}
-	if err := composeNamesAvoidMesos(t); err != nil {
+	if err := composeRefusals(t); err != nil {
 		return nil, err
 	}
 	var services []container
@@ -152,6 +141,22 @@ others join its network namespace. Mesos quorum %d (of %d masters), ZooKeeper %s
 		return nil, fmt.Errorf("compose: %w", err)
 	}
 	return map[string][]byte{ComposeFile: out.Bytes()}, nil
+}
+
+// composeRefusals is why the topology cannot run as a compose lab, if it cannot.
+func composeRefusals(t *Topology) error {
+	if t.Network.Subnet == "" {
+		return Problem{Field: "network.subnet", Message: "required for --format compose: the CIDR of the lab's bridge network (e.g. 172.28.0.0/16)"}
+	}
+	for _, h := range t.Hosts {
+		if h.IPFrom != "" {
+			return Problem{Host: h.Name, Field: "ip_from", Message: "--format compose gives every host a fixed ip on the lab's bridge: set ip instead"}
+		}
+		if a, _ := netip.ParseAddr(h.IP); !a.Is4() {
+			return Problem{Host: h.Name, Field: "ip", Message: fmt.Sprintf("%s: --format compose needs IPv4 addresses", h.IP)}
+		}
+	}
+	return composeNamesAvoidMesos(t)
 }
 
 // mesosContainerPrefix is the prefix of the container names Mesos's docker containerizer

@@ -86,20 +86,7 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 			}))
 		}
 		if h.has(RoleAgent) {
-			flags := map[string]string{
-				"ip": h.IP, "hostname": h.IP, "port": itoa(h.AgentPort), "work_dir": agentWorkDir,
-				"containerizers":                "docker,mesos",
-				"executor_registration_timeout": executorRegistrationTimeout,
-			}
-			if a := agentAttributes(h); a != "" {
-				flags["attributes"] = a
-			}
-			if h.IPFrom != "" {
-				// MESOS_IP and MESOS_HOSTNAME in the host-IP unit's file carry the address.
-				delete(flags, "ip")
-				delete(flags, "hostname")
-			}
-			for name, v := range flags {
+			for name, v := range agentFlagFiles(h) {
 				put("etc/mesos-slave/"+name, v+"\n")
 			}
 			for _, kv := range t.roleExtraFlags(h, RoleAgent) {
@@ -131,6 +118,24 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 	}
 	files[ReadmeFile] = []byte(t.systemdReadme())
 	return files, nil
+}
+
+// agentFlagFiles are the agent's flags as /etc/mesos-slave files, less extra_flags.
+func agentFlagFiles(h Host) map[string]string {
+	flags := map[string]string{
+		"ip": h.IP, "hostname": h.IP, "port": itoa(h.AgentPort), "work_dir": agentWorkDir,
+		"containerizers":                "docker,mesos",
+		"executor_registration_timeout": executorRegistrationTimeout,
+	}
+	if a := agentAttributes(h); a != "" {
+		flags["attributes"] = a
+	}
+	if h.IPFrom != "" {
+		// MESOS_IP and MESOS_HOSTNAME in the host-IP unit's file carry the address.
+		delete(flags, "ip")
+		delete(flags, "hostname")
+	}
+	return flags
 }
 
 // systemdAPIAuthFile is APIAuthFile on a systemd host: a relative path lies in /etc/lodestar.
