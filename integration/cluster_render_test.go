@@ -220,6 +220,9 @@ func TestClusterRenderCommand(t *testing.T) {
 		if !strings.Contains(stdout, "written") {
 			t.Errorf("stdout: %q", stdout)
 		}
+		if steps := "systemctl enable --now lodestar-host-ip.service zookeeper.service mesos-master.service marathon.service\n"; format == cluster.FormatSystemd && !strings.Contains(stdout, steps) {
+			t.Errorf("systemd: stdout lacks the bring-up steps (%q):\n%s", steps, stdout)
+		}
 	}
 
 	dir := t.TempDir()

@@ -134,5 +134,8 @@ func clusterRender(args []string, stdout, stderr io.Writer, getenv func(string) 
 	for _, p := range written {
 		fmt.Fprintf(stdout, "  %s\n", p)
 	}
+	if steps, ok := files[cluster.ReadmeFile]; ok {
+		fmt.Fprintf(stdout, "\n%s", steps)
+	}
 	return 0
 }

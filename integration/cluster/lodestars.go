@@ -111,7 +111,7 @@ func (t *Topology) lodestarSources() []string {
 		args = append(args, "--marathon", strings.Join(m, ","))
 	}
 	if len(t.ZKServers()) > 0 && len(t.Masters()) > 0 {
-		args = append(args, "--mesos-zk", t.ZKURL("/mesos"))
+		args = append(args, "--mesos-zk", t.MesosZK())
 	}
 	return args
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -32,6 +33,8 @@ type container struct {
 	privileged  bool
 	pidHost     bool
 	networkHost string // the holder service whose network namespace this container joins
+	vmNetwork   bool   // the container runs in the VM's network namespace (network_mode: host)
+	ports       []string
 	ip          string // a fixed address on the lab network (a container owning its host's IP)
 }
 
@@ -41,13 +44,8 @@ type container struct {
 // its network namespace, so they share the IP as processes on one machine would (which is why
 // Validate refuses two listeners on one IP:port).
 func renderCompose(t *Topology) (map[string][]byte, error) {
-	if t.Network.Subnet == "" {
-		return nil, Problem{Field: "network.subnet", Message: "required for --format compose: the CIDR of the lab's bridge network (e.g. 172.28.0.0/16)"}
-	}
-	for _, h := range t.Hosts {
-		if a, _ := netip.ParseAddr(h.IP); !a.Is4() {
-			return nil, Problem{Host: h.Name, Field: "ip", Message: fmt.Sprintf("%s: --format compose needs IPv4 addresses", h.IP)}
-		}
+	if err := composeRefusals(t); err != nil {
+		return nil, err
 	}
 	var services []container
 	var volumes []string
@@ -68,14 +66,20 @@ func renderCompose(t *Topology) (map[string][]byte, error) {
 		if h.has(RoleMarathon) {
 			cs = append(cs, t.composeMarathon(h))
 		}
-		if h.has(RoleAgent) {
+		if h.has(RoleAgent) && t.agentsOnVMNetwork() {
+			// Apart from the host's other containers: they keep its lab IP.
+			services = append(services, t.composeAgent(h))
+		} else if h.has(RoleAgent) {
 			cs = append(cs, t.composeAgent(h))
 		}
 		for _, l := range lodestars[h.Name] {
 			cs = append(cs, t.composeLodestar(h, l))
 		}
+		if len(cs) == 0 {
+			continue
+		}
 		if len(cs) == 1 {
-			cs[0].hostname, cs[0].ip = h.Name, h.IP
+			cs[0].hostname, cs[0].ip, cs[0].ports = h.Name, h.IP, t.composePorts(h)
 			services = append(services, cs...)
 			continue
 		}
@@ -87,6 +91,7 @@ func renderCompose(t *Topology) (map[string][]byte, error) {
 			hostname:   h.Name,
 			entrypoint: []string{"sleep", "infinity"},
 			ip:         h.IP,
+			ports:      t.composePorts(h),
 		}
 		services = append(services, holder)
 		for _, c := range cs {
@@ -138,6 +143,45 @@ others join its network namespace. Mesos quorum %d (of %d masters), ZooKeeper %s
 	return map[string][]byte{ComposeFile: out.Bytes()}, nil
 }
 
+// composeRefusals is why the topology cannot run as a compose lab, if it cannot.
+func composeRefusals(t *Topology) error {
+	if t.Network.Subnet == "" {
+		return Problem{Field: "network.subnet", Message: "required for --format compose: the CIDR of the lab's bridge network (e.g. 172.28.0.0/16)"}
+	}
+	for _, h := range t.Hosts {
+		if h.IPFrom != "" {
+			return Problem{Host: h.Name, Field: "ip_from", Message: "--format compose gives every host a fixed ip on the lab's bridge: set ip instead"}
+		}
+		if a, _ := netip.ParseAddr(h.IP); !a.Is4() {
+			return Problem{Host: h.Name, Field: "ip", Message: fmt.Sprintf("%s: --format compose needs IPv4 addresses", h.IP)}
+		}
+	}
+	return composeNamesAvoidMesos(t)
+}
+
+// mesosContainerPrefix is the prefix of the container names Mesos's docker containerizer
+// takes as its own: an agent that finds a container so named and unknown to it (at start-up
+// or on recovery) kills it, so a lab named "mesos" would have its agents kill the lab.
+const mesosContainerPrefix = "mesos"
+
+// composeNamesAvoidMesos refuses a compose project name (the cluster's name, which compose
+// puts first in every container's name) and host names (the first word of every service's
+// name, which operators reuse as a container name with docker run --name) beginning with
+// "mesos". Only compose needs this: systemd hosts run no containers of their own.
+func composeNamesAvoidMesos(t *Topology) error {
+	var errs []error
+	why := "--format compose names containers after it, and Mesos's docker containerizer kills containers named mesos-* as its own"
+	if strings.HasPrefix(t.Name, mesosContainerPrefix) {
+		errs = append(errs, Problem{Field: "name", Message: fmt.Sprintf("%q: %s; name the cluster e.g. %q", t.Name, why, "lab-"+t.Name)})
+	}
+	for _, h := range t.Hosts {
+		if strings.HasPrefix(h.Name, mesosContainerPrefix) {
+			errs = append(errs, Problem{Host: h.Name, Field: "name", Message: fmt.Sprintf("%q: %s; name the host e.g. %q", h.Name, why, "node-"+h.Name)})
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (t *Topology) composeZK(h Host) container {
 	var servers []string
 	for _, z := range t.HostsWithRole(RoleZK) {
@@ -163,17 +207,17 @@ func (t *Topology) composeMaster(h Host) container {
 		name:    h.Name + "-master",
 		comment: fmt.Sprintf("Mesos master: ip and hostname set, or it advertises an address the others cannot reach and loses leadership; quorum %d of %d.", t.Quorum(), len(t.Masters())),
 		image:   t.Images.MesosMaster,
-		env: [][2]string{
+		env: t.withExtraEnv([][2]string{
 			{"MESOS_CLUSTER", t.Name},
 			{"MESOS_IP", h.IP},
 			{"MESOS_HOSTNAME", h.IP},
 			{"MESOS_PORT", itoa(h.MasterPort)},
-			{"MESOS_ZK", t.ZKURL("/mesos")},
+			{"MESOS_ZK", t.MesosZK()},
 			{"MESOS_QUORUM", itoa(t.Quorum())},
 			{"MESOS_REGISTRY", "replicated_log"},
 			{"MESOS_WORK_DIR", composeMasterWorkDir},
 			{"MESOS_ACLS", compactJSON(t.ACLs())},
-		},
+		}, h, RoleMaster),
 		volumes: []string{h.Name + "-master-work:" + composeMasterWorkDir},
 	}
 }
@@ -183,24 +227,29 @@ func (t *Topology) composeMarathon(h Host) container {
 		name:    h.Name + "-marathon",
 		comment: fmt.Sprintf("Marathon, framework principal %q and role %q (persistent volumes need both).", t.Marathon.Principal, t.Marathon.Role),
 		image:   t.Images.Marathon,
-		env: [][2]string{
-			{"MARATHON_MASTER", t.ZKURL("/mesos")},
-			{"MARATHON_ZK", t.ZKURL("/marathon")},
+		env: t.withExtraEnv([][2]string{
+			{"MARATHON_MASTER", t.MesosZK()},
+			{"MARATHON_ZK", t.MarathonZK()},
 			{"MARATHON_HOSTNAME", h.IP},
 			{"MARATHON_HTTP_PORT", itoa(h.MarathonPort)},
 			{"MARATHON_FRAMEWORK_NAME", "marathon"},
 			{"MARATHON_MESOS_AUTHENTICATION_PRINCIPAL", t.Marathon.Principal},
 			{"MARATHON_MESOS_ROLE", t.Marathon.Role},
-		},
+		}, h, RoleMarathon),
 	}
 }
 
 func (t *Topology) composeAgent(h Host) container {
 	workDir := fmt.Sprintf("%s/%s/%s", composeAgentWorkRoot, t.Name, h.Name)
+	ip, comment := h.IP, "Mesos agent: registered under its IP (not a name only the data centre's DNS knows); Docker through the machine's daemon."
+	if t.agentsOnVMNetwork() {
+		ip = t.Compose.VMIP
+		comment = fmt.Sprintf("Mesos agent on the VM's network, registered under %s: the VM's Docker daemon publishes task ports there, where health checks and HAProxy reach them.", ip)
+	}
 	env := [][2]string{
-		{"MESOS_MASTER", t.ZKURL("/mesos")},
-		{"MESOS_IP", h.IP},
-		{"MESOS_HOSTNAME", h.IP},
+		{"MESOS_MASTER", t.MesosZK()},
+		{"MESOS_IP", ip},
+		{"MESOS_HOSTNAME", ip},
 		{"MESOS_PORT", itoa(h.AgentPort)},
 		{"MESOS_CONTAINERIZERS", "docker,mesos"},
 		{"MESOS_EXECUTOR_REGISTRATION_TIMEOUT", executorRegistrationTimeout},
@@ -211,11 +260,13 @@ func (t *Topology) composeAgent(h Host) container {
 	if a := agentAttributes(h); a != "" {
 		env = append(env, [2]string{"MESOS_ATTRIBUTES", a})
 	}
+	env = t.withExtraEnv(env, h, RoleAgent)
 	return container{
 		name:       h.Name + "-agent",
-		comment:    "Mesos agent: registered under its IP (not a name only the data centre's DNS knows); Docker through the machine's daemon.",
+		comment:    comment,
 		image:      t.Images.MesosAgent,
 		env:        env,
+		vmNetwork:  t.agentsOnVMNetwork(),
 		privileged: true,
 		pidHost:    true,
 		volumes: []string{
@@ -291,10 +342,21 @@ func (c container) node(network string) *yaml.Node {
 	if len(c.secrets) > 0 {
 		add(n, "secrets", strs(c.secrets))
 	}
-	if c.networkHost != "" {
+	if len(c.ports) > 0 {
+		// Quoted: YAML 1.1 readers take an unquoted 22:22 for a base-60 number.
+		ports := strs(c.ports)
+		for _, p := range ports.Content {
+			p.Style = yaml.DoubleQuotedStyle
+		}
+		add(n, "ports", ports)
+	}
+	switch {
+	case c.vmNetwork:
+		add(n, "network_mode", str("host"))
+	case c.networkHost != "":
 		add(n, "network_mode", str("service:"+c.networkHost))
 		add(n, "depends_on", strs([]string{c.networkHost}))
-	} else {
+	default:
 		add(n, "networks", mappingOf(network, mappingOf("ipv4_address", str(c.ip))))
 	}
 	add(n, "restart", str("unless-stopped"))

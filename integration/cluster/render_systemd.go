@@ -30,7 +30,11 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 	lodestars := t.lodestars(systemdHostIP, func(name string) string { return "/run/lodestar-" + name }, systemdAPIAuth)
 	for _, h := range t.Hosts {
 		put := func(path, content string) { files[h.Name+"/"+path] = []byte(content) }
-		put(strings.TrimPrefix(hostIPScript, "/"), t.hostIPScript(h))
+		if h.IPFrom != "" {
+			put(strings.TrimPrefix(hostIPScript, "/"), t.hostIPFromScript(h))
+		} else {
+			put(strings.TrimPrefix(hostIPScript, "/"), t.hostIPScript(h))
+		}
 		put(systemdUnitDir+hostIPUnit, t.hostIPUnit(h))
 		if h.has(RoleZK) {
 			put("etc/zookeeper/conf/zoo.cfg", string(t.ZooCfg(h, zkDataDir)))
@@ -44,7 +48,7 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 			}))
 		}
 		if h.has(RoleMaster) || h.has(RoleAgent) {
-			put("etc/mesos/zk", t.ZKURL("/mesos")+"\n")
+			put("etc/mesos/zk", t.MesosZK()+"\n")
 		}
 		if h.has(RoleMaster) {
 			for name, v := range map[string]string{
@@ -53,6 +57,9 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 				"acls": mesosACLsFile,
 			} {
 				put("etc/mesos-master/"+name, v+"\n")
+			}
+			for _, kv := range t.roleExtraFlags(h, RoleMaster) {
+				put("etc/mesos-master/"+kv[0], kv[1]+"\n")
 			}
 			put(strings.TrimPrefix(mesosACLsFile, "/"), string(t.ACLs()))
 			put(systemdUnitDir+"mesos-master.service", t.unit(h, unitSpec{
@@ -63,11 +70,14 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 		}
 		if h.has(RoleMarathon) {
 			for name, v := range map[string]string{
-				"master": t.ZKURL("/mesos"), "zk": t.ZKURL("/marathon"), "hostname": h.IP,
+				"master": t.MesosZK(), "zk": t.MarathonZK(), "hostname": h.IP,
 				"http_port": itoa(h.MarathonPort), "framework_name": "marathon",
 				"mesos_authentication_principal": t.Marathon.Principal, "mesos_role": t.Marathon.Role,
 			} {
 				put("etc/marathon/conf/"+name, v+"\n")
+			}
+			for _, kv := range t.roleExtraFlags(h, RoleMarathon) {
+				put("etc/marathon/conf/"+kv[0], kv[1]+"\n")
 			}
 			put(systemdUnitDir+"marathon.service", t.unit(h, unitSpec{
 				description: fmt.Sprintf("Marathon (principal %s, role %s)", t.Marathon.Principal, t.Marathon.Role),
@@ -76,16 +86,11 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 			}))
 		}
 		if h.has(RoleAgent) {
-			flags := map[string]string{
-				"ip": h.IP, "hostname": h.IP, "port": itoa(h.AgentPort), "work_dir": agentWorkDir,
-				"containerizers":                "docker,mesos",
-				"executor_registration_timeout": executorRegistrationTimeout,
-			}
-			if a := agentAttributes(h); a != "" {
-				flags["attributes"] = a
-			}
-			for name, v := range flags {
+			for name, v := range agentFlagFiles(h) {
 				put("etc/mesos-slave/"+name, v+"\n")
+			}
+			for _, kv := range t.roleExtraFlags(h, RoleAgent) {
+				put("etc/mesos-slave/"+kv[0], kv[1]+"\n")
 			}
 			put(systemdUnitDir+"mesos-slave.service", t.unit(h, unitSpec{
 				description: "Mesos agent (Docker and Mesos containerizers)",
@@ -111,7 +116,26 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 			}))
 		}
 	}
+	files[ReadmeFile] = []byte(t.systemdReadme())
 	return files, nil
+}
+
+// agentFlagFiles are the agent's flags as /etc/mesos-slave files, less extra_flags.
+func agentFlagFiles(h Host) map[string]string {
+	flags := map[string]string{
+		"ip": h.IP, "hostname": h.IP, "port": itoa(h.AgentPort), "work_dir": agentWorkDir,
+		"containerizers":                "docker,mesos",
+		"executor_registration_timeout": executorRegistrationTimeout,
+	}
+	if a := agentAttributes(h); a != "" {
+		flags["attributes"] = a
+	}
+	if h.IPFrom != "" {
+		// MESOS_IP and MESOS_HOSTNAME in the host-IP unit's file carry the address.
+		delete(flags, "ip")
+		delete(flags, "hostname")
+	}
+	return flags
 }
 
 // systemdAPIAuthFile is APIAuthFile on a systemd host: a relative path lies in /etc/lodestar.
@@ -159,8 +183,12 @@ mv %[4]s.tmp %[4]s
 }
 
 func (t *Topology) hostIPUnit(h Host) string {
+	what := "IP " + h.IP
+	if h.IPFrom != "" {
+		what = "address on " + h.IPFrom
+	}
 	return fmt.Sprintf(`%[1]s[Unit]
-Description=lodestar cluster %[2]q: wait for host %[3]q's IP %[4]s and write %[5]s
+Description=lodestar cluster %[2]q: wait for host %[3]q's %[4]s and write %[5]s
 Wants=network-online.target
 After=network-online.target
 
@@ -171,7 +199,7 @@ ExecStart=/bin/sh %[6]s
 
 [Install]
 WantedBy=multi-user.target
-`, generatedBy(FormatSystemd, "#"), t.Name, h.Name, h.IP, HostEnvFile, hostIPScript)
+`, generatedBy(FormatSystemd, "#"), t.Name, h.Name, what, HostEnvFile, hostIPScript)
 }
 
 // unitSpec is what differs between the cluster's service units.

@@ -126,6 +126,7 @@ type composeFile struct {
 		Environment map[string]string `yaml:"environment"`
 		Volumes     []string          `yaml:"volumes"`
 		Secrets     []string          `yaml:"secrets"`
+		Ports       []string          `yaml:"ports"`
 		Privileged  bool              `yaml:"privileged"`
 		PID         string            `yaml:"pid"`
 		NetworkMode string            `yaml:"network_mode"`
@@ -423,5 +424,49 @@ func TestSystemdAPIAuthCredential(t *testing.T) {
 		if lodestarUnits != 4 {
 			t.Errorf("api_auth_file %q: %d lodestar units checked, want 4", c.field, lodestarUnits)
 		}
+	}
+}
+
+// Compose names starting with "mesos" are refused (Mesos agents kill containers named
+// mesos-* as their own); systemd output, which names no container, accepts them.
+func TestComposeRefusesMesosNames(t *testing.T) {
+	cases := []struct {
+		name, from, to string
+		want           []string
+	}{
+		{"cluster", "name: t\n", "name: mesos\n",
+			[]string{`field name: "mesos": --format compose names containers after it, and Mesos's docker containerizer kills containers named mesos-* as its own; name the cluster e.g. "lab-mesos"`}},
+		{"host", "name: a1,", "name: mesos-agent1,",
+			[]string{`host "mesos-agent1": field name: "mesos-agent1": --format compose`, `name the host e.g. "node-mesos-agent1"`}},
+		{"prefix without dash", "name: t\n", "name: mesoslab\n",
+			[]string{`field name: "mesoslab"`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			top, _, err := Parse([]byte(strings.Replace(base, c.from, c.to, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Render(top, FormatCompose)
+			if err == nil {
+				t.Fatalf("rendered, want %q", c.want)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\nlacks\n%s", err, w)
+				}
+			}
+			if _, err := Render(top, FormatSystemd); err != nil {
+				t.Errorf("systemd: %v", err)
+			}
+		})
+	}
+	// A name merely containing "mesos" is fine.
+	top, _, err := Parse([]byte(strings.Replace(base, "name: t\n", "name: lab-mesos\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Render(top, FormatCompose); err != nil {
+		t.Fatalf("lab-mesos: %v", err)
 	}
 }

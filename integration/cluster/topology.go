@@ -62,6 +62,8 @@ const (
 	DefaultMesosAgentImage   = "mesosphere/mesos-slave:1.9.0"
 	DefaultMarathonImage     = "mesosphere/marathon:v1.9.109"
 	DefaultLodestarImage     = "lodestar:latest"
+	DefaultMesosZKPath       = "/mesos"
+	DefaultMarathonZKPath    = "/marathon"
 )
 
 // Topology is a whole cluster as the topology file describes it. Load or Parse it: both fill
@@ -97,6 +99,33 @@ type Topology struct {
 	// size (see LodestarLimitNOFILE).
 	ExpectedApps  int `yaml:"expected_apps,omitempty"`
 	ExpectedTasks int `yaml:"expected_tasks,omitempty"`
+	// ExtraFlags are further flags of a role's component, by role (master, agent, marathon),
+	// then flag name as the component spells it (launcher, isolation, log_dir) → value.
+	// Hosts' extra_flags override them flag by flag. See extraFlagRoles.
+	ExtraFlags map[string]map[string]string `yaml:"extra_flags,omitempty"`
+	// Mask names, by role, the systemd units (e.g. mesos-slave on masters: the mesos package
+	// ships both daemons) to mask on every host with that role, except units the host runs.
+	Mask map[string][]string `yaml:"mask,omitempty"`
+	// ZKPaths are the ZooKeeper nodes Mesos and Marathon keep their state under.
+	ZKPaths ZKPaths `yaml:"zk_paths,omitempty"`
+	// Compose holds what only the one-VM compose form reads.
+	Compose ComposeConfig `yaml:"compose,omitempty"`
+}
+
+// ZKPaths are ZooKeeper paths (defaults /mesos and /marathon): a cluster sharing its
+// ensemble with another needs its own.
+type ZKPaths struct {
+	Mesos    string `yaml:"mesos,omitempty"`
+	Marathon string `yaml:"marathon,omitempty"`
+}
+
+// ComposeConfig is the one-VM lab's link to the VM it runs on.
+type ComposeConfig struct {
+	// VMIP is the VM's own address. Set, the agents run in the VM's network namespace
+	// (network_mode: host) and register under it, the address the VM's Docker daemon
+	// publishes task ports on, so Marathon health checks and HAProxy reach the tasks. Left
+	// out, agents keep their bridge IPs, and only tasks with host networking are reachable.
+	VMIP string `yaml:"vm_ip,omitempty"`
 }
 
 // Network is the compose lab's bridge network.
@@ -129,6 +158,10 @@ type Host struct {
 	Name  string   `yaml:"name"`
 	IP    string   `yaml:"ip"`
 	Roles []string `yaml:"roles"`
+	// IPFrom, instead of ip, is the interface whose IPv4 address the host-IP unit discovers
+	// at boot (DHCP hosts). Only agent-only hosts may: no other host's configuration names
+	// an agent's address, agents register it with the masters. systemd output only.
+	IPFrom string `yaml:"ip_from,omitempty"`
 
 	// ZKID is the ZooKeeper myid (1–255); left out, zk hosts are numbered in file order.
 	ZKID           int `yaml:"zk_id,omitempty"`
@@ -150,6 +183,17 @@ type Host struct {
 	ProxyMarathonPort int `yaml:"proxy_marathon_port,omitempty"`
 	ProxyAPIPort      int `yaml:"proxy_api_port,omitempty"`
 	ProxyStatsPort    int `yaml:"proxy_stats_port,omitempty"`
+
+	// Publish, in the compose form, publishes every port this host listens on at the same
+	// port of the VM (on compose.vm_ip when set), so the lab is reachable from outside it.
+	Publish bool `yaml:"publish,omitempty"`
+
+	// Mask names further systemd units to mask on this host.
+	Mask []string `yaml:"mask,omitempty"`
+
+	// ExtraFlags are this host's own extra flags, by role as the topology's are; a flag set
+	// here replaces the topology's of the same role and name.
+	ExtraFlags map[string]map[string]string `yaml:"extra_flags,omitempty"`
 }
 
 // LBGroup is one HAPROXY_GROUP tier: every host listed runs an edge lodestar for it. Two
@@ -265,6 +309,8 @@ func decodeError(err error) error {
 		"in type cluster.Images", "of images",
 		"in type cluster.Network", "of network",
 		"in type cluster.MarathonConfig", "of marathon",
+		"in type cluster.ComposeConfig", "of compose",
+		"in type cluster.ZKPaths", "of zk_paths",
 	)
 	errs := make([]error, 0, len(te.Errors))
 	for _, e := range te.Errors {
@@ -300,6 +346,8 @@ func (t *Topology) setDefaults() {
 	defs(&t.Images.Lodestar, DefaultLodestarImage)
 	defs(&t.Marathon.Principal, DefaultMarathonPrincipal)
 	defs(&t.Marathon.Role, DefaultMarathonRole)
+	defs(&t.ZKPaths.Mesos, DefaultMesosZKPath)
+	defs(&t.ZKPaths.Marathon, DefaultMarathonZKPath)
 	used := map[int]bool{}
 	for _, h := range t.Hosts {
 		if h.has(RoleZK) && h.ZKID != 0 {
@@ -358,6 +406,11 @@ func (t *Topology) Validate() ([]Problem, error) {
 	c.zooKeeper()
 	c.lbGroups(byName)
 	c.ports(dupIP)
+	c.composeVM()
+	c.extraFlags()
+	c.zkPaths()
+	c.masks()
+	c.ipFrom()
 
 	out := make([]error, len(c.errs))
 	for i, e := range c.errs {
@@ -452,8 +505,10 @@ func (c *checker) hosts() (byName map[string]int, dupIP map[string]bool) {
 		} else {
 			byName[h.Name] = i
 		}
-		if h.IP == "" {
-			c.bad(label, "ip", "required")
+		if h.IP == "" && h.IPFrom != "" {
+			dupIP[label] = true // no address to check: ipFrom checks the interface
+		} else if h.IP == "" {
+			c.bad(label, "ip", "required (or ip_from on an agent-only host)")
 			dupIP[label] = true
 		} else if ip, err := netip.ParseAddr(h.IP); err != nil {
 			c.bad(label, "ip", "%q is not an IP address", h.IP)
@@ -734,10 +789,13 @@ func (t *Topology) Marathons() []string {
 	return out
 }
 
-// Agents returns the Mesos agents' addresses, "ip:port".
+// Agents returns the Mesos agents' addresses, "ip:port", of those with a fixed ip.
 func (t *Topology) Agents() []string {
 	var out []string
 	for _, h := range t.HostsWithRole(RoleAgent) {
+		if h.IP == "" {
+			continue // ip_from: known at boot only
+		}
 		out = append(out, hostPort(h.IP, h.AgentPort))
 	}
 	return out
