@@ -24,6 +24,8 @@ Probes a live cluster and reports each finding with its fix:
   - Marathon: leader reachable, registered with the leading Mesos master, principal and role set.
   - --proxy: each leader-proxy address reaches the current leader.
   - --lodestar: each lodestar instance answers /readyz (synced with its sources).
+  - --smoke: launches a one-instance "sleep 3600" app through Marathon (POST /v2/apps), waits
+    until its task is TASK_RUNNING (at most --smoke-timeout), then deletes it, whatever happened.
 
 Prints a table (or JSON with --json). Exit code: 0 when every finding is ok, 1 when any is a
 warning or an error, 2 for a usage error.
@@ -50,6 +52,9 @@ func clusterDoctor(ctx context.Context, args []string, stdout, stderr io.Writer,
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	timeout := fs.Duration("timeout", 5*time.Second, "time limit of each probe")
 	flapWindow := fs.Duration("flap-window", 5*time.Minute, "a Mesos leader elected more recently than this is reported as flapping")
+	smoke := fs.Bool("smoke", false, "launch a trivial task through Marathon, wait until it runs, and delete it")
+	smokeTimeout := fs.Duration("smoke-timeout", 2*time.Minute, "how long --smoke waits for its task to run")
+	smokeAppID := fs.String("smoke-app-id", "", "Marathon app `id` --smoke creates and deletes (default /lodestar-doctor-smoke-<time>); it must not exist")
 
 	if err := c.parse(args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -105,7 +110,12 @@ func clusterDoctor(ctx context.Context, args []string, stdout, stderr io.Writer,
 		fmt.Fprintf(stderr, "lodestar cluster doctor: %v\n", err)
 		return 2
 	}
-	d, err := cluster.New(cluster.Config{Targets: targets, Timeout: *timeout, FlapWindow: *flapWindow})
+	if err := durationAtLeast("smoke-timeout", *smokeTimeout, time.Second); err != nil {
+		fmt.Fprintf(stderr, "lodestar cluster doctor: %v\n", err)
+		return 2
+	}
+	d, err := cluster.New(cluster.Config{Targets: targets, Timeout: *timeout, FlapWindow: *flapWindow,
+		Smoke: *smoke, SmokeTimeout: *smokeTimeout, SmokeAppID: *smokeAppID})
 	if err != nil {
 		fmt.Fprintf(stderr, "lodestar cluster doctor: %v (see lodestar cluster doctor --help)\n", err)
 		return 2
