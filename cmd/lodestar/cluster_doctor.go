@@ -18,7 +18,9 @@ Probes a live cluster and reports each finding with its fix:
   - ZooKeeper: every member answers ruok and srvr, and all are in one quorum (one leader,
     the rest followers, one epoch); a member down is a warning while a majority serves.
   - Mesos: exactly one leader that every master agrees on, not elected within --flap-window;
-    masters' and agents' host names resolve from here; agents' /flags: docker containerizer,
+    masters' and agents' host names resolve from here; each agent's advertised address (its
+    pid) answers a TCP connect from here and is not on a Docker bridge network the leading
+    master is not on (nor loopback while the master is not); agents' /flags: docker containerizer,
     executor_registration_timeout of at least 5 minutes, a host name that is not a container's;
     the masters' ACLs let Marathon's principal reserve resources and create volumes for its role.
   - Marathon: leader reachable, registered with the leading Mesos master, principal and role set.

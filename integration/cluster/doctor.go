@@ -105,6 +105,9 @@ type Config struct {
 	MinExecutorTimeout time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Dial opens the TCP connections that check agents' advertised addresses; tests inject
+	// one so that no connection leaves the machine. Nil means a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// Smoke launches a one-instance app through Marathon, waits until its task runs and
 	// deletes it (needs Marathon).
@@ -141,6 +144,9 @@ func New(cfg Config) (*Doctor, error) {
 	}
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver.LookupHost
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = (&net.Dialer{}).DialContext
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{
@@ -284,7 +290,7 @@ func (fs *findings) first(key string) bool {
 // checkOrder is the order findings appear in, whatever order the checks finished in.
 var checkOrder = []string{
 	CheckZKMember, CheckZKQuorum, CheckMesosZK, CheckMesosMaster, CheckMesosLeader, CheckMesosFlapping,
-	CheckHostname, CheckAgentFlags, CheckMesosACLs, CheckMarathon, CheckMarathonLeader, CheckMarathonConfig,
+	CheckHostname, CheckAgentAddress, CheckAgentFlags, CheckMesosACLs, CheckMarathon, CheckMarathonLeader, CheckMarathonConfig,
 	CheckMarathonFramework, CheckSmoke, CheckProxy, CheckLodestar,
 }
 
