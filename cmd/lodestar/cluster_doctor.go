@@ -49,7 +49,7 @@ func clusterDoctor(ctx context.Context, args []string, stdout, stderr io.Writer,
 	zkPath := fs.String("mesos-zk-path", "", "ZooKeeper `path` under which Mesos masters register (e.g. /mesos): checks their json.info_ nodes, and finds the masters when --mesos-master is not given")
 	masters := addList(c, "mesos-master", "Mesos masters `host:port` or URL, comma-separated or repeated (default: the masters registered in ZooKeeper)")
 	marathons := addList(c, "marathon", "Marathon `URL`s, comma-separated or repeated")
-	proxies := addList(c, "proxy", "leader-proxy address to check as `name=host:port` (name mesos or marathon; repeatable)")
+	proxies := addList(c, "proxy", "leader-proxy address to check as `name=host:port` (name mesos or marathon: it must reach the leader; any other, e.g. zk: a TCP connect; repeatable)")
 	lodestars := addList(c, "lodestar", "lodestar API `URL`s whose /readyz must answer 200, comma-separated or repeated")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	timeout := fs.Duration("timeout", 5*time.Second, "time limit of each probe")

@@ -57,26 +57,28 @@ func (s *Server) handlePostApp(w http.ResponseWriter, r *http.Request) {
 		}
 		instances = n
 	}
-	id = normID(id)
-	s.mu.Lock()
-	_, exists := s.apps[id]
-	s.mu.Unlock()
-	if exists {
-		writeJSON(w, http.StatusConflict, map[string]any{"message": fmt.Sprintf("An app with id [%s] already exists.", id)})
-		return
-	}
 	def["instances"] = 0
-	if err := s.AddApp(def); err != nil {
+	a, err := newApp(def)
+	if err != nil {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": err.Error()})
 		return
 	}
+	id = str(a.def, "id")
+	// One lock from the check to the launch: two posts of one id never both succeed.
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, exists := s.apps[id]; exists {
+		writeJSON(w, http.StatusConflict, map[string]any{"message": fmt.Sprintf("An app with id [%s] already exists.", id)})
+		return
+	}
+	if err := s.addAppLocked(a, def); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
 	if err := s.launchLocked(id, instances); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	a := s.apps[id]
 	out, err := marshal(s.appJSONLocked(a, embedOptions{}))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -100,5 +101,37 @@ func TestPostAppRefusesBadBodies(t *testing.T) {
 	}
 	if code, body := getJSON(t, s, "/v2/apps"); code != http.StatusOK || len(body["apps"].([]any)) != 0 {
 		t.Errorf("apps after bad posts: %d %v, want none", code, body)
+	}
+}
+
+// TestPostAppConcurrent: of several posts of one id at once, exactly one creates the app.
+func TestPostAppConcurrent(t *testing.T) {
+	s := start(t)
+	const n = 8
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			code, _ := send(t, s, http.MethodPost, "/v2/apps", `{"id":"/race","cmd":"true","instances":1}`)
+			codes <- code
+		})
+	}
+	wg.Wait()
+	close(codes)
+	created := 0
+	for c := range codes {
+		switch c {
+		case http.StatusCreated:
+			created++
+		case http.StatusConflict:
+		default:
+			t.Errorf("POST answered %d, want 201 or 409", c)
+		}
+	}
+	if created != 1 {
+		t.Errorf("%d posts created /race, want exactly 1", created)
+	}
+	if got := taskStates(t, s, "/race"); len(got) != 1 {
+		t.Errorf("/race has tasks %v, want one", got)
 	}
 }
