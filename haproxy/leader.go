@@ -18,23 +18,32 @@ import (
 // an ordinary fixed slot, so a leader change is `set server leader_<name>/s1 addr …` and
 // `state ready` through the runtime API, never a reload; with no leader known the slot is in
 // maintenance and HAProxy answers 503.
+//
+// ZooKeeper has no leader a client must reach: any member that serves will do. Its proxy
+// (LeaderZooKeeper) is a TCP frontend whose backend holds every member of the ensemble,
+// health-checked by a TCP connect, so a client goes to a live one.
 
 // Names of the leader-only proxies.
 const (
-	LeaderMesos    = "mesos"
-	LeaderMarathon = "marathon"
+	LeaderMesos     = "mesos"
+	LeaderMarathon  = "marathon"
+	LeaderZooKeeper = "zk"
 )
 
 // leaderProxyIDs are the backend ids of the leader proxies, below the 1000 and up that apps'
 // backends get, so they never meet and never move.
-var leaderProxyIDs = map[string]int{LeaderMarathon: 901, LeaderMesos: 902}
+var leaderProxyIDs = map[string]int{LeaderMarathon: 901, LeaderMesos: 902, LeaderZooKeeper: 903}
 
-// LeaderProxy is a frontend whose backend holds only the current leader of Mesos or Marathon.
+// LeaderProxy is a frontend whose backend holds only the current leader of Mesos or Marathon,
+// or every member of the ZooKeeper ensemble.
 type LeaderProxy struct {
-	// Name is LeaderMesos or LeaderMarathon.
+	// Name is LeaderMesos, LeaderMarathon or LeaderZooKeeper.
 	Name string
 	// Bind is the frontend's bind, "host:port" ("*:port" or ":port" for every address).
 	Bind string
+	// Members are the ZooKeeper members, "host:port" each (LeaderZooKeeper only; the other
+	// proxies follow the leader the snapshot names).
+	Members []string
 }
 
 // LeaderProxyName is the name of a leader proxy's frontend and backend, "leader_<name>".
@@ -45,11 +54,19 @@ func LeaderProxyName(name string) string { return "leader_" + name }
 // HAProxy rejecting these lines never blames an app.
 func LeaderProxyOwner(name string) string { return "(leader-proxy " + name + ")" }
 
-// Validate checks the name and the bind address.
+// Validate checks the name, the bind address and the ZooKeeper members.
 func (p LeaderProxy) Validate() error {
 	if _, ok := leaderProxyIDs[p.Name]; !ok {
-		return fmt.Errorf("leader proxy %q: unknown name: want %s or %s", p.Name, LeaderMesos, LeaderMarathon)
+		return fmt.Errorf("leader proxy %q: unknown name: want %s, %s or %s", p.Name, LeaderMesos, LeaderMarathon, LeaderZooKeeper)
 	}
+	if err := p.ValidateBind(); err != nil {
+		return err
+	}
+	return p.validateMembers()
+}
+
+// ValidateBind checks the bind address alone.
+func (p LeaderProxy) ValidateBind() error {
 	host, port, err := net.SplitHostPort(p.Bind)
 	if err != nil {
 		return fmt.Errorf("leader proxy %s: bind %q: %w; want host:port, e.g. 127.0.0.1:15050", p.Name, p.Bind, err)
@@ -59,6 +76,33 @@ func (p LeaderProxy) Validate() error {
 	}
 	if host != "" && host != "*" && net.ParseIP(host) == nil {
 		return fmt.Errorf("leader proxy %s: bind %q: %q is not an IP address (or * for every address)", p.Name, p.Bind, host)
+	}
+	return nil
+}
+
+// validateMembers checks the ZooKeeper members: they become server lines, so each must be a
+// host (IP address or host name) and a port, nothing more.
+func (p LeaderProxy) validateMembers() error {
+	if p.Name != LeaderZooKeeper {
+		if len(p.Members) > 0 {
+			return fmt.Errorf("leader proxy %s: members %q: only the %s proxy has members; this one follows the leader", p.Name, p.Members, LeaderZooKeeper)
+		}
+		return nil
+	}
+	if len(p.Members) == 0 {
+		return fmt.Errorf("leader proxy %s: no ZooKeeper members to forward to", p.Name)
+	}
+	for _, m := range p.Members {
+		host, port, err := net.SplitHostPort(m)
+		if err != nil {
+			return fmt.Errorf("leader proxy %s: member %q: %w; want host:port, e.g. 10.0.0.1:2181", p.Name, m, err)
+		}
+		if err := CheckHostAddr("member host", host); err != nil {
+			return fmt.Errorf("leader proxy %s: member %q: %w", p.Name, m, err)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("leader proxy %s: member %q: port %q is not a number from 1 to 65535", p.Name, m, port)
+		}
 	}
 	return nil
 }
@@ -132,8 +176,16 @@ func (b *builder) emitLeaderProxies(snap *discovery.Snapshot) {
 			bind = "*:" + port
 		}
 		n, _ := strconv.Atoi(port)
-		fe := &Frontend{Name: name, Owner: owner, Port: n, BindAddr: host, Mode: ModeHTTP,
-			Text: "\nfrontend " + name + "\n  bind " + bind + "\n  mode " + ModeHTTP + "\n  use_backend " + name + "\n"}
+		mode := ModeHTTP
+		if p.Name == LeaderZooKeeper {
+			mode = ModeTCP
+		}
+		text := "\nfrontend " + name + "\n  bind " + bind + "\n  mode " + mode + "\n"
+		if mode == ModeTCP {
+			// The defaults enable idle-close-on-response, which HAProxy warns about on TCP frontends.
+			text += "  no option idle-close-on-response\n"
+		}
+		fe := &Frontend{Name: name, Owner: owner, Port: n, BindAddr: host, Mode: mode, Text: text + "  use_backend " + name + "\n"}
 		if pf := b.prevFrontend(name); pf != nil && *pf == *fe {
 			fe = pf
 		}
@@ -147,16 +199,34 @@ func (b *builder) emitLeaderProxies(snap *discovery.Snapshot) {
 			// The built-in server line, no health check: one server, and the runtime API
 			// can set everything it holds.
 			shape: leaderShape, server: &serverRender{}, RuntimeServers: true}
+		if p.Name == LeaderZooKeeper {
+			be = zooKeeperBackend(name, owner, id, p.Members)
+		}
 		// A leader proxy's backend is made from its name and its slot only: the previous one
 		// of that name, made here too (its shape says so), is unchanged when the slot is.
 		if b.prev != nil {
-			if prev := b.prev.Backend(name); prev != nil && prev.shape == leaderShape && slices.Equal(prev.Slots, be.Slots) {
+			if prev := b.prev.Backend(name); prev != nil && prev.shape == be.shape && prev.Head == be.Head && slices.Equal(prev.Slots, be.Slots) {
 				be = prev
 			}
 		}
 		b.m.Frontends = append(b.m.Frontends, fe)
 		b.m.Backends = append(b.m.Backends, be)
 	}
+}
+
+// zooKeeperBackend is the ZooKeeper proxy's backend: plain TCP to every member, each checked
+// by a TCP connect, so that clients reach a live one. The members come from lodestar's flags,
+// never from the snapshot, so the backend changes only with them.
+func zooKeeperBackend(name, owner string, id int, members []string) *Backend {
+	slots := make([]Slot, 0, len(members))
+	for i, m := range members {
+		host, p, _ := net.SplitHostPort(m)
+		port, _ := strconv.Atoi(p)
+		slots = append(slots, Slot{Name: slotName(i), TaskID: m, Host: host, Addr: host, Port: port, State: StateReady})
+	}
+	return &Backend{Name: name, ID: id, Owner: owner, Mode: ModeTCP,
+		Head:  "\nbackend " + name + "\n  id " + strconv.Itoa(id) + "\n  mode " + ModeTCP + "\n  balance roundrobin\n",
+		Slots: slots, shape: leaderShape + " zk", server: &serverRender{hcOptions: " check"}, RuntimeServers: true}
 }
 
 // leaderSlot is the one server of a leader proxy: the leader ("host:port"), or a spare in

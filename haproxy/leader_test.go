@@ -174,7 +174,7 @@ func TestLeaderProxyExclusions(t *testing.T) {
 	want := []string{
 		`(leader-proxy marathon) port -1: port 9090 is taken by the stats frontend (127.0.0.1:9090)`,
 		`(leader-proxy mesos) port -1: given more than once`,
-		`(leader-proxy zookeeper) port -1: leader proxy "zookeeper": unknown name: want mesos or marathon`,
+		`(leader-proxy zookeeper) port -1: leader proxy "zookeeper": unknown name: want mesos, marathon or zk`,
 		`/clash port 0: port 15050 is taken by the leader proxy mesos (127.0.0.1:15050)`,
 	}
 	var got []string
@@ -210,7 +210,15 @@ func TestLeaderProxyValidate(t *testing.T) {
 		{LeaderProxy{Name: LeaderMarathon, Bind: "*:18080"}, ""},
 		{LeaderProxy{Name: LeaderMarathon, Bind: ":18080"}, ""},
 		{LeaderProxy{Name: LeaderMesos, Bind: "[::1]:15050"}, ""},
-		{LeaderProxy{Name: "chronos", Bind: "127.0.0.1:1"}, `unknown name: want mesos or marathon`},
+		{LeaderProxy{Name: "chronos", Bind: "127.0.0.1:1"}, `unknown name: want mesos, marathon or zk`},
+		{LeaderProxy{Name: LeaderZooKeeper, Bind: "127.0.0.1:12181", Members: []string{"10.0.0.1:2181", "zk2.example.com:2181"}}, ""},
+		{LeaderProxy{Name: LeaderZooKeeper, Bind: "127.0.0.1:12181"}, `leader proxy zk: no ZooKeeper members to forward to`},
+		{LeaderProxy{Name: LeaderZooKeeper, Bind: "127.0.0.1:12181", Members: []string{"10.0.0.1"}}, `member "10.0.0.1": address 10.0.0.1: missing port in address`},
+		{LeaderProxy{Name: LeaderZooKeeper, Bind: "127.0.0.1:12181", Members: []string{"10.0.0.1:0"}}, `member "10.0.0.1:0": port "0" is not a number from 1 to 65535`},
+		// Hostile: a member that would add a line to the configuration, or options to its server line.
+		{LeaderProxy{Name: LeaderZooKeeper, Bind: "127.0.0.1:12181", Members: []string{"10.0.0.1:2181\n  server evil 10.6.6.6:2181"}}, `member "10.0.0.1:2181\n  server evil 10.6.6.6:2181"`},
+		{LeaderProxy{Name: LeaderZooKeeper, Bind: "127.0.0.1:12181", Members: []string{"zk1 backup:2181"}}, `want an IP address or an RFC 1123 host name`},
+		{LeaderProxy{Name: LeaderMesos, Bind: "127.0.0.1:15050", Members: []string{"10.0.0.1:5050"}}, `only the zk proxy has members; this one follows the leader`},
 		{LeaderProxy{Name: LeaderMesos, Bind: "127.0.0.1"}, `bind "127.0.0.1": address 127.0.0.1: missing port in address`},
 		{LeaderProxy{Name: LeaderMesos, Bind: "127.0.0.1:0"}, `port "0" is not a number from 1 to 65535`},
 		{LeaderProxy{Name: LeaderMesos, Bind: "127.0.0.1:http"}, `port "http" is not a number from 1 to 65535`},
@@ -224,5 +232,55 @@ func TestLeaderProxyValidate(t *testing.T) {
 		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 			t.Errorf("%+v: error %v, want one with %q", tt.p, err, tt.want)
 		}
+	}
+}
+
+var zkProxy = LeaderProxy{Name: LeaderZooKeeper, Bind: "127.0.0.1:12181", Members: []string{"10.0.0.1:2181", "10.0.0.2:2181", "zk3.example.com:2182"}}
+
+// TestZooKeeperProxy: the zk proxy is a TCP frontend whose backend holds every member of the
+// ensemble with a health check, whatever leader the snapshot names; its lines are its own and
+// haproxy -c accepts them; the same members again are the same backend, and no reload.
+func TestZooKeeperProxy(t *testing.T) {
+	snap := leaderSnapshot(t, "10.0.0.11:5050", "", "")
+	m := Build(snap, leaderConfig(mesosProxy, zkProxy), nil)
+	if m.Err != nil {
+		t.Fatal(m.Err)
+	}
+	if len(m.Excluded) != 0 {
+		t.Fatalf("excluded %+v", m.Excluded)
+	}
+	r := render(t, m)
+	cfg := string(r.Config)
+	for _, want := range []string{
+		"\nfrontend leader_zk\n  bind 127.0.0.1:12181\n  mode tcp\n  no option idle-close-on-response\n  use_backend leader_zk\n",
+		"\nbackend leader_zk\n  id 903\n  mode tcp\n  balance roundrobin\n" +
+			"  server s1 10.0.0.1:2181 check\n  server s2 10.0.0.2:2181 check\n  server s3 zk3.example.com:2182 check\n",
+	} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("configuration lacks %q:\n%s", want, cfg)
+		}
+	}
+	checkConfig(t, r, goldenRunDir)
+	lines := strings.Split(cfg, "\n")
+	i := slices.Index(lines, "backend leader_zk")
+	for j := i; j < len(lines) && lines[j] != ""; j++ {
+		if got := r.OwnerOf(j + 1); got != LeaderProxyOwner(LeaderZooKeeper) {
+			t.Errorf("line %d %q is owned by %q, want %q", j+1, lines[j], got, LeaderProxyOwner(LeaderZooKeeper))
+		}
+	}
+
+	// A Mesos leader change moves the mesos proxy only; the zk backend is the same value.
+	next := Build(leaderSnapshot(t, "10.0.0.12:5050", "", ""), leaderConfig(mesosProxy, zkProxy), m)
+	if p := MakePlan(m, next); p.Reload {
+		t.Errorf("plan %+v, want no reload", p)
+	}
+	if next.Backend(LeaderProxyName(LeaderZooKeeper)) != m.Backend(LeaderProxyName(LeaderZooKeeper)) {
+		t.Error("the zk proxy's backend is a new value though its members did not change")
+	}
+	// A member more is a new server line: a reload.
+	more := zkProxy
+	more.Members = append(slices.Clone(zkProxy.Members), "10.0.0.4:2181")
+	if p := MakePlan(next, Build(snap, leaderConfig(mesosProxy, more), next)); !p.Reload {
+		t.Errorf("plan %+v after a member was added, want a reload", p)
 	}
 }

@@ -18,12 +18,16 @@ Probes a live cluster and reports each finding with its fix:
   - ZooKeeper: every member answers ruok and srvr, and all are in one quorum (one leader,
     the rest followers, one epoch); a member down is a warning while a majority serves.
   - Mesos: exactly one leader that every master agrees on, not elected within --flap-window;
-    masters' and agents' host names resolve from here; agents' /flags: docker containerizer,
+    masters' and agents' host names resolve from here; each agent's advertised address (its
+    pid) answers a TCP connect from here and is not on a Docker bridge network the leading
+    master is not on (nor loopback while the master is not); agents' /flags: docker containerizer,
     executor_registration_timeout of at least 5 minutes, a host name that is not a container's;
     the masters' ACLs let Marathon's principal reserve resources and create volumes for its role.
   - Marathon: leader reachable, registered with the leading Mesos master, principal and role set.
   - --proxy: each leader-proxy address reaches the current leader.
   - --lodestar: each lodestar instance answers /readyz (synced with its sources).
+  - --smoke: launches a one-instance "sleep 3600" app through Marathon (POST /v2/apps), waits
+    until its task is TASK_RUNNING (at most --smoke-timeout), then deletes it, whatever happened.
 
 Prints a table (or JSON with --json). Exit code: 0 when every finding is ok, 1 when any is a
 warning or an error, 2 for a usage error.
@@ -45,11 +49,14 @@ func clusterDoctor(ctx context.Context, args []string, stdout, stderr io.Writer,
 	zkPath := fs.String("mesos-zk-path", "", "ZooKeeper `path` under which Mesos masters register (e.g. /mesos): checks their json.info_ nodes, and finds the masters when --mesos-master is not given")
 	masters := addList(c, "mesos-master", "Mesos masters `host:port` or URL, comma-separated or repeated (default: the masters registered in ZooKeeper)")
 	marathons := addList(c, "marathon", "Marathon `URL`s, comma-separated or repeated")
-	proxies := addList(c, "proxy", "leader-proxy address to check as `name=host:port` (name mesos or marathon; repeatable)")
+	proxies := addList(c, "proxy", "leader-proxy address to check as `name=host:port` (name mesos or marathon: it must reach the leader; any other, e.g. zk: a TCP connect; repeatable)")
 	lodestars := addList(c, "lodestar", "lodestar API `URL`s whose /readyz must answer 200, comma-separated or repeated")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	timeout := fs.Duration("timeout", 5*time.Second, "time limit of each probe")
 	flapWindow := fs.Duration("flap-window", 5*time.Minute, "a Mesos leader elected more recently than this is reported as flapping")
+	smoke := fs.Bool("smoke", false, "launch a trivial task through Marathon, wait until it runs, and delete it")
+	smokeTimeout := fs.Duration("smoke-timeout", 2*time.Minute, "how long --smoke waits for its task to run")
+	smokeAppID := fs.String("smoke-app-id", "", "Marathon app `id` --smoke creates and deletes (default /lodestar-doctor-smoke-<time>); it must not exist")
 
 	if err := c.parse(args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -105,7 +112,12 @@ func clusterDoctor(ctx context.Context, args []string, stdout, stderr io.Writer,
 		fmt.Fprintf(stderr, "lodestar cluster doctor: %v\n", err)
 		return 2
 	}
-	d, err := cluster.New(cluster.Config{Targets: targets, Timeout: *timeout, FlapWindow: *flapWindow})
+	if err := durationAtLeast("smoke-timeout", *smokeTimeout, time.Second); err != nil {
+		fmt.Fprintf(stderr, "lodestar cluster doctor: %v\n", err)
+		return 2
+	}
+	d, err := cluster.New(cluster.Config{Targets: targets, Timeout: *timeout, FlapWindow: *flapWindow,
+		Smoke: *smoke, SmokeTimeout: *smokeTimeout, SmokeAppID: *smokeAppID})
 	if err != nil {
 		fmt.Fprintf(stderr, "lodestar cluster doctor: %v (see lodestar cluster doctor --help)\n", err)
 		return 2

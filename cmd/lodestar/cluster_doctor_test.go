@@ -29,7 +29,7 @@ func doctorCmd(t *testing.T, args ...string) (int, string, string) {
 func TestClusterDoctorHelp(t *testing.T) {
 	code, out, _ := doctorCmd(t, "--help")
 	for _, s := range []string{"Usage: lodestar cluster doctor", "Example:", "--topology", "--zk", "--mesos-master",
-		"--marathon", "--proxy", "--lodestar", "--json", "--flap-window", "Exit code"} {
+		"--marathon", "--proxy", "--lodestar", "--json", "--flap-window", "--smoke", "--smoke-timeout", "Exit code"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("--help lacks %q:\n%s", s, out)
 		}
@@ -48,6 +48,9 @@ func TestClusterDoctorUsageErrors(t *testing.T) {
 		{"--zk", "127.0.0.1:2181", "--timeout", "1ns"},
 		{"--topology", filepath.Join(t.TempDir(), "missing.yaml")},
 		{"stray"},
+		{"--lodestar", "http://127.0.0.1:1", "--smoke"},
+		{"--marathon", "http://127.0.0.1:1", "--smoke", "--smoke-timeout", "1ms"},
+		{"--marathon", "http://127.0.0.1:1", "--smoke", "--smoke-app-id", "/x?force=true"},
 	} {
 		code, out, errOut := doctorCmd(t, args...)
 		if code != 2 || errOut == "" || out != "" {
@@ -134,6 +137,11 @@ func TestClusterDoctorAgainstFakes(t *testing.T) {
 	}
 	if code != 0 || !report.OK || errOut != "" || len(report.Findings) < 8 {
 		t.Fatalf("doctor %q: exit %d, stderr %q, report:\n%s", args, code, errOut, out)
+	}
+
+	code, out, errOut = doctorCmd(t, "--mesos-master", c.Addrs()[0], "--marathon", m.URL(), "--smoke", "--smoke-app-id", "/doctor-smoke")
+	if code != 0 || !strings.Contains(out, "smoke test") || !strings.Contains(out, "the app is deleted") {
+		t.Errorf("doctor --smoke: exit %d, stderr %q, table:\n%s", code, errOut, out)
 	}
 
 	a.SetFlag("executor_registration_timeout", "1mins")

@@ -7,12 +7,14 @@ import (
 	"net"
 	"strings"
 
+	"github.com/lodestar-lb/lodestar/discovery/mesos"
 	"github.com/lodestar-lb/lodestar/haproxy"
 )
 
 // leaderProxyFlag is the repeatable --leader-proxy name=host:port: an HTTP frontend on
 // host:port whose backend holds only the current Mesos or Marathon leader, switched through
-// HAProxy's runtime API when the leader changes.
+// HAProxy's runtime API when the leader changes; or, for zk, a TCP frontend to every member of
+// the ZooKeeper ensemble --mesos-zk names, health-checked.
 type leaderProxyFlag struct {
 	proxies []haproxy.LeaderProxy
 	// fs is the command's flag set: apply reads the source flags from it.
@@ -23,7 +25,8 @@ type leaderProxyFlag struct {
 func addLeaderProxyFlag(c *command) *leaderProxyFlag {
 	f := &leaderProxyFlag{fs: c.fs}
 	c.fs.Var(f, "leader-proxy", "`name=host:port`: an HTTP frontend whose backend is only the current leader, switched without a reload; "+
-		"name is mesos (needs --mesos-zk or --mesos-master) or marathon (needs --marathon); repeatable, e.g. mesos=127.0.0.1:15050")
+		"name is mesos (needs --mesos-zk or --mesos-master) or marathon (needs --marathon); "+
+		"zk=host:port is instead a TCP frontend to any live member of --mesos-zk's ensemble; repeatable, e.g. mesos=127.0.0.1:15050")
 	return f
 }
 
@@ -68,10 +71,11 @@ func parseLeaderProxy(s string) (haproxy.LeaderProxy, error) {
 		return haproxy.LeaderProxy{}, fmt.Errorf("%q: want name=host:port, e.g. mesos=127.0.0.1:15050", s)
 	}
 	p := haproxy.LeaderProxy{Name: strings.ToLower(strings.TrimSpace(name)), Bind: strings.TrimSpace(bind)}
-	if p.Name != haproxy.LeaderMesos && p.Name != haproxy.LeaderMarathon {
-		return p, fmt.Errorf("%q: unknown leader %q: want %s or %s", s, p.Name, haproxy.LeaderMesos, haproxy.LeaderMarathon)
+	if p.Name != haproxy.LeaderMesos && p.Name != haproxy.LeaderMarathon && p.Name != haproxy.LeaderZooKeeper {
+		return p, fmt.Errorf("%q: unknown leader %q: want %s, %s or %s", s, p.Name, haproxy.LeaderMesos, haproxy.LeaderMarathon, haproxy.LeaderZooKeeper)
 	}
-	if err := p.Validate(); err != nil {
+	// The ZooKeeper members come later, from --mesos-zk (apply): check the bind alone here.
+	if err := p.ValidateBind(); err != nil {
 		return p, err
 	}
 	return p, nil
@@ -85,8 +89,14 @@ func (f *leaderProxyFlag) apply(cfg *haproxy.Config) error {
 		return fl != nil && fl.Value.String() != ""
 	}
 	var errs []error
-	for _, p := range f.proxies {
+	for i, p := range f.proxies {
 		switch p.Name {
+		case haproxy.LeaderZooKeeper:
+			members, err := f.zooKeeperMembers(p)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			f.proxies[i].Members = members
 		case haproxy.LeaderMesos:
 			if !set("mesos-zk") && !set("mesos-master") {
 				errs = append(errs, fmt.Errorf("--leader-proxy %s=%s needs the Mesos masters to follow: give --mesos-zk or --mesos-master", p.Name, p.Bind))
@@ -107,6 +117,24 @@ func (f *leaderProxyFlag) apply(cfg *haproxy.Config) error {
 	}
 	cfg.LeaderProxies = append(cfg.LeaderProxies, f.proxies...)
 	return nil
+}
+
+// zooKeeperMembers are the members of the ensemble --mesos-zk names, "host:port" each, for the
+// proxy p.
+func (f *leaderProxyFlag) zooKeeperMembers(p haproxy.LeaderProxy) ([]string, error) {
+	fl := f.fs.Lookup("mesos-zk")
+	if fl == nil || fl.Value.String() == "" {
+		return nil, fmt.Errorf("--leader-proxy %s=%s needs the ZooKeeper ensemble: give --mesos-zk zk://h1:2181,h2:2181/mesos", p.Name, p.Bind)
+	}
+	servers, _, err := mesos.ParseZKURL(fl.Value.String())
+	if err != nil {
+		return nil, fmt.Errorf("--leader-proxy %s=%s: its members come from --mesos-zk: %w", p.Name, p.Bind, err)
+	}
+	p.Members = servers
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("--leader-proxy %s=%s: its members come from --mesos-zk: %w", p.Name, p.Bind, err)
+	}
+	return servers, nil
 }
 
 type ownBind struct{ flag, bind string }

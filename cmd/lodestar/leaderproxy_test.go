@@ -16,7 +16,13 @@ func TestLeaderProxyFlagErrors(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{[]string{"--leader-proxy", "zookeeper=127.0.0.1:12181"}, nil, []string{`unknown leader "zookeeper": want mesos or marathon`}},
+		{[]string{"--leader-proxy", "zookeeper=127.0.0.1:12181"}, nil, []string{`unknown leader "zookeeper": want mesos, marathon or zk`}},
+		{[]string{"--leader-proxy", "zk=zk1:12181"}, nil, []string{"leader proxy zk", `"zk1" is not an IP address`}},
+		{[]string{"--apps-file", apps, "--leader-proxy", "zk=127.0.0.1:12181"}, nil,
+			[]string{"--leader-proxy zk=127.0.0.1:12181 needs the ZooKeeper ensemble: give --mesos-zk zk://h1:2181,h2:2181/mesos"}},
+		// Hostile: a member name that is no host name never reaches a server line.
+		{[]string{"--apps-file", apps, "--mesos-zk", "zk://127.0.0.1:2181,zk_2:2181/mesos", "--leader-proxy", "zk=127.0.0.1:12181"}, nil,
+			[]string{"--leader-proxy zk=127.0.0.1:12181: its members come from --mesos-zk", `member "zk_2:2181"`, "RFC 1123 host name"}},
 		{[]string{"--leader-proxy", "127.0.0.1:15050"}, nil, []string{"want name=host:port, e.g. mesos=127.0.0.1:15050"}},
 		{[]string{"--leader-proxy", "mesos=127.0.0.1"}, nil, []string{"leader proxy mesos", "missing port"}},
 		{[]string{"--leader-proxy", "mesos=127.0.0.1:99999"}, nil, []string{`port "99999" is not a number from 1 to 65535`}},

@@ -34,7 +34,8 @@ are edited through bamboo's /api/services on any instance and reach every instan
 With --registry-from, lodestar is a replica: it follows other lodestars' registries (their
 GET /v1/stream) instead of Marathon and Mesos, and serves its last state while none answers.
 With --leader-proxy mesos=ADDR or marathon=ADDR, HAProxy also serves a frontend that always
-reaches the current Mesos or Marathon leader.
+reaches the current Mesos or Marathon leader; with zk=ADDR, a TCP frontend to any live
+member of the ZooKeeper ensemble --mesos-zk names.
 
 Examples:
   lodestar serve --marathon http://m1:8080,http://m2:8080

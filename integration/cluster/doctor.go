@@ -105,6 +105,19 @@ type Config struct {
 	MinExecutorTimeout time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Dial opens the TCP connections that check agents' advertised addresses; tests inject
+	// one so that no connection leaves the machine. Nil means a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// Smoke launches a one-instance app through Marathon, waits until its task runs and
+	// deletes it (needs Marathon).
+	Smoke bool
+	// SmokeTimeout bounds the wait for the smoke app's task to run; default 2m.
+	SmokeTimeout time.Duration
+	// SmokePoll is how often the smoke app is polled; default 1s.
+	SmokePoll time.Duration
+	// SmokeAppID is the smoke app's id; default /lodestar-doctor-smoke-<time>.
+	SmokeAppID string
 }
 
 // Doctor probes a live cluster. Create it with New; Run may be called any number of times.
@@ -132,10 +145,29 @@ func New(cfg Config) (*Doctor, error) {
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver.LookupHost
 	}
+	if cfg.Dial == nil {
+		cfg.Dial = (&net.Dialer{}).DialContext
+	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{
 			Timeout:       cfg.Timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	if cfg.Smoke {
+		if len(cfg.Marathon) == 0 {
+			return nil, errors.New("cluster doctor: the smoke test launches its task through Marathon: give Marathon URLs")
+		}
+		if cfg.SmokeAppID != "" {
+			if err := checkSmokeAppID(cfg.SmokeAppID); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.SmokeTimeout <= 0 {
+			cfg.SmokeTimeout = defaultSmokeTimeout
+		}
+		if cfg.SmokePoll <= 0 {
+			cfg.SmokePoll = defaultSmokePoll
 		}
 	}
 	for _, p := range cfg.Proxies {
@@ -258,8 +290,8 @@ func (fs *findings) first(key string) bool {
 // checkOrder is the order findings appear in, whatever order the checks finished in.
 var checkOrder = []string{
 	CheckZKMember, CheckZKQuorum, CheckMesosZK, CheckMesosMaster, CheckMesosLeader, CheckMesosFlapping,
-	CheckHostname, CheckAgentFlags, CheckMesosACLs, CheckMarathon, CheckMarathonLeader, CheckMarathonConfig,
-	CheckMarathonFramework, CheckProxy, CheckLodestar,
+	CheckHostname, CheckAgentAddress, CheckAgentFlags, CheckMesosACLs, CheckMarathon, CheckMarathonLeader, CheckMarathonConfig,
+	CheckMarathonFramework, CheckSmoke, CheckProxy, CheckLodestar,
 }
 
 func sortFindings(list []Finding) {
@@ -296,6 +328,18 @@ func (d *Doctor) Run(ctx context.Context) Report {
 	}
 	for _, p := range d.cfg.Proxies {
 		wg.Go(func() { out.add(d.checkProxy(ctx, p, mesos.leader, marathon.leader)) })
+	}
+	if d.cfg.Smoke {
+		wg.Go(func() {
+			if marathon.leader == "" || marathon.base == "" {
+				out.add(Finding{Check: CheckSmoke, Target: strings.Join(d.cfg.Marathon, ","), Severity: SeverityError,
+					Message: "not run: no Marathon leader answers", Fix: "fix the marathon findings first"})
+				return
+			}
+			for _, f := range d.runSmoke(ctx, marathon.base) {
+				out.add(f)
+			}
+		})
 	}
 	wg.Wait()
 	sortFindings(out.list)

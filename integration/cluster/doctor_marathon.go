@@ -94,6 +94,7 @@ func urlHostPort(base string) string {
 type marathonResult struct {
 	leader string        // host:port every instance names
 	info   *marathonInfo // the leader's /v2/info, else any instance's
+	base   string        // base URL of the instance info came from
 }
 
 // checkMarathon probes every instance: reachable, one leader, the leader reachable.
@@ -121,7 +122,7 @@ func (d *Doctor) checkMarathon(ctx context.Context, out *findings) marathonResul
 		out.add(f)
 		if res.info == nil || urlHostPort(v.base) == v.leader {
 			info := v.info
-			res.info = &info
+			res.info, res.base = &info, v.base
 		}
 	}
 	if len(named) == 0 {

@@ -347,7 +347,7 @@ func (d *Doctor) checkHostname(ctx context.Context, role, host string, out *find
 	out.add(f)
 }
 
-// checkAgents checks every agent the leader knows: host name and /flags.
+// checkAgents checks every agent the leader knows: host name, advertised address and /flags.
 func (d *Doctor) checkAgents(ctx context.Context, st *mesosState, out *findings) {
 	if len(st.Agents) == 0 {
 		out.add(Finding{Check: CheckAgentFlags, Target: "agents", Severity: SeverityWarn,
@@ -373,6 +373,7 @@ func (d *Doctor) checkAgents(ctx context.Context, st *mesosState, out *findings)
 					Message: "registered but inactive: the master gets no offers from it",
 					Fix:     "check that the agent runs and reaches the leading master; see its log"})
 			}
+			out.add(d.checkAgentAddress(ctx, name, a.PID, pidAddr(st.PID)))
 			d.checkAgentFlags(ctx, name, pidAddr(a.PID), out)
 		})
 	}

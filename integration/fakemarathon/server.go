@@ -84,6 +84,7 @@ type Server struct {
 	subsChanged chan struct{} // closed and replaced whenever clients changes
 	connects    int
 	filters     [][]string
+	launchState string // tasks of posted apps start in it; "" is TASK_RUNNING
 }
 
 // New returns a stopped server with no apps.
@@ -108,6 +109,8 @@ func New() *Server {
 	mux.HandleFunc("GET /v2/apps", s.handleApps)
 	mux.HandleFunc("GET /v2/apps/{id...}", s.handleApp)
 	mux.HandleFunc("GET /v2/events", s.handleEvents)
+	mux.HandleFunc("POST /v2/apps", s.handlePostApp)
+	mux.HandleFunc("DELETE /v2/apps/{id...}", s.handleDeleteApp)
 	mux.HandleFunc("/", handleNotFound)
 	s.mux = mux
 	return s

@@ -142,9 +142,14 @@ func (s *Server) AddApp(app map[string]any) error {
 	if err != nil {
 		return err
 	}
-	id := str(a.def, "id")
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.addAppLocked(a, m)
+}
+
+// addAppLocked stores a (made from m) as AddApp does.
+func (s *Server) addAppLocked(a *app, m map[string]any) error {
+	id := str(a.def, "id")
 	uri := "/v2/apps"
 	if old, ok := s.apps[id]; ok {
 		uri += id
