@@ -304,4 +304,9 @@ func TestTargetsFromTopology(t *testing.T) {
 	if !bytes.Equal(gj, wj) {
 		t.Errorf("TargetsFromTopology(examples/cluster.yaml) =\n%s\nwant\n%s", gj, wj)
 	}
+	// A cluster whose masters register elsewhere is looked for there.
+	topo.ZKPaths.Mesos = "/team-a/mesos"
+	if got := TargetsFromTopology(topo).MesosZKPath; got != "/team-a/mesos" {
+		t.Errorf("with zk_paths.mesos /team-a/mesos the doctor looks under %q", got)
+	}
 }

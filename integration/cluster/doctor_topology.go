@@ -1,8 +1,5 @@
 package cluster
 
-// doctorMesosZKPath is the ZooKeeper path Mesos masters of a rendered cluster register under.
-const doctorMesosZKPath = "/mesos"
-
 // TargetsFromTopology lists everything the doctor probes in a cluster described by t: the
 // ZooKeeper ensemble, the Mesos masters and their ZooKeeper path, Marathon and the principal
 // and role it should run with, the leader proxies of proxy hosts, and every lodestar's API
@@ -17,7 +14,11 @@ func TargetsFromTopology(t *Topology) Targets {
 		tg.MarathonIdentity = t.Marathon
 	}
 	if len(tg.ZooKeeper) > 0 && len(tg.MesosMasters) > 0 {
-		tg.MesosZKPath = doctorMesosZKPath
+		// Where the rendered masters register: the topology's zk_paths.mesos.
+		tg.MesosZKPath = t.ZKPaths.Mesos
+		if tg.MesosZKPath == "" {
+			tg.MesosZKPath = DefaultMesosZKPath
+		}
 	}
 	for _, g := range t.LBGroups {
 		for _, name := range g.Hosts {
