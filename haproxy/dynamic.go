@@ -50,16 +50,17 @@ func freeDynamicSlots(outs []*out) bool {
 	return false
 }
 
-// Server options HAProxy 2.6's `add server` refuses ("… is not accepted for dynamic
-// server"), or that need what a dynamic server lacks (a resolver, a tracked server's
-// position). A backend whose server lines have one keeps spare slots.
+// Server options HAProxy 2.6.12's `add server` refuses ("'…' option is not accepted for
+// dynamic server"), each tried against it. A backend whose server lines have one keeps spare
+// slots.
 var staticServerKeywords = map[string]bool{
-	"cookie": true, "track": true, "resolvers": true, "resolve-prefer": true, "resolve-net": true,
+	"cookie": true, "resolvers": true, "resolve-prefer": true, "resolve-net": true,
 	"resolve-opts": true, "init-addr": true, "redir": true, "namespace": true,
 }
 
-// dynamicShape reports whether every word of a backend's server line shape is one `add
-// server` takes.
+// dynamicShape reports whether no word of a backend's server line shape is an option `add
+// server` refuses. (Any it refuses that is not listed makes the runtime update fail, and the
+// change is reloaded instead.)
 func dynamicShape(shape string) bool {
 	for _, w := range strings.Fields(shape) {
 		if staticServerKeywords[w] {
