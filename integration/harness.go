@@ -348,7 +348,14 @@ func (l *Lodestar) URL(path string) string { return l.API + path }
 // WaitReady waits until GET /readyz answers 200, failing t after StartTimeout.
 func (l *Lodestar) WaitReady(t testing.TB) {
 	t.Helper()
-	Eventually(t, StartTimeout, "lodestar /readyz to answer 200", func() error {
+	l.WaitReadyWithin(t, StartTimeout)
+}
+
+// WaitReadyWithin waits until GET /readyz answers 200, failing t after timeout or when
+// lodestar exits first.
+func (l *Lodestar) WaitReadyWithin(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	Eventually(t, timeout, "lodestar /readyz to answer 200", func() error {
 		select {
 		case <-l.done:
 			t.Fatalf("lodestar exited before it was ready: %v", l.err)

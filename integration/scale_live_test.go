@@ -92,16 +92,7 @@ func TestScaleLiveNewAppToTraffic(t *testing.T) {
 	r.fm = startScaleMarathon(t, data)
 	start := time.Now()
 	l := startServeUnannounced(t, Binary(t), binds.serveArgs(r.fm, haproxytest.Bin(t))...)
-	Eventually(t, scaleReadyTimeout, "lodestar /readyz to answer 200", func() error {
-		code, body, err := Get(l.URL("/readyz"))
-		if err != nil {
-			return err
-		}
-		if code != http.StatusOK {
-			return fmt.Errorf("status %d: %s", code, body)
-		}
-		return nil
-	})
+	l.WaitReadyWithin(t, scaleReadyTimeout)
 	t.Logf("ready after %v", time.Since(start).Round(time.Millisecond))
 	r.lb = &lbStack{Lodestar: l, Marathon: r.fm, RunDir: binds.RunDir, HTTPAddr: binds.HTTP, HTTPSAddr: binds.HTTPS, StatsAddr: binds.Stats}
 	r.checkRunningConfig(startNeed)
