@@ -392,6 +392,22 @@ func (d *Doctor) checkProxy(ctx context.Context, p Proxy, mesosLeader, marathonL
 		default:
 			f.Severity, f.Message = SeverityOK, "reaches the Marathon leader "+orNone(info.Leader)
 		}
+	case "zk":
+		// Any live member will do: it answers ruok through the proxy.
+		out, err := fourLetterWord(ctx, urlHostPort(base), "ruok", d.cfg.Timeout)
+		switch {
+		case err != nil:
+			f.Severity, f.Message = SeverityError, "unreachable: "+err.Error()
+			f.Fix = "start the proxy listening on " + p.Addr
+		case out == "imok":
+			f.Severity, f.Message = SeverityOK, "reaches a live ZooKeeper member (ruok: imok)"
+		case strings.Contains(out, zkNotWhitelisted):
+			f.Severity, f.Message = SeverityOK, "reaches a ZooKeeper member (ruok is not whitelisted there, so its health is not asked)"
+		default:
+			f.Severity = SeverityError
+			f.Message = fmt.Sprintf("a ZooKeeper member answers ruok with %q through the proxy", firstLine(out))
+			f.Fix = "the proxy's backend must hold only live members: check its health check and the ensemble"
+		}
 	default:
 		var dialer net.Dialer
 		dctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)

@@ -296,7 +296,7 @@ func TestTargetsFromTopology(t *testing.T) {
 		MesosMasters:     []string{"172.28.0.11:5050", "172.28.0.12:5050", "172.28.0.13:5050"},
 		Marathon:         []string{"http://172.28.0.11:8080", "http://172.28.0.12:8080"},
 		MarathonIdentity: MarathonConfig{Principal: "marathon", Role: "marathon"},
-		Proxies:          []Proxy{{"mesos", "172.28.0.41:15050"}, {"marathon", "172.28.0.41:18080"}},
+		Proxies:          []Proxy{{"mesos", "172.28.0.41:15050"}, {"marathon", "172.28.0.41:18080"}, {"zk", "172.28.0.41:12181"}},
 		Lodestar:         []string{"http://172.28.0.31:8090", "http://172.28.0.31:8190", "http://172.28.0.41:8123", "http://172.28.0.41:8092"},
 	}
 	gj, _ := json.Marshal(got)

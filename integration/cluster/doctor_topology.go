@@ -35,6 +35,9 @@ func TargetsFromTopology(t *Topology) Targets {
 		tg.Proxies = append(tg.Proxies,
 			Proxy{Name: "mesos", Addr: hostPort(h.IP, h.ProxyMesosPort)},
 			Proxy{Name: "marathon", Addr: hostPort(h.IP, h.ProxyMarathonPort)})
+		if t.proxiesZK() {
+			tg.Proxies = append(tg.Proxies, Proxy{Name: "zk", Addr: hostPort(h.IP, h.ProxyZKPort)})
+		}
 	}
 	return tg
 }

@@ -91,6 +91,9 @@ func (t *Topology) lodestars(ip func(Host) string, runDir func(name string) stri
 			if len(t.Marathons()) > 0 {
 				args = append(args, "--leader-proxy", "marathon="+bind(h, h.ProxyMarathonPort))
 			}
+			if t.proxiesZK() {
+				args = append(args, "--leader-proxy", "zk="+bind(h, h.ProxyZKPort))
+			}
 			args = append(args,
 				"--group", leaderProxyGroup,
 				"--dont-bind-http-https",
@@ -104,13 +107,17 @@ func (t *Topology) lodestars(ip func(Host) string, runDir func(name string) stri
 	return out
 }
 
+// proxiesZK says whether proxy hosts also proxy ZooKeeper: the members come from --mesos-zk,
+// which lodestars get when the cluster has both an ensemble and masters.
+func (t *Topology) proxiesZK() bool { return len(t.ZKServers()) > 0 && len(t.Masters()) > 0 }
+
 // lodestarSources are the flags every lodestar instance reads the cluster with.
 func (t *Topology) lodestarSources() []string {
 	var args []string
 	if m := t.Marathons(); len(m) > 0 {
 		args = append(args, "--marathon", strings.Join(m, ","))
 	}
-	if len(t.ZKServers()) > 0 && len(t.Masters()) > 0 {
+	if t.proxiesZK() {
 		args = append(args, "--mesos-zk", t.MesosZK())
 	}
 	return args

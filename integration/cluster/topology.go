@@ -48,6 +48,7 @@ const (
 	DefaultDNSAPIPort        = 8123 // mesos-dns' HTTP API port: lodestar serves the same /v1 API
 	DefaultProxyMesosPort    = 15050
 	DefaultProxyMarathonPort = 18080
+	DefaultProxyZKPort       = 12181
 	DefaultProxyAPIPort      = 8092
 	DefaultProxyStatsPort    = 9092
 	DefaultLBHTTPPort        = 80
@@ -181,8 +182,10 @@ type Host struct {
 
 	ProxyMesosPort    int `yaml:"proxy_mesos_port,omitempty"`
 	ProxyMarathonPort int `yaml:"proxy_marathon_port,omitempty"`
-	ProxyAPIPort      int `yaml:"proxy_api_port,omitempty"`
-	ProxyStatsPort    int `yaml:"proxy_stats_port,omitempty"`
+	// ProxyZKPort is a TCP proxy to any live ZooKeeper member (--leader-proxy zk=…).
+	ProxyZKPort    int `yaml:"proxy_zk_port,omitempty"`
+	ProxyAPIPort   int `yaml:"proxy_api_port,omitempty"`
+	ProxyStatsPort int `yaml:"proxy_stats_port,omitempty"`
 
 	// Publish, in the compose form, publishes every port this host listens on at the same
 	// port of the VM (on compose.vm_ip when set), so the lab is reachable from outside it.
@@ -367,6 +370,7 @@ func (t *Topology) setDefaults() {
 		def(&h.DNSAPIPort, DefaultDNSAPIPort)
 		def(&h.ProxyMesosPort, DefaultProxyMesosPort)
 		def(&h.ProxyMarathonPort, DefaultProxyMarathonPort)
+		def(&h.ProxyZKPort, DefaultProxyZKPort)
 		def(&h.ProxyAPIPort, DefaultProxyAPIPort)
 		def(&h.ProxyStatsPort, DefaultProxyStatsPort)
 		if h.has(RoleZK) && h.ZKID == 0 {
@@ -706,6 +710,9 @@ func (t *Topology) listeners() []listener {
 		if h.has(RoleProxy) {
 			add("proxy_mesos_port", "mesos leader proxy", h.ProxyMesosPort)
 			add("proxy_marathon_port", "marathon leader proxy", h.ProxyMarathonPort)
+			if t.proxiesZK() {
+				add("proxy_zk_port", "zookeeper proxy", h.ProxyZKPort)
+			}
 			add("proxy_api_port", "proxy api", h.ProxyAPIPort)
 			add("proxy_stats_port", "proxy stats", h.ProxyStatsPort)
 		}
