@@ -157,6 +157,11 @@ func TestClusterHAProxyConfigsPassCheck(t *testing.T) {
 				}
 				takesValue := !strings.Contains(l.Args[i], "=") && i+1 < len(l.Args) && !strings.HasPrefix(l.Args[i+1], "--")
 				keep := !sources[f] && render[f]
+				if f == "leader-proxy" && takesValue && strings.HasPrefix(l.Args[i+1], "zk=") {
+					// Its members come from --mesos-zk, which a fake master stands in for
+					// here; TestLeaderProxyZooKeeper runs it against a real ensemble.
+					keep = false
+				}
 				if keep {
 					args = append(args, l.Args[i])
 				}
