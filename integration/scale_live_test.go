@@ -31,8 +31,10 @@ import (
 )
 
 var (
-	scaleAdded    = flag.Int("scale.added", 25, "apps added one at a time under load")
-	scaleHeadroom = flag.Int("scale.headroom", 256, "open files left free under the limit when sizing the run")
+	scaleAdded = flag.Int("scale.added", 25, "apps added one at a time under load")
+	// scaleAddedTasks is how many existing apps then get a task more, one at a time.
+	scaleAddedTasks = flag.Int("scale.added-tasks", 20, "tasks added to existing apps one at a time, after the apps")
+	scaleHeadroom   = flag.Int("scale.headroom", 256, "open files left free under the limit when sizing the run")
 )
 
 const (
@@ -60,6 +62,8 @@ type scaleLiveRun struct {
 	mu       sync.Mutex
 	ok       int
 	failures []string
+	// extra is the backend of the task addTasks gave an app, by app index.
+	extra map[int]string
 }
 
 // TestScaleLiveNewAppToTraffic sizes the Marathon to the most apps × 3 tasks (HTTP health
@@ -105,9 +109,58 @@ func TestScaleLiveNewAppToTraffic(t *testing.T) {
 	}
 	before, beforeMetrics := r.lb.status(t), r.metrics()
 	lat, applies := r.addApps(n)
+	// Then a task more for existing apps: the Runtime API's add server, never a reload.
+	mid := r.lb.status(t)
+	taskLat := r.addTasks(sample[:min(len(sample), *scaleAddedTasks)])
+	if got := r.lb.status(t); got.Reloads != mid.Reloads {
+		t.Errorf("adding tasks to existing apps reloaded HAProxy: %d → %d reloads", mid.Reloads, got.Reloads)
+	}
 	cancel()
 	wg.Wait()
 	r.report(n, budget, limit, lat, applies, before, beforeMetrics)
+	slices.Sort(taskLat)
+	if len(taskLat) > 0 {
+		t.Logf("scale-live: new tasks of existing apps (add server, no reload): %d, event-to-traffic p50=%v p99=%v",
+			len(taskLat), percentile(taskLat, 50).Round(time.Millisecond), percentile(taskLat, 99).Round(time.Millisecond))
+	}
+}
+
+// addTasks gives each of apps a task more, on a backend of its own, one at a time, and
+// measures from the event to the first request through the app's vhost that the new
+// backend answers (the app's servers take requests in turn, so that is within a few polls).
+func (r *scaleLiveRun) addTasks(apps []int) []time.Duration {
+	poll := lbClient(r.t, false)
+	healthy := true
+	var lat []time.Duration
+	for _, i := range apps {
+		be := haproxytest.Backend(r.t)
+		r.mu.Lock()
+		if r.extra == nil {
+			r.extra = map[int]string{}
+		}
+		r.extra[i] = be.ID
+		r.mu.Unlock()
+		start := time.Now()
+		if _, err := r.fm.AddTask(scaleAppID(i), fakemarathon.TaskSpec{Host: "127.0.0.1", Ports: []int{be.Port}, Health: &healthy}); err != nil {
+			r.t.Fatal(err)
+		}
+		tick := time.NewTicker(scalePollEvery)
+		for {
+			id, err := askBackend(poll, http.MethodGet, "http://"+r.lb.HTTPAddr+"/", scaleVhost(i))
+			if err == nil && id == be.ID {
+				break
+			}
+			if time.Since(start) > scaleRouteTimeout {
+				tick.Stop()
+				r.t.Errorf("the new task of %s got no request within %v of its event: last %v (answered by %q)", scaleAppID(i), scaleRouteTimeout, err, id)
+				return lat
+			}
+			<-tick.C
+		}
+		tick.Stop()
+		lat = append(lat, time.Since(start))
+	}
+	return lat
 }
 
 // taskPorts are the host ports of app i's tasks: distinct backends.
@@ -126,7 +179,9 @@ func (r *scaleLiveRun) answeredBy(i int, id string) bool {
 			return true
 		}
 	}
-	return false
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.extra[i] == id
 }
 
 // scaleLiveSize is the most apps that, with added more, HAProxy's configuration fits under
