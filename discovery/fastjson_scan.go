@@ -82,10 +82,14 @@ func (d *fastDec) lit(lit string) error {
 }
 
 // objOpen starts reading an object into a struct: true after its '{', false after a null.
-func (d *fastDec) objOpen() (bool, error) {
+func (d *fastDec) objOpen() (bool, error) { return d.open('{') }
+
+// open starts reading a value that opens with c ('{' or '['): true after it, false after a
+// null; a value nested deeper than maxJSONDepth is a syntax error.
+func (d *fastDec) open(c byte) (bool, error) {
 	d.ws()
 	switch d.peek() {
-	case '{':
+	case c:
 		d.pos++
 		d.depth++
 		if d.depth > maxJSONDepth {
@@ -557,23 +561,7 @@ func decodeSlice[T any](d *fastDec, s *[]T, elem func(*fastDec, *T) error) error
 }
 
 // arrOpen starts reading an array: true after its '[', false after a null.
-func (d *fastDec) arrOpen() (bool, error) {
-	d.ws()
-	switch d.peek() {
-	case '[':
-		d.pos++
-		d.depth++
-		if d.depth > maxJSONDepth {
-			return false, errFastSyntax
-		}
-		return true, nil
-	case 'n':
-		return false, d.lit("null")
-	case 0:
-		return false, errFastSyntax
-	}
-	return false, errFastType
-}
+func (d *fastDec) arrOpen() (bool, error) { return d.open('[') }
 
 // decodePtr reads an object into **p, allocating it when nil; null sets nil.
 func decodePtr[T any](d *fastDec, p **T, f func(*fastDec, *T) error) error {
