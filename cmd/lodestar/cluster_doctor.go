@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -57,6 +58,7 @@ func clusterDoctor(ctx context.Context, args []string, stdout, stderr io.Writer,
 	smoke := fs.Bool("smoke", false, "launch a trivial task through Marathon, wait until it runs, and delete it")
 	smokeTimeout := fs.Duration("smoke-timeout", 2*time.Minute, "how long --smoke waits for its task to run")
 	smokeAppID := fs.String("smoke-app-id", "", "Marathon app `id` --smoke creates and deletes (default /lodestar-doctor-smoke-<time>); it must not exist")
+	workDir := fs.String("master-work-dir", "", "work_dir of a Mesos master on this host, checked against the masters' addresses: a master whose IP changed must have it wiped (default with --topology: "+cluster.DefaultMasterWorkDir+" when it exists)")
 
 	if err := c.parse(args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -104,20 +106,17 @@ func clusterDoctor(ctx context.Context, args []string, stdout, stderr io.Writer,
 		}
 		targets.Proxies = append(targets.Proxies, cluster.Proxy{Name: name, Addr: addr})
 	}
-	if err := durationAtLeast("timeout", *timeout, 10*time.Millisecond); err != nil {
+	if err := doctorDurations(*timeout, *flapWindow, *smokeTimeout); err != nil {
 		fmt.Fprintf(stderr, "lodestar cluster doctor: %v\n", err)
 		return 2
 	}
-	if err := durationAtLeast("flap-window", *flapWindow, time.Second); err != nil {
-		fmt.Fprintf(stderr, "lodestar cluster doctor: %v\n", err)
-		return 2
-	}
-	if err := durationAtLeast("smoke-timeout", *smokeTimeout, time.Second); err != nil {
-		fmt.Fprintf(stderr, "lodestar cluster doctor: %v\n", err)
-		return 2
+	if *workDir == "" && *topology != "" {
+		if st, err := os.Stat(cluster.DefaultMasterWorkDir); err == nil && st.IsDir() {
+			*workDir = cluster.DefaultMasterWorkDir
+		}
 	}
 	d, err := cluster.New(cluster.Config{Targets: targets, Timeout: *timeout, FlapWindow: *flapWindow,
-		Smoke: *smoke, SmokeTimeout: *smokeTimeout, SmokeAppID: *smokeAppID})
+		Smoke: *smoke, SmokeTimeout: *smokeTimeout, SmokeAppID: *smokeAppID, MasterWorkDir: *workDir})
 	if err != nil {
 		fmt.Fprintf(stderr, "lodestar cluster doctor: %v (see lodestar cluster doctor --help)\n", err)
 		return 2
@@ -178,4 +177,15 @@ func topologyTargets(path string) (cluster.Targets, error) {
 		return cluster.Targets{}, fmt.Errorf("--topology: %w", err)
 	}
 	return cluster.TargetsFromTopology(t), nil
+}
+
+// doctorDurations checks the doctor's durations against their least sensible values.
+func doctorDurations(timeout, flapWindow, smokeTimeout time.Duration) error {
+	if err := durationAtLeast("timeout", timeout, 10*time.Millisecond); err != nil {
+		return err
+	}
+	if err := durationAtLeast("flap-window", flapWindow, time.Second); err != nil {
+		return err
+	}
+	return durationAtLeast("smoke-timeout", smokeTimeout, time.Second)
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lodestar-lb/lodestar/integration/cluster"
 	"github.com/lodestar-lb/lodestar/integration/fakemarathon"
 	"github.com/lodestar-lb/lodestar/integration/fakemesos"
 	"github.com/lodestar-lb/lodestar/internal/zktest"
@@ -29,7 +30,7 @@ func doctorCmd(t *testing.T, args ...string) (int, string, string) {
 func TestClusterDoctorHelp(t *testing.T) {
 	code, out, _ := doctorCmd(t, "--help")
 	for _, s := range []string{"Usage: lodestar cluster doctor", "Example:", "--topology", "--zk", "--mesos-master",
-		"--marathon", "--proxy", "--lodestar", "--json", "--flap-window", "--smoke", "--smoke-timeout", "Exit code"} {
+		"--marathon", "--proxy", "--lodestar", "--json", "--flap-window", "--smoke", "--master-work-dir", "--smoke-timeout", "Exit code"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("--help lacks %q:\n%s", s, out)
 		}
@@ -196,5 +197,19 @@ hosts:
 	code, out, _ = doctorCmd(t, "--topology", topo, "--flap-window", "1s", "--marathon", "http://127.0.0.1:1")
 	if code != 1 || !strings.Contains(out, "http://127.0.0.1:1") {
 		t.Errorf("doctor --topology --marathon http://127.0.0.1:1: exit %d, table:\n%s", code, out)
+	}
+}
+
+// --master-work-dir: a work_dir made under an address no master has now fails the doctor,
+// naming the replicated log to move aside.
+func TestClusterDoctorMasterWorkDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, cluster.WorkDirIPFile), []byte("192.0.2.7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := doctorCmd(t, "--mesos-master", "127.0.0.1:1", "--master-work-dir", dir, "--timeout", "1s")
+	if code != 1 || !strings.Contains(out, "master work_dir") || !strings.Contains(out, "made under 192.0.2.7") ||
+		!strings.Contains(out, filepath.Join(dir, "replicated_log")) {
+		t.Errorf("exit %d:\n%s", code, out)
 	}
 }

@@ -109,6 +109,10 @@ type Config struct {
 	// one so that no connection leaves the machine. Nil means a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
+	// MasterWorkDir is the work_dir of a Mesos master on the doctor's own host, checked
+	// against the masters' addresses (doctor_workdir.go); "" skips the check.
+	MasterWorkDir string
+
 	// Smoke launches a one-instance app through Marathon, waits until its task runs and
 	// deletes it (needs Marathon).
 	Smoke bool
@@ -329,6 +333,9 @@ func (d *Doctor) Run(ctx context.Context) Report {
 	for _, p := range d.cfg.Proxies {
 		wg.Go(func() { out.add(d.checkProxy(ctx, p, mesos.leader, marathon.leader)) })
 	}
+	if d.cfg.MasterWorkDir != "" {
+		out.add(checkMasterWorkDir(d.cfg.MasterWorkDir, mesos.masters))
+	}
 	if d.cfg.Smoke {
 		wg.Go(func() {
 			if marathon.leader == "" || marathon.base == "" {
@@ -372,6 +379,7 @@ func (d *Doctor) runZKAndMesos(ctx context.Context, out *findings) mesosResult {
 		return mesosResult{}
 	}
 	res := d.checkMesos(ctx, masters, zkLeader, out)
+	res.masters = masters
 	if res.leaderState != nil {
 		d.checkAgents(ctx, res.leaderState, out)
 	}

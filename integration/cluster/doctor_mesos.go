@@ -163,6 +163,7 @@ func redirectHost(location string) string {
 type mesosResult struct {
 	leader      string      // the ip:port every master agrees on; "" when none or no agreement
 	leaderState *mesosState // the leading master's state, when it could be read
+	masters     []string    // the masters probed (ip:port), given or found in ZooKeeper
 }
 
 // checkMesos probes every master: agreement on one leader, flapping, the masters' host names.

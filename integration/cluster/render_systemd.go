@@ -10,6 +10,7 @@ import (
 // /etc/zookeeper/conf, /etc/mesos*, /etc/marathon/conf; lodestar is the binary at lodestarBin.
 const (
 	hostIPScript   = "/usr/local/lib/lodestar-cluster/host-ip.sh"
+	workDirScript  = "/usr/local/lib/lodestar-cluster/master-work-dir.sh"
 	hostIPUnit     = "lodestar-host-ip.service"
 	lodestarBin    = "/usr/local/bin/lodestar"
 	zkDataDir      = "/var/lib/zookeeper"
@@ -62,8 +63,10 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 				put("etc/mesos-master/"+kv[0], kv[1]+"\n")
 			}
 			put(strings.TrimPrefix(mesosACLsFile, "/"), string(t.ACLs()))
+			put(strings.TrimPrefix(workDirScript, "/"), masterWorkDirScript(h))
 			put(systemdUnitDir+"mesos-master.service", t.unit(h, unitSpec{
 				description: fmt.Sprintf("Mesos master (quorum %d of %d)", t.Quorum(), len(t.Masters())),
+				execPre:     []string{"/bin/sh", workDirScript},
 				exec:        []string{"/usr/bin/mesos-init-wrapper", "master"},
 				limitNOFILE: defaultLimitNOFILE,
 			}))
@@ -205,6 +208,7 @@ WantedBy=multi-user.target
 // unitSpec is what differs between the cluster's service units.
 type unitSpec struct {
 	description     string
+	execPre         []string // run before exec; its failure keeps the service from starting
 	exec            []string
 	after, requires []string
 	user            string
@@ -247,6 +251,9 @@ func (t *Topology) unit(h Host, s unitSpec) string {
 	}
 	if s.credential != "" {
 		fmt.Fprintf(&b, "LoadCredential=%s:%s\n", systemdAPIAuthName, s.credential)
+	}
+	if len(s.execPre) > 0 {
+		fmt.Fprintf(&b, "ExecStartPre=%s\n", strings.Join(s.execPre, " "))
 	}
 	fmt.Fprintf(&b, "ExecStart=%s\n", strings.Join(execLines(s.exec), " \\\n\t"))
 	b.WriteString("Restart=always\nRestartSec=5\n")

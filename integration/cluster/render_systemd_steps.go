@@ -104,7 +104,9 @@ func (t *Topology) systemdReadme() string {
 		fmt.Fprintf(&b, "Hosts running lodestar need `%s` (token:T or basic:user:pass) first.\n", t.systemdAPIAuthFile())
 	}
 	b.WriteString("\nA Mesos master whose IP changes must have its work_dir (`" + masterWorkDir + "`) wiped before\n")
-	b.WriteString("it starts again: its replicated log still names the old address.\n")
+	b.WriteString("it starts again: its replicated log still names the old address. mesos-master.service records\n")
+	b.WriteString("the address in `" + masterWorkDir + "/" + WorkDirIPFile + "` and does not start when it changed;\n")
+	b.WriteString("`lodestar cluster doctor --topology …` on the host reports it too.\n")
 	for _, h := range t.Hosts {
 		addr := h.IP
 		if h.IPFrom != "" {
