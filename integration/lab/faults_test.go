@@ -160,6 +160,7 @@ func (c *labCluster) testMarathonStall(t *testing.T) {
 	if !silentPeer(why) {
 		t.Errorf("the Marathon source's error %q is not a silent peer's: the partition should stall the stream, not close it", why)
 	}
+	c.doctorSays(t, cluster.CheckMarathon, "http://"+c.marathon.Addr(cluster.DefaultMarathonPort))
 	c.stillServing(t, "Marathon partitioned")
 	if err := c.marathon.Heal(); err != nil {
 		t.Fatal(err)
@@ -168,6 +169,18 @@ func (c *labCluster) testMarathonStall(t *testing.T) {
 	t.Logf("lab figure: Marathon back: the edge's Marathon source synced again %s after the partition was lifted", recover.Round(time.Millisecond))
 	c.waitSourceOK(t, c.client, c.dnsAPI, "marathon", resyncDeadline)
 	c.stillServing(t, "after the Marathon partition")
+}
+
+// doctorSays checks that the doctor reports check on target as not ok.
+func (c *labCluster) doctorSays(t *testing.T, check, target string) {
+	t.Helper()
+	r := c.doctor(t)
+	for _, f := range r.Findings {
+		if f.Check == check && strings.HasPrefix(f.Target, target) && f.Severity != cluster.SeverityOK {
+			return
+		}
+	}
+	t.Errorf("the doctor does not report %s %s as failing:\n%s", check, target, r.notOK())
 }
 
 // waitSourceError waits until lodestar api, read from host from, reports an error for
@@ -271,12 +284,14 @@ func (c *labCluster) testEdgeCutOff(t *testing.T) {
 	if err := c.lb.DropAll(); err != nil {
 		t.Fatal(err)
 	}
+	faultAt := time.Now()
 	if err := c.routed(); err == nil {
 		t.Fatal("the client still reaches the edge host it was cut off from")
 	}
 	// Read from the edge host itself: its own address is reached over lo.
-	detect, why := c.waitSourceError(t, c.lb, c.lbAPI, "marathon", stallDetectDeadline)
-	t.Logf("lab figure: edge cut off: its /v1/apps reports the Marathon source failing after %s: %s", detect.Round(time.Millisecond), why)
+	_, why := c.waitSourceError(t, c.lb, c.lbAPI, "marathon", stallDetectDeadline)
+	t.Logf("lab figure: edge cut off: its /v1/apps reports the Marathon source failing after %s: %s", time.Since(faultAt).Round(time.Millisecond), why)
+	c.doctorSays(t, cluster.CheckLodestar, c.lbAPI)
 	code, cfg, err := get(c.lb, c.lbAPI+"/v1/haproxy/config")
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("/v1/haproxy/config on the cut-off edge: %d %v", code, err)
