@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,7 +24,6 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/lodestar-lb/lodestar/discovery"
-	"github.com/lodestar-lb/lodestar/integration"
 	"github.com/lodestar-lb/lodestar/integration/cluster"
 )
 
@@ -72,7 +72,7 @@ func skipUnlessLab(t *testing.T) {
 		t.Fatalf("ZooKeeper is not installed (/usr/share/java/zookeeper.jar): run make deps-test")
 	}
 	for _, tool := range []string{"java", "haproxy", "nft"} {
-		if _, err := lookPath(tool); err != nil {
+		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed: run make deps-test", tool)
 		}
 	}
@@ -87,7 +87,7 @@ func startCluster(t *testing.T) *labCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &labCluster{lab: New(t, labHosts...), top: top, topoPath: labTopology, bin: integration.Binary(t)}
+	c := &labCluster{lab: New(t, labHosts...), top: top, topoPath: labTopology, bin: lodestarBinary(t)}
 	l := c.lab
 	c.client, c.master, c.marathon, c.agent = l.Host("client"), l.Host("master1"), l.Host("marathon1"), l.Host("agent1")
 	c.lb, c.dns, c.upstream = l.Host("lb1"), l.Host("dns1"), l.Host("upstream1")

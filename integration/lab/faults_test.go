@@ -8,7 +8,6 @@ package lab
 
 import (
 	"net/http"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,8 +29,6 @@ const (
 	// dnsDetectDeadline: a forwarded query fails after the upstream timeout (2 s).
 	dnsDetectDeadline = 30 * time.Second
 )
-
-func lookPath(name string) (string, error) { return exec.LookPath(name) }
 
 func TestLabCluster(t *testing.T) {
 	skipUnlessLab(t)

@@ -67,10 +67,10 @@ func Available() error {
 
 // Lab is a set of hosts on one bridge.
 type Lab struct {
-	t       testing.TB
-	id      string // "lodestar-lab-<pid>"
-	switch_ string // the namespace holding the bridge
-	Hosts   []*Host
+	t        testing.TB
+	id       string // "lodestar-lab-<pid>"
+	switchNS string // the namespace holding the bridge
+	Hosts    []*Host
 
 	mu    sync.Mutex
 	procs []*Proc
@@ -107,16 +107,16 @@ func New(t testing.TB, names ...string) *Lab {
 	l := &Lab{t: t, id: namePrefix + strconv.Itoa(os.Getpid())}
 	// Cleanup is registered before anything is made, so a failure half-way still tears down.
 	t.Cleanup(l.teardown)
-	l.switch_ = l.id + "-switch"
+	l.switchNS = l.id + "-switch"
 	must := func(args ...string) {
 		t.Helper()
 		if out, err := run(args...); err != nil {
 			t.Fatalf("lab: %v\n%s", err, out)
 		}
 	}
-	must("ip", "netns", "add", l.switch_)
-	must("ip", "-n", l.switch_, "link", "add", "br0", "type", "bridge")
-	must("ip", "-n", l.switch_, "link", "set", "br0", "up")
+	must("ip", "netns", "add", l.switchNS)
+	must("ip", "-n", l.switchNS, "link", "add", "br0", "type", "bridge")
+	must("ip", "-n", l.switchNS, "link", "set", "br0", "up")
 	for i, name := range names {
 		if !hostNameOK(name) {
 			t.Fatalf("lab: host name %q: want 1 to 20 lower-case letters, digits or -", name)
@@ -124,8 +124,8 @@ func New(t testing.TB, names ...string) *Lab {
 		h := &Host{Name: name, IP: "10.213.0." + strconv.Itoa(11+i), NetNS: l.id + "-" + name, Root: filepath.Join(root, name), lab: l}
 		port := "p" + strconv.Itoa(i) // the switch side of the host's cable
 		must("ip", "netns", "add", h.NetNS)
-		must("ip", "-n", l.switch_, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", h.NetNS)
-		must("ip", "-n", l.switch_, "link", "set", port, "master", "br0", "up")
+		must("ip", "-n", l.switchNS, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", h.NetNS)
+		must("ip", "-n", l.switchNS, "link", "set", port, "master", "br0", "up")
 		must("ip", "-n", h.NetNS, "addr", "add", h.IP+"/24", "dev", "eth0")
 		must("ip", "-n", h.NetNS, "link", "set", "eth0", "up")
 		must("ip", "-n", h.NetNS, "link", "set", "lo", "up")
@@ -174,7 +174,7 @@ func (l *Lab) teardown() {
 	for _, h := range l.Hosts {
 		deleteNetNS(h.NetNS)
 	}
-	deleteNetNS(l.switch_)
+	deleteNetNS(l.switchNS)
 }
 
 // deleteNetNS kills every process in namespace ns and deletes it; a missing one is fine.

@@ -1,30 +1,43 @@
 package lab
 
 import (
-	"fmt"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/lodestar-lb/lodestar/integration"
 )
 
-// TestMain runs a lab role when the binary was re-executed as one (RunRole exits then);
-// otherwise it builds lodestar once, when labs can be made here, and runs the tests.
+// TestMain runs a lab role when the binary was re-executed as one (RunRole exits then),
+// and the tests otherwise.
 func TestMain(m *testing.M) {
 	RunRole()
-	dir, err := os.MkdirTemp("", "lodestar-lab-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "lab: %v\n", err)
-		os.Exit(1)
-	}
-	if Available() == nil {
-		if err := integration.BuildBinary(dir); err != nil {
-			fmt.Fprintf(os.Stderr, "lab: building the lodestar binary failed, so no test ran:\n%v\n", err)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
 	os.Exit(code)
+}
+
+// built is the lodestar binary the lab tests run, built on first use.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// lodestarBinary builds ./cmd/lodestar once (with -race when the tests run with it) and
+// returns its path.
+func lodestarBinary(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "lodestar-lab-")
+		if built.err == nil {
+			built.err = integration.BuildBinary(built.dir)
+		}
+	})
+	if built.err != nil {
+		t.Fatalf("building lodestar: %v", built.err)
+	}
+	return integration.Binary(t)
 }
