@@ -42,7 +42,7 @@ const (
 	// the unit's own command line is unchanged (JAVA_TOOL_OPTIONS is read by every JVM).
 	smallJVM = "JAVA_TOOL_OPTIONS=-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xms16m -Xmx256m -Dzookeeper.root.logger=INFO,CONSOLE"
 	// startDeadline bounds each wait of the bring-up (a JVM, a quorum, a first sync).
-	startDeadline = 30 * time.Second
+	startDeadline = 90 * time.Second
 )
 
 // labHosts are the lab's hosts in address order: host i is 10.213.0.(11+i), as the topology
