@@ -7,6 +7,8 @@ package lab
 // bounds of docs/lab.md with room for a loaded machine, not measurements.
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/lodestar-lb/lodestar/discovery"
 	"github.com/lodestar-lb/lodestar/integration/cluster"
 )
 
@@ -133,9 +136,17 @@ func (c *labCluster) testZKPartition(t *testing.T) {
 	})
 	t.Logf("lab figure: ZooKeeper: the two others lead again %s after the partition", time.Since(faultAt).Round(time.Millisecond))
 	c.stillServing(t, "ZooKeeper leader partitioned")
-	if s, _, err := sourceStatus(c.client, c.lbAPI, "marathon"); err != nil || !s.Synced || s.LastError != "" {
-		t.Errorf("edge's Marathon source during the ZooKeeper partition: %+v, %v", s, err)
-	}
+	// A lodestar whose ZooKeeper session was on the lost member moves it to another.
+	sessions := waitFor(t, "every source of both lodestars synced without error", zkRecoverDeadline, func() (bool, string) {
+		for _, api := range []string{c.lbAPI, c.dnsAPI} {
+			if bad := failingSources(c.client, api); bad != "" {
+				return false, bad
+			}
+		}
+		return true, ""
+	})
+	t.Logf("lab figure: ZooKeeper leader partitioned: both lodestars' sources fine at %s after the partition (waited %s for it)",
+		time.Since(faultAt).Round(time.Millisecond), sessions.Round(time.Millisecond))
 	if err := h.LinkUp(); err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +177,31 @@ func (c *labCluster) testMarathonStall(t *testing.T) {
 	t.Logf("lab figure: Marathon back: the edge's Marathon source synced again %s after the partition was lifted", recover.Round(time.Millisecond))
 	c.waitSourceOK(t, c.client, c.dnsAPI, "marathon", resyncDeadline)
 	c.stillServing(t, "after the Marathon partition")
+}
+
+// failingSources lists the sources of lodestar api that are not synced or report an error,
+// "" when there are none.
+func failingSources(from *Host, api string) string {
+	code, body, err := get(from, api+"/v1/apps")
+	if err != nil || code != http.StatusOK {
+		return fmt.Sprintf("%s/v1/apps: %d %v", api, code, err)
+	}
+	var res struct {
+		Sources []discovery.SourceStatus `json:"sources"`
+	}
+	if err := json.Unmarshal(body, &res); err != nil {
+		return err.Error()
+	}
+	var bad []string
+	for _, s := range res.Sources {
+		if !s.Synced || s.LastError != "" {
+			bad = append(bad, fmt.Sprintf("%s %s: synced %t, error %q", api, s.Name, s.Synced, s.LastError))
+		}
+	}
+	if len(res.Sources) == 0 {
+		bad = append(bad, api+": no sources")
+	}
+	return strings.Join(bad, "; ")
 }
 
 // doctorSays checks that the doctor reports check on target as not ok.
