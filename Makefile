@@ -11,11 +11,11 @@ BIN     := bin/lodestar
 # Debian packages the tests and the demo use, as "command:package" pairs: a package is
 # installed only when its command is missing.
 TEST_TOOLS := curl:curl haproxy:haproxy /usr/share/java/zookeeper.jar:zookeeper java:default-jre-headless \
-              named:bind9 dig:dnsutils chromium:chromium
+              named:bind9 dig:dnsutils chromium:chromium nft:nftables
 BENCH_TOOLS := dnsperf:dnsperf wrk:wrk
 DEMO_TOOLS := curl:curl haproxy:haproxy dig:dnsutils
 
-.PHONY: all build test soak scale-live demo bench bench-dns bench-forward bench-scale deps-test deps-demo check-go vet fmt-check staticcheck clean
+.PHONY: all build test lab soak scale-live demo bench bench-dns bench-forward bench-scale deps-test deps-demo check-go vet fmt-check staticcheck clean
 
 all: build
 
@@ -51,6 +51,12 @@ staticcheck: check-go
 # make test: every test, with the race detector, after vet, a gofmt check and staticcheck.
 test: check-go deps-test vet fmt-check staticcheck
 	scripts/gotest.sh -race -count=1 -timeout 20m ./...
+
+# make lab: only the multi-host lab (integration/lab; docs/lab.md), which make test runs too:
+# hosts as network namespaces (root needed), the systemd render of examples like it run in
+# them, faults made inside one namespace; prints "lab figure:" lines (detection, recovery).
+lab: check-go deps-test
+	set -o pipefail; $(GO) test -race -count=1 -v -run '^TestLab' ./integration/lab/ | grep -vE '^=== (RUN|PAUSE|CONT|NAME)'
 
 # make soak [SOAK_DURATION=10m]: lodestar and HAProxy under churn, reloads, load and HAProxy
 # kills (integration/soak_test.go, build tag soak, so not part of make test); prints a summary

@@ -105,7 +105,16 @@ func (s *Source) checkLeader(ctx context.Context, m *url.URL, sink discovery.Sin
 	if s.leaderless {
 		return nil
 	}
-	leader, err := s.leaderOf(ctx, m)
+	// Each question is bounded by the idle timeout, not RequestTimeout: the check runs on the
+	// session's loop, which reads no event and runs no idle watchdog meanwhile, so a
+	// partitioned member (silent, not refusing) went unnoticed for a whole RequestTimeout.
+	lctx, cancel := context.WithTimeout(ctx, s.cfg.IdleTimeout)
+	leader, err := s.leaderOf(lctx, m)
+	silent := errors.Is(lctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
+	cancel()
+	if silent {
+		return fmt.Errorf("leader check: %s/v2/leader did not answer within the idle timeout (%s): %w", m, s.cfg.IdleTimeout, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -116,7 +125,9 @@ func (s *Source) checkLeader(ctx context.Context, m *url.URL, sink discovery.Sin
 	if lm == nil || lm == m {
 		return nil
 	}
-	if _, err := s.leaderOf(ctx, lm); err != nil {
+	lctx, cancel = context.WithTimeout(ctx, s.cfg.IdleTimeout)
+	defer cancel()
+	if _, err := s.leaderOf(lctx, lm); err != nil {
 		return nil // the leader is not reachable from here: stay where we are
 	}
 	return &errSwitch{to: lm.String(), why: "it is the Marathon leader"}

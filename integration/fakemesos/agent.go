@@ -49,7 +49,13 @@ func DefaultAgentFlags() map[string]string {
 
 // StartAgent starts an agent on 127.0.0.1 with DefaultAgentFlags.
 func StartAgent(id, hostname string) (*Agent, error) {
-	ln, err := net.Listen("tcp", defaultListenAddr)
+	return StartAgentAt(id, hostname, defaultListenAddr)
+}
+
+// StartAgentAt starts an agent listening on addr ("ip:port"; port 0 picks one) with
+// DefaultAgentFlags: the multi-host lab runs one on a lab host's address.
+func StartAgentAt(id, hostname, addr string) (*Agent, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("fakemesos: agent %s: %w", hostname, err)
 	}

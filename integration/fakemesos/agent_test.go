@@ -109,3 +109,25 @@ func TestClusterAgentsFlagsAndElection(t *testing.T) {
 		t.Errorf("acls still set after SetMasterFlag(acls, \"\"): %v", leader.Flags)
 	}
 }
+
+// StartAgentAt listens where it is told (the lab runs an agent on a host's address), and the
+// port flag and pid follow the port it got; an address it cannot bind is an error.
+func TestStartAgentAt(t *testing.T) {
+	a, err := StartAgentAt("S2", "127.0.0.2", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	var doc struct {
+		Flags map[string]string `json:"flags"`
+	}
+	if code := getJSON(t, "http://"+a.HostPort()+"/flags", &doc); code != http.StatusOK {
+		t.Fatalf("GET /flags: %d", code)
+	}
+	if a.PID() != "slave(1)@127.0.0.2:"+doc.Flags["port"] {
+		t.Errorf("pid %q, flags port %q", a.PID(), doc.Flags["port"])
+	}
+	if _, err := StartAgentAt("S3", "x", "192.0.2.1:0"); err == nil {
+		t.Error("an agent on an address of no interface started")
+	}
+}
