@@ -14,6 +14,7 @@ const (
 	hostIPUnit     = "lodestar-host-ip.service"
 	lodestarBin    = "/usr/local/bin/lodestar"
 	zkDataDir      = "/var/lib/zookeeper"
+	zkClassPath    = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar"
 	masterWorkDir  = "/var/lib/mesos/master"
 	agentWorkDir   = "/var/lib/mesos/agent"
 	mesosACLsFile  = "/etc/mesos/acls.json"
@@ -42,8 +43,13 @@ func renderSystemd(t *Topology) (map[string][]byte, error) {
 			put("etc/zookeeper/conf/myid", itoa(h.ZKID)+"\n")
 			put(systemdUnitDir+"zookeeper.service", t.unit(h, unitSpec{
 				description: fmt.Sprintf("ZooKeeper member %d", h.ZKID),
-				exec: []string{"/usr/bin/java", "-cp", "/etc/zookeeper/conf:/usr/share/java/*",
-					"-Dzookeeper.log.dir=/var/log/zookeeper",
+				// zookeeper.jar names its libraries in its manifest but no SLF4J binding: the
+				// log4j one and log4j (both dependencies of the package) are named here. All of
+				// /usr/share/java would bring slf4j-nop too, which wins and silences ZooKeeper.
+				// The root logger is what Debian's log4j.properties needs and only its init
+				// script sets.
+				exec: []string{"/usr/bin/java", "-cp", zkClassPath,
+					"-Dzookeeper.log.dir=/var/log/zookeeper", "-Dzookeeper.root.logger=INFO,CONSOLE",
 					"org.apache.zookeeper.server.quorum.QuorumPeerMain", "/etc/zookeeper/conf/zoo.cfg"},
 				user: "zookeeper",
 			}))

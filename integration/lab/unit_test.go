@@ -60,7 +60,7 @@ func TestRenderedUnitsParseAndExpand(t *testing.T) {
 	for i := range args {
 		args[i] = Reroot("/r", args[i])
 	}
-	want := []string{"/usr/bin/java", "-cp", "/r/etc/zookeeper/conf:/usr/share/java/*", "-Dzookeeper.log.dir=/r/var/log/zookeeper",
+	want := []string{"/usr/bin/java", "-cp", "/r/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar", "-Dzookeeper.log.dir=/r/var/log/zookeeper", "-Dzookeeper.root.logger=INFO,CONSOLE",
 		"org.apache.zookeeper.server.quorum.QuorumPeerMain", "/r/etc/zookeeper/conf/zoo.cfg"}
 	if !slices.Equal(args, want) {
 		t.Errorf("zookeeper command\n%q\nwant\n%q", args, want)
