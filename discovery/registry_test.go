@@ -363,6 +363,9 @@ func TestRegistrySources(t *testing.T) {
 	if r.Synced() == nil {
 		t.Error("a failed first sync counts as synced")
 	}
+	if err := r.Failing(); err != nil {
+		t.Errorf("a source that never synced is failing (Synced says it): %v", err)
+	}
 
 	clock = clock.Add(time.Minute)
 	r.ReportSync("marathon", nil)
@@ -398,6 +401,13 @@ func TestRegistrySources(t *testing.T) {
 	}
 	if err := r.Synced(); err != nil {
 		t.Errorf("a failure after a sync unsynced the registry: %v", err)
+	}
+	if err := r.Failing(); err == nil || err.Error() != "serving the last sync of 1 source(s) whose latest attempt failed: marathon: timeout" {
+		t.Errorf("Failing = %v, want marathon named with its error", err)
+	}
+	r.ReportSync("marathon", nil)
+	if err := r.Failing(); err != nil {
+		t.Errorf("after marathon synced again: Failing = %v", err)
 	}
 	// Sources returns copies.
 	r.Sources()[0].Synced = false

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -126,6 +127,23 @@ func (r *Registry) Synced() error {
 		return fmt.Errorf("waiting for the first sync of %v", missing)
 	}
 	return nil
+}
+
+// Failing returns an error naming each source that synced once but whose latest attempt
+// failed (a Marathon partitioned after the first sync, a Mesos master gone), or nil. The
+// registry still serves what those sources gave last.
+func (r *Registry) Failing() error {
+	var failing []string
+	for _, s := range r.Sources() {
+		if s.Synced && s.LastError != "" {
+			failing = append(failing, s.Name+": "+s.LastError)
+		}
+	}
+	if len(failing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("serving the last sync of %d source(s) whose latest attempt failed: %s",
+		len(failing), strings.Join(failing, "; "))
 }
 
 // describe names an update in a log line without dumping its payload.

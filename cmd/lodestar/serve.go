@@ -136,6 +136,9 @@ func (f *serveFlags) build(log *slog.Logger, getenv func(string) string) (*serve
 		return nil, err
 	}
 	s.api.AddReadyCheck("first sync", s.reg.Synced)
+	// A source failing after its first sync leaves /readyz at 200: the edge keeps serving
+	// what it has, and the check says what is stale.
+	s.api.AddReadyCheck("sources", func() error { return api.Degraded(s.reg.Failing()) })
 	if err := servedRegistry.serve(s.reg); err != nil {
 		return nil, err
 	}

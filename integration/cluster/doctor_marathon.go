@@ -424,6 +424,24 @@ func (d *Doctor) checkProxy(ctx context.Context, p Proxy, mesosLeader, marathonL
 	return f
 }
 
+// judgeReadyLodestar judges a lodestar whose /readyz answered 200 by its checks: any
+// "degraded: …" (a source failing since its last sync, a replica without its hub) is a warning.
+func judgeReadyLodestar(f Finding, checks map[string]string) Finding {
+	var degraded []string
+	for _, name := range mapKeys(checks) {
+		if why, ok := strings.CutPrefix(checks[name], "degraded: "); ok {
+			degraded = append(degraded, name+": "+why)
+		}
+	}
+	if len(degraded) == 0 {
+		f.Severity, f.Message = SeverityOK, "ready: synced with its sources"
+		return f
+	}
+	f.Severity, f.Message = SeverityWarn, "ready but degraded: "+strings.Join(degraded, "; ")
+	f.Fix = "it serves what it had; see the failing source's finding (Marathon, Mesos, ZooKeeper) or lodestar's status page"
+	return f
+}
+
 // checkLodestar asks a lodestar instance's /readyz whether it synced with its sources.
 func (d *Doctor) checkLodestar(ctx context.Context, target string) Finding {
 	f := Finding{Check: CheckLodestar, Target: target}
@@ -439,8 +457,7 @@ func (d *Doctor) checkLodestar(ctx context.Context, target string) Finding {
 	}
 	_ = json.Unmarshal(body, &ready) // an answer that is not JSON is judged by its status alone
 	if code == http.StatusOK {
-		f.Severity, f.Message = SeverityOK, "ready: synced with its sources"
-		return f
+		return judgeReadyLodestar(f, ready.Checks)
 	}
 	var failing []string
 	for _, name := range mapKeys(ready.Checks) {

@@ -399,6 +399,7 @@ func TestDoctorLodestarReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.AddReadyCheck("first sync", reg.Synced)
+	s.AddReadyCheck("sources", func() error { return api.Degraded(reg.Failing()) }) // as serve does
 	srv := httptest.NewServer(s.Router())
 	t.Cleanup(srv.Close)
 
@@ -412,6 +413,12 @@ func TestDoctorLodestarReadiness(t *testing.T) {
 	if !r.OK() {
 		t.Errorf("a synced lodestar is not ok:\n%s", table(r))
 	}
+	// Marathon partitioned after the first sync: still ready (200), and the doctor warns.
+	reg.ReportSync("marathon", errors.New("GET /v2/leader: i/o timeout"))
+	r = runDoctor(t, cfg)
+	want(t, r, CheckLodestar, srv.URL, SeverityWarn, "ready but degraded: sources: serving the last sync of 1 source(s) whose latest attempt failed: marathon: GET /v2/leader: i/o timeout")
+	reg.ReportSync("marathon", nil)
+	want(t, runDoctor(t, cfg), CheckLodestar, srv.URL, SeverityOK, "ready")
 	srv.Close()
 	r = runDoctor(t, cfg)
 	want(t, r, CheckLodestar, srv.URL, SeverityError, "unreachable")
