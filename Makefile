@@ -15,7 +15,7 @@ TEST_TOOLS := curl:curl haproxy:haproxy /usr/share/java/zookeeper.jar:zookeeper 
 BENCH_TOOLS := dnsperf:dnsperf wrk:wrk
 DEMO_TOOLS := curl:curl haproxy:haproxy dig:dnsutils
 
-.PHONY: all build test soak scale-live demo bench bench-dns bench-forward bench-scale deps-test deps-demo check-go vet fmt-check staticcheck clean
+.PHONY: all build test image-test soak scale-live demo bench bench-dns bench-forward bench-scale deps-test deps-demo check-go vet fmt-check staticcheck clean
 
 all: build
 
@@ -49,8 +49,17 @@ staticcheck: check-go
 	"$(STATICCHECK)" ./...
 
 # make test: every test, with the race detector, after vet, a gofmt check and staticcheck.
+# LODESTAR_IMAGE_TEST=1 make test also runs make image-test after the Go tests.
 test: check-go deps-test vet fmt-check staticcheck
 	scripts/gotest.sh -race -count=1 -timeout 20m ./...
+	@if [ "$${LODESTAR_IMAGE_TEST:-}" = 1 ]; then $(MAKE) --no-print-directory image-test; fi
+
+# make image-test: the Dockerfile built with podman from local images (a debootstrapped Debian
+# and the host's Go; no registry, no Docker engine) and the image run on loopback ports:
+# /readyz and a request through its HAProxy checked. As root it installs podman, runc and
+# debootstrap with apt-get; its state is under /var/tmp/lodestar-image-test.
+image-test: check-go
+	scripts/image-test.sh
 
 # make soak [SOAK_DURATION=10m]: lodestar and HAProxy under churn, reloads, load and HAProxy
 # kills (integration/soak_test.go, build tag soak, so not part of make test); prints a summary
