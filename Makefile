@@ -59,7 +59,7 @@ test: check-go deps-test vet fmt-check staticcheck
 # /readyz and a request through its HAProxy checked. As root it installs podman, runc and
 # debootstrap with apt-get; its state is under /var/tmp/lodestar-image-test.
 image-test: check-go
-	scripts/image-test.sh
+	timeout 20m scripts/image-test.sh
 
 # make soak [SOAK_DURATION=10m]: lodestar and HAProxy under churn, reloads, load and HAProxy
 # kills (integration/soak_test.go, build tag soak, so not part of make test); prints a summary

@@ -31,14 +31,34 @@ mkdir -p "$logs"
 exec 9>"$state/lock"
 flock -w 1800 9 || { echo "image-test: another run holds $state/lock" >&2; exit 1; }
 
+# runc keeps its container state under $state/runc too, not in /run/runc: podman is always
+# called with that root, and build steps get it with --runtime-flag.
+runc_root=$state/runc
+podman() { command podman --runtime-flag "root=$runc_root" "$@"; }
+
+# remove_containers: every container in this test's storage, the image's and those an
+# interrupted podman build leaves (its runc process still running, its working container).
+remove_containers() {
+  local ids id
+  if [ -d "$runc_root" ]; then
+    for id in $(runc --root "$runc_root" list -q 2>/dev/null); do
+      runc --root "$runc_root" delete -f "$id" || true
+    done
+  fi
+  ids=$(podman ps -aq --external)
+  [ -z "$ids" ] || podman rm -f -t 5 $ids >/dev/null
+}
+
 backend_pid=
 cleanup() {
   if command -v podman >/dev/null && [ -n "${CONTAINERS_CONF:-}" ]; then
-    podman rm -f --ignore "$container" >/dev/null 2>&1 || true
+    remove_containers >/dev/null 2>&1 || true
   fi
   [ -z "$backend_pid" ] || kill "$backend_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
+trap "exit 130" INT
+trap "exit 143" TERM
 
 now() { echo "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
@@ -220,7 +240,7 @@ make_go_image() {
 }
 
 build_image() {
-  local args=(--pull=never --network=host --build-arg "BUILD_IMAGE=$go_image"
+  local args=(--pull=never --network=host --runtime-flag "root=$runc_root" --build-arg "BUILD_IMAGE=$go_image"
     --build-arg "RUNTIME_IMAGE=$base_image"
     --build-arg "VERSION=$(git describe --always --dirty 2>/dev/null || echo dev)")
   local v
@@ -263,7 +283,6 @@ EOF
 }
 
 run_container() {
-  podman rm -f --ignore "$container"
   podman run -d --name "$container" --network=host \
     -v "$state/apps.json:/etc/lodestar/apps.json:ro" "$image" \
     serve --apps-file /etc/lodestar/apps.json --group external \
@@ -304,6 +323,8 @@ phase deps deps
 podman_config
 export CONTAINERS_CONF=$state/containers.conf CONTAINERS_STORAGE_CONF=$state/storage.conf
 phase podman check_podman
+# What an interrupted run left behind.
+remove_containers
 go_image=localhost/lodestar-test/golang:$("$GO" env GOVERSION)
 
 if podman image exists "$base_image"; then echo "image-test: base     present: $base_image"
