@@ -11,6 +11,8 @@
 #           app from a file whose task is a demo-backend on 127.0.0.1
 #   check   /readyz answers 200; requests through the container's HAProxy (vhost and service
 #           port) reach the backend
+#   ports   the image's default binds (:80, :443) in a network namespace of its own, opened as
+#           the image's unprivileged user through the Dockerfile's file capabilities
 # base and goimage are reused when present; build runs every time (its layer cache is kept).
 # Each phase prints its time; a failure names the phase, shows its output's tail and the
 # container's log, and exits 1. The container is removed on exit, failure or not.
@@ -69,10 +71,12 @@ fail() {
   echo "image-test: FAILED in phase $1 (full output: $2)" >&2
   echo "--- last lines of $1's output:" >&2
   tail -n 40 "$2" >&2 || true
-  if command -v podman >/dev/null && [ -n "${CONTAINERS_CONF:-}" ] &&
-     podman container exists "$container" 2>/dev/null; then
-    echo "--- container $container's log (last 60 lines):" >&2
-    podman logs --tail 60 "$container" >&2 2>&1 || true
+  local c
+  if command -v podman >/dev/null && [ -n "${CONTAINERS_CONF:-}" ]; then
+    for c in $(podman ps -a --format '{{.Names}}' 2>/dev/null); do
+      echo "--- container $c's log (last 60 lines):" >&2
+      podman logs --tail 60 "$c" >&2 2>&1 || true
+    done
   fi
   exit 1
 }
@@ -314,6 +318,50 @@ check_serving() {
   echo "readyz 200, vhost and service port routed to 127.0.0.1:$backend_port"
 }
 
+# in_container NAME PORT REQUEST-PATH [HOST]: the status line of an HTTP request made inside
+# the container (bash's /dev/tcp: the image has no HTTP client).
+in_container() {
+  podman exec "$1" bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$2" "$3" >&3; head -n 1 <&3' _ "$2" "$3" "${4:-x}" | tr -d '\r'
+}
+
+# check_privileged_ports: the image's own defaults (HTTP on :80, HTTPS on :443) in a network
+# namespace of its own: HAProxy, running as the image's unprivileged user, binds them through
+# the file capability the Dockerfile sets, and no process in the container is root. Podman and
+# Docker make every port unprivileged in a container's own namespace; the sysctl puts back
+# the kernel's default (as on the host's network), so that the capability is what is tested.
+check_privileged_ports() {
+  local ctr=$container-ports line= i
+  podman run -d --name "$ctr" --network=none --sysctl net.ipv4.ip_unprivileged_port_start=1024 \
+    -v "$state/apps.json:/etc/lodestar/apps.json:ro" "$image" \
+    serve --apps-file /etc/lodestar/apps.json --group external --haproxy-maxconn 1024
+  for i in $(seq 120); do
+    [ "$(podman inspect -f '{{.State.Running}}' "$ctr")" = true ] || { echo "$ctr exited"; return 1; }
+    line=$(in_container "$ctr" 8090 /readyz 2>/dev/null || true)
+    [[ $line == *" 200 "* ]] && break
+    sleep 0.5
+  done
+  echo "/readyz: $line"
+  [[ $line == *" 200 "* ]] || { echo "/readyz did not answer 200 with the default binds"; return 1; }
+  line=$(in_container "$ctr" 80 / web.image-test.example)
+  echo ":80: $line"
+  # Its one task is on the host's loopback, out of this namespace: HAProxy's own 503 shows it
+  # holds :80.
+  [[ $line == "HTTP/1."?" 503 "* ]] || { echo "HAProxy does not answer on :80"; return 1; }
+  podman exec "$ctr" bash -c 'exec 3<>/dev/tcp/127.0.0.1/443' || { echo "nothing listens on :443"; return 1; }
+  # lodestar holds those sockets itself (they outlive an HAProxy crash) through its own file
+  # capability; without it HAProxy binds them and lodestar warns.
+  if podman logs "$ctr" 2>&1 | grep -F "could not hold the listening socket"; then
+    echo "lodestar could not open :80/:443 itself"; return 1
+  fi
+  podman top "$ctr" user args
+  if podman top "$ctr" user | tail -n +2 | grep -qvx lodestar; then
+    echo "a process in the container runs as another user than lodestar"; return 1
+  fi
+  podman rm -f -t 5 "$ctr" >/dev/null
+  echo "default binds :80 and :443 held by lodestar, served by HAProxy, as user lodestar"
+}
+
 if [ "$(id -u)" -ne 0 ] && ! command -v podman >/dev/null; then
   echo "image-test needs podman (and runc, debootstrap): as root, make image-test installs them;" \
     "or: sudo apt-get install -y podman runc debootstrap" >&2
@@ -343,4 +391,5 @@ backend_pid=$!
 apps_file "$state/apps.json"
 phase run run_container
 phase check check_serving
+phase ports check_privileged_ports
 echo "image-test: passed in $(since "$total_start")s"
