@@ -4,8 +4,9 @@
 #   deps    podman, runc and debootstrap from Debian's packages (scripts/apt-install.sh)
 #   podman  a containers.conf and storage.conf of this script's own: every image, container and
 #           podman state file lives under $LODESTAR_IMAGE_TEST_DIR, nothing in the machine's /etc
-#   base    debootstrap --variant=minbase bookworm from the mirror apt uses, trimmed, imported
-#   goimage that base plus the host's Go tree (/usr/local/go) and CA bundle
+#   base    debootstrap --variant=minbase bookworm from the mirror apt uses, trimmed, with the
+#           host's CA bundle (the module download and an https mirror need it), imported
+#   goimage that base plus the host's Go tree (/usr/local/go)
 #   build   podman build --pull=never of ./Dockerfile with those two as BUILD_IMAGE/RUNTIME_IMAGE
 #   run     the image on --network=host, lodestar and HAProxy on free loopback ports, fed one
 #           app from a file whose task is a demo-backend on 127.0.0.1
@@ -15,7 +16,7 @@
 #           the image's unprivileged user through the Dockerfile's file capabilities
 # base and goimage are reused when present; build runs every time (its layer cache is kept).
 # Each phase prints its time; a failure names the phase, shows its output's tail and the
-# container's log, and exits 1. The container is removed on exit, failure or not.
+# containers' logs, and exits 1. The containers are removed on exit, failure or not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -31,7 +32,7 @@ container=lodestar-image-test
 mkdir -p "$logs"
 # One run at a time: they share the images and the container name.
 exec 9>"$state/lock"
-flock -w 1800 9 || { echo "image-test: another run holds $state/lock" >&2; exit 1; }
+flock -w 600 9 || { echo "image-test: another run holds $state/lock" >&2; exit 1; }
 
 # runc keeps its container state under $state/runc too, not in /run/runc: podman is always
 # called with that root, and build steps get it with --runtime-flag.
@@ -41,14 +42,14 @@ podman() { command podman --runtime-flag "root=$runc_root" "$@"; }
 # remove_containers: every container in this test's storage, the image's and those an
 # interrupted podman build leaves (its runc process still running, its working container).
 remove_containers() {
-  local ids id
+  local ids=() id
   if [ -d "$runc_root" ]; then
     for id in $(runc --root "$runc_root" list -q 2>/dev/null); do
       runc --root "$runc_root" delete -f "$id" || true
     done
   fi
-  ids=$(podman ps -aq --external)
-  [ -z "$ids" ] || podman rm -f -t 5 $ids >/dev/null
+  mapfile -t ids < <(podman ps -aq --external)
+  [ ${#ids[@]} -eq 0 ] || podman rm -f -t 5 "${ids[@]}" >/dev/null
 }
 
 backend_pid=
@@ -181,6 +182,7 @@ make_base() {
   unmount_under "$root"
   rm -rf --one-file-system "$root"
   echo "debootstrap $suite from $mirror"
+  # shellcheck disable=SC2064 # root is expanded now: the trap runs after this function returns.
   trap "unmount_under $(printf %q "$root")" EXIT
   debootstrap --variant=minbase "$suite" "$root" "$mirror"
   unmount_under "$root"
@@ -224,9 +226,8 @@ EOF
 unmount_under() {
   local m
   [ -d "$1" ] || return 0
-  for m in $(awk -v d="$(realpath "$1")/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do
-    umount -l "$m"
-  done
+  awk -v d="$(realpath "$1")/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r |
+    while read -r m; do umount -l "$m"; done
 }
 
 # make_go_image: the base image plus the host's Go tree, set up as the golang image is.
@@ -299,8 +300,8 @@ run_container() {
 # check_serving: /readyz 200 (waiting while lodestar starts), then one request by vhost and
 # one on the service port, each answered by the backend behind the container's HAProxy.
 check_serving() {
-  local code= i body want="hello from the task at 127.0.0.1:$backend_port"
-  for i in $(seq 120); do
+  local code='' body want="hello from the task at 127.0.0.1:$backend_port"
+  for _ in $(seq 120); do
     [ "$(podman inspect -f '{{.State.Running}}' "$container")" = true ] ||
       { echo "the container exited"; return 1; }
     code=$(curl -s -o "$state/readyz.out" -w '%{http_code}' "http://127.0.0.1:$api_port/readyz" || true)
@@ -331,11 +332,11 @@ in_container() {
 # Docker make every port unprivileged in a container's own namespace; the sysctl puts back
 # the kernel's default (as on the host's network), so that the capability is what is tested.
 check_privileged_ports() {
-  local ctr=$container-ports line= i
+  local ctr=$container-ports line=''
   podman run -d --name "$ctr" --network=none --sysctl net.ipv4.ip_unprivileged_port_start=1024 \
     -v "$state/apps.json:/etc/lodestar/apps.json:ro" "$image" \
     serve --apps-file /etc/lodestar/apps.json --group external --haproxy-maxconn 1024
-  for i in $(seq 120); do
+  for _ in $(seq 120); do
     [ "$(podman inspect -f '{{.State.Running}}' "$ctr")" = true ] || { echo "$ctr exited"; return 1; }
     line=$(in_container "$ctr" 8090 /readyz 2>/dev/null || true)
     [[ $line == *" 200 "* ]] && break
