@@ -22,6 +22,12 @@ cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
 GO=${GO:-go}
 
+if [ "$(id -u)" -ne 0 ] && ! command -v podman >/dev/null; then
+  echo "image-test needs podman (and runc, debootstrap): as root, make image-test installs them;" \
+    "or: sudo apt-get install -y podman runc debootstrap" >&2
+  exit 1
+fi
+
 suite=bookworm
 if [ "$(id -u)" -eq 0 ]; then state=${LODESTAR_IMAGE_TEST_DIR:-/var/tmp/lodestar-image-test}
 else state=${LODESTAR_IMAGE_TEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lodestar-image-test}; fi
@@ -363,11 +369,6 @@ check_privileged_ports() {
   echo "default binds :80 and :443 held by lodestar, served by HAProxy, as user lodestar"
 }
 
-if [ "$(id -u)" -ne 0 ] && ! command -v podman >/dev/null; then
-  echo "image-test needs podman (and runc, debootstrap): as root, make image-test installs them;" \
-    "or: sudo apt-get install -y podman runc debootstrap" >&2
-  exit 1
-fi
 phase deps deps
 podman_config
 export CONTAINERS_CONF=$state/containers.conf CONTAINERS_STORAGE_CONF=$state/storage.conf
