@@ -1,10 +1,19 @@
 # lodestar image: the lodestar binary next to Debian's HAProxy 2.6.
 #   docker build --build-arg VERSION=$(git describe --always --dirty) -t lodestar:latest .
 # The lab in docker-compose.yml (rendered from examples/cluster.yaml) builds it too.
+# Without a registry (air-gapped, or `make image-test`), name local images for the two stages:
+#   --build-arg BUILD_IMAGE=localhost/my-go:1.26 --build-arg RUNTIME_IMAGE=localhost/my-debian:bookworm
+# (README.md, "The image without a registry"); GOPROXY, GOSUMDB and GOFLAGS pass through too.
+ARG BUILD_IMAGE=golang:1.26-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 # --- build: a static binary (no cgo), reproducible paths.
-FROM golang:1.26-bookworm AS build
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
+# Unset unless given with --build-arg; an empty value means Go's default.
+ARG GOPROXY
+ARG GOSUMDB
+ARG GOFLAGS
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
@@ -12,7 +21,7 @@ ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/lodestar ./cmd/lodestar
 
 # --- runtime: Debian slim with HAProxy; lodestar runs as an unprivileged user.
-FROM debian:bookworm-slim
+FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends haproxy ca-certificates libcap2-bin \
  && rm -rf /var/lib/apt/lists/*

@@ -15,7 +15,7 @@ TEST_TOOLS := curl:curl haproxy:haproxy /usr/share/java/zookeeper.jar:zookeeper 
 BENCH_TOOLS := dnsperf:dnsperf wrk:wrk
 DEMO_TOOLS := curl:curl haproxy:haproxy dig:dnsutils
 
-.PHONY: all build test lab soak scale-live demo bench bench-dns bench-forward bench-scale deps-test deps-demo check-go vet fmt-check staticcheck clean
+.PHONY: all build test lab image-test soak scale-live demo bench bench-dns bench-forward bench-scale deps-test deps-demo check-go vet fmt-check staticcheck clean
 
 all: build
 
@@ -49,8 +49,17 @@ staticcheck: check-go
 	"$(STATICCHECK)" ./...
 
 # make test: every test, with the race detector, after vet, a gofmt check and staticcheck.
+# LODESTAR_IMAGE_TEST=1 make test also runs make image-test after the Go tests.
 test: check-go deps-test vet fmt-check staticcheck
 	scripts/gotest.sh -race -count=1 -timeout 20m ./...
+	@if [ "$${LODESTAR_IMAGE_TEST:-}" = 1 ]; then $(MAKE) --no-print-directory image-test; fi
+
+# make image-test: the Dockerfile built with podman from local images (a debootstrapped Debian
+# and the host's Go; no registry, no Docker engine) and the image run on loopback ports:
+# /readyz and a request through its HAProxy checked. As root it installs podman, runc and
+# debootstrap with apt-get; its state is under /var/tmp/lodestar-image-test.
+image-test: check-go
+	timeout 20m scripts/image-test.sh
 
 # make lab: only the multi-host lab (integration/lab; docs/lab.md), which make test runs too:
 # hosts as network namespaces (root needed), the systemd render of examples like it run in

@@ -293,10 +293,17 @@ func TestDockerfile(t *testing.T) {
 	var froms []string
 	var stage int
 	runsIn := map[int][]string{}
+	// ARGs before the first FROM name the stages' images (local ones without a registry);
+	// their defaults must be the public images, so a plain docker build is unchanged.
+	fromArgs := map[string]string{}
 	for _, in := range lines {
 		switch in.op {
+		case "ARG":
+			if name, def, ok := strings.Cut(in.args, "="); ok && len(froms) == 0 {
+				fromArgs[name] = def
+			}
 		case "FROM":
-			froms = append(froms, in.args)
+			froms = append(froms, os.Expand(in.args, func(name string) string { return fromArgs[name] }))
 			stage = len(froms) - 1
 		case "RUN":
 			runsIn[stage] = append(runsIn[stage], in.args)
