@@ -73,7 +73,8 @@ type scheduler struct {
 	acks       int
 }
 
-// schedulers maps each *Master to its *scheduler.
+// schedulers maps each *Master to its *scheduler. A master stays in it for the life of the
+// process: a test binary's few masters are not worth a hook in Close.
 var schedulers sync.Map
 
 func (m *Master) scheduler() *scheduler {

@@ -37,7 +37,11 @@ func (s *scheduler) call(r *http.Request, call schedCall, authed string) (int, s
 		if call.Accept == nil {
 			return http.StatusBadRequest, "Failed to validate scheduler::Call: Expecting 'accept' to be present"
 		}
-		s.acceptLocked(fw, call)
+		tasks, err := launches(call)
+		if err != nil {
+			return http.StatusBadRequest, "Failed to convert JSON into Call protobuf: " + err.Error()
+		}
+		s.acceptLocked(fw, call, tasks)
 	case "DECLINE":
 		if call.Decline == nil {
 			return http.StatusBadRequest, "Failed to validate scheduler::Call: Expecting 'decline' to be present"
@@ -177,9 +181,32 @@ type taskInfo struct {
 	} `json:"resources"`
 }
 
+// launches decodes the tasks of an ACCEPT's LAUNCH operations; one that is not a TaskInfo with
+// a task_id makes the whole call malformed, as protobuf parsing does in Mesos.
+func launches(call schedCall) ([]taskInfo, error) {
+	var out []taskInfo
+	for _, op := range call.Accept.Operations {
+		if op.Type != "LAUNCH" || op.Launch == nil {
+			continue
+		}
+		for i, raw := range op.Launch.TaskInfos {
+			var ti taskInfo
+			if err := json.Unmarshal(raw, &ti); err != nil {
+				return nil, fmt.Errorf("accept.operations.launch.task_infos[%d]: %w", i, err)
+			}
+			if ti.TaskID == nil || ti.TaskID.Value == "" {
+				return nil, fmt.Errorf("accept.operations.launch.task_infos[%d]: missing required field task_id", i)
+			}
+			out = append(out, ti)
+		}
+	}
+	return out, nil
+}
+
 // acceptLocked carries out an ACCEPT: its offers are used up whatever happens; each task of
-// a LAUNCH is checked against them and launched, or gets the update Mesos sends instead.
-func (s *scheduler) acceptLocked(fw *framework, call schedCall) {
+// its LAUNCH operations is checked against them and launched, or gets the update Mesos sends
+// instead.
+func (s *scheduler) acceptLocked(fw *framework, call schedCall, tasks []taskInfo) {
 	var offer *fakeOffer
 	invalid := ""
 	for _, id := range call.Accept.OfferIDs {
@@ -201,25 +228,16 @@ func (s *scheduler) acceptLocked(fw *framework, call schedCall) {
 	if offer == nil && invalid == "" {
 		invalid = "No offers given"
 	}
-	for _, op := range call.Accept.Operations {
-		if op.Type != "LAUNCH" || op.Launch == nil {
+	for _, ti := range tasks {
+		if invalid != "" {
+			s.masterUpdateLocked(fw, ti.TaskID.Value, agentOf(ti), "TASK_LOST", "REASON_INVALID_OFFERS", "Task launched with invalid offers: "+invalid)
 			continue
 		}
-		for _, raw := range op.Launch.TaskInfos {
-			var ti taskInfo
-			if err := json.Unmarshal(raw, &ti); err != nil || ti.TaskID == nil || ti.TaskID.Value == "" {
-				continue // Mesos refuses such a call as a whole; the fake drops the task
-			}
-			if invalid != "" {
-				s.masterUpdateLocked(fw, ti.TaskID.Value, agentOf(ti), "TASK_LOST", "REASON_INVALID_OFFERS", "Task launched with invalid offers: "+invalid)
-				continue
-			}
-			if msg := validateTask(fw, ti, offer); msg != "" {
-				s.masterUpdateLocked(fw, ti.TaskID.Value, agentOf(ti), "TASK_ERROR", "REASON_TASK_INVALID", "Task uses invalid resources or fields: "+msg)
-				continue
-			}
-			s.launchLocked(fw, ti, offer)
+		if msg := validateTask(fw, ti, offer); msg != "" {
+			s.masterUpdateLocked(fw, ti.TaskID.Value, agentOf(ti), "TASK_ERROR", "REASON_TASK_INVALID", "Task uses invalid resources or fields: "+msg)
+			continue
 		}
+		s.launchLocked(fw, ti, offer)
 	}
 }
 

@@ -379,3 +379,25 @@ func TestSchedulerFailover(t *testing.T) {
 		t.Errorf("tasks left: %v", tasks)
 	}
 }
+
+// TestSchedulerMalformedAccept: an ACCEPT whose task is not a TaskInfo is refused as a whole,
+// and one whose offer ids are unknown loses its task.
+func TestSchedulerMalformedAccept(t *testing.T) {
+	m := startMaster(t)
+	c := subscribe(t, m, nil)
+	offer := c.eventOf("OFFERS")["offers"].(map[string]any)["offers"].([]any)[0].(map[string]any)
+	bad := launchCall(offer, "nan", 0.1, 32)
+	task := bad["accept"].(map[string]any)["operations"].([]any)[0].(map[string]any)["launch"].(map[string]any)["task_infos"].([]any)[0].(map[string]any)
+	task["resources"].([]any)[0].(map[string]any)["scalar"] = map[string]any{"value": "NaN"}
+	if code, answer := c.call(bad); code != http.StatusBadRequest || !strings.Contains(answer, "task_infos[0]") {
+		t.Errorf("ACCEPT with a NaN resource: %d %q, want 400 naming the task", code, answer)
+	}
+	if tasks := m.SchedulerTasks(); len(tasks) != 0 {
+		t.Errorf("tasks after a malformed ACCEPT: %v", tasks)
+	}
+	unknown := launchCall(map[string]any{"id": map[string]any{"value": "no-such-offer"}, "agent_id": offer["agent_id"]}, "lost", 0.1, 32)
+	c.mustCall(unknown)
+	if st := status(c.eventOf("UPDATE")); st["state"] != "TASK_LOST" || !strings.Contains(st["message"].(string), "no-such-offer is no longer valid") {
+		t.Errorf("task on an unknown offer: %v, want TASK_LOST naming the offer", st)
+	}
+}
