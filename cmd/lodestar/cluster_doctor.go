@@ -69,10 +69,7 @@ func clusterDoctor(ctx context.Context, args []string, stdout, stderr io.Writer,
 	smoke := fs.Bool("smoke", false, "launch a trivial task through Marathon (or, without Marathon, the leading Mesos master's scheduler API), wait until it runs, and remove it")
 	smokeTimeout := fs.Duration("smoke-timeout", 2*time.Minute, "how long --smoke waits for its task to run")
 	smokeAppID := fs.String("smoke-app-id", "", "Marathon app `id` --smoke creates and deletes (default /lodestar-doctor-smoke-<time>); it must not exist")
-	smokeUser := fs.String("smoke-user", "", "`user` the --smoke task runs as on the agent when it goes through Mesos without Marathon (default: the user running the doctor, as mesos-execute)")
-	smokeRole := fs.String("smoke-role", "*", "Mesos `role` the --smoke framework subscribes with, without Marathon (a role the agents reserve resources for, or * for unreserved ones)")
-	smokePrincipal := fs.String("smoke-principal", "", "Mesos `principal` of the --smoke framework, without Marathon: the masters' ACLs must let it register_frameworks and run_tasks")
-	smokeSecretFile := fs.String("smoke-secret-file", "", "`file` holding the secret of --smoke-principal, for masters that authenticate frameworks (HTTP basic auth)")
+	smokeFW := addSmokeFrameworkFlags(fs)
 	workDir := fs.String("master-work-dir", "", "work_dir of a Mesos master on this host, checked against the masters' addresses: a master whose IP changed must have it wiped (default with --topology: "+cluster.DefaultMasterWorkDir+" when it exists)")
 
 	if err := c.parse(args, getenv); err != nil {
@@ -130,17 +127,13 @@ func clusterDoctor(ctx context.Context, args []string, stdout, stderr io.Writer,
 			*workDir = cluster.DefaultMasterWorkDir
 		}
 	}
-	smokeFW := cluster.SmokeFramework{User: *smokeUser, Role: *smokeRole, Principal: *smokePrincipal}
-	if *smokeSecretFile != "" {
-		secret, err := os.ReadFile(*smokeSecretFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "lodestar cluster doctor: --smoke-secret-file: %v\n", err)
-			return 2
-		}
-		smokeFW.Secret = strings.TrimRight(string(secret), "\r\n")
+	fw, err := smokeFW.framework()
+	if err != nil {
+		fmt.Fprintf(stderr, "lodestar cluster doctor: %v\n", err)
+		return 2
 	}
 	d, err := cluster.New(cluster.Config{Targets: targets, Timeout: *timeout, FlapWindow: *flapWindow,
-		Smoke: *smoke, SmokeTimeout: *smokeTimeout, SmokeAppID: *smokeAppID, SmokeFramework: smokeFW, MasterWorkDir: *workDir})
+		Smoke: *smoke, SmokeTimeout: *smokeTimeout, SmokeAppID: *smokeAppID, SmokeFramework: fw, MasterWorkDir: *workDir})
 	if err != nil {
 		fmt.Fprintf(stderr, "lodestar cluster doctor: %v (see lodestar cluster doctor --help)\n", err)
 		return 2
@@ -212,4 +205,30 @@ func doctorDurations(timeout, flapWindow, smokeTimeout time.Duration) error {
 		return err
 	}
 	return durationAtLeast("smoke-timeout", smokeTimeout, time.Second)
+}
+
+// smokeFrameworkFlags are the flags of the smoke framework's identity (the Mesos path).
+type smokeFrameworkFlags struct{ user, role, principal, secretFile *string }
+
+func addSmokeFrameworkFlags(fs *flag.FlagSet) smokeFrameworkFlags {
+	return smokeFrameworkFlags{
+		user:       fs.String("smoke-user", "", "`user` the --smoke task runs as on the agent when it goes through Mesos without Marathon (default: the user running the doctor, as mesos-execute)"),
+		role:       fs.String("smoke-role", "*", "Mesos `role` the --smoke framework subscribes with, without Marathon (a role the agents reserve resources for, or * for unreserved ones)"),
+		principal:  fs.String("smoke-principal", "", "Mesos `principal` of the --smoke framework, without Marathon: the masters' ACLs must let it register_frameworks and run_tasks"),
+		secretFile: fs.String("smoke-secret-file", "", "`file` holding the secret of --smoke-principal, for masters that authenticate frameworks (HTTP basic auth)"),
+	}
+}
+
+// framework is the identity the flags give, the secret read from its file without the
+// trailing newline an editor leaves.
+func (f smokeFrameworkFlags) framework() (cluster.SmokeFramework, error) {
+	fw := cluster.SmokeFramework{User: *f.user, Role: *f.role, Principal: *f.principal}
+	if *f.secretFile != "" {
+		secret, err := os.ReadFile(*f.secretFile)
+		if err != nil {
+			return fw, fmt.Errorf("--smoke-secret-file: %w", err)
+		}
+		fw.Secret = strings.TrimRight(string(secret), "\r\n")
+	}
+	return fw, nil
 }
