@@ -117,7 +117,7 @@ func (d *Doctor) runMesosSmoke(ctx context.Context, base string) []Finding {
 		return []Finding{f}
 	}
 	defer s.events.Close()
-	f.Target = strings.TrimSuffix(s.endpoint, "/api/v1/scheduler") + " framework " + s.frameworkID
+	f.Target = s.masterBase() + " framework " + s.frameworkID
 	if fail := s.runTask(ctx); fail != nil {
 		f.Severity, f.Message, f.Fix = SeverityError, fail.msg, fail.fix
 	} else {
@@ -130,11 +130,19 @@ func (d *Doctor) runMesosSmoke(ctx context.Context, base string) []Finding {
 		f.Message += "; the framework is torn down"
 		return []Finding{f}
 	}
-	leader := strings.TrimSuffix(s.endpoint, "/api/v1/scheduler")
 	return []Finding{f, {Check: CheckSmoke, Target: f.Target, Severity: SeverityWarn,
 		Message: "could not tear the smoke framework down: " + err.Error(),
 		Fix: fmt.Sprintf("the master removes it %ds after the doctor's connection closed (its failover_timeout); or now: curl -X POST %s/master/teardown -d frameworkId=%s",
-			smokeFailover, leader, s.frameworkID)}}
+			smokeFailover, s.masterBase(), s.frameworkID)}}
+}
+
+// masterBase is the scheme and host of the master that took the subscription.
+func (s *mesosSmoke) masterBase() string {
+	u, err := url.Parse(s.endpoint)
+	if err != nil {
+		return s.endpoint
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // subscribe opens the subscription for as long as streamCtx lasts and reads SUBSCRIBED within
@@ -243,6 +251,9 @@ func redirectTarget(endpoint, location string) (string, error) {
 	loc, err := url.Parse(location)
 	if err != nil {
 		return "", fmt.Errorf("Location %q: %w", firstLine(location), err)
+	}
+	if strings.HasPrefix(location, "//") && loc.Host == "" {
+		return "", fmt.Errorf("Location %q names no host", firstLine(location))
 	}
 	next := base.ResolveReference(loc)
 	if next.Path == "" || next.Path == "/" {

@@ -224,8 +224,9 @@ func TestMesosSmokeAuthentication(t *testing.T) {
 // raw bytes and then, if hold, keeps the stream open; it counts the calls by type.
 type hostileMaster struct {
 	*httptest.Server
-	mu    sync.Mutex
-	calls map[string]int
+	mu       sync.Mutex
+	calls    map[string]int
+	teardown int // status of TEARDOWN answers; 0 is 202
 }
 
 func startHostile(t *testing.T, raw string, hold bool) *hostileMaster {
@@ -238,7 +239,12 @@ func startHostile(t *testing.T, raw string, hold bool) *hostileMaster {
 		_ = json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&call)
 		h.mu.Lock()
 		h.calls[call.Type]++
+		teardown := h.teardown
 		h.mu.Unlock()
+		if call.Type == "TEARDOWN" && teardown != 0 {
+			http.Error(w, "teardown refused by the test", teardown)
+			return
+		}
 		if call.Type != "SUBSCRIBE" {
 			w.WriteHeader(http.StatusAccepted)
 			return
@@ -400,6 +406,57 @@ func TestCheckSmokeFramework(t *testing.T) {
 		{Principal: "a:b"}, {Principal: "a b"}, {Principal: "x\n"}, {Secret: "s"}} {
 		if _, err := checkSmokeFramework(bad); err == nil {
 			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
+
+// TestMesosSmokeTeardownFails: a TEARDOWN that fails is a warning with the command that tears
+// the framework down by hand and the failover timeout that removes it anyway.
+func TestMesosSmokeTeardownFails(t *testing.T) {
+	h := startHostile(t, "", true)
+	h.mu.Lock()
+	h.teardown = http.StatusInternalServerError
+	h.mu.Unlock()
+	fs := runSmokeAt(t, smokeDoctor(t, SmokeFramework{User: "nobody"}, 100*time.Millisecond), h.URL)
+	if len(fs) != 2 || fs[0].Severity != SeverityError || strings.Contains(fs[0].Message, "torn down") {
+		t.Fatalf("findings %+v, want the no-offer error without a claim of teardown, and a warning", fs)
+	}
+	w := fs[1]
+	if w.Severity != SeverityWarn || !strings.Contains(w.Message, "could not tear the smoke framework down: TEARDOWN: 500 teardown refused by the test") ||
+		!strings.Contains(w.Fix, "curl -X POST "+h.URL+"/master/teardown -d frameworkId=hostile-0001") || !strings.Contains(w.Fix, "30s") {
+		t.Errorf("teardown warning %+v", w)
+	}
+}
+
+// TestDoctorSmokeMesosNoLeader: with no leader every master names, the smoke test says it
+// did not run.
+func TestDoctorSmokeMesosNoLeader(t *testing.T) {
+	l := newLab(t)
+	l.mesos.SetLeader(-1)
+	r := runDoctor(t, mesosSmokeConfig(l))
+	want(t, r, CheckSmoke, "", SeverityError, "not run: no Mesos leader that every master names")
+	if n := leaderOf(l).Requests(fakemesos.PathScheduler); n != 0 {
+		t.Errorf("%d scheduler requests with no leader, want none", n)
+	}
+}
+
+// TestRedirectTarget: Mesos's protocol-relative Location, the bare host:port of old releases,
+// a path on the same master; and Locations that lead nowhere.
+func TestRedirectTarget(t *testing.T) {
+	const from = "http://10.0.0.2:5050/api/v1/scheduler"
+	for loc, want := range map[string]string{
+		"//10.0.0.1:5050/master/api/v1/scheduler": "http://10.0.0.1:5050/master/api/v1/scheduler",
+		"10.0.0.1:5050":            "http://10.0.0.1:5050/api/v1/scheduler",
+		"https://m1:5050":          "https://m1:5050/api/v1/scheduler",
+		"/master/api/v1/scheduler": "http://10.0.0.2:5050/master/api/v1/scheduler",
+	} {
+		if got, err := redirectTarget(from, loc); err != nil || got != want {
+			t.Errorf("Location %q: %q, %v; want %q", loc, got, err, want)
+		}
+	}
+	for _, loc := range []string{"", "ftp://m1/x", "javascript:alert(1)", "http://", "//"} {
+		if got, err := redirectTarget(from, loc); err == nil {
+			t.Errorf("Location %q taken as %q", loc, got)
 		}
 	}
 }

@@ -19,7 +19,11 @@ func (d *Doctor) runSmokeTest(ctx context.Context, marathon marathonResult, meso
 	case len(d.cfg.Marathon) > 0:
 		list = d.runSmoke(ctx, marathon.base)
 	case mesos.leader == "":
-		list = []Finding{{Check: CheckSmoke, Target: strings.Join(mesos.masters, ","), Severity: SeverityError,
+		target := strings.Join(mesos.masters, ",")
+		if target == "" {
+			target = "mesos masters"
+		}
+		list = []Finding{{Check: CheckSmoke, Target: target, Severity: SeverityError,
 			Message: "not run: no Mesos leader that every master names", Fix: "fix the mesos master and leader findings first"}}
 	default:
 		list = d.runMesosSmoke(ctx, leaderBase(mesos.leader, mesos.masters))
