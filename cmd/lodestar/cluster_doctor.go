@@ -27,8 +27,17 @@ Probes a live cluster and reports each finding with its fix:
   - Marathon: leader reachable, registered with the leading Mesos master, principal and role set.
   - --proxy: each leader-proxy address reaches the current leader.
   - --lodestar: each lodestar instance answers /readyz (synced with its sources).
-  - --smoke: launches a one-instance "sleep 3600" app through Marathon (POST /v2/apps), waits
-    until its task is TASK_RUNNING (at most --smoke-timeout), then deletes it, whatever happened.
+  - --smoke: runs a trivial task and removes it, whatever happened. With --marathon (or a
+    topology that has Marathon) it posts a one-instance "sleep 3600" app (POST /v2/apps), waits
+    until its task is TASK_RUNNING (at most --smoke-timeout), then deletes the app. Without
+    Marathon it is a framework of its own for a moment, like mesos-execute, through the leading
+    Mesos master's v1 scheduler API (POST /api/v1/scheduler, following a redirect from a master
+    that does not lead): it subscribes as "lodestar-doctor-smoke" (role --smoke-role, user
+    --smoke-user, principal --smoke-principal), launches "sleep 600" with cpus 0.1 and mem 32 on
+    the first offer that fits, declines the others, waits for TASK_RUNNING, kills the task and
+    tears the framework down (its 30s failover_timeout removes it should the teardown fail).
+    A refusal (401 without credentials, 403 or "Not authorized" from the masters' ACLs), no
+    offer in time, or a task that fails is an error with Mesos's message and the fix.
 
 Prints a table (or JSON with --json). Exit code: 0 when every finding is ok, 1 when any is a
 warning or an error, 2 for a usage error.
@@ -38,6 +47,8 @@ Example:
     --mesos-master m1:5050,m2:5050,m3:5050 --marathon http://m1:8080 \
     --proxy mesos=lb1:15050 --lodestar http://lb1:8090
   lodestar cluster doctor --topology cluster.yaml --json
+  lodestar cluster doctor --mesos-master m1:5050,m2:5050,m3:5050 --smoke \
+    --smoke-principal ops --smoke-secret-file /etc/mesos/ops.secret
 `
 
 // clusterDoctor runs `lodestar cluster doctor` with args (the flags after "doctor") and returns
@@ -55,9 +66,10 @@ func clusterDoctor(ctx context.Context, args []string, stdout, stderr io.Writer,
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	timeout := fs.Duration("timeout", 5*time.Second, "time limit of each probe")
 	flapWindow := fs.Duration("flap-window", 5*time.Minute, "a Mesos leader elected more recently than this is reported as flapping")
-	smoke := fs.Bool("smoke", false, "launch a trivial task through Marathon, wait until it runs, and delete it")
+	smoke := fs.Bool("smoke", false, "launch a trivial task through Marathon (or, without Marathon, the leading Mesos master's scheduler API), wait until it runs, and remove it")
 	smokeTimeout := fs.Duration("smoke-timeout", 2*time.Minute, "how long --smoke waits for its task to run")
 	smokeAppID := fs.String("smoke-app-id", "", "Marathon app `id` --smoke creates and deletes (default /lodestar-doctor-smoke-<time>); it must not exist")
+	smokeFW := addSmokeFrameworkFlags(fs)
 	workDir := fs.String("master-work-dir", "", "work_dir of a Mesos master on this host, checked against the masters' addresses: a master whose IP changed must have it wiped (default with --topology: "+cluster.DefaultMasterWorkDir+" when it exists)")
 
 	if err := c.parse(args, getenv); err != nil {
@@ -115,8 +127,13 @@ func clusterDoctor(ctx context.Context, args []string, stdout, stderr io.Writer,
 			*workDir = cluster.DefaultMasterWorkDir
 		}
 	}
+	fw, err := smokeFW.framework()
+	if err != nil {
+		fmt.Fprintf(stderr, "lodestar cluster doctor: %v\n", err)
+		return 2
+	}
 	d, err := cluster.New(cluster.Config{Targets: targets, Timeout: *timeout, FlapWindow: *flapWindow,
-		Smoke: *smoke, SmokeTimeout: *smokeTimeout, SmokeAppID: *smokeAppID, MasterWorkDir: *workDir})
+		Smoke: *smoke, SmokeTimeout: *smokeTimeout, SmokeAppID: *smokeAppID, SmokeFramework: fw, MasterWorkDir: *workDir})
 	if err != nil {
 		fmt.Fprintf(stderr, "lodestar cluster doctor: %v (see lodestar cluster doctor --help)\n", err)
 		return 2
@@ -188,4 +205,30 @@ func doctorDurations(timeout, flapWindow, smokeTimeout time.Duration) error {
 		return err
 	}
 	return durationAtLeast("smoke-timeout", smokeTimeout, time.Second)
+}
+
+// smokeFrameworkFlags are the flags of the smoke framework's identity (the Mesos path).
+type smokeFrameworkFlags struct{ user, role, principal, secretFile *string }
+
+func addSmokeFrameworkFlags(fs *flag.FlagSet) smokeFrameworkFlags {
+	return smokeFrameworkFlags{
+		user:       fs.String("smoke-user", "", "`user` the --smoke task runs as on the agent when it goes through Mesos without Marathon (default: the user running the doctor, as mesos-execute)"),
+		role:       fs.String("smoke-role", "*", "Mesos `role` the --smoke framework subscribes with, without Marathon (a role the agents reserve resources for, or * for unreserved ones)"),
+		principal:  fs.String("smoke-principal", "", "Mesos `principal` of the --smoke framework, without Marathon: the masters' ACLs must let it register_frameworks and run_tasks"),
+		secretFile: fs.String("smoke-secret-file", "", "`file` holding the secret of --smoke-principal, for masters that authenticate frameworks (HTTP basic auth)"),
+	}
+}
+
+// framework is the identity the flags give, the secret read from its file without the
+// trailing newline an editor leaves.
+func (f smokeFrameworkFlags) framework() (cluster.SmokeFramework, error) {
+	fw := cluster.SmokeFramework{User: *f.user, Role: *f.role, Principal: *f.principal}
+	if *f.secretFile != "" {
+		secret, err := os.ReadFile(*f.secretFile)
+		if err != nil {
+			return fw, fmt.Errorf("--smoke-secret-file: %w", err)
+		}
+		fw.Secret = strings.TrimRight(string(secret), "\r\n")
+	}
+	return fw, nil
 }

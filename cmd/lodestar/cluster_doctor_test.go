@@ -30,7 +30,8 @@ func doctorCmd(t *testing.T, args ...string) (int, string, string) {
 func TestClusterDoctorHelp(t *testing.T) {
 	code, out, _ := doctorCmd(t, "--help")
 	for _, s := range []string{"Usage: lodestar cluster doctor", "Example:", "--topology", "--zk", "--mesos-master",
-		"--marathon", "--proxy", "--lodestar", "--json", "--flap-window", "--smoke", "--master-work-dir", "--smoke-timeout", "Exit code"} {
+		"--marathon", "--proxy", "--lodestar", "--json", "--flap-window", "--smoke", "--master-work-dir", "--smoke-timeout",
+		"--smoke-role", "--smoke-user", "--smoke-principal", "--smoke-secret-file", "/api/v1/scheduler", "Exit code"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("--help lacks %q:\n%s", s, out)
 		}
@@ -211,5 +212,41 @@ func TestClusterDoctorMasterWorkDir(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "master work_dir") || !strings.Contains(out, "made under 192.0.2.7") ||
 		!strings.Contains(out, filepath.Join(dir, "replicated_log")) {
 		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
+
+// TestClusterDoctorSmokeMesos: without --marathon, --smoke runs its task through the leading
+// Mesos master's scheduler API with the framework identity of the --smoke-* flags, and tears
+// the framework down; bad identities are usage errors.
+func TestClusterDoctorSmokeMesos(t *testing.T) {
+	c, _, _ := doctorLab(t)
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.Masters[0].SetSchedulerFaults(fakemesos.SchedulerFaults{DenyPrincipal: "intruder"})
+	code, out, errOut := doctorCmd(t, "--mesos-master", c.Addrs()[0], "--smoke", "--smoke-user", "nobody", "--smoke-principal", "doctor")
+	if code != 0 || !strings.Contains(out, "smoke test") || !strings.Contains(out, "killed (TASK_KILLED); the framework is torn down") {
+		t.Errorf("doctor --smoke through Mesos: exit %d, stderr %q, table:\n%s", code, errOut, out)
+	}
+	if fws := c.Masters[0].SchedulerFrameworks(); len(fws) != 0 {
+		t.Errorf("frameworks left: %v", fws)
+	}
+	code, out, _ = doctorCmd(t, "--mesos-master", c.Addrs()[0], "--smoke", "--smoke-principal", "intruder", "--smoke-secret-file", secret)
+	if code != 1 || !strings.Contains(out, `the master refused the framework of principal "intruder": Not authorized`) ||
+		!strings.Contains(out, `fix: the masters' ACLs (--acls) must let principal "intruder" register_frameworks`) {
+		t.Errorf("doctor --smoke with a denied principal: exit %d, table:\n%s", code, out)
+	}
+	for _, args := range [][]string{
+		{"--smoke-role", "../x"},
+		{"--smoke-user", "a b"},
+		{"--smoke-principal", "a:b"},
+		{"--smoke-secret-file", secret},
+		{"--smoke-principal", "p", "--smoke-secret-file", filepath.Join(t.TempDir(), "missing")},
+	} {
+		args = append([]string{"--mesos-master", c.Addrs()[0], "--smoke"}, args...)
+		if code, out, errOut := doctorCmd(t, args...); code != 2 || errOut == "" || out != "" {
+			t.Errorf("doctor %q: exit %d, stdout %q, stderr %q; want a usage error", args, code, out, errOut)
+		}
 	}
 }

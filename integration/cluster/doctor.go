@@ -114,7 +114,8 @@ type Config struct {
 	MasterWorkDir string
 
 	// Smoke launches a one-instance app through Marathon, waits until its task runs and
-	// deletes it (needs Marathon).
+	// deletes it; with no Marathon given, it runs a task through the leading Mesos master's
+	// scheduler API instead (doctor_smoke_mesos.go).
 	Smoke bool
 	// SmokeTimeout bounds the wait for the smoke app's task to run; default 2m.
 	SmokeTimeout time.Duration
@@ -122,6 +123,8 @@ type Config struct {
 	SmokePoll time.Duration
 	// SmokeAppID is the smoke app's id; default /lodestar-doctor-smoke-<time>.
 	SmokeAppID string
+	// SmokeFramework is the smoke framework's user, role and credentials (Mesos path only).
+	SmokeFramework SmokeFramework
 }
 
 // Doctor probes a live cluster. Create it with New; Run may be called any number of times.
@@ -159,9 +162,14 @@ func New(cfg Config) (*Doctor, error) {
 		}
 	}
 	if cfg.Smoke {
-		if len(cfg.Marathon) == 0 {
-			return nil, errors.New("cluster doctor: the smoke test launches its task through Marathon: give Marathon URLs")
+		if len(cfg.Marathon) == 0 && len(cfg.MesosMasters) == 0 && (len(cfg.ZooKeeper) == 0 || cfg.MesosZKPath == "") {
+			return nil, errors.New("cluster doctor: the smoke test launches its task through Marathon or a Mesos master: give Marathon URLs or Mesos masters")
 		}
+		fw, err := checkSmokeFramework(cfg.SmokeFramework)
+		if err != nil {
+			return nil, err
+		}
+		cfg.SmokeFramework = fw
 		if cfg.SmokeAppID != "" {
 			if err := checkSmokeAppID(cfg.SmokeAppID); err != nil {
 				return nil, err
@@ -337,16 +345,7 @@ func (d *Doctor) Run(ctx context.Context) Report {
 		out.add(checkMasterWorkDir(d.cfg.MasterWorkDir, mesos.masters))
 	}
 	if d.cfg.Smoke {
-		wg.Go(func() {
-			if marathon.leader == "" || marathon.base == "" {
-				out.add(Finding{Check: CheckSmoke, Target: strings.Join(d.cfg.Marathon, ","), Severity: SeverityError,
-					Message: "not run: no Marathon leader answers", Fix: "fix the marathon findings first"})
-				return
-			}
-			for _, f := range d.runSmoke(ctx, marathon.base) {
-				out.add(f)
-			}
-		})
+		wg.Go(func() { d.runSmokeTest(ctx, marathon, mesos, &out) })
 	}
 	wg.Wait()
 	sortFindings(out.list)

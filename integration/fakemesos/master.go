@@ -342,6 +342,9 @@ type answer struct {
 }
 
 func (m *Master) serve(w http.ResponseWriter, r *http.Request) {
+	if m.serveScheduler(w, r) { // the v1 scheduler API streams: scheduler.go
+		return
+	}
 	a := m.decide(r)
 	for k, v := range a.header {
 		w.Header()[k] = v
