@@ -133,7 +133,7 @@ func (a App) checkedID() (string, error) {
 	}
 	s, ok := raw.(string)
 	if !ok {
-		return "", fmt.Errorf("app definition: \"id\" is %T, want a string", raw)
+		return "", fmt.Errorf("app definition: \"id\" is %s, want a string", jsonType(raw))
 	}
 	id := "/" + strings.TrimLeft(s, "/")
 	if err := CheckAppID(id); err != nil {
@@ -150,11 +150,11 @@ func (a App) labels() (map[string]any, error) {
 	}
 	m, ok := raw.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("app %s: \"labels\" is %T, want an object of strings", a.ID(), raw)
+		return nil, fmt.Errorf("app %s: \"labels\" is %s, want an object of strings", a.ID(), jsonType(raw))
 	}
 	for k, v := range m {
 		if _, ok := v.(string); !ok {
-			return nil, fmt.Errorf("app %s: label %s is %T, want a string", a.ID(), k, v)
+			return nil, fmt.Errorf("app %s: label %s is %s, want a string", a.ID(), k, jsonType(v))
 		}
 	}
 	return m, nil
@@ -239,6 +239,8 @@ func wholeNumber(raw any) (int64, error) {
 		if v != float64(int64(v)) {
 			return 0, fmt.Errorf("%v is not whole", v)
 		}
+		return int64(v), nil
+	case int:
 		return int64(v), nil
 	}
 	return 0, fmt.Errorf("%T is not a number", raw)
@@ -378,3 +380,22 @@ func (a App) NewInstances() (int, error) {
 
 // Colour returns HAPROXY_DEPLOYMENT_COLOUR.
 func (a App) Colour() string { return a.Label(LabelColour) }
+
+// jsonType names a decoded JSON value's type for messages.
+func jsonType(v any) string {
+	switch v.(type) {
+	case json.Number, float64, int:
+		return "a number"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	case nil:
+		return "null"
+	}
+	return fmt.Sprintf("%T", v)
+}
