@@ -31,13 +31,18 @@ const deployRunTimeout = 3 * time.Minute
 
 // taskServers are the HTTP servers the fake Marathon's launcher starts for tasks.
 type taskServers struct {
-	mu      sync.Mutex
-	servers map[string]*http.Server
-	served  map[string]*atomic.Int64 // requests per app id
+	// killGrace, when set, lets a killed task finish its requests and keep answering for that
+	// long before it exits (a task handling SIGTERM within Marathon's kill grace period);
+	// without it a kill closes the server and its connections at once, so a request HAProxy
+	// still sends a killed task fails.
+	killGrace time.Duration
+	mu        sync.Mutex
+	servers   map[string]*http.Server
+	served    map[string]*atomic.Int64 // requests per app id
 }
 
-func newTaskServers(t *testing.T, fm *fakemarathon.Server) *taskServers {
-	ts := &taskServers{servers: map[string]*http.Server{}, served: map[string]*atomic.Int64{}}
+func newTaskServers(t *testing.T, fm *fakemarathon.Server, killGrace time.Duration) *taskServers {
+	ts := &taskServers{killGrace: killGrace, servers: map[string]*http.Server{}, served: map[string]*atomic.Int64{}}
 	fm.SetLauncher(ts.start, ts.stop)
 	t.Cleanup(func() {
 		ts.mu.Lock()
@@ -70,6 +75,9 @@ func (ts *taskServers) start(appID, taskID, host string, ports []int) error {
 		if r.URL.Path != "/health" {
 			n.Add(1)
 		}
+		if r.URL.Path == "/slow" { // a request still in flight when its server is drained
+			time.Sleep(2 * time.Second)
+		}
 		fmt.Fprintln(w, appID)
 	})}
 	ts.servers[taskID] = srv
@@ -77,16 +85,29 @@ func (ts *taskServers) start(appID, taskID, host string, ports []int) error {
 	return nil
 }
 
-// stop ends a killed task's server gracefully, as a task that gets SIGTERM does.
+// stop ends a killed task's server: at once, or after killGrace.
 func (ts *taskServers) stop(taskID string) {
 	ts.mu.Lock()
 	srv := ts.servers[taskID]
-	delete(ts.servers, taskID)
+	grace := ts.killGrace
+	if grace == 0 {
+		delete(ts.servers, taskID)
+	}
 	ts.mu.Unlock()
-	if srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
+	switch {
+	case srv == nil:
+	case grace == 0:
+		srv.Close()
+	default:
+		// The fake Marathon calls stop with its lock held: the task lingers on its own.
+		time.AfterFunc(grace, func() {
+			ts.mu.Lock()
+			delete(ts.servers, taskID)
+			ts.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+		})
 	}
 }
 
@@ -178,11 +199,11 @@ type deployStack struct {
 	mainPort int
 }
 
-func startDeployStack(t *testing.T, instances int) *deployStack {
+func startDeployStack(t *testing.T, instances int, killGrace time.Duration) *deployStack {
 	t.Helper()
 	fm := startLBMarathon(t)
 	fm.SetLaunchDelay(20 * time.Millisecond)
-	s := &deployStack{fm: fm, tasks: newTaskServers(t, fm), mainPort: FreePort(t)}
+	s := &deployStack{fm: fm, tasks: newTaskServers(t, fm, killGrace), mainPort: FreePort(t)}
 	s.file = deployApp(t, s.mainPort, FreePort(t), instances)
 	s.lb = startLB(t, fm)
 	res, _ := runDeploy(t, s.file, "-m", fm.URL(), "-l", s.lb.API, "--force", "--step-delay", "0", "--max-wait", "60")
@@ -194,11 +215,12 @@ func startDeployStack(t *testing.T, instances int) *deployStack {
 	return s
 }
 
-// load runs a keep-alive and a new-connection client through r until stop is called.
+// load runs a keep-alive and a new-connection client through r until stop is called, and
+// slow clients whose requests take 2 s (so that drained servers have sessions to finish).
 type load struct {
-	keepAlive, fresh loadCounter
-	cancel           context.CancelFunc
-	wg               sync.WaitGroup
+	keepAlive, fresh, slow loadCounter
+	cancel                 context.CancelFunc
+	wg                     sync.WaitGroup
 }
 
 func startLoad(t *testing.T, r route) *load {
@@ -207,6 +229,11 @@ func startLoad(t *testing.T, r route) *load {
 	ka, nc := lbClient(t, true), lbClient(t, false)
 	l.wg.Go(func() { runLoad(ctx, ka, http.MethodPost, r, &l.keepAlive) })
 	l.wg.Go(func() { runLoad(ctx, nc, http.MethodGet, r, &l.fresh) })
+	slow := route{name: r.name + " /slow", url: r.url + "slow", host: r.host}
+	for range 8 {
+		sc := lbClient(t, true)
+		l.wg.Go(func() { runLoad(ctx, sc, http.MethodPost, slow, &l.slow) })
+	}
 	t.Cleanup(l.stop)
 	return l
 }
@@ -236,6 +263,9 @@ func (l *load) assertNoFailure(t *testing.T) {
 	if n := l.fresh.failed.Load(); n > 0 {
 		t.Errorf("%d new-connection request(s) failed, first: %q", n, l.fresh.errs)
 	}
+	if n := l.slow.failed.Load(); n > 0 {
+		t.Errorf("%d slow request(s) failed, first: %q", n, l.slow.errs)
+	}
 }
 
 // TestDeployBlueGreenUnderLoad: blue (10 instances) serves through HAProxy under continuous
@@ -246,7 +276,7 @@ func (l *load) assertNoFailure(t *testing.T) {
 func TestDeployBlueGreenUnderLoad(t *testing.T) {
 	t.Parallel()
 	const instances = 10
-	s := startDeployStack(t, instances)
+	s := startDeployStack(t, instances, 0) // a kill is abrupt: only drained tasks may go
 	r := portRoute(s.mainPort)
 	l := startLoad(t, r)
 	l.waitServed(t, 20)
@@ -259,8 +289,8 @@ func TestDeployBlueGreenUnderLoad(t *testing.T) {
 	l.waitServed(t, 20)
 	l.stop()
 	kaDuring, ncDuring := l.keepAlive.ok.Load()-kaBefore, l.fresh.ok.Load()-ncBefore
-	t.Logf("deploy of %d instances: %s end to end; requests through HAProxy during it: keep-alive %d ok / %d failed, new-connection %d ok / %d failed; answered by blue %d, green %d",
-		instances, took.Round(time.Millisecond), kaDuring, l.keepAlive.failed.Load(), ncDuring, l.fresh.failed.Load(),
+	t.Logf("deploy of %d instances: %s end to end; requests through HAProxy during it: keep-alive %d ok / %d failed, new-connection %d ok / %d failed, slow (2 s) %d ok / %d failed; answered by blue %d, green %d",
+		instances, took.Round(time.Millisecond), kaDuring, l.keepAlive.failed.Load(), ncDuring, l.fresh.failed.Load(), l.slow.ok.Load(), l.slow.failed.Load(),
 		s.tasks.servedBy("/web-blue"), s.tasks.servedBy("/web-green"))
 	t.Logf("deploy's progress (stderr):\n%s", res.Stderr)
 	l.assertNoFailure(t)
@@ -294,7 +324,7 @@ func TestDeployBlueGreenUnderLoad(t *testing.T) {
 // it was (same instances, same tasks), and not one request fails meanwhile.
 func TestDeployRollbackNeverHealthy(t *testing.T) {
 	t.Parallel()
-	s := startDeployStack(t, 3)
+	s := startDeployStack(t, 3, 0)
 	before := groupApps(t, s.fm)
 	unhealthy := false
 	s.fm.SetLaunchHealth(func(appID string) *bool {
@@ -322,8 +352,14 @@ func TestDeployRollbackNeverHealthy(t *testing.T) {
 	if after := groupApps(t, s.fm); !maps2Equal(before, after) {
 		t.Errorf("Marathon after the rollback:\n%v\nbefore:\n%v", after, before)
 	}
-	if n := s.tasks.servedBy("/web-green"); n != 0 {
-		t.Errorf("green answered %d requests; its tasks were never healthy", n)
+	// Green may have answered in the moment between its tasks' start and their first
+	// (failing) health result, which lodestar counts as healthy (DESIGN: no result yet is
+	// in); after the rollback only blue answers.
+	c := lbClient(t, false)
+	for range 10 {
+		if id, err := askBackend(c, http.MethodGet, portRoute(s.mainPort).url, ""); err != nil || id != "/web-blue" {
+			t.Fatalf("after the rollback: answered by %q (%v), want /web-blue only", id, err)
+		}
 	}
 }
 
@@ -337,4 +373,57 @@ func maps2Equal(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestDeployRollbackAfterTrafficMoved: green already serves (one blue task removed, green
+// scaled up) when the pre-kill hook refuses the next removal: blue is brought back to its
+// instances and green is deleted while HAProxy still sends it requests. lodestar drains the
+// older colour for the newer, never the reverse, so green's tasks go as Marathon kills them:
+// with tasks that finish their requests within a kill grace period, not one request fails;
+// afterwards only blue answers.
+func TestDeployRollbackAfterTrafficMoved(t *testing.T) {
+	t.Parallel()
+	const instances = 4
+	s := startDeployStack(t, instances, 2*time.Second)
+	dir := t.TempDir()
+	hook := filepath.Join(dir, "hook.sh")
+	// The first call lets one blue task go; the second refuses.
+	script := "#!/bin/sh\nif [ -e " + dir + "/called ]; then exit 1; fi\ntouch " + dir + "/called\n"
+	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := portRoute(s.mainPort)
+	l := startLoad(t, r)
+	l.waitServed(t, 20)
+
+	res, took := runDeploy(t, s.file, "-m", s.fm.URL(), "-l", s.lb.API, "-f", "-s", "0", "-w", "60", "--pre-kill-hook", hook)
+	if res.Code != 1 || !strings.Contains(res.Stderr, "refused removing") || !strings.Contains(res.Stderr, fmt.Sprintf("rolled back: /web-blue at %d instance(s), /web-green deleted", instances)) {
+		t.Fatalf("deploy: exit %d, want 1 and a rollback\nstdout:\n%s\nstderr:\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	if !strings.Contains(res.Stdout, "remove   removed ") {
+		t.Errorf("the deploy did not move traffic before the refusal:\n%s\n%s", res.Stdout, res.Stderr)
+	}
+	greenServed := s.tasks.servedBy("/web-green")
+	l.waitServed(t, 20)
+	l.stop()
+	t.Logf("rolled back after green served %d requests, in %s; keep-alive %d ok, new-connection %d ok", greenServed, took.Round(time.Millisecond), l.keepAlive.ok.Load(), l.fresh.ok.Load())
+	if greenServed == 0 {
+		t.Error("green served no request before the rollback: the test did not exercise a rollback under traffic")
+	}
+	l.assertNoFailure(t)
+	apps := groupApps(t, s.fm)
+	if len(apps) != 1 || !strings.HasPrefix(apps["/web-blue"], fmt.Sprintf("%d instances", instances)) || strings.Count(apps["/web-blue"], "web-blue.") != instances {
+		t.Errorf("Marathon after the rollback: %v, want /web-blue alone with %d tasks", apps, instances)
+	}
+	// Green's tasks linger for their kill grace: HAProxy stops sending them requests once
+	// lodestar has applied their removal.
+	c := lbClient(t, false)
+	Eventually(t, lbTimeout, "only blue to answer after the rollback", func() error {
+		for range 3 * instances {
+			if id, err := askBackend(c, http.MethodGet, r.url, ""); err != nil || id != "/web-blue" {
+				return fmt.Errorf("answered by %q (%v)", id, err)
+			}
+		}
+		return nil
+	})
 }
