@@ -62,6 +62,12 @@ func (s ServerView) serving() bool {
 	return s.State == "ready" && (s.Status == "UP" || s.Status == "no check")
 }
 
+// checkedUp reports whether HAProxy has the server up, whether or not it sends it new
+// requests (a drained server passes its checks too).
+func (s ServerView) checkedUp() bool {
+	return s.State != "maint" && (s.Status == "UP" || s.Status == "DRAIN" || s.Status == "no check")
+}
+
 // EdgeView is one edge's view of the group: servers by task id.
 type EdgeView struct {
 	Edge    string
@@ -159,8 +165,9 @@ func (e *Edges) view(ctx context.Context, edge, id string) EdgeView {
 
 // Assessment is what the edges say of a swap, decided by Assess.
 type Assessment struct {
-	// NewServing is the fewest of the new colour's tasks any edge sends traffic to.
-	NewServing int
+	// NewServing is the fewest of the new colour's tasks any edge sends traffic to;
+	// NewUp the fewest any edge has up, drained or not.
+	NewServing, NewUp int
 	// Drained are the old tasks that every edge has in "drain" with no session left: they
 	// may be removed.
 	Drained []string
@@ -178,24 +185,28 @@ type Assessment struct {
 // counts as drained on that edge.
 func Assess(views []EdgeView, oldTasks, newTasks []string) Assessment {
 	var a Assessment
-	a.NewServing = len(newTasks)
+	a.NewServing, a.NewUp = len(newTasks), len(newTasks)
 	var waits []string
 	for _, v := range views {
 		if v.Err != nil {
-			a.NewServing = 0
+			a.NewServing, a.NewUp = 0, 0
 			waits = append(waits, v.Err.Error())
 			continue
 		}
-		serving := 0
+		serving, up := 0, 0
 		for _, id := range newTasks {
-			if s, ok := v.Servers[id]; ok && s.serving() {
+			s, ok := v.Servers[id]
+			if ok && s.serving() {
 				serving++
+			}
+			if ok && s.checkedUp() {
+				up++
 			}
 		}
 		if serving < len(newTasks) {
 			waits = append(waits, fmt.Sprintf("%s: HAProxy serves %d of %d new tasks", v.Edge, serving, len(newTasks)))
 		}
-		a.NewServing = min(a.NewServing, serving)
+		a.NewServing, a.NewUp = min(a.NewServing, serving), min(a.NewUp, up)
 	}
 	for _, id := range oldTasks {
 		drain, idle, seen := true, true, false

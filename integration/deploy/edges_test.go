@@ -71,6 +71,15 @@ func TestAssess(t *testing.T) {
 	}
 }
 
+// TestAssessUp: a drained server is up (its checks pass) but not served; a DOWN one is
+// neither.
+func TestAssessUp(t *testing.T) {
+	a := Assess([]EdgeView{view("a", map[string]ServerView{"n1": up, "n2": drained, "n3": goingUp})}, nil, []string{"n1", "n2", "n3"})
+	if a.NewServing != 1 || a.NewUp != 2 {
+		t.Errorf("serving %d, up %d; want 1 and 2", a.NewServing, a.NewUp)
+	}
+}
+
 // TestEdgeView reads lodestar's /v1/apps document: port 0's servers by task id, HAProxy's
 // status and sessions; an edge without HAProxy's view, or not serving the app, is an error
 // naming the edge.

@@ -95,7 +95,7 @@ func Run(ctx context.Context, cfg Config, plan *Plan) error {
 	var err error
 	switch plan.Mode {
 	case ModeFirst:
-		err = d.waitServing(ctx, plan.NewID)
+		err = d.waitServing(ctx, plan.NewID, false)
 	case ModeCompletePrev:
 		err = d.completePrev(ctx)
 	default:
@@ -309,8 +309,10 @@ func (d *deployer) beforeRemoving(ctx context.Context, s *state, ids []string, q
 	return nil
 }
 
-// waitServing waits until app id is healthy in Marathon and every edge serves all its tasks.
-func (d *deployer) waitServing(ctx context.Context, id string) error {
+// waitServing waits until app id is healthy in Marathon and every edge serves all its tasks;
+// with drainedToo, until every edge has them up, drained or not (an older colour, whose tasks
+// lodestar drains while a newer one exists).
+func (d *deployer) waitServing(ctx context.Context, id string, drainedToo bool) error {
 	since := d.cfg.Now()
 	for {
 		a, ok, err := d.cfg.Marathon.GetApp(ctx, id)
@@ -332,8 +334,8 @@ func (d *deployer) waitServing(ctx context.Context, id string) error {
 		} else {
 			as := Assess(d.cfg.Edges.View(ctx, id), nil, healthy)
 			c.NewServing = as.NewServing
-			if as.NewServing >= len(healthy) {
-				d.progress().Step("serving", fmt.Sprintf("%s: %d instance(s) healthy and served by every edge", id, len(healthy)), c)
+			if as.NewServing >= len(healthy) || drainedToo && as.NewUp >= len(healthy) {
+				d.progress().Step("serving", fmt.Sprintf("%s: %d instance(s) healthy and up on every edge", id, len(healthy)), c)
 				return nil
 			}
 			waiting = as.Waiting
@@ -355,7 +357,7 @@ func (d *deployer) completePrev(ctx context.Context) error {
 		return fmt.Errorf("scaling %s to %d: %w", p.NewID, p.Target, err)
 	}
 	d.progress().Step("scale", fmt.Sprintf("scaled %s to %d instance(s)", p.NewID, p.Target), Counts{NewInstances: p.Target, Goal: p.Target})
-	if err := d.waitServing(ctx, p.NewID); err != nil {
+	if err := d.waitServing(ctx, p.NewID, true); err != nil {
 		return fmt.Errorf("%s did not come back (%w); %s left in place", p.NewID, err, p.OldID)
 	}
 	if ok, err := d.confirm(fmt.Sprintf("Delete %s?", p.OldID)); err != nil || !ok {

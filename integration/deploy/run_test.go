@@ -374,3 +374,42 @@ func equalMaps(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// TestRunHybridThenComplete: --new-instances splits the group (2 green beside 2 blue, both
+// kept); --complete-cur then finishes on green and deletes blue. Another split finished with
+// --complete-prev goes back to the older colour and deletes the newer.
+func TestRunHybridThenComplete(t *testing.T) {
+	e := newRunEnv(t)
+	ctx := context.Background()
+	if _, err := e.deploy(t, ctx, webDef(4)); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Options.NewInstances = 2
+	if _, err := e.deploy(t, ctx, webDef(4)); err != nil {
+		t.Fatal(err)
+	}
+	st := e.groupState(t)
+	if len(st) != 2 || !strings.HasPrefix(st["/web-green"], "2 instances") || !strings.HasPrefix(st["/web-blue"], "2 instances") {
+		t.Fatalf("after the split: %v, want 2 green and 2 blue", st)
+	}
+	e.cfg.Options = Options{CompleteCur: true, MaxWait: 10 * time.Second}
+	if _, err := e.deploy(t, ctx, webDef(4)); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.groupState(t); len(st) != 1 || !strings.HasPrefix(st["/web-green"], "4 instances") {
+		t.Fatalf("after --complete-cur: %v, want 4 green alone", st)
+	}
+
+	e.cfg.Options = Options{InitialInstances: 1, NewInstances: 1, MaxWait: 10 * time.Second}
+	if _, err := e.deploy(t, ctx, webDef(4)); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Options = Options{CompletePrev: true, MaxWait: 10 * time.Second}
+	plan, err := e.deploy(t, ctx, webDef(4))
+	if err != nil || plan.Mode != ModeCompletePrev {
+		t.Fatalf("--complete-prev: %v (mode %q)", err, plan.Mode)
+	}
+	if st := e.groupState(t); len(st) != 1 || !strings.HasPrefix(st["/web-green"], "4 instances") {
+		t.Errorf("after --complete-prev: %v, want green (the older colour) alone at 4", st)
+	}
+}
