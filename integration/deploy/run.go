@@ -203,6 +203,9 @@ func (d *deployer) swap(ctx context.Context) error {
 		waiting := ""
 		if deps := s.newApp.Deployments(); deps > 0 || len(s.healthy) < s.newInst {
 			waiting = fmt.Sprintf("%s: %d of %d instance(s) healthy, %d deployment(s) under way", p.NewID, len(s.healthy), s.newInst, deps)
+		} else if deps := s.oldApp.Deployments(); deps > 0 {
+			// Marathon scales the old colour down after a removal: it is locked until then.
+			waiting = fmt.Sprintf("%s: %d deployment(s) under way", p.OldID, deps)
 		} else {
 			a := Assess(d.cfg.Edges.View(ctx, p.NewID), s.oldTasks, s.healthy)
 			c.NewServing, c.Drained, c.Draining, c.Sessions = a.NewServing, len(a.Drained), len(a.Draining), a.Sessions

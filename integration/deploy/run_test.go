@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -412,4 +413,40 @@ func TestRunHybridThenComplete(t *testing.T) {
 	if st := e.groupState(t); len(st) != 1 || !strings.HasPrefix(st["/web-green"], "4 instances") {
 		t.Errorf("after --complete-prev: %v, want green (the older colour) alone at 4", st)
 	}
+}
+
+// TestRunWaitsForOldColourDeployment: while Marathon holds the old colour in a deployment
+// (its scale-down after a removal), the swap waits instead of writing to it.
+func TestRunWaitsForOldColourDeployment(t *testing.T) {
+	e := newRunEnv(t)
+	ctx := context.Background()
+	if _, err := e.deploy(t, ctx, webDef(2)); err != nil {
+		t.Fatal(err)
+	}
+	e.fm.SetDeployments("/web-blue", []string{"scale-down"})
+	w := &onWait{match: "/web-blue: 1 deployment(s) under way", do: func() { e.fm.SetDeployments("/web-blue", nil) }}
+	e.cfg.Progress = NewProgress(nil, w, false, nil)
+	if _, err := e.deploy(t, ctx, webDef(2)); err != nil {
+		t.Fatal(err)
+	}
+	if !w.seen.Load() {
+		t.Error("the swap never waited for /web-blue's deployment")
+	}
+	if st := e.groupState(t); len(st) != 1 || !strings.HasPrefix(st["/web-green"], "2 instances") {
+		t.Errorf("after the swap: %v", st)
+	}
+}
+
+// onWait is an events writer that runs do at the first wait event whose message holds match.
+type onWait struct {
+	match string
+	do    func()
+	seen  atomic.Bool
+}
+
+func (o *onWait) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(`"event":"wait"`)) && bytes.Contains(p, []byte(o.match)) && !o.seen.Swap(true) {
+		o.do()
+	}
+	return len(p), nil
 }
