@@ -32,6 +32,7 @@ func commands(ctx context.Context, stdout, stderr io.Writer, getenv func(string)
 		recordsCommand(ctx, stdout, stderr, getenv),
 		clusterCommand(ctx, stdout, stderr, getenv),
 		marathonLBCommand(ctx, stdout, stderr, getenv),
+		deployCommand(ctx, os.Stdin, stdout, stderr, getenv),
 		versionCommand(stdout),
 	}
 }
@@ -68,6 +69,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		parse := c.parse
 		if c.name == "marathon-lb" { // marathon_lb.py's flags, not Go's
 			parse = func(a []string, g func(string) string) error { return parseMarathonLB(c, a, g) }
+		}
+		if c.name == "deploy" { // zdd.py's flags, and the app file among them
+			parse = func(a []string, g func(string) string) error { return parseDeploy(c, a, g) }
 		}
 		if err := parse(args[1:], getenv); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
