@@ -84,6 +84,9 @@ type Master struct {
 	pass     string
 	requests map[string]int
 	changed  chan struct{} // closed and replaced on every request
+
+	schedOnce sync.Once
+	sched     *scheduler // the v1 scheduler API's state (scheduler.go), made on first use
 }
 
 // New returns a stopped master seeded with SeedState, claiming to lead itself once started.

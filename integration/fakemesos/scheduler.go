@@ -62,8 +62,7 @@ type SchedulerFaults struct {
 	Heartbeat time.Duration
 }
 
-// scheduler is one master's scheduler API state. It lives beside the Master (in schedulers) so
-// that master.go only routes to it.
+// scheduler is one master's scheduler API state.
 type scheduler struct {
 	mu         sync.Mutex
 	faults     SchedulerFaults
@@ -73,16 +72,11 @@ type scheduler struct {
 	acks       int
 }
 
-// schedulers maps each *Master to its *scheduler. A master stays in it for the life of the
-// process: a test binary's few masters are not worth a hook in Close.
-var schedulers sync.Map
-
 func (m *Master) scheduler() *scheduler {
-	if s, ok := schedulers.Load(m); ok {
-		return s.(*scheduler)
-	}
-	s, _ := schedulers.LoadOrStore(m, &scheduler{frameworks: map[string]*framework{}, calls: map[string]int{}})
-	return s.(*scheduler)
+	m.schedOnce.Do(func() {
+		m.sched = &scheduler{frameworks: map[string]*framework{}, calls: map[string]int{}}
+	})
+	return m.sched
 }
 
 // framework is one subscribed framework.
