@@ -57,6 +57,11 @@ type Route struct {
 	Rule     string   `json:"rule,omitempty"`
 	// Servers are the backend's servers that hold a task (spare slots are left out).
 	Servers []RouteServer `json:"servers"`
+	// Requests is the backend's cumulative request total as HAProxy counts it (HTTP requests,
+	// or sessions in TCP mode), since its worker started: it restarts from 0 at a reload, so
+	// a client that makes rates of it takes a decrease for a restart. The api fills it in
+	// from Live; absent when HAProxy could not be read or has no such backend.
+	Requests *uint64 `json:"requests,omitempty"`
 }
 
 // RouteServer is one HAProxy server of a backend.
@@ -87,6 +92,14 @@ type ServerStates interface {
 	// Server returns HAProxy's view of server slot of backend; ok is false when HAProxy has
 	// no such server.
 	Server(backend, slot string) (s LiveServer, ok bool)
+}
+
+// BackendStates is implemented by a ServerStates that also reads HAProxy's BACKEND rows.
+// It is a separate interface so that a ServerStates without backends keeps working.
+type BackendStates interface {
+	// BackendRequests returns the backend's cumulative request total (see Route.Requests);
+	// ok is false when HAProxy has no such backend.
+	BackendRequests(backend string) (total uint64, ok bool)
 }
 
 // LiveServer is HAProxy's own view of one server, from its admin socket.

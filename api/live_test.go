@@ -201,3 +201,34 @@ func TestLiveClassAndCheck(t *testing.T) {
 		}
 	}
 }
+
+// liveWithBackends is a reading that also has BACKEND rows.
+type liveWithBackends struct {
+	liveMap
+	requests map[string]uint64
+}
+
+func (l liveWithBackends) BackendRequests(backend string) (uint64, bool) {
+	n, ok := l.requests[backend]
+	return n, ok
+}
+
+type fakeLiveBackends struct{ reading liveWithBackends }
+
+func (f fakeLiveBackends) ServerStates(context.Context) (ServerStates, error) { return f.reading, nil }
+
+// Each route of /v1/apps/{id} carries its backend's request total when HAProxy has the
+// backend, and none when it has not (never a made-up 0).
+func TestAppRoutesCarryBackendRequests(t *testing.T) {
+	reading := liveWithBackends{liveMap: shopLive().servers, requests: map[string]uint64{"shop_web_10080": 1234}}
+	doc := appDoc(t, Frontends{Routing: shopRouting(), Live: fakeLiveBackends{reading}})
+	wantFields(t, doc, map[string]string{"routes.0.requests": "1234", "routes.0.servers.0.haproxy.status": "DOWN"})
+
+	reading.requests = map[string]uint64{"other_backend": 5}
+	doc = appDoc(t, Frontends{Routing: shopRouting(), Live: fakeLiveBackends{reading}})
+	wantFields(t, doc, map[string]string{"!routes.0.requests": ""})
+
+	// A reading without backends (ServerStates only) shows no total either.
+	doc = appDoc(t, Frontends{Routing: shopRouting(), Live: shopLive()})
+	wantFields(t, doc, map[string]string{"!routes.0.requests": ""})
+}
