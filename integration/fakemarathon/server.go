@@ -85,6 +85,7 @@ type Server struct {
 	connects    int
 	filters     [][]string
 	launchState string // tasks of posted apps start in it; "" is TASK_RUNNING
+	deploys     deployState
 }
 
 // New returns a stopped server with no apps.
@@ -111,6 +112,10 @@ func New() *Server {
 	mux.HandleFunc("GET /v2/events", s.handleEvents)
 	mux.HandleFunc("POST /v2/apps", s.handlePostApp)
 	mux.HandleFunc("DELETE /v2/apps/{id...}", s.handleDeleteApp)
+	mux.HandleFunc("PUT /v2/apps/{id...}", s.handlePutApp)
+	mux.HandleFunc("POST /v2/tasks/delete", s.handleDeleteTasks)
+	mux.HandleFunc("GET /v2/deployments", s.handleDeployments)
+	mux.HandleFunc("DELETE /v2/deployments/{id}", s.handleDeleteDeployment)
 	mux.HandleFunc("/", handleNotFound)
 	s.mux = mux
 	return s

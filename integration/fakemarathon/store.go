@@ -170,12 +170,17 @@ func (s *Server) addAppLocked(a *app, m map[string]any) error {
 // RemoveApp deletes an app and its tasks and emits app_terminated_event.
 // Unknown ids are ignored.
 func (s *Server) RemoveApp(id string) {
-	id = normID(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.removeAppLocked(normID(id))
+}
+
+// removeAppLocked removes app id (normalised) as RemoveApp does.
+func (s *Server) removeAppLocked(id string) {
 	if _, ok := s.apps[id]; !ok {
 		return
 	}
+	s.cancelDeploymentsLocked(id)
 	delete(s.apps, id)
 	delete(s.deployments, id)
 	delete(s.readiness, id)

@@ -20,6 +20,8 @@ type TaskSpec struct {
 	SlaveID string
 	// Health is the initial health check result; nil means none yet.
 	Health *bool
+	// ID is the task id; default a new one, "<app>.<uuid>".
+	ID string
 }
 
 // statusUpdateEvent is a status_update_event with Marathon's field order.
@@ -128,7 +130,10 @@ func (s *Server) addTaskLocked(a *app, spec TaskSpec) (string, error) {
 		slave = "fakemarathon-S0"
 	}
 	appID := str(a.def, "id")
-	id := taskPrefix(appID) + "." + newUUID()
+	id := spec.ID
+	if id == "" {
+		id = taskPrefix(appID) + "." + newUUID()
+	}
 	ts := now()
 	t := map[string]any{
 		"id":          id,
@@ -220,8 +225,12 @@ func (s *Server) ScaleApp(appID string, n int) ([]string, error) {
 	return ids, nil
 }
 
-// killLocked emits TASK_KILLING and TASK_KILLED for a.tasks[i] and removes it.
+// killLocked emits TASK_KILLING and TASK_KILLED for a.tasks[i], removes it and calls the
+// launcher's stop hook.
 func (s *Server) killLocked(a *app, i int) error {
+	if s.deploys.stop != nil {
+		s.deploys.stop(str(a.tasks[i], "id"))
+	}
 	if err := s.setStateLocked(a, i, "TASK_KILLING"); err != nil {
 		return err
 	}
@@ -253,7 +262,10 @@ func (s *Server) SetTaskState(taskID, state string) error {
 	if err != nil {
 		return err
 	}
-	return s.setStateLocked(a, i, state)
+	if err := s.setStateLocked(a, i, state); err != nil {
+		return err
+	}
+	return s.kickLocked(str(a.def, "id"))
 }
 
 func (s *Server) setStateLocked(a *app, i int, state string) error {
@@ -278,7 +290,10 @@ func (s *Server) SetHealth(taskID string, alive bool) error {
 	if err != nil {
 		return err
 	}
-	return s.setHealthLocked(a, a.tasks[i], alive)
+	if err := s.setHealthLocked(a, a.tasks[i], alive); err != nil {
+		return err
+	}
+	return s.kickLocked(str(a.def, "id"))
 }
 
 func (s *Server) setHealthLocked(a *app, t map[string]any, alive bool) error {
