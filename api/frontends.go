@@ -28,6 +28,40 @@ type Frontends struct {
 	Rules RuleStore
 	// RuleCheck checks a rule before Rules stores it; nil stores what Rules accepts.
 	RuleCheck RuleChecker
+	// Autoscale is the autoscaler (serve --autoscale): its last decisions, shown on the status
+	// page.
+	Autoscale Autoscaler
+}
+
+// Autoscaler is what the status page shows of the autoscaler.
+type Autoscaler interface {
+	AutoscaleStatus() AutoscaleStatus
+}
+
+// AutoscaleStatus is the autoscaler at a glance.
+type AutoscaleStatus struct {
+	// Leading is true while this instance may scale (it holds the lock, or runs alone).
+	Leading bool
+	DryRun  bool
+	// Lock says how the instances agree on who scales ("ZooKeeper lock zk://…", "alone").
+	Lock     string
+	Interval time.Duration
+	// Decisions are the last decision of every app that opted in, by app id.
+	Decisions []AutoscaleDecision
+}
+
+// AutoscaleDecision is one app's last autoscale decision.
+type AutoscaleDecision struct {
+	AppID string
+	Mode  string
+	// Action is "scale", "hold", "wait" or "skip"; From and To the instances.
+	Action   string
+	From, To int
+	Reason   string
+	// Inputs are the figures decided from, as text ("rps 812.5 on port 10000 over 3 samples").
+	Inputs string
+	Error  string
+	At     time.Time
 }
 
 // Routing is what the API reads from the HAProxy front end.
