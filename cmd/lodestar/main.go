@@ -32,6 +32,7 @@ func commands(ctx context.Context, stdout, stderr io.Writer, getenv func(string)
 		recordsCommand(ctx, stdout, stderr, getenv),
 		clusterCommand(ctx, stdout, stderr, getenv),
 		marathonLBCommand(ctx, stdout, stderr, getenv),
+		autoscaleCommand(ctx, stderr),
 		versionCommand(stdout),
 	}
 }
