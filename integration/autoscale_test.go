@@ -1,0 +1,357 @@
+package integration
+
+// End-to-end tests of the autoscaler (serve --autoscale): load through a real HAProxy raises an
+// app's instances in the fake Marathon and they fall back after the cooldown; CPU figures from
+// fake Mesos agents scale an app; an app in a deployment is never scaled.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lodestar-lb/lodestar/integration/fakemarathon"
+	"github.com/lodestar-lb/lodestar/integration/fakemesos"
+	"github.com/lodestar-lb/lodestar/internal/haproxytest"
+)
+
+// scaleTimeout bounds a wait for a scale: generous, the machine is shared and slow.
+const scaleTimeout = 90 * time.Second
+
+// taskBackends starts a real HTTP server on the port of every task the fake Marathon's
+// deployments launch, and stops it when the task is killed.
+type taskBackends struct {
+	mu      sync.Mutex
+	servers map[string]*http.Server
+}
+
+func launchBackends(t *testing.T, fm *fakemarathon.Server) *taskBackends {
+	b := &taskBackends{servers: map[string]*http.Server{}}
+	fm.SetLauncher(func(appID, taskID, host string, ports []int) error {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(ports[0])))
+		if err != nil {
+			return err // the deployment tries again with other ports
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprintln(w, taskID)
+		}), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		b.mu.Lock()
+		b.servers[taskID] = srv
+		b.mu.Unlock()
+		return nil
+	}, func(taskID string) {
+		b.mu.Lock()
+		srv := b.servers[taskID]
+		delete(b.servers, taskID)
+		b.mu.Unlock()
+		if srv != nil {
+			go srv.Close()
+		}
+	})
+	t.Cleanup(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, srv := range b.servers {
+			srv.Close()
+		}
+	})
+	return b
+}
+
+// marathonInstances is the app's "instances" as the fake Marathon serves it.
+func marathonInstances(t testing.TB, fm *fakemarathon.Server, id string) (int, int) {
+	t.Helper()
+	var doc struct {
+		App struct {
+			Instances   int   `json:"instances"`
+			Deployments []any `json:"deployments"`
+		} `json:"app"`
+	}
+	if code := GetJSON(t, fm.URL()+"/v2/apps"+id, &doc); code != http.StatusOK {
+		t.Fatalf("GET /v2/apps%s: %d", id, code)
+	}
+	return doc.App.Instances, len(doc.App.Deployments)
+}
+
+// waitInstances polls the fake Marathon every 5ms until the app has n instances and returns
+// when it saw them.
+func waitInstances(t *testing.T, fm *fakemarathon.Server, id string, n int) time.Time {
+	t.Helper()
+	Eventually(t, scaleTimeout, fmt.Sprintf("%s at %d instances in Marathon", id, n), func() error {
+		if got, _ := marathonInstances(t, fm, id); got != n {
+			return fmt.Errorf("%d instances", got)
+		}
+		return nil
+	})
+	return time.Now()
+}
+
+// load sends requests to url at about perSecond until stopped, over keep-alive connections;
+// it counts the answers.
+type load struct {
+	stop     chan struct{}
+	done     sync.WaitGroup
+	client   *http.Client
+	ok, fail atomic.Int64
+}
+
+func startLoad(url string, perSecond int) *load {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	l := &load{stop: make(chan struct{}), client: client}
+	jobs := make(chan struct{}, 64)
+	for range 8 {
+		l.done.Add(1)
+		go func() {
+			defer l.done.Done()
+			for range jobs {
+				resp, err := client.Get(url)
+				if err != nil {
+					l.fail.Add(1)
+					continue
+				}
+				resp.Body.Close()
+				l.ok.Add(1)
+			}
+		}()
+	}
+	l.done.Add(1)
+	go func() {
+		defer l.done.Done()
+		defer close(jobs)
+		tick := time.NewTicker(time.Second / time.Duration(perSecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-tick.C:
+				select {
+				case jobs <- struct{}{}:
+				default: // the workers are behind: an open loop drops rather than queues
+				}
+			}
+		}
+	}()
+	return l
+}
+
+func (l *load) Stop() {
+	close(l.stop)
+	l.done.Wait()
+	l.client.CloseIdleConnections() // idle keep-alive connections would hold HAProxy's soft stop
+}
+
+// rateApp is an app of one port, one task on a real backend, scaled by request rate: 20 req/s
+// per instance, 1 to 3 instances, averaged over 3 samples, 2 intervals past threshold, a
+// cooldown of 2 intervals.
+func rateApp(id string, servicePort int, extra map[string]string) map[string]any {
+	labels := map[string]string{
+		"LODESTAR_AUTOSCALE_MODE": "rps", "LODESTAR_AUTOSCALE_TARGET_RPS": "20",
+		"LODESTAR_AUTOSCALE_MIN_INSTANCES": "1", "LODESTAR_AUTOSCALE_MAX_INSTANCES": "3",
+		"LODESTAR_AUTOSCALE_SAMPLES": "3", "LODESTAR_AUTOSCALE_INTERVALS_PAST_THRESHOLD": "2",
+		"LODESTAR_AUTOSCALE_COOLDOWN": "2", "HAPROXY_0_MODE": "http",
+	}
+	for k, v := range extra {
+		labels[k] = v
+	}
+	app := lbApp(id, servicePort, labels)
+	app["instances"] = 1
+	return app
+}
+
+// autoscaleInterval is the tests' interval: short, so that the tests take seconds.
+const autoscaleInterval = "300ms"
+
+// waitServed waits until HAProxy answers 200 on url.
+func waitServed(t *testing.T, url string) {
+	t.Helper()
+	Eventually(t, lbTimeout, "HAProxy serving "+url, func() error {
+		code, _, err := Get(url)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("status %d", code)
+		}
+		return nil
+	})
+}
+
+// TestAutoscaleRequestRate: about 150 req/s through HAProxy against a target of 20 per
+// instance raise the app to its maximum of 3 instances in Marathon; with the load stopped,
+// it falls back to its minimum of 1 once the cooldown is over.
+func TestAutoscaleRequestRate(t *testing.T) {
+	port := FreePort(t)
+	fm := startLBMarathon(t, rateApp("/web", port, nil))
+	launchBackends(t, fm)
+	addTask(t, fm, "/web", haproxytest.Backend(t))
+	lb := startLB(t, fm, "--autoscale", "--autoscale-alone", "--autoscale-interval", autoscaleInterval)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitServed(t, url)
+	// Idle: the app stays at 1 (the minimum and the target) for a full window.
+	lb.WaitLog(t, scaleTimeout, "autoscale decision", "app=/web", "reason=\"at target\"")
+
+	step := time.Now()
+	l := startLoad(url, 150)
+	up := waitInstances(t, fm, "/web", 3)
+	t.Logf("load step to Marathon's scale call: %s (interval %s, 3 samples, 2 intervals past threshold)", up.Sub(step).Round(time.Millisecond), autoscaleInterval)
+	lb.WaitLog(t, scaleTimeout, "autoscale decision", "app=/web", "action=scale", "from=1", "to=3")
+	// The new tasks come up and take traffic.
+	Eventually(t, scaleTimeout, "3 servers in HAProxy's view of /web", func() error {
+		var doc struct {
+			Routes []struct {
+				Servers  []any   `json:"servers"`
+				Requests *uint64 `json:"requests"`
+			} `json:"routes"`
+		}
+		GetJSON(t, lb.URL("/v1/apps/web"), &doc)
+		if len(doc.Routes) != 1 || len(doc.Routes[0].Servers) != 3 || doc.Routes[0].Requests == nil {
+			return fmt.Errorf("routes %+v", doc.Routes)
+		}
+		return nil
+	})
+	stop := time.Now()
+	l.Stop()
+	down := waitInstances(t, fm, "/web", 1)
+	t.Logf("load stopped to scale-down call: %s; requests answered %d, failed %d", down.Sub(stop).Round(time.Millisecond), l.ok.Load(), l.fail.Load())
+	lb.WaitLog(t, scaleTimeout, "autoscale decision", "app=/web", "action=scale", "from=3", "to=1")
+	if l.ok.Load() == 0 {
+		t.Fatal("no request of the load was answered")
+	}
+}
+
+// TestAutoscaleNeverDuringDeployment: the same load against an app whose deployment is under
+// way is never scaled; once the deployment is over, it is.
+func TestAutoscaleNeverDuringDeployment(t *testing.T) {
+	port := FreePort(t)
+	fm := startLBMarathon(t, rateApp("/web", port, nil))
+	launchBackends(t, fm)
+	addTask(t, fm, "/web", haproxytest.Backend(t))
+	fm.SetDeployments("/web", []string{"5d1e4c9a-0000-4000-8000-000000000001"})
+	lb := startLB(t, fm, "--autoscale", "--autoscale-alone", "--autoscale-interval", autoscaleInterval, "--marathon-resync", "1s")
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitServed(t, url)
+	l := startLoad(url, 150)
+	defer l.Stop()
+	// Skipped for the deployment on several intervals past the warm-up, with the load on…
+	Eventually(t, scaleTimeout, "8 decisions skipped for the deployment", func() error {
+		if n := len(lb.Log.Lines("autoscale decision", "app=/web", "action=skip", "in a deployment")); n < 8 {
+			return fmt.Errorf("%d so far", n)
+		}
+		return nil
+	})
+	if n, _ := marathonInstances(t, fm, "/web"); n != 1 {
+		t.Fatalf("the app was scaled to %d during its deployment", n)
+	}
+	// …and scaled once it ends.
+	fm.SetDeployments("/web", nil)
+	waitInstances(t, fm, "/web", 3)
+}
+
+// TestAutoscaleResourceCPU: an app whose tasks the fake Mesos agent reports at 90% of a CPU
+// against a range of 20% to 60% is scaled out by the multiplier (2 → 3), and, reported idle,
+// back in to its minimum.
+func TestAutoscaleResourceCPU(t *testing.T) {
+	port := FreePort(t)
+	app := lbApp("/work", port, map[string]string{
+		"LODESTAR_AUTOSCALE_MODE": "cpu", "LODESTAR_AUTOSCALE_CPU_MAX": "60", "LODESTAR_AUTOSCALE_CPU_MIN": "20",
+		"LODESTAR_AUTOSCALE_MULTIPLIER": "1.5", "LODESTAR_AUTOSCALE_MIN_INSTANCES": "2", "LODESTAR_AUTOSCALE_MAX_INSTANCES": "3",
+		"LODESTAR_AUTOSCALE_SCALE_UP_FACTOR": "2", "LODESTAR_AUTOSCALE_COOL_DOWN_FACTOR": "2", "LODESTAR_AUTOSCALE_COOLDOWN": "2",
+	})
+	app["instances"] = 2
+	fm := startLBMarathon(t, app)
+	launchBackends(t, fm)
+	addTask(t, fm, "/work", haproxytest.Backend(t))
+	addTask(t, fm, "/work", haproxytest.Backend(t))
+
+	agent, err := fakemesos.StartAgent("fakemarathon-S0", "agent-0.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(agent.Close)
+	cluster, err := fakemesos.NewCluster(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	cluster.SetAgents(agent)
+
+	// Every task's CPU time grows by busy seconds per second, as the agent reports it.
+	var busy atomic.Value
+	busy.Store(0.9)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		cpu := map[string]float64{}
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			for _, task := range fm.Tasks("/work") {
+				id, _ := task["id"].(string)
+				cpu[id] += busy.Load().(float64) * 0.05
+				agent.SetStatistics(fakemesos.ExecutorStatistics{ExecutorID: id, FrameworkID: "marathon", CPUUserSecs: cpu[id],
+					CPUsLimit: 1, MemRSSBytes: 20 << 20, MemLimitBytes: 128 << 20, Timestamp: float64(time.Now().UnixNano()) / 1e9})
+			}
+		}
+	}()
+	lb := startLB(t, fm, "--autoscale", "--autoscale-alone", "--autoscale-interval", autoscaleInterval,
+		"--mesos-master", cluster.Masters[0].HostPort(), "--mesos-refresh", "1s")
+	waitInstances(t, fm, "/work", 3)
+	line := lb.WaitLog(t, scaleTimeout, "autoscale decision", "app=/work", "action=scale", "from=2", "to=3")
+	t.Logf("scale out: %s", line)
+	busy.Store(0.01)
+	waitInstances(t, fm, "/work", 2)
+	if agent.Requests(fakemesos.PathMonitorStatistics) == 0 {
+		t.Fatal("the agent's statistics were never read")
+	}
+}
+
+// The request counts lodestar's API shows per route are HAProxy's own: they grow with the
+// requests sent through it, keep-alive ones included (an HTTP-mode port counts requests; a
+// TCP-mode one counts connections).
+func TestAutoscaleRouteRequestCounter(t *testing.T) {
+	port := FreePort(t)
+	fm := startLBMarathon(t, lbApp("/web", port, map[string]string{"HAPROXY_0_MODE": "http"}))
+	addTask(t, fm, "/web", haproxytest.Backend(t))
+	lb := startLB(t, fm)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitServed(t, url)
+	total := func() uint64 {
+		var doc struct {
+			Routes []struct {
+				Requests *uint64 `json:"requests"`
+			} `json:"routes"`
+		}
+		GetJSON(t, lb.URL("/v1/apps/web"), &doc)
+		if len(doc.Routes) != 1 || doc.Routes[0].Requests == nil {
+			raw, _ := json.Marshal(doc)
+			t.Fatalf("no request total in %s", raw)
+		}
+		return *doc.Routes[0].Requests
+	}
+	before := total()
+	for range 25 {
+		if code, _, err := Get(url); err != nil || code != http.StatusOK {
+			t.Fatalf("GET %s: %d %v", url, code, err)
+		}
+	}
+	// HAProxy's stats are read at most once a second.
+	Eventually(t, lbTimeout, "the request total to grow by 25", func() error {
+		if got := total(); got < before+25 {
+			return fmt.Errorf("total %d, was %d", got, before)
+		}
+		return nil
+	})
+}
