@@ -96,6 +96,9 @@ type Route struct {
 	// a client that makes rates of it takes a decrease for a restart. The api fills it in
 	// from Live; absent when HAProxy could not be read or has no such backend.
 	Requests *uint64 `json:"requests,omitempty"`
+	// RequestsAt is when HAProxy was read for Requests: the reading is shared for about a
+	// second, so two requests a moment apart can see the same one.
+	RequestsAt *time.Time `json:"requests_at,omitempty"`
 }
 
 // RouteServer is one HAProxy server of a backend.
@@ -134,6 +137,8 @@ type BackendStates interface {
 	// BackendRequests returns the backend's cumulative request total (see Route.Requests);
 	// ok is false when HAProxy has no such backend.
 	BackendRequests(backend string) (total uint64, ok bool)
+	// ReadAt is when HAProxy was read.
+	ReadAt() time.Time
 }
 
 // LiveServer is HAProxy's own view of one server, from its admin socket.

@@ -72,7 +72,8 @@ func annotateServers(ctx context.Context, routes []Route, a *discovery.App, live
 	for i := range routes {
 		if b, ok := reading.states.(BackendStates); ok {
 			if total, ok := b.BackendRequests(routes[i].Backend); ok {
-				routes[i].Requests = &total
+				at := b.ReadAt().UTC()
+				routes[i].Requests, routes[i].RequestsAt = &total, &at
 			}
 		}
 		for j := range routes[i].Servers {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/lodestar-lb/lodestar/integration/fakemarathon"
 	"github.com/lodestar-lb/lodestar/integration/fakemesos"
 	"github.com/lodestar-lb/lodestar/internal/haproxytest"
+	"github.com/lodestar-lb/lodestar/internal/zktest"
 )
 
 // scaleTimeout bounds a wait for a scale: generous, the machine is shared and slow.
@@ -33,6 +35,10 @@ type taskBackends struct {
 
 func launchBackends(t *testing.T, fm *fakemarathon.Server) *taskBackends {
 	b := &taskBackends{servers: map[string]*http.Server{}}
+	// The fake Marathon gives a new task the next host port from 31000 up, which another
+	// process on this shared machine may hold: a launch that cannot listen is tried again
+	// on the deployment's next step, with the next port, and steps come only with a delay.
+	fm.SetLaunchDelay(50 * time.Millisecond)
 	fm.SetLauncher(func(appID, taskID, host string, ports []int) error {
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(ports[0])))
 		if err != nil {
@@ -203,6 +209,11 @@ func TestAutoscaleRequestRate(t *testing.T) {
 	up := waitInstances(t, fm, "/web", 3)
 	t.Logf("load step to Marathon's scale call: %s (interval %s, 3 samples, 2 intervals past threshold)", up.Sub(step).Round(time.Millisecond), autoscaleInterval)
 	lb.WaitLog(t, scaleTimeout, "autoscale decision", "app=/web", "action=scale", "from=1", "to=3")
+	// The status page shows the autoscaler and the app's last decision.
+	if code, page, err := Get(lb.URL("/")); err != nil || code != http.StatusOK ||
+		!strings.Contains(string(page), "<h2>Autoscale</h2>") || !strings.Contains(string(page), "<code>/web</code></a></td>\n<td data-label=\"Mode\">rps</td>") {
+		t.Errorf("status page: %d %v, want an Autoscale section with /web in rps mode", code, err)
+	}
 	// The new tasks come up and take traffic.
 	Eventually(t, scaleTimeout, "3 servers in HAProxy's view of /web", func() error {
 		var doc struct {
@@ -354,4 +365,73 @@ func TestAutoscaleRouteRequestCounter(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestAutoscaleTwoInstancesOneLock: two lodestars with --autoscale on one cluster, reading
+// the request counts of one edge through its API (--autoscale-lodestar) and sharing a
+// ZooKeeper lock: only the holder scales the app up under load; when the holder stops, the
+// other takes over and scales it back down once the load ends.
+func TestAutoscaleTwoInstancesOneLock(t *testing.T) {
+	zk := zktest.Start(t)
+	port := FreePort(t)
+	fm := startLBMarathon(t, rateApp("/web", port, nil))
+	launchBackends(t, fm)
+	addTask(t, fm, "/web", haproxytest.Backend(t))
+	edge := startLB(t, fm)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitServed(t, url)
+	scaler := func() *Lodestar {
+		return Start(t, "--marathon", fm.URL(), "--haproxy=false", "--autoscale",
+			"--autoscale-zk", zk.URL("/lodestar/autoscale"), "--autoscale-zk-session-timeout", "4s",
+			"--autoscale-lodestar", edge.API, "--autoscale-interval", autoscaleInterval)
+	}
+	a, b := scaler(), scaler()
+	var holder, other *Lodestar
+	Eventually(t, scaleTimeout, "one instance holding the lock", func() error {
+		switch {
+		case len(a.Log.Lines("holding the autoscale lock")) > 0:
+			holder, other = a, b
+		case len(b.Log.Lines("holding the autoscale lock")) > 0:
+			holder, other = b, a
+		default:
+			return fmt.Errorf("none yet")
+		}
+		return nil
+	})
+	l := startLoad(url, 150)
+	waitInstances(t, fm, "/web", 3)
+	holder.WaitLog(t, scaleTimeout, "autoscale decision", "app=/web", "action=scale", "from=1", "to=3")
+	if got := autoscaleLeaderMetric(t, holder); got != "1" {
+		t.Errorf("the holder's lodestar_autoscale_leader is %s, want 1", got)
+	}
+	if got := autoscaleLeaderMetric(t, other); got != "0" {
+		t.Errorf("the other's lodestar_autoscale_leader is %s, want 0", got)
+	}
+	if lines := other.Log.Lines("autoscale decision", "action=scale"); len(lines) > 0 {
+		t.Fatalf("the instance without the lock scaled: %q", lines)
+	}
+	if lines := other.Log.Lines("holding the autoscale lock"); len(lines) > 0 {
+		t.Fatalf("both instances held the lock: %q", lines)
+	}
+
+	holder.Stop(t)
+	other.WaitLog(t, scaleTimeout, "holding the autoscale lock")
+	l.Stop()
+	waitInstances(t, fm, "/web", 1)
+	other.WaitLog(t, scaleTimeout, "autoscale decision", "app=/web", "action=scale", "from=3", "to=1")
+}
+
+// autoscaleLeaderMetric is lodestar_autoscale_leader as l's /metrics serves it.
+func autoscaleLeaderMetric(t *testing.T, l *Lodestar) string {
+	t.Helper()
+	code, body, err := Get(l.URL("/metrics"))
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", code, err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "lodestar_autoscale_leader "); ok {
+			return v
+		}
+	}
+	return "absent"
 }

@@ -109,6 +109,9 @@ func (r haproxyReading) BackendRequests(backend string) (uint64, bool) {
 	return b.Requests, ok
 }
 
+// ReadAt is api.BackendStates: when HAProxy was read.
+func (r haproxyReading) ReadAt() time.Time { return r.servers.At }
+
 func applyOf(rec *haproxy.ApplyRecord) *api.Apply {
 	if rec == nil {
 		return nil

@@ -16,7 +16,7 @@ func TestRateTrackerDeltasResetsAndEdges(t *testing.T) {
 	tr := NewRateTracker()
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	reading := func(edge string, s int, total uint64) EdgeReading {
-		return EdgeReading{Edge: edge, At: at(s), Totals: map[RouteKey]uint64{k: total}}
+		return EdgeReading{Edge: edge, Totals: map[RouteKey]Count{k: {total, at(s)}}}
 	}
 	if r := tr.Rates([]EdgeReading{reading("a", 0, 1000), reading("b", 0, 50)}); len(r) != 0 {
 		t.Fatalf("first readings gave rates %v; a rate needs two", r)
@@ -31,7 +31,7 @@ func TestRateTrackerDeltasResetsAndEdges(t *testing.T) {
 		t.Fatalf("rate %+v after a reset, want 100/2 + 200/2 = 150", got)
 	}
 	// Edge b fails: a's rate alone, incomplete.
-	r = tr.Rates([]EdgeReading{reading("a", 6, 300), {Edge: "b", At: at(6), Err: errString("refused")}})
+	r = tr.Rates([]EdgeReading{reading("a", 6, 300), {Edge: "b", Err: errString("refused")}})
 	if got := r[k]; got.Rate != 100 || got.Complete {
 		t.Fatalf("rate %+v with edge b down, want 100 and incomplete", got)
 	}
@@ -41,15 +41,20 @@ func TestRateTrackerDeltasResetsAndEdges(t *testing.T) {
 		t.Fatalf("rate %+v, want 100 + 400/4 = 200, complete", got)
 	}
 	// A counter the edge no longer reports: incomplete.
-	r = tr.Rates([]EdgeReading{reading("a", 10, 700), {Edge: "b", At: at(10), Totals: map[RouteKey]uint64{}}})
+	r = tr.Rates([]EdgeReading{reading("a", 10, 700), {Edge: "b", Totals: map[RouteKey]Count{}}})
 	if got := r[k]; got.Complete {
 		t.Fatalf("rate %+v with b's counter gone, want incomplete", got)
 	}
-	// A reading not newer than the last (a clock step back) gives no rate, not a division by 0.
+	// The same HAProxy reading again (an edge reuses one for a second): the last rate holds,
+	// never a rate of 0 nor a division by 0.
+	r = tr.Rates([]EdgeReading{reading("a", 10, 700)})
+	if got := r[k]; got.Rate != 100 {
+		t.Fatalf("rate %+v from the same reading again, want a's last rate 100", got)
+	}
 	tr2 := NewRateTracker()
 	tr2.Rates([]EdgeReading{reading("a", 5, 10)})
 	if r := tr2.Rates([]EdgeReading{reading("a", 5, 20)}); len(r) != 0 || math.IsInf(r[k].Rate, 0) {
-		t.Fatalf("rates %v for a reading at the same time", r)
+		t.Fatalf("rates %v for a second reading at the same time and no rate yet", r)
 	}
 }
 

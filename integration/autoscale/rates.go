@@ -20,13 +20,18 @@ type RouteKey struct {
 	ServicePort int
 }
 
-// EdgeReading is one edge's request totals (HAProxy's cumulative counters, see
-// api.Route.Requests) of the routes asked for, at one time; Err says why the edge could not
-// be read, and then Totals is nil.
+// Count is one of HAProxy's cumulative request counters (see api.Route.Requests) and when
+// HAProxy was read for it.
+type Count struct {
+	Total uint64
+	At    time.Time
+}
+
+// EdgeReading is one edge's request counts of the routes asked for; Err says why the edge
+// could not be read, and then Totals is nil.
 type EdgeReading struct {
 	Edge   string
-	At     time.Time
-	Totals map[RouteKey]uint64
+	Totals map[RouteKey]Count
 	Err    error
 }
 
@@ -40,17 +45,11 @@ type RequestCounters interface {
 type LocalCounters struct {
 	Routing api.Routing
 	Live    api.LiveServers
-	// Now is the clock; nil is time.Now.
-	Now func() time.Time
 }
 
 // RequestTotals reads HAProxy once for every app.
 func (l LocalCounters) RequestTotals(ctx context.Context, appIDs []string) []EdgeReading {
-	now := time.Now
-	if l.Now != nil {
-		now = l.Now
-	}
-	r := EdgeReading{Edge: "local", At: now()}
+	r := EdgeReading{Edge: "local"}
 	states, err := l.Live.ServerStates(ctx)
 	if err == nil && states == nil {
 		err = errors.New("HAProxy's server states are not available")
@@ -64,11 +63,12 @@ func (l LocalCounters) RequestTotals(ctx context.Context, appIDs []string) []Edg
 		r.Err = errors.New("HAProxy's reading has no backend counters")
 		return []EdgeReading{r}
 	}
-	r.Totals = map[RouteKey]uint64{}
+	r.Totals = map[RouteKey]Count{}
+	at := backends.ReadAt()
 	for _, id := range appIDs {
 		for _, rt := range l.Routing.AppRoutes(id) {
 			if n, ok := backends.BackendRequests(rt.Backend); ok {
-				r.Totals[RouteKey{id, rt.ServicePort}] = n
+				r.Totals[RouteKey{id, rt.ServicePort}] = Count{n, at}
 			}
 		}
 	}
@@ -96,14 +96,13 @@ func (e EdgeCounters) RequestTotals(ctx context.Context, appIDs []string) []Edge
 	}
 	out := make([]EdgeReading, len(e.URLs))
 	for i, edge := range e.URLs {
-		r := EdgeReading{Edge: edge, Totals: map[RouteKey]uint64{}}
+		r := EdgeReading{Edge: edge, Totals: map[RouteKey]Count{}}
 		for _, id := range appIDs {
-			if err := e.readApp(ctx, edge, id, r.Totals); err != nil {
+			if err := e.readApp(ctx, edge, id, now, r.Totals); err != nil {
 				r.Totals, r.Err = nil, fmt.Errorf("edge %s, app %s: %w", edge, id, err)
 				break
 			}
 		}
-		r.At = now()
 		out[i] = r
 	}
 	return out
@@ -111,7 +110,7 @@ func (e EdgeCounters) RequestTotals(ctx context.Context, appIDs []string) []Edge
 
 // readApp adds one app's route totals from one edge to totals. An app the edge does not
 // know (404) has no routes there.
-func (e EdgeCounters) readApp(ctx context.Context, edge, id string, totals map[RouteKey]uint64) error {
+func (e EdgeCounters) readApp(ctx context.Context, edge, id string, now func() time.Time, totals map[RouteKey]Count) error {
 	u := strings.TrimRight(edge, "/") + "/v1/apps/" + url.PathEscape(strings.TrimPrefix(id, "/"))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -134,8 +133,9 @@ func (e EdgeCounters) readApp(ctx context.Context, edge, id string, totals map[R
 	}
 	var doc struct {
 		Routes []struct {
-			ServicePort int     `json:"service_port"`
-			Requests    *uint64 `json:"requests"`
+			ServicePort int        `json:"service_port"`
+			Requests    *uint64    `json:"requests"`
+			RequestsAt  *time.Time `json:"requests_at"`
 		} `json:"routes"`
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, edgeBodyLimit+1))
@@ -148,18 +148,27 @@ func (e EdgeCounters) readApp(ctx context.Context, edge, id string, totals map[R
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return fmt.Errorf("GET %s: %w", u, err)
 	}
+	answered := now()
 	for _, rt := range doc.Routes {
-		if rt.Requests != nil && rt.ServicePort > 0 && rt.ServicePort <= 65535 {
-			totals[RouteKey{id, rt.ServicePort}] = *rt.Requests
+		if rt.Requests == nil || rt.ServicePort <= 0 || rt.ServicePort > 65535 {
+			continue
 		}
+		// An edge that does not say when it read HAProxy (or says a time in the future, its
+		// clock off ours) is taken as read when it answered.
+		at := answered
+		if rt.RequestsAt != nil && !rt.RequestsAt.After(answered) {
+			at = *rt.RequestsAt
+		}
+		totals[RouteKey{id, rt.ServicePort}] = Count{*rt.Requests, at}
 	}
 	return nil
 }
 
-// counterPoint is a counter's last value and when it was read.
+// counterPoint is a counter's last reading and the rate it gave.
 type counterPoint struct {
-	total uint64
-	at    time.Time
+	Count
+	rate    float64
+	hasRate bool
 }
 
 // RateTracker turns successive readings of cumulative counters into rates. A counter that
@@ -176,8 +185,9 @@ func NewRateTracker() *RateTracker {
 
 // Rates adds one round of readings and returns each route's rate summed over the edges. A
 // route is complete when every edge that had it before answered with it again; a failed
-// edge, or a route first seen, makes it incomplete. A route no edge gave a rate for is
-// absent.
+// edge, or a route first seen, makes it incomplete. A reading HAProxy took at the same time
+// as the last (an edge shares one reading for about a second) gives the last rate again. A
+// route no edge gave a rate for is absent.
 func (t *RateTracker) Rates(readings []EdgeReading) map[RouteKey]PortRate {
 	out := map[RouteKey]PortRate{}
 	incomplete := map[RouteKey]bool{}
@@ -189,28 +199,37 @@ func (t *RateTracker) Rates(readings []EdgeReading) map[RouteKey]PortRate {
 			}
 			continue // the last good reading stays: the next rate spans the gap
 		}
-		for k, total := range r.Totals {
+		next := make(map[RouteKey]counterPoint, len(r.Totals))
+		for k, c := range r.Totals {
 			p, seen := prev[k]
-			if !seen || !r.At.After(p.at) {
+			point := counterPoint{Count: c}
+			switch {
+			case !seen:
 				incomplete[k] = true
-				continue
+			case !c.At.After(p.At):
+				// The same reading again (or a clock step back): the last rate holds.
+				point = p
+				if !p.hasRate {
+					incomplete[k] = true
+				}
+			default:
+				delta := c.Total - p.Total
+				if c.Total < p.Total {
+					delta = c.Total // restarted: counted from 0 since
+				}
+				point.rate, point.hasRate = float64(delta)/c.At.Sub(p.At).Seconds(), true
 			}
-			delta := total - p.total
-			if total < p.total {
-				delta = total // restarted
+			if point.hasRate {
+				pr := out[k]
+				pr.Rate += point.rate
+				out[k] = pr
 			}
-			pr := out[k]
-			pr.Rate += float64(delta) / r.At.Sub(p.at).Seconds()
-			out[k] = pr
+			next[k] = point
 		}
 		for k := range prev {
 			if _, ok := r.Totals[k]; !ok {
 				incomplete[k] = true
 			}
-		}
-		next := make(map[RouteKey]counterPoint, len(r.Totals))
-		for k, total := range r.Totals {
-			next[k] = counterPoint{total, r.At}
 		}
 		t.last[r.Edge] = next
 	}

@@ -51,9 +51,9 @@ type steadyCounters struct {
 
 func (c steadyCounters) RequestTotals(_ context.Context, ids []string) []EdgeReading {
 	now := c.now()
-	r := EdgeReading{Edge: "e", At: now, Totals: map[RouteKey]uint64{}}
+	r := EdgeReading{Edge: "e", Totals: map[RouteKey]Count{}}
 	for _, id := range ids {
-		r.Totals[RouteKey{id, 10000}] = uint64(c.rate * now.Sub(t0).Seconds())
+		r.Totals[RouteKey{id, 10000}] = Count{uint64(c.rate * now.Sub(t0).Seconds()), now}
 	}
 	return []EdgeReading{r}
 }
