@@ -2,6 +2,7 @@ package autoscale
 
 import (
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -162,5 +163,34 @@ func TestSettingsOfLabels(t *testing.T) {
 				t.Fatalf("ok %v err %v, want an error naming /shop/web and %s", ok, err, c.want)
 			}
 		})
+	}
+}
+
+// docs/autoscale.md and the README name every label, and every label is read: a label listed
+// in Labels but unknown to SettingsOf would turn every app using it away.
+func TestLabelsDocumentedAndRead(t *testing.T) {
+	for _, file := range []string{"../../docs/autoscale.md", "../../README.md"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range Labels {
+			name := l
+			if file == "../../README.md" && l != LabelMode {
+				name = "`" + strings.TrimPrefix(l, LabelPrefix) + "`"
+			}
+			if !strings.Contains(string(b), name) {
+				t.Errorf("%s does not name %s", file, name)
+			}
+		}
+	}
+	for _, l := range Labels {
+		labels := map[string]string{LabelMode: "rps", l: "1"}
+		if l == LabelMode {
+			continue
+		}
+		if _, _, err := SettingsOf("/x", labels, DefaultSettings()); err != nil && strings.Contains(err.Error(), "unknown autoscale label") {
+			t.Errorf("%s is listed but not read: %v", l, err)
+		}
 	}
 }

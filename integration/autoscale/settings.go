@@ -58,6 +58,13 @@ const (
 	LabelCoolDownFactor     = LabelPrefix + "COOL_DOWN_FACTOR"
 )
 
+// Labels are every label read, LabelMode first.
+var Labels = []string{
+	LabelMode, LabelMinInstances, LabelMaxInstances, LabelSamples, LabelCooldown, LabelTargetRPS,
+	LabelThresholdPercent, LabelThresholdInstances, LabelIntervalsPast, LabelServicePorts, LabelCPUMax,
+	LabelCPUMin, LabelMemMax, LabelMemMin, LabelMultiplier, LabelScaleUpFactor, LabelCoolDownFactor,
+}
+
 // Settings are how one app is scaled: the flags' defaults overridden by the app's labels.
 type Settings struct {
 	Mode Mode
