@@ -10,16 +10,19 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lodestar-lb/lodestar/integration/fakemarathon"
 	"github.com/lodestar-lb/lodestar/integration/fakemesos"
 	"github.com/lodestar-lb/lodestar/internal/haproxytest"
+	"github.com/lodestar-lb/lodestar/internal/logtest"
 	"github.com/lodestar-lb/lodestar/internal/zktest"
 )
 
@@ -434,4 +437,85 @@ func autoscaleLeaderMetric(t *testing.T, l *Lodestar) string {
 		}
 	}
 	return "absent"
+}
+
+// autoscaleProcess is a `lodestar autoscale` process, its log in Log; it gets SIGTERM when
+// the test ends, and must exit with status 0.
+type autoscaleProcess struct {
+	Log  *logtest.Buffer
+	cmd  *exec.Cmd
+	done chan error
+	stop sync.Once
+}
+
+func startAutoscale(t *testing.T, args ...string) *autoscaleProcess {
+	t.Helper()
+	p := &autoscaleProcess{Log: &logtest.Buffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(Binary(t), append([]string{"autoscale"}, args...)...)
+	p.cmd.Env = childEnv()
+	p.cmd.Stdout, p.cmd.Stderr = p.Log, p.Log
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() { p.Stop(t) })
+	return p
+}
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (p *autoscaleProcess) Stop(t *testing.T) {
+	t.Helper()
+	p.stop.Do(func() { p.terminate(t) })
+}
+
+func (p *autoscaleProcess) terminate(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("lodestar autoscale exited with %v; its log:\n%s", err, p.Log.Tail(40))
+		}
+	case <-time.After(StopTimeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		t.Errorf("lodestar autoscale did not exit within %s of SIGTERM", StopTimeout)
+	}
+}
+
+func (p *autoscaleProcess) WaitLog(t *testing.T, parts ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), scaleTimeout)
+	defer cancel()
+	line, err := p.Log.Wait(ctx, parts...)
+	if err != nil {
+		t.Fatalf("lodestar autoscale log: no line with %q: %v\n%s", parts, err, p.Log.Tail(40))
+	}
+	return line
+}
+
+// TestAutoscaleCommandWithEdges: `lodestar autoscale` beside an edge reads its request counts
+// through the edge's API (--lodestar); with --dry-run it logs the scale and writes nothing;
+// without, the app goes to its maximum.
+func TestAutoscaleCommandWithEdges(t *testing.T) {
+	port := FreePort(t)
+	fm := startLBMarathon(t, rateApp("/web", port, nil))
+	launchBackends(t, fm)
+	addTask(t, fm, "/web", haproxytest.Backend(t))
+	edge := startLB(t, fm)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitServed(t, url)
+	l := startLoad(url, 150)
+	defer l.Stop()
+	args := []string{"--marathon", fm.URL(), "--lodestar", edge.API, "--alone", "--interval", autoscaleInterval}
+	dry := startAutoscale(t, append(args, "--dry-run")...)
+	dry.WaitLog(t, "autoscale decision", "app=/web", "action=scale", "from=1", "to=3", "dry_run=true")
+	dry.Stop(t)
+	if n, _ := marathonInstances(t, fm, "/web"); n != 1 {
+		t.Fatalf("a dry run scaled the app to %d", n)
+	}
+	live := startAutoscale(t, args...)
+	waitInstances(t, fm, "/web", 3)
+	live.WaitLog(t, "autoscale decision", "app=/web", "action=scale", "from=1", "to=3")
 }
