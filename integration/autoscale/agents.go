@@ -141,9 +141,11 @@ type UsageTracker struct {
 func NewUsageTracker() *UsageTracker { return &UsageTracker{last: map[string]cpuPoint{}} }
 
 // Sample returns the app's use: CPU in percent of one CPU since the task's last reading,
-// memory in percent of its limit, averaged over the tasks that have figures. byExecutor
-// holds every executor the agents reported (their id and source); readAt is when the
-// readings were taken, for agents that give no timestamp.
+// memory in percent of its limit, averaged over the tasks that have figures. WithStats
+// counts the tasks with both figures: a task the agents did not report, or reported for the
+// first time (no CPU rate yet), is missing. byExecutor holds every executor the agents
+// reported (by id and source); readAt is when the readings were taken, for agents that give
+// no timestamp.
 func (t *UsageTracker) Sample(app *discovery.App, byExecutor map[string]ExecutorUsage, readAt time.Time) ResourceSample {
 	rs := ResourceSample{}
 	var cpuSum, memSum float64
@@ -158,8 +160,8 @@ func (t *UsageTracker) Sample(app *discovery.App, byExecutor map[string]Executor
 			delete(t.last, task.ID)
 			continue
 		}
-		rs.WithStats++
-		if u.MemLimitBytes > 0 {
+		hasMem, hasCPU := u.MemLimitBytes > 0, false
+		if hasMem {
 			memSum += 100 * u.MemRSSBytes / u.MemLimitBytes
 			memN++
 		}
@@ -173,6 +175,10 @@ func (t *UsageTracker) Sample(app *discovery.App, byExecutor map[string]Executor
 		if seen && at > prev.at && u.CPUSecs >= prev.secs {
 			cpuSum += 100 * (u.CPUSecs - prev.secs) / (at - prev.at)
 			cpuN++
+			hasCPU = true
+		}
+		if hasCPU && hasMem {
+			rs.WithStats++
 		}
 	}
 	if cpuN > 0 {

@@ -103,15 +103,15 @@ func TestUsageTracker(t *testing.T) {
 		"work.1": {CPUSecs: 10, MemRSSBytes: 50, MemLimitBytes: 100, Timestamp: 100},
 		"work.2": {CPUSecs: 20, MemRSSBytes: 25, MemLimitBytes: 100, Timestamp: 100},
 	}, t0)
-	if rs.HasCPU || !rs.HasMem || rs.Mem != 37.5 || rs.Tasks != 2 || rs.WithStats != 2 {
-		t.Fatalf("first sample %+v: want memory only (CPU needs two readings)", rs)
+	if rs.HasCPU || !rs.HasMem || rs.Mem != 37.5 || rs.Tasks != 2 || rs.WithStats != 0 {
+		t.Fatalf("first sample %+v: want memory only (CPU needs two readings), no task complete", rs)
 	}
 	rs = tr.Sample(app, map[string]ExecutorUsage{
 		"work.1": {CPUSecs: 11.8, MemRSSBytes: 50, MemLimitBytes: 100, Timestamp: 102}, // 90% of a CPU
 		"work.2": {CPUSecs: 1, MemRSSBytes: 25, MemLimitBytes: 100, Timestamp: 102},    // restarted
 	}, t0)
-	if !rs.HasCPU || math.Abs(rs.CPU-90) > 1e-9 {
-		t.Fatalf("second sample %+v: want 90%% from work.1 alone", rs)
+	if !rs.HasCPU || math.Abs(rs.CPU-90) > 1e-9 || rs.WithStats != 1 {
+		t.Fatalf("second sample %+v: want 90%% from work.1 alone, the restarted work.2 incomplete", rs)
 	}
 	rs = tr.Sample(app, map[string]ExecutorUsage{"work.1": {CPUSecs: 12.8, MemRSSBytes: 50, MemLimitBytes: 100, Timestamp: 104}}, t0)
 	if rs.WithStats != 1 || rs.Tasks != 2 || math.Abs(rs.CPU-50) > 1e-9 {

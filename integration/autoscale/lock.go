@@ -40,8 +40,6 @@ type ZKLock struct {
 	log     *slog.Logger
 
 	leading atomic.Bool
-	held    chan struct{} // closed the first time the lock is held, for tests
-	heldSet atomic.Bool
 }
 
 // LockConfig configures a ZKLock.
@@ -66,8 +64,7 @@ func NewZKLock(cfg LockConfig) (*ZKLock, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &ZKLock{servers: servers, path: path, auth: auth, timeout: cfg.SessionTimeout, log: cfg.Logger,
-		held: make(chan struct{})}, nil
+	return &ZKLock{servers: servers, path: path, auth: auth, timeout: cfg.SessionTimeout, log: cfg.Logger}, nil
 }
 
 // parseZKURL parses zk://[user:password@]hosts/path; a host without a port gets 2181.
@@ -110,9 +107,6 @@ func parseZKURL(raw string) (servers []string, path, auth string, err error) {
 
 // Leading reports whether this instance holds the lock now.
 func (l *ZKLock) Leading() bool { return l.leading.Load() }
-
-// Held is closed once this instance has held the lock.
-func (l *ZKLock) Held() <-chan struct{} { return l.held }
 
 // Run takes the lock and keeps it until ctx ends, starting over after a lost session.
 func (l *ZKLock) Run(ctx context.Context) error {
@@ -175,9 +169,6 @@ func (l *ZKLock) hold(ctx context.Context) error {
 	if lostOnce.Load() { // a disconnection between taking the lock and here
 		l.leading.Store(false)
 		return errors.New("ZooKeeper session lost while taking the lock")
-	}
-	if l.heldSet.CompareAndSwap(false, true) {
-		close(l.held)
 	}
 	l.log.Info("holding the autoscale lock: this instance scales", "lock", l.path)
 	select {

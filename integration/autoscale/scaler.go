@@ -52,8 +52,6 @@ type Scaler struct {
 
 	mu     sync.Mutex
 	status map[string]Decision // the last decision per app
-	ticks  int
-	done   chan struct{} // closed after each tick, replaced; for tests
 }
 
 // New checks cfg.
@@ -83,8 +81,7 @@ func New(cfg Config) (*Scaler, error) {
 		cfg.Now = time.Now
 	}
 	return &Scaler{cfg: cfg, rates: NewRateTracker(), usage: NewUsageTracker(), policies: map[string]*Policy{},
-		backoffs: map[string]*Backoff{}, badLabel: map[string]string{}, status: map[string]Decision{},
-		done: make(chan struct{})}, nil
+		backoffs: map[string]*Backoff{}, badLabel: map[string]string{}, status: map[string]Decision{}}, nil
 }
 
 // Run decides every interval until ctx ends.
@@ -128,9 +125,6 @@ func (s *Scaler) Tick(ctx context.Context) {
 	for _, d := range decisions {
 		s.status[d.App] = d
 	}
-	s.ticks++
-	close(s.done)
-	s.done = make(chan struct{})
 	s.mu.Unlock()
 }
 
@@ -413,13 +407,6 @@ func (s *Scaler) Status() Status {
 		return 0
 	})
 	return st
-}
-
-// ticked returns a channel closed after the next tick (for tests).
-func (s *Scaler) ticked() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.done
 }
 
 func fmtPercent(p *float64) string {
