@@ -28,6 +28,40 @@ type Frontends struct {
 	Rules RuleStore
 	// RuleCheck checks a rule before Rules stores it; nil stores what Rules accepts.
 	RuleCheck RuleChecker
+	// Autoscale is the autoscaler (serve --autoscale): its last decisions, shown on the status
+	// page.
+	Autoscale Autoscaler
+}
+
+// Autoscaler is what the status page shows of the autoscaler.
+type Autoscaler interface {
+	AutoscaleStatus() AutoscaleStatus
+}
+
+// AutoscaleStatus is the autoscaler at a glance.
+type AutoscaleStatus struct {
+	// Leading is true while this instance may scale (it holds the lock, or runs alone).
+	Leading bool
+	DryRun  bool
+	// Lock says how the instances agree on who scales ("ZooKeeper lock zk://…", "alone").
+	Lock     string
+	Interval time.Duration
+	// Decisions are the last decision of every app that opted in, by app id.
+	Decisions []AutoscaleDecision
+}
+
+// AutoscaleDecision is one app's last autoscale decision.
+type AutoscaleDecision struct {
+	AppID string
+	Mode  string
+	// Action is "scale", "hold", "wait" or "skip"; From and To the instances.
+	Action   string
+	From, To int
+	Reason   string
+	// Inputs are the figures decided from, as text ("rps 812.5 on port 10000 over 3 samples").
+	Inputs string
+	Error  string
+	At     time.Time
 }
 
 // Routing is what the API reads from the HAProxy front end.
@@ -57,6 +91,14 @@ type Route struct {
 	Rule     string   `json:"rule,omitempty"`
 	// Servers are the backend's servers that hold a task (spare slots are left out).
 	Servers []RouteServer `json:"servers"`
+	// Requests is the backend's cumulative request total as HAProxy counts it (HTTP requests,
+	// or sessions in TCP mode), since its worker started: it restarts from 0 at a reload, so
+	// a client that makes rates of it takes a decrease for a restart. The api fills it in
+	// from Live; absent when HAProxy could not be read or has no such backend.
+	Requests *uint64 `json:"requests,omitempty"`
+	// RequestsAt is when HAProxy was read for Requests: the reading is shared for about a
+	// second, so two requests a moment apart can see the same one.
+	RequestsAt *time.Time `json:"requests_at,omitempty"`
 }
 
 // RouteServer is one HAProxy server of a backend.
@@ -87,6 +129,16 @@ type ServerStates interface {
 	// Server returns HAProxy's view of server slot of backend; ok is false when HAProxy has
 	// no such server.
 	Server(backend, slot string) (s LiveServer, ok bool)
+}
+
+// BackendStates is implemented by a ServerStates that also reads HAProxy's BACKEND rows.
+// It is a separate interface so that a ServerStates without backends keeps working.
+type BackendStates interface {
+	// BackendRequests returns the backend's cumulative request total (see Route.Requests);
+	// ok is false when HAProxy has no such backend.
+	BackendRequests(backend string) (total uint64, ok bool)
+	// ReadAt is when HAProxy was read.
+	ReadAt() time.Time
 }
 
 // LiveServer is HAProxy's own view of one server, from its admin socket.

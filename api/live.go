@@ -58,18 +58,27 @@ func (l liveReading) server(backend, slot string) *LiveServer {
 	return &s
 }
 
-// annotateServers fills in what Marathon and HAProxy say of every server of routes. HAProxy
-// is read only when a route has a server.
+// annotateServers fills in what Marathon and HAProxy say of every server of routes, and each
+// route's request total. HAProxy is read once, and only when a route has a server.
 func annotateServers(ctx context.Context, routes []Route, a *discovery.App, live LiveServers) {
-	var reading liveReading
-	read := false
+	hasServer := false
+	for _, rt := range routes {
+		hasServer = hasServer || len(rt.Servers) > 0
+	}
+	if !hasServer {
+		return
+	}
+	reading := readLive(ctx, live)
 	for i := range routes {
+		if b, ok := reading.states.(BackendStates); ok {
+			if total, ok := b.BackendRequests(routes[i].Backend); ok {
+				at := b.ReadAt().UTC()
+				routes[i].Requests, routes[i].RequestsAt = &total, &at
+			}
+		}
 		for j := range routes[i].Servers {
 			srv := &routes[i].Servers[j]
 			srv.MarathonHealth, _ = taskHealth(a, a.Task(srv.TaskID))
-			if !read {
-				reading, read = readLive(ctx, live), true
-			}
 			srv.HAProxy = reading.server(routes[i].Backend, srv.Slot)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // liveMap is a reading of HAProxy's servers by "backend/slot".
@@ -200,4 +201,38 @@ func TestLiveClassAndCheck(t *testing.T) {
 			t.Errorf("liveCheck(%+v) = %q, want %q", c.s, got, c.check)
 		}
 	}
+}
+
+// liveWithBackends is a reading that also has BACKEND rows.
+type liveWithBackends struct {
+	liveMap
+	requests map[string]uint64
+}
+
+func (l liveWithBackends) ReadAt() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }
+
+func (l liveWithBackends) BackendRequests(backend string) (uint64, bool) {
+	n, ok := l.requests[backend]
+	return n, ok
+}
+
+type fakeLiveBackends struct{ reading liveWithBackends }
+
+func (f fakeLiveBackends) ServerStates(context.Context) (ServerStates, error) { return f.reading, nil }
+
+// Each route of /v1/apps/{id} carries its backend's request total when HAProxy has the
+// backend, and none when it has not (never a made-up 0).
+func TestAppRoutesCarryBackendRequests(t *testing.T) {
+	reading := liveWithBackends{liveMap: shopLive().servers, requests: map[string]uint64{"shop_web_10080": 1234}}
+	doc := appDoc(t, Frontends{Routing: shopRouting(), Live: fakeLiveBackends{reading}})
+	wantFields(t, doc, map[string]string{"routes.0.requests": "1234", "routes.0.requests_at": "2026-03-01T12:00:00Z",
+		"routes.0.servers.0.haproxy.status": "DOWN"})
+
+	reading.requests = map[string]uint64{"other_backend": 5}
+	doc = appDoc(t, Frontends{Routing: shopRouting(), Live: fakeLiveBackends{reading}})
+	wantFields(t, doc, map[string]string{"!routes.0.requests": "", "!routes.0.requests_at": ""})
+
+	// A reading without backends (ServerStates only) shows no total either.
+	doc = appDoc(t, Frontends{Routing: shopRouting(), Live: shopLive()})
+	wantFields(t, doc, map[string]string{"!routes.0.requests": "", "!routes.0.requests_at": ""})
 }

@@ -103,10 +103,12 @@ type statusView struct {
 	Sources  []sourceView
 	// Routing is nil when no HAProxy front end is wired in; DNS is false without DNS.
 	Routing *routingView
-	DNS     bool
-	Query   string
-	Refresh bool
-	Apps    []appView
+	// Autoscale is nil when no autoscaler is wired in.
+	Autoscale *autoscaleView
+	DNS       bool
+	Query     string
+	Refresh   bool
+	Apps      []appView
 	// Matched counts the apps matching Query (all apps without one); Apps holds at most
 	// statusPageLimit of them.
 	Matched int
@@ -254,6 +256,9 @@ func (s *Server) statusData(ctx context.Context, now time.Time, query string, re
 	}
 	query = strings.ToLower(query)
 	v.Ready, v.Checks = s.readiness()
+	if front.Autoscale != nil {
+		v.Autoscale = autoscaleViewOf(front.Autoscale.AutoscaleStatus(), now, query)
+	}
 	for _, src := range s.reg.Sources() {
 		v.Sources = append(v.Sources, sourceViewOf(src, now))
 	}
@@ -285,6 +290,48 @@ func (s *Server) statusData(ctx context.Context, now time.Time, query string, re
 		}
 		return true
 	})
+	return v
+}
+
+// autoscaleView is the autoscaler's section of the page.
+type autoscaleView struct {
+	Role      string
+	RoleClass string
+	Interval  string
+	Decisions []autoscaleRow
+}
+
+type autoscaleRow struct {
+	AppID, Mode, Action, Class, Change, Reason, Inputs, Error, When string
+}
+
+func autoscaleViewOf(st AutoscaleStatus, now time.Time, query string) *autoscaleView {
+	v := &autoscaleView{Interval: st.Interval.String(), Role: "scales (" + st.Lock + ")", RoleClass: "ok"}
+	if !st.Leading {
+		v.Role, v.RoleClass = "decides only: another instance holds the lock ("+st.Lock+")", "warn"
+	}
+	if st.DryRun {
+		v.Role += "; dry run: logs scales, writes none"
+	}
+	for _, d := range st.Decisions {
+		if !matches(d.AppID, query) || len(v.Decisions) >= statusPageLimit {
+			continue
+		}
+		row := autoscaleRow{AppID: d.AppID, Mode: d.Mode, Action: d.Action, Reason: d.Reason, Inputs: d.Inputs,
+			Error: d.Error, When: ago(now, d.At), Change: strconv.Itoa(d.From)}
+		if d.To != d.From {
+			row.Change += " → " + strconv.Itoa(d.To)
+		}
+		switch {
+		case d.Error != "" || strings.HasPrefix(d.Reason, "bad labels"):
+			row.Class = "bad"
+		case d.Action == "scale":
+			row.Class = "ok"
+		case d.Action == "skip":
+			row.Class = "warn"
+		}
+		v.Decisions = append(v.Decisions, row)
+	}
 	return v
 }
 

@@ -45,37 +45,56 @@ type LiveServer struct {
 // backend server chose.
 const liveTextLimit = 200
 
+// LiveBackend is one backend as HAProxy's `show stat` reports it (its BACKEND row).
+type LiveBackend struct {
+	Backend string
+	// Requests is the backend's cumulative total since this HAProxy process started: HTTP
+	// requests (req_tot) in HTTP mode, sessions (stot) in TCP mode, where there is no
+	// req_tot. It restarts from 0 at every reload, as the new worker counts afresh.
+	Requests uint64
+}
+
 // ParseLiveServers reads the server rows of `show stat` output (CSV with a "# pxname,…"
 // header line); frontend, backend and listener rows are skipped. It reads only the columns it
 // needs rather than keeping every column of every row: a large configuration has tens of
 // thousands of servers, read again every second while someone looks.
 func ParseLiveServers(out string) ([]LiveServer, error) {
+	servers, _, err := ParseLiveStats(out)
+	return servers, err
+}
+
+// ParseLiveStats reads the server rows and the backend rows of `show stat` output; frontend
+// and listener rows are skipped.
+func ParseLiveStats(out string) ([]LiveServer, []LiveBackend, error) {
 	out = strings.TrimLeft(out, "\n")
 	if !strings.HasPrefix(out, "# pxname,") {
-		return nil, fmt.Errorf("show stat: no CSV header in %q", firstLine(out))
+		return nil, nil, fmt.Errorf("show stat: no CSV header in %q", firstLine(out))
 	}
 	r := csv.NewReader(strings.NewReader(out[len("# "):]))
 	r.FieldsPerRecord = -1
 	r.ReuseRecord = true
 	header, err := r.Read()
 	if err != nil {
-		return nil, fmt.Errorf("show stat header: %w", err)
+		return nil, nil, fmt.Errorf("show stat header: %w", err)
 	}
 	col := statColumns(header)
 	if col.proxy < 0 || col.server < 0 || col.status < 0 {
-		return nil, fmt.Errorf("show stat: header %q lacks pxname, svname or status", firstLine(out))
+		return nil, nil, fmt.Errorf("show stat: header %q lacks pxname, svname or status", firstLine(out))
 	}
 	var servers []LiveServer
+	var backends []LiveBackend
 	for line := 2; ; line++ {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
-			return servers, nil
+			return servers, backends, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("show stat line %d: %w", line, err)
+			return nil, nil, fmt.Errorf("show stat line %d: %w", line, err)
 		}
 		if s, ok := col.liveServer(rec); ok {
 			servers = append(servers, s)
+		} else if b, ok := col.liveBackend(rec); ok {
+			backends = append(backends, b)
 		}
 	}
 }
@@ -84,14 +103,16 @@ func ParseLiveServers(out string) ([]LiveServer, error) {
 // column the header lacks.
 type statCols struct {
 	proxy, server, status, kind, checkStatus, checkCode, checkDesc, lastCheck, addr, weight, sessions int
+	sessionsTotal, requestsTotal                                                                      int
 }
 
 func statColumns(header []string) statCols {
-	c := statCols{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}
+	c := statCols{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}
 	at := map[string]*int{
 		"pxname": &c.proxy, "svname": &c.server, "status": &c.status, "type": &c.kind,
 		"check_status": &c.checkStatus, "check_code": &c.checkCode, "check_desc": &c.checkDesc,
 		"last_chk": &c.lastCheck, "addr": &c.addr, "weight": &c.weight, "scur": &c.sessions,
+		"stot": &c.sessionsTotal, "req_tot": &c.requestsTotal,
 	}
 	for i, name := range header {
 		if p, ok := at[name]; ok && *p < 0 {
@@ -132,6 +153,25 @@ func (c statCols) liveServer(rec []string) (LiveServer, bool) {
 	}, true
 }
 
+// liveBackend turns a BACKEND row into a LiveBackend; ok is false for any other row.
+func (c statCols) liveBackend(rec []string) (LiveBackend, bool) {
+	field := func(i int) string {
+		if i < 0 || i >= len(rec) {
+			return ""
+		}
+		return rec[i]
+	}
+	if c.kind >= 0 && field(c.kind) != "1" || c.kind < 0 && field(c.server) != "BACKEND" {
+		return LiveBackend{}, false
+	}
+	// req_tot is empty in TCP mode: the sessions are what was asked of the backend then.
+	total, err := strconv.ParseUint(field(c.requestsTotal), 10, 64)
+	if err != nil {
+		total, _ = strconv.ParseUint(field(c.sessionsTotal), 10, 64)
+	}
+	return LiveBackend{Backend: field(c.proxy), Requests: total}, true
+}
+
 // boundedText cuts s to liveTextLimit bytes of valid UTF-8.
 func boundedText(s string) string {
 	if len(s) > liveTextLimit {
@@ -148,8 +188,9 @@ type LiveServers struct {
 	// At is when the reading started.
 	At time.Time
 	// Err is why HAProxy could not be read; the servers are then unknown.
-	Err    error
-	byName map[string]LiveServer
+	Err      error
+	byName   map[string]LiveServer
+	backends map[string]LiveBackend
 }
 
 // Server returns backend/server as HAProxy reported it; ok is false when the reading failed
@@ -160,6 +201,16 @@ func (l *LiveServers) Server(backend, server string) (LiveServer, bool) {
 	}
 	s, ok := l.byName[backend+"/"+server]
 	return s, ok
+}
+
+// Backend returns the backend's BACKEND row as HAProxy reported it; ok is false when the
+// reading failed or HAProxy has no such backend.
+func (l *LiveServers) Backend(name string) (LiveBackend, bool) {
+	if l == nil {
+		return LiveBackend{}, false
+	}
+	b, ok := l.backends[name]
+	return b, ok
 }
 
 // Len is the number of servers read.
@@ -256,8 +307,9 @@ func (l *LiveState) read(ctx context.Context, f *liveRead) {
 	out, err := l.cfg.Read(ctx)
 	cancel()
 	var servers []LiveServer
+	var backends []LiveBackend
 	if err == nil {
-		servers, err = ParseLiveServers(out)
+		servers, backends, err = ParseLiveStats(out)
 	}
 	if err != nil {
 		res.Err = fmt.Errorf("reading HAProxy's server states: %w", err)
@@ -265,6 +317,10 @@ func (l *LiveState) read(ctx context.Context, f *liveRead) {
 		res.byName = make(map[string]LiveServer, len(servers))
 		for _, s := range servers {
 			res.byName[s.Backend+"/"+s.Server] = s
+		}
+		res.backends = make(map[string]LiveBackend, len(backends))
+		for _, b := range backends {
+			res.backends[b.Backend] = b
 		}
 	}
 	l.mu.Lock()
@@ -276,12 +332,13 @@ func (l *LiveState) read(ctx context.Context, f *liveRead) {
 // ErrHAProxyNotRunning is returned by ShowServerStats before HAProxy has started.
 var ErrHAProxyNotRunning = errors.New("HAProxy is not running")
 
-// ShowServerStats returns the servers' rows of `show stat` from the running HAProxy, over the
-// socket the Applier sends its runtime commands to.
+// ShowServerStats returns the servers' and backends' rows of `show stat` from the running
+// HAProxy, over the socket the Applier sends its runtime commands to.
 func (a *Applier) ShowServerStats(ctx context.Context) (string, error) {
 	if !a.hasProcess() {
 		return "", ErrHAProxyNotRunning
 	}
-	// -1 4 -1: every proxy, servers only (type bit 4), every server.
-	return a.runtimeClient(a.runningModel()).Exec(ctx, "show stat -1 4 -1")
+	// -1 6 -1: every proxy, its servers (type bit 4) and its BACKEND row (bit 2, the
+	// request counters), every server.
+	return a.runtimeClient(a.runningModel()).Exec(ctx, "show stat -1 6 -1")
 }

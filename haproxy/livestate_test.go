@@ -314,3 +314,62 @@ func BenchmarkParseLiveServers(b *testing.B) {
 		}
 	})
 }
+
+// A BACKEND row gives the backend's request total: req_tot in HTTP mode, stot in TCP mode
+// (req_tot empty); a hostile or odd counter reads as 0, never as a huge or negative number.
+func TestParseLiveStatsBackendRequests(t *testing.T) {
+	header := "# pxname,svname,stot,status,type,req_tot,\n"
+	cases := []struct {
+		name, in string
+		want     []LiveBackend
+	}{
+		{"http backend counts requests", header + "web,s1,4,UP,2,9,\nweb,BACKEND,4,UP,1,9,\n",
+			[]LiveBackend{{Backend: "web", Requests: 9}}},
+		{"tcp backend counts sessions", header + "db,BACKEND,7,UP,1,,\n",
+			[]LiveBackend{{Backend: "db", Requests: 7}}},
+		{"negative counter", header + "web,BACKEND,-5,UP,1,-3,\n", []LiveBackend{{Backend: "web"}}},
+		{"counter past uint64", header + "web,BACKEND,1,UP,1,99999999999999999999999,\n", []LiveBackend{{Backend: "web", Requests: 1}}},
+		{"frontend row is not a backend", header + "fe,FRONTEND,3,OPEN,0,3,\n", nil},
+		{"a server named BACKEND is a server", header + "web,BACKEND,3,UP,2,3,\n", nil},
+		{"no type column: svname decides", "# pxname,svname,status,req_tot\nweb,BACKEND,UP,12\n",
+			[]LiveBackend{{Backend: "web", Requests: 12}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, got, err := ParseLiveStats(c.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(c.want) {
+				t.Fatalf("backends %+v, want %+v", got, c.want)
+			}
+			for i := range got {
+				if got[i] != c.want[i] {
+					t.Errorf("backend %d: %+v, want %+v", i, got[i], c.want[i])
+				}
+			}
+		})
+	}
+}
+
+// LiveState keeps the backend rows of a reading beside its servers.
+func TestLiveStateKeepsBackendRequests(t *testing.T) {
+	out := "# pxname,svname,stot,status,type,req_tot,\nweb,s1,4,UP,2,,\nweb,BACKEND,4,UP,1,21,\n"
+	l, err := NewLiveState(LiveStateConfig{Read: func(context.Context) (string, error) { return out, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Servers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, ok := res.Backend("web"); !ok || b.Requests != 21 {
+		t.Fatalf("Backend(web) = %+v, %v; want 21 requests", b, ok)
+	}
+	if _, ok := res.Backend("other"); ok {
+		t.Fatal("Backend(other) found in a reading without it")
+	}
+	if _, ok := (*LiveServers)(nil).Backend("web"); ok {
+		t.Fatal("a nil reading has a backend")
+	}
+}

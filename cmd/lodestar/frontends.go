@@ -103,6 +103,15 @@ func (r haproxyReading) Server(backend, slot string) (api.LiveServer, bool) {
 		LastCheck: s.LastCheck, Weight: s.Weight, Sessions: s.Sessions}, true
 }
 
+// BackendRequests is api.BackendStates: the backend's request total from its BACKEND row.
+func (r haproxyReading) BackendRequests(backend string) (uint64, bool) {
+	b, ok := r.servers.Backend(backend)
+	return b.Requests, ok
+}
+
+// ReadAt is api.BackendStates: when HAProxy was read.
+func (r haproxyReading) ReadAt() time.Time { return r.servers.At }
+
 func applyOf(rec *haproxy.ApplyRecord) *api.Apply {
 	if rec == nil {
 		return nil

@@ -33,6 +33,7 @@ func commands(ctx context.Context, stdout, stderr io.Writer, getenv func(string)
 		clusterCommand(ctx, stdout, stderr, getenv),
 		marathonLBCommand(ctx, stdout, stderr, getenv),
 		deployCommand(ctx, os.Stdin, stdout, stderr, getenv),
+		autoscaleCommand(ctx, stderr),
 		versionCommand(stdout),
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/lodestar-lb/lodestar/api"
 	"github.com/lodestar-lb/lodestar/discovery"
 	"github.com/lodestar-lb/lodestar/haproxy"
+	"github.com/lodestar-lb/lodestar/integration/autoscale"
 )
 
 func serveCommand(ctx context.Context, stderr io.Writer, getenv func(string) string) *command {
@@ -56,6 +57,8 @@ Examples:
 	addMesosDNSConfigFlag(c, &f.compatNotes)
 	addBambooConfigFlag(c, &f.compatNotes, getenv)
 	f.bambooTemplate = addBambooTemplateFlag(c)
+	f.autoscaleOn = c.fs.Bool("autoscale", false, "also autoscale the apps that opt in (labels LODESTAR_AUTOSCALE_*; see lodestar autoscale --help and the --autoscale-* flags)")
+	f.autoscale = addAutoscaleFlags(c, "autoscale-")
 	c.run = func() error { return f.serve(ctx, stderr, getenv) }
 	return c
 }
@@ -69,6 +72,8 @@ type serveFlags struct {
 	listen, apiAuth, runDir *string
 	compatNotes             []compatNote // what --mesos-dns-config and --bamboo-config say at start
 	bambooTemplate          *string
+	autoscaleOn             *bool
+	autoscale               *autoscaleFlags
 }
 
 // serve runs lodestar until ctx ends or a part fails.
@@ -104,6 +109,8 @@ type server struct {
 	dns     *dnsFrontEnd
 	hap     *haproxyFrontEnd
 	front   api.Frontends
+	// autoscaler is nil without --autoscale.
+	autoscaler *autoscaler
 	// relayed is the socket HAProxy's stats port forwards marathon-lb's endpoints to (mlbstats.go).
 	relayed net.Listener
 }
@@ -160,6 +167,11 @@ func (f *serveFlags) build(log *slog.Logger, getenv func(string) string) (*serve
 			return nil, err
 		}
 	}
+	if *f.autoscaleOn {
+		if err := s.buildAutoscaler(log, f); err != nil {
+			return nil, err
+		}
+	}
 	s.api.SetFrontends(s.front)
 	if s.hap != nil {
 		if s.relayed, err = listenRelayed(*f.runDir); err != nil {
@@ -167,6 +179,21 @@ func (f *serveFlags) build(log *slog.Logger, getenv func(string) string) (*serve
 		}
 	}
 	return s, nil
+}
+
+// buildAutoscaler makes serve's autoscaler: its request counts come from the HAProxy running
+// here (through the API's own view), unless --autoscale-lodestar names edges.
+func (s *server) buildAutoscaler(log *slog.Logger, f *serveFlags) error {
+	var local autoscale.RequestCounters
+	if s.hap != nil {
+		local = autoscale.LocalCounters{Routing: s.front.Routing, Live: s.front.Live}
+	}
+	a, err := f.autoscale.build(log, f.src, s.reg.Snapshot, local)
+	if err != nil {
+		return fmt.Errorf("--autoscale: %w", err)
+	}
+	s.autoscaler, s.front.Autoscale = a, a
+	return nil
 }
 
 // start runs every part in g.
@@ -190,6 +217,9 @@ func (s *server) start(ctx context.Context, g *errgroup.Group) {
 	}
 	if s.hap != nil {
 		s.startHAProxy(ctx, g)
+	}
+	if s.autoscaler != nil {
+		s.autoscaler.start(ctx, g, s.reg)
 	}
 	g.Go(func() error { return s.api.Run(ctx) })
 	if s.relayed != nil {

@@ -250,17 +250,17 @@ func redirectTarget(endpoint, location string) (string, error) {
 	}
 	loc, err := url.Parse(location)
 	if err != nil {
-		return "", fmt.Errorf("Location %q: %w", firstLine(location), err)
+		return "", fmt.Errorf("redirect Location %q: %w", firstLine(location), err)
 	}
 	if strings.HasPrefix(location, "//") && loc.Host == "" {
-		return "", fmt.Errorf("Location %q names no host", firstLine(location))
+		return "", fmt.Errorf("redirect Location %q names no host", firstLine(location))
 	}
 	next := base.ResolveReference(loc)
 	if next.Path == "" || next.Path == "/" {
 		next.Path = base.Path
 	}
 	if (next.Scheme != "http" && next.Scheme != "https") || next.Host == "" {
-		return "", fmt.Errorf("Location %q is not an http(s) URL", firstLine(location))
+		return "", fmt.Errorf("redirect Location %q is not an http(s) URL", firstLine(location))
 	}
 	return next.String(), nil
 }

@@ -15,7 +15,8 @@ import (
 )
 
 // Agent is a fake Mesos agent: it serves its command-line flags on /flags (as {"flags": {…}},
-// every value a string, the way Mesos serves them) on 127.0.0.1. Cluster.SetAgents lists agents
+// every value a string, the way Mesos serves them) and its executors' resource statistics on
+// /monitor/statistics (SetStatistics) on 127.0.0.1. Cluster.SetAgents lists agents
 // in the masters' state, with a pid naming the agent's real address and a host name the test
 // chooses (which need not resolve).
 type Agent struct {
@@ -26,6 +27,7 @@ type Agent struct {
 
 	mu       sync.Mutex
 	flags    map[string]string
+	stats    map[string]ExecutorStatistics // by executor id
 	addr     string
 	requests map[string]int
 	srv      *http.Server
@@ -60,7 +62,7 @@ func StartAgentAt(id, hostname, addr string) (*Agent, error) {
 		return nil, fmt.Errorf("fakemesos: agent %s: %w", hostname, err)
 	}
 	a := &Agent{ID: id, Hostname: hostname, flags: DefaultAgentFlags(), addr: ln.Addr().String(),
-		requests: map[string]int{}, done: make(chan struct{})}
+		stats: map[string]ExecutorStatistics{}, requests: map[string]int{}, done: make(chan struct{})}
 	a.flags["port"] = fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
 	a.srv = &http.Server{Handler: http.HandlerFunc(a.serve), ErrorLog: log.New(io.Discard, "", 0)}
 	go func() {
@@ -117,14 +119,21 @@ func (a *Agent) Requests(path string) int {
 func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	a.requests[r.URL.Path]++
-	body, err := json.Marshal(map[string]any{"flags": a.flags})
-	a.mu.Unlock()
-	if err != nil { // strings only: cannot happen
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+	var body []byte
+	var err error
+	switch r.URL.Path {
+	case "/flags", "/slave(1)/flags":
+		body, err = json.Marshal(map[string]any{"flags": a.flags})
+	case PathMonitorStatistics, PathMonitorStatisticsJSON:
+		body, err = a.statisticsJSON()
+	default:
+		a.mu.Unlock()
+		http.NotFound(w, r)
 		return
 	}
-	if r.URL.Path != "/flags" && r.URL.Path != "/slave(1)/flags" {
-		http.NotFound(w, r)
+	a.mu.Unlock()
+	if err != nil { // strings and numbers only: cannot happen
+		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

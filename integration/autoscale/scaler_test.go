@@ -1,0 +1,213 @@
+package autoscale
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lodestar-lb/lodestar/discovery"
+)
+
+// memMarathon is a Marathon in memory: it counts calls, and fails or refuses as told.
+type memMarathon struct {
+	mu          sync.Mutex
+	instances   map[string]int
+	deployments map[string]int
+	fail        error
+	gets, puts  int
+	scaled      []string
+}
+
+func (m *memMarathon) App(_ context.Context, id string) (AppState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gets++
+	if m.fail != nil {
+		return AppState{}, m.fail
+	}
+	return AppState{Instances: m.instances[id], Deployments: m.deployments[id]}, nil
+}
+
+func (m *memMarathon) Scale(_ context.Context, id string, n int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.puts++
+	if m.fail != nil {
+		return m.fail
+	}
+	m.instances[id] = n
+	m.scaled = append(m.scaled, id)
+	return nil
+}
+
+// steadyCounters reports every app's port 10000 growing by rate per second of the clock.
+type steadyCounters struct {
+	now  func() time.Time
+	rate float64
+}
+
+func (c steadyCounters) RequestTotals(_ context.Context, ids []string) []EdgeReading {
+	now := c.now()
+	r := EdgeReading{Edge: "e", Totals: map[RouteKey]Count{}}
+	for _, id := range ids {
+		r.Totals[RouteKey{id, 10000}] = Count{uint64(c.rate * now.Sub(t0).Seconds()), now}
+	}
+	return []EdgeReading{r}
+}
+
+type flag struct{ on bool }
+
+func (f *flag) Leading() bool { return f.on }
+
+// fixture is a Scaler over apps in a snapshot, a memMarathon, counters at 500 req/s and a
+// clock moved by hand.
+type fixture struct {
+	s    *Scaler
+	m    *memMarathon
+	now  time.Time
+	snap *discovery.Snapshot
+	lead *flag
+}
+
+func newFixture(t *testing.T, dryRun bool, apps ...*discovery.App) *fixture {
+	f := &fixture{m: &memMarathon{instances: map[string]int{}, deployments: map[string]int{}}, now: t0, lead: &flag{true}}
+	var set discovery.AppSet
+	for _, a := range apps {
+		set = set.With(a)
+		f.m.instances[a.ID] = a.Instances
+	}
+	f.snap = &discovery.Snapshot{Apps: set}
+	defaults := DefaultSettings()
+	defaults.TargetRPS, defaults.Samples, defaults.IntervalsPastThreshold, defaults.Cooldown = 100, 2, 1, 1
+	s, err := New(Config{
+		Interval: testInterval, Defaults: defaults, Snapshot: func() *discovery.Snapshot { return f.snap },
+		Counters: steadyCounters{now: func() time.Time { return f.now }, rate: 500}, Marathon: f.m, Leader: f.lead,
+		DryRun: dryRun, RetryBase: 4 * testInterval, RetryMax: 16 * testInterval, Now: func() time.Time { return f.now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.s = s
+	return f
+}
+
+func (f *fixture) tick(n int) {
+	for range n {
+		f.now = f.now.Add(testInterval)
+		f.s.Tick(context.Background())
+	}
+}
+
+func rpsApp(id string, instances int, labels map[string]string) *discovery.App {
+	l := map[string]string{LabelMode: "rps"}
+	for k, v := range labels {
+		l[k] = v
+	}
+	return &discovery.App{ID: id, Instances: instances, Labels: l, Ports: []discovery.Port{{ServicePort: 10000}}}
+}
+
+func (f *fixture) decision(t *testing.T, app string) Decision {
+	t.Helper()
+	for _, d := range f.s.Status().Apps {
+		if d.App == app {
+			return d
+		}
+	}
+	t.Fatalf("no decision for %s in %+v", app, f.s.Status())
+	return Decision{}
+}
+
+// An app with bad labels is reported and left alone; the others are scaled; an app in a
+// deployment is never scaled; an app that did not opt in is not even shown.
+func TestScalerBadLabelsAndDeploymentsLeaveOthersAlone(t *testing.T) {
+	deploying := rpsApp("/deploying", 1, nil)
+	deploying.Deployments = []string{"d1"}
+	f := newFixture(t, false,
+		rpsApp("/good", 1, nil),
+		rpsApp("/bad", 1, map[string]string{LabelMaxInstances: "many"}),
+		deploying,
+		&discovery.App{ID: "/plain", Instances: 1})
+	f.tick(4)
+	if got := f.m.instances["/good"]; got != 5 {
+		t.Errorf("/good has %d instances, want 5 (500 req/s at 100 each)", got)
+	}
+	if f.m.instances["/bad"] != 1 || f.m.instances["/deploying"] != 1 {
+		t.Errorf("instances %v: /bad and /deploying were scaled", f.m.instances)
+	}
+	if d := f.decision(t, "/bad"); d.Action != ActionSkip || !strings.Contains(d.Reason, LabelMaxInstances) {
+		t.Errorf("/bad: %+v", d)
+	}
+	if d := f.decision(t, "/deploying"); d.Action != ActionSkip || !strings.Contains(d.Reason, "deployment") {
+		t.Errorf("/deploying: %+v", d)
+	}
+	if len(f.s.Status().Apps) != 3 {
+		t.Errorf("status %+v, want the three apps that opted in", f.s.Status().Apps)
+	}
+}
+
+// Marathon's own word on deployments wins over a stale registry: no PUT.
+func TestScalerAsksMarathonBeforeScaling(t *testing.T) {
+	f := newFixture(t, false, rpsApp("/web", 1, nil))
+	f.m.deployments["/web"] = 1
+	f.tick(4)
+	if f.m.puts != 0 {
+		t.Fatalf("%d PUTs while Marathon reports a deployment", f.m.puts)
+	}
+	if d := f.decision(t, "/web"); d.Action != ActionSkip || !strings.Contains(d.Reason, "deployment") {
+		t.Fatalf("decision %+v", d)
+	}
+}
+
+// A Marathon that fails is tried again only after the backoff, which grows: over 20
+// intervals with a 4-interval base, at most 4 attempts, never one per interval.
+func TestScalerBacksOffFromAFailingMarathon(t *testing.T) {
+	f := newFixture(t, false, rpsApp("/web", 1, nil))
+	f.m.fail = errors.New("503 Service Unavailable")
+	f.tick(22)
+	if f.m.gets < 2 || f.m.gets > 4 {
+		t.Fatalf("%d attempts over 20 intervals, want 2 to 4 (backoff 4, 8, 16 intervals)", f.m.gets)
+	}
+	d := f.decision(t, "/web")
+	if d.Action != ActionSkip || (d.Error == "" && !strings.Contains(d.Reason, "next attempt")) {
+		t.Fatalf("decision %+v, want a skip saying Marathon failed", d)
+	}
+	f.m.fail = nil
+	f.tick(20)
+	if f.m.instances["/web"] != 5 {
+		t.Fatalf("after Marathon recovered: %d instances, want 5", f.m.instances["/web"])
+	}
+}
+
+// Dry run decides and logs, never writes; an instance without the lock never writes.
+func TestScalerDryRunAndFollowerNeverWrite(t *testing.T) {
+	f := newFixture(t, true, rpsApp("/web", 1, nil))
+	f.tick(6)
+	if f.m.puts != 0 || f.m.gets != 0 {
+		t.Fatalf("dry run called Marathon: %d GETs, %d PUTs", f.m.gets, f.m.puts)
+	}
+	var sawDry bool
+	for range 6 {
+		f.tick(1)
+		sawDry = sawDry || f.decision(t, "/web").DryRun
+	}
+	if !sawDry {
+		t.Fatal("no dry-run scale decision shown")
+	}
+	f = newFixture(t, false, rpsApp("/web", 1, nil))
+	f.lead.on = false
+	f.tick(6)
+	if f.m.puts != 0 {
+		t.Fatalf("a follower wrote %d times", f.m.puts)
+	}
+	if d := f.decision(t, "/web"); !strings.Contains(d.Reason, "another instance holds the autoscale lock") {
+		t.Fatalf("decision %+v", d)
+	}
+	f.lead.on = true
+	f.tick(2)
+	if f.m.instances["/web"] != 5 {
+		t.Fatalf("after taking the lock: %d instances, want 5", f.m.instances["/web"])
+	}
+}
