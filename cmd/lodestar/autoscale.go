@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -200,19 +198,12 @@ func httpClientTrusting(file string) (*http.Client, error) {
 	if file == "" {
 		return &http.Client{}, nil
 	}
-	pem, err := os.ReadFile(file)
+	conf, err := discovery.TLSClientConfig(file)
 	if err != nil {
 		return nil, err
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, errors.New(file + " holds no PEM certificate")
-	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tr.TLSClientConfig = conf
 	return &http.Client{Transport: tr}, nil
 }
 

@@ -12,8 +12,6 @@ package marathon
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +22,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -132,18 +129,11 @@ func New(cfg Config) (*Source, error) {
 	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	tr.ResponseHeaderTimeout = cfg.RequestTimeout
 	if cfg.CACertFile != "" {
-		pem, err := os.ReadFile(cfg.CACertFile)
+		conf, err := discovery.TLSClientConfig(cfg.CACertFile)
 		if err != nil {
-			return nil, fmt.Errorf("marathon: CA bundle: %w", err)
+			return nil, fmt.Errorf("marathon: %w", err)
 		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("marathon: CA bundle %s holds no PEM certificate", cfg.CACertFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		tr.TLSClientConfig = conf
 	}
 	s.rest = &http.Client{Transport: tr, CheckRedirect: s.checkRedirect}
 	s.stream = &http.Client{Transport: tr, CheckRedirect: s.checkRedirect}

@@ -12,14 +12,11 @@ package mesos
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -137,18 +134,11 @@ func New(cfg Config) (*Source, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	if cfg.CACertFile != "" {
-		pem, err := os.ReadFile(cfg.CACertFile)
+		conf, err := discovery.TLSClientConfig(cfg.CACertFile)
 		if err != nil {
-			return nil, fmt.Errorf("mesos: CA bundle: %w", err)
+			return nil, fmt.Errorf("mesos: %w", err)
 		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mesos: CA bundle %s holds no PEM certificate", cfg.CACertFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		tr.TLSClientConfig = conf
 	}
 	s.http = &http.Client{
 		Transport: tr,

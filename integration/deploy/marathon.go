@@ -3,17 +3,16 @@ package deploy
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/lodestar-lb/lodestar/discovery"
 )
 
 // maxMarathonBody bounds a Marathon response deploy reads.
@@ -57,18 +56,11 @@ func NewMarathon(cfg MarathonConfig) (*Marathon, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if cfg.CACertFile != "" {
-		pem, err := os.ReadFile(cfg.CACertFile)
+		conf, err := discovery.TLSClientConfig(cfg.CACertFile)
 		if err != nil {
-			return nil, fmt.Errorf("Marathon CA bundle: %w", err)
+			return nil, fmt.Errorf("marathon: %w", err)
 		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("Marathon CA bundle %s holds no PEM certificate", cfg.CACertFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		tr.TLSClientConfig = conf
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
