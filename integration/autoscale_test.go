@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os/exec"
@@ -515,7 +516,42 @@ func TestAutoscaleCommandWithEdges(t *testing.T) {
 	if n, _ := marathonInstances(t, fm, "/web"); n != 1 {
 		t.Fatalf("a dry run scaled the app to %d", n)
 	}
-	live := startAutoscale(t, args...)
+	apiAddr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	live := startAutoscale(t, append(args, "--api-listen", apiAddr)...)
 	waitInstances(t, fm, "/web", 3)
 	live.WaitLog(t, "autoscale decision", "app=/web", "action=scale", "from=1", "to=3")
+	// The standalone autoscaler's own API: the scale counted in /metrics, the decision on the
+	// status page.
+	Eventually(t, scaleTimeout, "the scale in the autoscaler's /metrics and status page", func() error {
+		metrics, err := httpGetBody("http://" + apiAddr + "/metrics")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(metrics, `lodestar_autoscale_scales_total{direction="up",result="ok"} 1`) ||
+			!strings.Contains(metrics, "lodestar_autoscale_leader 1") {
+			return fmt.Errorf("/metrics has no scale up nor leadership")
+		}
+		page, err := httpGetBody("http://" + apiAddr + "/")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(page, "Autoscale") || !strings.Contains(page, "/web") {
+			return fmt.Errorf("the status page shows no decision for /web")
+		}
+		return nil
+	})
+}
+
+// httpGetBody GETs url and returns its body; a status other than 200 is an error.
+func httpGetBody(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(b), err
 }

@@ -216,6 +216,8 @@ or): by their request rate through the lodestar edges given with --lodestar, sum
 agents (marathon-autoscale's). Labels LODESTAR_AUTOSCALE_* override the flags per app; see
 docs/autoscale.md. Apps in a deployment are never scaled. Only the instance holding the
 ZooKeeper lock (--zk) scales; --alone runs without one. --dry-run logs without writing.
+With --api-listen it serves /metrics (lodestar_autoscale_*), /healthz, /readyz and a status
+page showing each app's last decision.
 
 Examples:
   lodestar autoscale --marathon http://m1:8080 --lodestar http://lb1:8090,http://lb2:8090 \
@@ -225,11 +227,12 @@ Examples:
 	src := addSourceFlags(c)
 	logs := addLogFlags(c)
 	f := addAutoscaleFlags(c, "")
-	c.run = func() error { return runAutoscale(ctx, stderr, src, logs, f) }
+	listen := c.fs.String("api-listen", "", "`address` of an HTTP API serving /metrics, /healthz, /readyz and the status page (e.g. 127.0.0.1:8092); none when empty")
+	c.run = func() error { return runAutoscale(ctx, stderr, src, logs, f, *listen) }
 	return c
 }
 
-func runAutoscale(ctx context.Context, stderr io.Writer, src *sourceFlags, logs *logFlags, f *autoscaleFlags) error {
+func runAutoscale(ctx context.Context, stderr io.Writer, src *sourceFlags, logs *logFlags, f *autoscaleFlags, listen string) error {
 	log, err := logs.logger(stderr)
 	if err != nil {
 		return err
@@ -260,6 +263,17 @@ func runAutoscale(ctx context.Context, stderr io.Writer, src *sourceFlags, logs 
 		})
 	}
 	a.start(ctx, g, reg)
+	if listen != "" {
+		// Read-only: no front end that writes is wired in, so no --api-auth is needed.
+		srv, err := api.New(api.Config{Listen: listen, Logger: log, Version: version}, reg)
+		if err != nil {
+			return fmt.Errorf("--api-listen: %w", err)
+		}
+		srv.AddReadyCheck("first sync", reg.Synced)
+		srv.AddReadyCheck("sources", func() error { return api.Degraded(reg.Failing()) })
+		srv.SetFrontends(api.Frontends{Autoscale: a})
+		g.Go(func() error { return srv.Run(ctx) })
+	}
 	log.Info("lodestar autoscaling", "interval", *f.interval, "lock", a.lockDesc, "dry_run", *f.dryRun, "edges", len(f.lodestar.vals))
 	return g.Wait()
 }
