@@ -191,7 +191,7 @@ var (
 	dnsAttr = regexp.MustCompile(`\bdns=(\S+)`)
 )
 
-// Start runs `lodestar serve args...`, adding --api-listen 127.0.0.1:0 and a --run-dir under
+// Start runs `lodestar serve args...`, adding --api-listen on a FreePort and a --run-dir under
 // t.TempDir() unless args give them. It returns once lodestar has logged "lodestar serving",
 // with API and DNS filled in from that line; it does not wait for readiness (see WaitReady).
 // When t ends, lodestar gets SIGTERM and must exit with status 0 within StopTimeout; a failed
@@ -217,7 +217,9 @@ func StartBinary(t testing.TB, bin string, args ...string) *Lodestar {
 // start runs `bin serve args…` with env added to its environment, as Start describes.
 func start(t testing.TB, bin string, env []string, args ...string) *Lodestar {
 	t.Helper()
-	args = withDefault(args, "--api-listen", "127.0.0.1:0")
+	// A port of FreePort's, not 127.0.0.1:0: the kernel may hand :0 a port FreePort gave the
+	// test for one of HAProxy's binds, which lodestar opens only after its API.
+	args = withDefault(args, "--api-listen", fmt.Sprintf("127.0.0.1:%d", FreePort(t)))
 	args = withDefault(args, "--run-dir", t.TempDir())
 	l := spawn(t, bin, env, args)
 	line, err := l.waitLine(StartTimeout, "lodestar serving")
