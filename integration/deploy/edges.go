@@ -147,7 +147,17 @@ func (e *Edges) view(ctx context.Context, edge, id string) EdgeView {
 		v.Servers = map[string]ServerView{}
 		for _, s := range r.Servers {
 			if s.HAProxy == nil {
-				v.Err = fmt.Errorf("lodestar %s: backend %s: no HAProxy view of its servers (is lodestar driving HAProxy there?)", edge, r.Backend)
+				v.Err = fmt.Errorf("lodestar %s: backend %.80q: no HAProxy view of its servers (is lodestar driving HAProxy there?)", edge, r.Backend)
+				return v
+			}
+			// A negative count would read as idle, and an unknown state as not draining: an
+			// edge that says either is not trusted with a drain.
+			if s.HAProxy.Sessions < 0 {
+				v.Err = fmt.Errorf("lodestar %s: backend %.80q: server %.80q: sessions %d: not a count", edge, r.Backend, s.TaskID, s.HAProxy.Sessions)
+				return v
+			}
+			if s.State != "ready" && s.State != "drain" && s.State != "maint" {
+				v.Err = fmt.Errorf("lodestar %s: backend %.80q: server %.80q: state %.40q: want ready, drain or maint", edge, r.Backend, s.TaskID, s.State)
 				return v
 			}
 			status := s.HAProxy.Status
