@@ -2,19 +2,16 @@ package deploy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
-)
 
-// maxEdgeBody bounds a lodestar API answer.
-const maxEdgeBody = 16 << 20
+	"github.com/lodestar-lb/lodestar/api"
+)
 
 // Edges reads lodestar's view of a deployment group from each edge's HTTP API
 // (GET /v1/apps/{id}: the routes of the app's backends, each server with its task id, the
@@ -111,33 +108,14 @@ func (e *Edges) View(ctx context.Context, id string) []EdgeView {
 
 func (e *Edges) view(ctx context.Context, edge, id string) EdgeView {
 	v := EdgeView{Edge: edge}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, edge+"/v1/apps"+id, nil)
-	if err != nil {
-		v.Err = err
-		return v
-	}
-	resp, err := e.http.Do(req)
-	if err != nil {
-		v.Err = fmt.Errorf("lodestar %s: %w", edge, err)
-		return v
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxEdgeBody))
-	if err != nil {
-		v.Err = fmt.Errorf("lodestar %s: reading /v1/apps%s: %w", edge, id, err)
-		return v
-	}
-	if resp.StatusCode == http.StatusNotFound {
+	var doc appDoc
+	err := api.FetchApp(ctx, e.http, edge, id, &doc)
+	if errors.Is(err, api.ErrNoApp) {
 		v.Err = fmt.Errorf("lodestar %s: no app %s in its registry yet", edge, id)
 		return v
 	}
-	if resp.StatusCode != http.StatusOK {
-		v.Err = fmt.Errorf("lodestar %s: GET /v1/apps%s: status %d", edge, id, resp.StatusCode)
-		return v
-	}
-	var doc appDoc
-	if err := json.Unmarshal(data, &doc); err != nil {
-		v.Err = fmt.Errorf("lodestar %s: GET /v1/apps%s: not the JSON expected: %w", edge, id, err)
+	if err != nil {
+		v.Err = fmt.Errorf("lodestar %s: %w", edge, err)
 		return v
 	}
 	for _, r := range doc.Routes {
