@@ -212,6 +212,9 @@ func (m *Marathon) GetApp(ctx context.Context, id string) (a App, ok bool, err e
 	if out.App == nil {
 		return nil, false, fmt.Errorf("Marathon GET %s: no \"app\" in the answer", appPath(id))
 	}
+	if err := checkAnswered(id, out.App); err != nil {
+		return nil, false, fmt.Errorf("Marathon GET %s: %w", appPath(id), err)
+	}
 	return out.App, true, nil
 }
 
