@@ -38,7 +38,8 @@ type deployer struct {
 	plan *Plan
 	// killed are the old tasks already removed (Marathon may list them a while longer).
 	killed map[string]bool
-	// created says whether this run created the new colour (the rollback deletes it).
+	// created says whether this run created (or may have created) the new colour: the
+	// rollback deletes it.
 	created bool
 }
 
@@ -86,10 +87,15 @@ func Run(ctx context.Context, cfg Config, plan *Plan) error {
 		if ok, err := d.confirm("Continue with deployment?"); err != nil || !ok {
 			return errors.Join(ErrDeclined, err)
 		}
-		if err := cfg.Marathon.CreateApp(ctx, plan.New); err != nil {
-			return fmt.Errorf("creating %s: %w", plan.NewID, err)
-		}
 		d.created = true
+		if err := cfg.Marathon.CreateApp(ctx, plan.New); err != nil {
+			err = fmt.Errorf("creating %s: %w", plan.NewID, err)
+			if refused(err) {
+				return err
+			}
+			// No answer, or a 5xx: Marathon may have created the app before it failed.
+			return d.rollback(err)
+		}
 		d.progress().Step("create", fmt.Sprintf("created %s (%s, service port %d) with %d instance(s)", plan.NewID, plan.NewColour, plan.NewServicePort, mustInstances(plan.New)), Counts{})
 	}
 	var err error
@@ -110,6 +116,13 @@ func Run(ctx context.Context, cfg Config, plan *Plan) error {
 		return err
 	}
 	return d.rollback(err)
+}
+
+// refused reports whether Marathon answered err as a refusal of the request (a 4xx that
+// would not change on a retry): it did not act on it.
+func refused(err error) bool {
+	var me *MarathonError
+	return errors.As(err, &me) && me.Status >= 400 && me.Status < 500 && !me.retryable()
 }
 
 func mustInstances(a App) int {

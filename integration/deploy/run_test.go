@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -449,4 +452,51 @@ func (o *onWait) Write(p []byte) (int, error) {
 		o.do()
 	}
 	return len(p), nil
+}
+
+// TestRunCreateAnswerLost: Marathon creates the new colour but its answers are lost (a proxy
+// turns them into 503s): the app may exist, so the run rolls back and Marathon is as it was.
+// A create Marathon refuses outright (422) wrote nothing and needs no rollback.
+func TestRunCreateAnswerLost(t *testing.T) {
+	e := newRunEnv(t)
+	if _, err := e.deploy(t, context.Background(), webDef(2)); err != nil {
+		t.Fatal(err)
+	}
+	before := e.groupState(t)
+	target, err := url.Parse(e.fm.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var createStatus atomic.Int32
+	createStatus.Store(http.StatusServiceUnavailable)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Method == http.MethodPost && resp.Request.URL.Path == "/v2/apps" {
+			resp.Body.Close()
+			resp.StatusCode = int(createStatus.Load())
+			resp.Body = io.NopCloser(strings.NewReader(`{"message": "lost"}`))
+			resp.ContentLength = -1
+			resp.Header.Del("Content-Length")
+		}
+		return nil
+	}
+	front := httptest.NewServer(proxy)
+	t.Cleanup(front.Close)
+	if e.cfg.Marathon, err = NewMarathon(MarathonConfig{URLs: []string{front.URL}, Retry: Backoff{Attempts: 2, Base: time.Millisecond, Max: time.Millisecond}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.deploy(t, context.Background(), webDef(2))
+	if err == nil || !strings.Contains(err.Error(), "creating /web-green") || !strings.Contains(err.Error(), "rolled back") {
+		t.Errorf("error %v, want the create's failure and a rollback", err)
+	}
+	if after := e.groupState(t); !equalMaps(before, after) {
+		t.Errorf("Marathon after the lost create %v, before %v", after, before)
+	}
+	// A refusal is not rolled back: nothing was created. (The proxy still forwards the
+	// create, so the app exists: a rollback would delete it, the run must not.)
+	createStatus.Store(http.StatusUnprocessableEntity)
+	_, err = e.deploy(t, context.Background(), webDef(2))
+	if err == nil || !strings.Contains(err.Error(), "422") || strings.Contains(err.Error(), "rolled back") {
+		t.Errorf("error %v, want the refusal without a rollback", err)
+	}
 }
