@@ -396,17 +396,22 @@ func (d *deployer) rollback(cause error) error {
 	d.progress().Step("rollback", "rolling back: "+cause.Error(), Counts{})
 	var done []string
 	if p.OldID != "" {
+		// Both colours stay until the old one is back: --complete-prev finishes from there.
+		finish := fmt.Sprintf("%s left in place (lodestar deploy --complete-prev finishes the rollback)", p.NewID)
 		old, ok, err := d.cfg.Marathon.GetApp(ctx, p.OldID)
-		if err != nil || !ok {
-			return fmt.Errorf("%w; rollback failed: reading %s: %v; %s left in place", cause, p.OldID, errors.Join(err, errIf(!ok, "gone")), p.NewID)
+		if err == nil && !ok {
+			return fmt.Errorf("%w; rollback failed: %s is gone from Marathon; %s left in place", cause, p.OldID, p.NewID)
+		}
+		if err != nil {
+			return fmt.Errorf("%w; rollback failed: reading %s: %v; %s", cause, p.OldID, err, finish)
 		}
 		if n, _ := old.Instances(); n != p.Target {
 			if err := d.cfg.Marathon.ScaleApp(ctx, p.OldID, p.Target, true); err != nil {
-				return fmt.Errorf("%w; rollback failed: scaling %s back to %d: %v; %s left in place", cause, p.OldID, p.Target, err, p.NewID)
+				return fmt.Errorf("%w; rollback failed: scaling %s back to %d: %v; %s", cause, p.OldID, p.Target, err, finish)
 			}
 		}
 		if err := d.waitHealthy(ctx, p.OldID, p.Target); err != nil {
-			return fmt.Errorf("%w; rollback incomplete: %v; %s left in place so the group keeps serving", cause, err, p.NewID)
+			return fmt.Errorf("%w; rollback incomplete: %v; %s so the group keeps serving", cause, err, finish)
 		}
 		done = append(done, fmt.Sprintf("%s at %d instance(s)", p.OldID, p.Target))
 	}
@@ -419,13 +424,6 @@ func (d *deployer) rollback(cause error) error {
 	msg := "rolled back: " + strings.Join(done, ", ")
 	d.progress().Fail(cause.Error() + "; " + msg)
 	return fmt.Errorf("%w; %s", cause, msg)
-}
-
-func errIf(b bool, msg string) error {
-	if b {
-		return errors.New(msg)
-	}
-	return nil
 }
 
 // waitHealthy waits until app id has n healthy tasks and no deployment.

@@ -500,3 +500,52 @@ func TestRunCreateAnswerLost(t *testing.T) {
 		t.Errorf("error %v, want the refusal without a rollback", err)
 	}
 }
+
+// TestRunRollbackMarathonDown: Marathon fails as the rollback starts (between the deploy's
+// writes and the rollback's): the error says the rollback failed, that both colours are left
+// and how to finish; once Marathon is back, --complete-prev returns the group to the old
+// colour at its instances.
+func TestRunRollbackMarathonDown(t *testing.T) {
+	e := newRunEnv(t)
+	if _, err := e.deploy(t, context.Background(), webDef(2)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMarathon(MarathonConfig{URLs: []string{e.fm.URL()}, Retry: Backoff{Attempts: 2, Base: time.Millisecond, Max: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Marathon = m
+	e.edge.set(1, false) // sessions never end: the swap makes no progress…
+	e.cfg.Options.MaxWait = 300 * time.Millisecond
+	e.cfg.Progress = NewProgress(nil, &onEvent{kind: "rollback", do: func() { e.fm.SetStatus(http.StatusServiceUnavailable) }}, false, nil)
+	_, err = e.deploy(t, context.Background(), webDef(2)) // …and Marathon fails as it rolls back
+	if err == nil || !strings.Contains(err.Error(), "rollback failed") || !strings.Contains(err.Error(), "/web-green left in place") || !strings.Contains(err.Error(), "--complete-prev") {
+		t.Fatalf("error %v, want the failed rollback, what is left and how to finish", err)
+	}
+	e.fm.SetStatus(0)
+	e.edge.set(0, false)
+	e.cfg.Options.MaxWait, e.cfg.Options.CompletePrev = 10*time.Second, true
+	e.cfg.Progress = nil
+	if _, err := e.deploy(t, context.Background(), webDef(2)); err != nil {
+		t.Fatalf("--complete-prev after the failed rollback: %v", err)
+	}
+	after := e.groupState(t)
+	if len(after) != 1 || !strings.HasPrefix(after["/web-blue"], "2 instances") {
+		t.Errorf("Marathon after --complete-prev: %v, want /web-blue alone at 2 instances", after)
+	}
+}
+
+// onEvent is an events writer that calls do at the first event of a kind.
+type onEvent struct {
+	kind string
+	do   func()
+	done bool
+}
+
+func (o *onEvent) Write(p []byte) (int, error) {
+	if !o.done && bytes.Contains(p, []byte(`"event":"`+o.kind+`"`)) {
+		o.done = true
+		o.do()
+	}
+	return len(p), nil
+}
