@@ -41,9 +41,6 @@ func NewEdges(urls []string, timeout time.Duration) (*Edges, error) {
 	return e, nil
 }
 
-// URLs returns the edges.
-func (e *Edges) URLs() []string { return e.urls }
-
 // ServerView is one HAProxy server of the group's backend as one edge sees it.
 type ServerView struct {
 	// State is what lodestar set: "ready", "drain" or "maint".

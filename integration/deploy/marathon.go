@@ -255,27 +255,6 @@ func (m *Marathon) KillTasks(ctx context.Context, ids []string) error {
 	return m.do(ctx, http.MethodPost, "/v2/tasks/delete?scale=true", map[string]any{"ids": ids}, nil)
 }
 
-// Deployments is GET /v2/deployments: the ids of the running deployments that affect app.
-func (m *Marathon) Deployments(ctx context.Context, app string) ([]string, error) {
-	var out []struct {
-		ID           string   `json:"id"`
-		AffectedApps []string `json:"affectedApps"`
-	}
-	if err := m.do(ctx, http.MethodGet, "/v2/deployments", nil, &out); err != nil {
-		return nil, err
-	}
-	var ids []string
-	for _, d := range out {
-		for _, a := range d.AffectedApps {
-			if "/"+strings.TrimLeft(a, "/") == app {
-				ids = append(ids, d.ID)
-				break
-			}
-		}
-	}
-	return ids, nil
-}
-
 func forceQuery(force bool) string {
 	if force {
 		return "?force=true"
