@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/lodestar-lb/lodestar/discovery"
 )
@@ -161,17 +163,25 @@ func (m *Marathon) once(ctx context.Context, method, base, path string, payload 
 	return nil
 }
 
-// marathonMessage is the "message" of a Marathon error body, or the start of the body.
+// marathonMessage is the "message" of a Marathon error body, or the start of the body, made
+// printable (it reaches the operator's terminal): at most 200 characters, control characters
+// and invalid UTF-8 replaced by '?'.
 func marathonMessage(data []byte) string {
 	var e struct {
 		Message string `json:"message"`
 	}
-	if json.Unmarshal(data, &e) == nil && e.Message != "" {
-		return e.Message
-	}
 	s := strings.TrimSpace(string(data))
-	if len(s) > 200 {
-		s = s[:200] + "…"
+	if json.Unmarshal(data, &e) == nil && e.Message != "" {
+		s = e.Message
+	}
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
+	if r := []rune(s); len(r) > 200 {
+		s = string(r[:200]) + "…"
 	}
 	return s
 }

@@ -211,3 +211,17 @@ func TestGetAppRefusesHostileAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestMarathonMessageIsPrintable: the message of a Marathon error reaches the operator's
+// terminal: control characters and invalid UTF-8 in it are replaced, and it is cut short.
+func TestMarathonMessageIsPrintable(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"message": "locked\u001b[2J by\r\nme"}`:         "locked?[2J by??me",
+		"plain \x1b]0;title\x07 \xff text":                "plain ?]0;title? ? text",
+		`{"message": "` + strings.Repeat("é", 300) + `"}`: strings.Repeat("é", 200) + "…",
+	} {
+		if got := marathonMessage([]byte(body)); got != want {
+			t.Errorf("marathonMessage(%q) = %q, want %q", body, got, want)
+		}
+	}
+}
