@@ -38,9 +38,6 @@ type deployer struct {
 	plan *Plan
 	// killed are the old tasks already removed (Marathon may list them a while longer).
 	killed map[string]bool
-	// created says whether this run created (or may have created) the new colour: the
-	// rollback deletes it.
-	created bool
 }
 
 // PlanFrom reads Marathon's app list and prepares the plan for file, without writing.
@@ -87,7 +84,6 @@ func Run(ctx context.Context, cfg Config, plan *Plan) error {
 		if ok, err := d.confirm("Continue with deployment?"); err != nil || !ok {
 			return errors.Join(ErrDeclined, err)
 		}
-		d.created = true
 		if err := cfg.Marathon.CreateApp(ctx, plan.New); err != nil {
 			err = fmt.Errorf("creating %s: %w", plan.NewID, err)
 			if refused(err) {
@@ -415,12 +411,12 @@ func (d *deployer) rollback(cause error) error {
 		}
 		done = append(done, fmt.Sprintf("%s at %d instance(s)", p.OldID, p.Target))
 	}
-	if d.created || p.OldID != "" {
-		if err := d.cfg.Marathon.DeleteApp(ctx, p.NewID, true); err != nil {
-			return fmt.Errorf("%w; rollback failed: deleting %s: %v", cause, p.NewID, err)
-		}
-		done = append(done, p.NewID+" deleted")
+	// Every plan that rolls back has its new colour in Marathon (or possibly so, after a
+	// create whose answer was lost): created by this run, or by the run a resume continues.
+	if err := d.cfg.Marathon.DeleteApp(ctx, p.NewID, true); err != nil {
+		return fmt.Errorf("%w; rollback failed: deleting %s: %v", cause, p.NewID, err)
 	}
+	done = append(done, p.NewID+" deleted")
 	msg := "rolled back: " + strings.Join(done, ", ")
 	d.progress().Fail(cause.Error() + "; " + msg)
 	return fmt.Errorf("%w; %s", cause, msg)
