@@ -202,7 +202,6 @@ type deployStack struct {
 func startDeployStack(t *testing.T, instances int, killGrace time.Duration) *deployStack {
 	t.Helper()
 	fm := startLBMarathon(t)
-	fm.SetLaunchDelay(20 * time.Millisecond)
 	s := &deployStack{fm: fm, tasks: newTaskServers(t, fm, killGrace), mainPort: FreePort(t)}
 	s.file = deployApp(t, s.mainPort, FreePort(t), instances)
 	s.lb = startLB(t, fm)

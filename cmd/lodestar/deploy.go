@@ -170,20 +170,31 @@ func parseDeploy(c *command, args []string, getenv func(string) string) error {
 	return nil
 }
 
+// maxAppFile bounds the app definition read from FILE or stdin.
+const maxAppFile = 4 << 20
+
 // readApp reads the app definition from the file or stdin.
 func (f *deployFlags) readApp(stdin io.Reader) (deploy.App, error) {
-	var data []byte
-	var err error
+	in := stdin
 	switch *f.file {
 	case "":
 		return nil, errors.New("no app definition: give FILE, --json FILE, or - for stdin")
 	case "-":
-		data, err = io.ReadAll(io.LimitReader(stdin, 4<<20))
 	default:
-		data, err = os.ReadFile(*f.file)
+		file, err := os.Open(*f.file)
+		if err != nil {
+			return nil, fmt.Errorf("reading the app definition: %w", err)
+		}
+		defer file.Close()
+		in = file
 	}
+	// Bounded like every other input: a definition is kilobytes, /dev/zero is not one.
+	data, err := io.ReadAll(io.LimitReader(in, maxAppFile+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading the app definition: %w", err)
+	}
+	if len(data) > maxAppFile {
+		return nil, fmt.Errorf("%s: larger than %d bytes: not one app definition", *f.file, maxAppFile)
 	}
 	a, err := deploy.ParseApp(data)
 	if err != nil {

@@ -183,6 +183,7 @@ func TestDeployRefusesBeforeWriting(t *testing.T) {
 		{"huge instances", strings.Replace(deployTestApp, `"instances": 3`, `"instances": 99999999999`, 1), []string{"-f", "-l", "http://127.0.0.1:1"}, `app /web: "instances" 99999999999`},
 		{"no force, no terminal", deployTestApp, []string{"-l", "http://127.0.0.1:1"}, "give --force"},
 		{"no edge", deployTestApp, []string{"-f"}, "no lodestar edge (--lodestar"},
+		{"huge file", strings.Replace(deployTestApp, `"instances": 3`, `"cmd": "`+strings.Repeat("x", 5<<20)+`", "instances": 3`, 1), []string{"-f", "-l", "http://127.0.0.1:1"}, "larger than 4194304 bytes"},
 		{"dcos auth", deployTestApp, []string{"-f", "--dcos-auth-credentials", "x"}, "not supported"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

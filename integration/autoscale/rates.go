@@ -2,13 +2,9 @@ package autoscale
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/lodestar-lb/lodestar/api"
@@ -84,9 +80,6 @@ type EdgeCounters struct {
 	Now func() time.Time
 }
 
-// edgeBodyLimit bounds one app document read from an edge.
-const edgeBodyLimit = 8 << 20
-
 // RequestTotals reads every edge, one app at a time; an edge that fails for one app is
 // failed for this reading.
 func (e EdgeCounters) RequestTotals(ctx context.Context, appIDs []string) []EdgeReading {
@@ -111,25 +104,9 @@ func (e EdgeCounters) RequestTotals(ctx context.Context, appIDs []string) []Edge
 // readApp adds one app's route totals from one edge to totals. An app the edge does not
 // know (404) has no routes there.
 func (e EdgeCounters) readApp(ctx context.Context, edge, id string, now func() time.Time, totals map[RouteKey]Count) error {
-	u := strings.TrimRight(edge, "/") + "/v1/apps/" + url.PathEscape(strings.TrimPrefix(id, "/"))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
 	client := e.Client
 	if client == nil {
 		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
 	var doc struct {
 		Routes []struct {
@@ -138,15 +115,12 @@ func (e EdgeCounters) readApp(ctx context.Context, edge, id string, now func() t
 			RequestsAt  *time.Time `json:"requests_at"`
 		} `json:"routes"`
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, edgeBodyLimit+1))
+	err := api.FetchApp(ctx, client, edge, id, &doc)
+	if errors.Is(err, api.ErrNoApp) {
+		return nil
+	}
 	if err != nil {
 		return err
-	}
-	if len(body) > edgeBodyLimit {
-		return fmt.Errorf("GET %s: answer longer than %d bytes", u, edgeBodyLimit)
-	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return fmt.Errorf("GET %s: %w", u, err)
 	}
 	answered := now()
 	for _, rt := range doc.Routes {

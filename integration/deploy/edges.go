@@ -2,19 +2,16 @@ package deploy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
-)
 
-// maxEdgeBody bounds a lodestar API answer.
-const maxEdgeBody = 16 << 20
+	"github.com/lodestar-lb/lodestar/api"
+)
 
 // Edges reads lodestar's view of a deployment group from each edge's HTTP API
 // (GET /v1/apps/{id}: the routes of the app's backends, each server with its task id, the
@@ -43,9 +40,6 @@ func NewEdges(urls []string, timeout time.Duration) (*Edges, error) {
 	e.http = &http.Client{Timeout: timeout}
 	return e, nil
 }
-
-// URLs returns the edges.
-func (e *Edges) URLs() []string { return e.urls }
 
 // ServerView is one HAProxy server of the group's backend as one edge sees it.
 type ServerView struct {
@@ -111,33 +105,14 @@ func (e *Edges) View(ctx context.Context, id string) []EdgeView {
 
 func (e *Edges) view(ctx context.Context, edge, id string) EdgeView {
 	v := EdgeView{Edge: edge}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, edge+"/v1/apps"+id, nil)
-	if err != nil {
-		v.Err = err
-		return v
-	}
-	resp, err := e.http.Do(req)
-	if err != nil {
-		v.Err = fmt.Errorf("lodestar %s: %w", edge, err)
-		return v
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxEdgeBody))
-	if err != nil {
-		v.Err = fmt.Errorf("lodestar %s: reading /v1/apps%s: %w", edge, id, err)
-		return v
-	}
-	if resp.StatusCode == http.StatusNotFound {
+	var doc appDoc
+	err := api.FetchApp(ctx, e.http, edge, id, &doc)
+	if errors.Is(err, api.ErrNoApp) {
 		v.Err = fmt.Errorf("lodestar %s: no app %s in its registry yet", edge, id)
 		return v
 	}
-	if resp.StatusCode != http.StatusOK {
-		v.Err = fmt.Errorf("lodestar %s: GET /v1/apps%s: status %d", edge, id, resp.StatusCode)
-		return v
-	}
-	var doc appDoc
-	if err := json.Unmarshal(data, &doc); err != nil {
-		v.Err = fmt.Errorf("lodestar %s: GET /v1/apps%s: not the JSON expected: %w", edge, id, err)
+	if err != nil {
+		v.Err = fmt.Errorf("lodestar %s: %w", edge, err)
 		return v
 	}
 	for _, r := range doc.Routes {
@@ -147,7 +122,17 @@ func (e *Edges) view(ctx context.Context, edge, id string) EdgeView {
 		v.Servers = map[string]ServerView{}
 		for _, s := range r.Servers {
 			if s.HAProxy == nil {
-				v.Err = fmt.Errorf("lodestar %s: backend %s: no HAProxy view of its servers (is lodestar driving HAProxy there?)", edge, r.Backend)
+				v.Err = fmt.Errorf("lodestar %s: backend %.80q: no HAProxy view of its servers (is lodestar driving HAProxy there?)", edge, r.Backend)
+				return v
+			}
+			// A negative count would read as idle, and an unknown state as not draining: an
+			// edge that says either is not trusted with a drain.
+			if s.HAProxy.Sessions < 0 {
+				v.Err = fmt.Errorf("lodestar %s: backend %.80q: server %.80q: sessions %d: not a count", edge, r.Backend, s.TaskID, s.HAProxy.Sessions)
+				return v
+			}
+			if s.State != "ready" && s.State != "drain" && s.State != "maint" {
+				v.Err = fmt.Errorf("lodestar %s: backend %.80q: server %.80q: state %.40q: want ready, drain or maint", edge, r.Backend, s.TaskID, s.State)
 				return v
 			}
 			status := s.HAProxy.Status

@@ -95,6 +95,20 @@ func TestEdgeView(t *testing.T) {
 	mux.HandleFunc("GET /v1/apps/nolive", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"routes": [{"port": 0, "backend": "b", "servers": [{"task_id": "t", "state": "ready"}]}]}`)
 	})
+	// Hostile answers: a negative session count would read as idle (and the task be killed
+	// with sessions on it), an unknown state as not draining.
+	mux.HandleFunc("GET /v1/apps/negative", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"routes": [{"port": 0, "backend": "b", "servers": [{"task_id": "t", "state": "drain", "haproxy": {"status": "DRAIN", "sessions": -1}}]}]}`)
+	})
+	mux.HandleFunc("GET /v1/apps/oddstate", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"routes": [{"port": 0, "backend": "b", "servers": [{"task_id": "t", "state": "gone\u001b[2J", "haproxy": {"status": "UP", "sessions": 0}}]}]}`)
+	})
+	mux.HandleFunc("GET /v1/apps/wrongtype", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"routes": [{"port": 0, "backend": "b", "servers": [{"task_id": "t", "state": "drain", "haproxy": {"status": "DRAIN", "sessions": "0"}}]}]}`)
+	})
+	mux.HandleFunc("GET /v1/apps/huge", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"routes": [{"port": 0, "backend": "b", "servers": [{"task_id": "t", "state": "drain", "haproxy": {"status": "DRAIN", "sessions": 1e30}}]}]}`)
+	})
 	mux.HandleFunc("GET /v1/apps/noroutes", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"id": "/noroutes"}`) })
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -113,9 +127,13 @@ func TestEdgeView(t *testing.T) {
 		t.Errorf("new server %+v not serving", got)
 	}
 	for id, want := range map[string]string{
-		"/nolive":   "no HAProxy view",
-		"/noroutes": "HAProxy does not serve /noroutes",
-		"/unknown":  "no app /unknown in its registry",
+		"/nolive":    "no HAProxy view",
+		"/noroutes":  "HAProxy does not serve /noroutes",
+		"/unknown":   "no app /unknown in its registry",
+		"/negative":  "sessions -1",
+		"/oddstate":  `state "gone\x1b[2J"`,
+		"/wrongtype": "not the JSON expected",
+		"/huge":      "not the JSON expected",
 	} {
 		v := e.View(context.Background(), id)[0]
 		if v.Err == nil || !strings.Contains(v.Err.Error(), want) || !strings.Contains(v.Err.Error(), srv.URL) {

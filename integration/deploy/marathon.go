@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/lodestar-lb/lodestar/discovery"
 )
@@ -161,17 +163,25 @@ func (m *Marathon) once(ctx context.Context, method, base, path string, payload 
 	return nil
 }
 
-// marathonMessage is the "message" of a Marathon error body, or the start of the body.
+// marathonMessage is the "message" of a Marathon error body, or the start of the body, made
+// printable (it reaches the operator's terminal): at most 200 characters, control characters
+// and invalid UTF-8 replaced by '?'.
 func marathonMessage(data []byte) string {
 	var e struct {
 		Message string `json:"message"`
 	}
-	if json.Unmarshal(data, &e) == nil && e.Message != "" {
-		return e.Message
-	}
 	s := strings.TrimSpace(string(data))
-	if len(s) > 200 {
-		s = s[:200] + "…"
+	if json.Unmarshal(data, &e) == nil && e.Message != "" {
+		s = e.Message
+	}
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
+	if r := []rune(s); len(r) > 200 {
+		s = string(r[:200]) + "…"
 	}
 	return s
 }
@@ -212,6 +222,9 @@ func (m *Marathon) GetApp(ctx context.Context, id string) (a App, ok bool, err e
 	if out.App == nil {
 		return nil, false, fmt.Errorf("Marathon GET %s: no \"app\" in the answer", appPath(id))
 	}
+	if err := checkAnswered(id, out.App); err != nil {
+		return nil, false, fmt.Errorf("Marathon GET %s: %w", appPath(id), err)
+	}
 	return out.App, true, nil
 }
 
@@ -250,27 +263,6 @@ func (m *Marathon) DeleteApp(ctx context.Context, id string, force bool) error {
 // down by as many, so Marathon does not replace them.
 func (m *Marathon) KillTasks(ctx context.Context, ids []string) error {
 	return m.do(ctx, http.MethodPost, "/v2/tasks/delete?scale=true", map[string]any{"ids": ids}, nil)
-}
-
-// Deployments is GET /v2/deployments: the ids of the running deployments that affect app.
-func (m *Marathon) Deployments(ctx context.Context, app string) ([]string, error) {
-	var out []struct {
-		ID           string   `json:"id"`
-		AffectedApps []string `json:"affectedApps"`
-	}
-	if err := m.do(ctx, http.MethodGet, "/v2/deployments", nil, &out); err != nil {
-		return nil, err
-	}
-	var ids []string
-	for _, d := range out {
-		for _, a := range d.AffectedApps {
-			if "/"+strings.TrimLeft(a, "/") == app {
-				ids = append(ids, d.ID)
-				break
-			}
-		}
-	}
-	return ids, nil
 }
 
 func forceQuery(force bool) string {

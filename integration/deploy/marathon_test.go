@@ -173,3 +173,55 @@ func TestCreateAppLostAnswer(t *testing.T) {
 		t.Errorf("create over another deploy's app: %v", err)
 	}
 }
+
+// TestGetAppRefusesHostileAnswers: a Marathon answering 200 with another app, instances out
+// of range, tasks that are not a list, task ids with control characters or path tricks (they
+// go into kill requests and printed lines) or a "deployments" that is not a list is an error
+// naming the app, not an app deploy acts on; an honest answer passes.
+func TestGetAppRefusesHostileAnswers(t *testing.T) {
+	answers := map[string]string{
+		"/v2/apps/web-green":   `{"app": {"id": "/web-green", "instances": 2, "tasks": [{"id": "web-green.1a2b-3c", "state": "TASK_RUNNING"}], "deployments": []}}`,
+		"/v2/apps/other":       `{"app": {"id": "/web-blue", "instances": 2}}`,
+		"/v2/apps/negative":    `{"app": {"id": "/negative", "instances": -1}}`,
+		"/v2/apps/huge":        `{"app": {"id": "/huge", "instances": 1e12}}`,
+		"/v2/apps/tasksobj":    `{"app": {"id": "/tasksobj", "tasks": {"id": "x"}}}`,
+		"/v2/apps/ctrl":        `{"app": {"id": "/ctrl", "tasks": [{"id": "ctrl.1\u001b[2J"}]}}`,
+		"/v2/apps/trick":       `{"app": {"id": "/trick", "tasks": [{"id": "../../v2/apps?force=true"}]}}`,
+		"/v2/apps/idnum":       `{"app": {"id": "/idnum", "tasks": [{"id": 7}]}}`,
+		"/v2/apps/deployments": `{"app": {"id": "/deployments", "deployments": "none"}}`,
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, answers[r.URL.Path])
+	}))
+	defer srv.Close()
+	m := testClient(t, []string{srv.URL}, &recordSleeps{})
+	if a, ok, err := m.GetApp(context.Background(), "/web-green"); err != nil || !ok || len(a.Tasks()) != 1 {
+		t.Fatalf("honest answer: %v %v %v", a, ok, err)
+	}
+	for path, want := range map[string]string{
+		"/other": `"/web-blue"`, "/negative": "instances", "/huge": "instances", "/tasksobj": "tasks",
+		"/ctrl": "task id", "/trick": "task id", "/idnum": "task id", "/deployments": "deployments",
+	} {
+		_, _, err := m.GetApp(context.Background(), path)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: %v, want an error naming the app and %q", path, err, want)
+		}
+		if err != nil && strings.ContainsRune(err.Error(), 0x1b) {
+			t.Errorf("%s: error %q carries a control character", path, err)
+		}
+	}
+}
+
+// TestMarathonMessageIsPrintable: the message of a Marathon error reaches the operator's
+// terminal: control characters and invalid UTF-8 in it are replaced, and it is cut short.
+func TestMarathonMessageIsPrintable(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"message": "locked\u001b[2J by\r\nme"}`:         "locked?[2J by??me",
+		"plain \x1b]0;title\x07 \xff text":                "plain ?]0;title? ? text",
+		`{"message": "` + strings.Repeat("é", 300) + `"}`: strings.Repeat("é", 200) + "…",
+	} {
+		if got := marathonMessage([]byte(body)); got != want {
+			t.Errorf("marathonMessage(%q) = %q, want %q", body, got, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,6 +96,10 @@ func Prepare(file App, apps []App, opts Options, now time.Time) (*Plan, error) {
 	return newPlan(group, file, members, opts, now)
 }
 
+// colourName is a HAPROXY_DEPLOYMENT_COLOUR deploy accepts from Marathon (it writes "blue"
+// and "green"; it prints the colour and picks the next one from it).
+var colourName = regexp.MustCompile(`^[A-Za-z0-9_-]{0,40}$`)
+
 // groupMembers are the apps of Marathon's list in the group, checked and oldest first.
 func groupMembers(group string, apps []App) ([]App, error) {
 	var members []App
@@ -104,6 +109,12 @@ func groupMembers(group string, apps []App) ([]App, error) {
 		}
 		if err := CheckAppID(a.ID()); err != nil {
 			return nil, fmt.Errorf("group %s: Marathon app: %w", group, err)
+		}
+		if _, err := a.labels(); err != nil {
+			return nil, fmt.Errorf("group %s: %w", group, err)
+		}
+		if c := a.Colour(); !colourName.MatchString(c) {
+			return nil, fmt.Errorf("group %s: app %s: label %s=%.40q: want letters, digits, '_' or '-'", group, a.ID(), LabelColour, c)
 		}
 		if _, err := a.StartedAt(); err != nil {
 			return nil, fmt.Errorf("group %s: %w", group, err)

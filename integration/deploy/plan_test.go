@@ -158,6 +158,16 @@ func TestPrepareHostileMarathonApps(t *testing.T) {
 	if _, err := Prepare(file, []App{huge}, Options{}, planNow); err == nil || !strings.Contains(err.Error(), `app /shop/web-blue: "instances"`) {
 		t.Errorf("huge instances in Marathon: %v", err)
 	}
+	// The colour is printed in the plan and decides the next one; labels must be strings.
+	ctrlColour := marathonApp("/shop/web-blue", "blue\x1b[2J", 10000, 4, "")
+	if _, err := Prepare(file, []App{ctrlColour}, Options{}, planNow); err == nil || !strings.Contains(err.Error(), `app /shop/web-blue: label HAPROXY_DEPLOYMENT_COLOUR="blue\x1b[2J"`) {
+		t.Errorf("a colour with a control character: %v", err)
+	}
+	numLabel := marathonApp("/shop/web-blue", "blue", 10000, 4, "")
+	numLabel.labelsMap()["HAPROXY_0_VHOST"] = 7.0
+	if _, err := Prepare(file, []App{numLabel}, Options{}, planNow); err == nil || !strings.Contains(err.Error(), "app /shop/web-blue: label HAPROXY_0_VHOST is a number") {
+		t.Errorf("a label that is not a string: %v", err)
+	}
 	sameColour := marathonApp("/shop/web-green", "green", 10001, 4, "")
 	sameColour.SetLabel(LabelColour, "purple") // the next colour is blue…
 	sameColour["id"] = "/shop/web-blue"        // …which is this app's id
@@ -239,3 +249,5 @@ func TestPlanWrite(t *testing.T) {
 		}
 	}
 }
+
+func (a App) labelsMap() map[string]any { return a["labels"].(map[string]any) }

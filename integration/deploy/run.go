@@ -38,8 +38,6 @@ type deployer struct {
 	plan *Plan
 	// killed are the old tasks already removed (Marathon may list them a while longer).
 	killed map[string]bool
-	// created says whether this run created the new colour (the rollback deletes it).
-	created bool
 }
 
 // PlanFrom reads Marathon's app list and prepares the plan for file, without writing.
@@ -87,9 +85,13 @@ func Run(ctx context.Context, cfg Config, plan *Plan) error {
 			return errors.Join(ErrDeclined, err)
 		}
 		if err := cfg.Marathon.CreateApp(ctx, plan.New); err != nil {
-			return fmt.Errorf("creating %s: %w", plan.NewID, err)
+			err = fmt.Errorf("creating %s: %w", plan.NewID, err)
+			if refused(err) {
+				return err
+			}
+			// No answer, or a 5xx: Marathon may have created the app before it failed.
+			return d.rollback(err)
 		}
-		d.created = true
 		d.progress().Step("create", fmt.Sprintf("created %s (%s, service port %d) with %d instance(s)", plan.NewID, plan.NewColour, plan.NewServicePort, mustInstances(plan.New)), Counts{})
 	}
 	var err error
@@ -110,6 +112,13 @@ func Run(ctx context.Context, cfg Config, plan *Plan) error {
 		return err
 	}
 	return d.rollback(err)
+}
+
+// refused reports whether Marathon answered err as a refusal of the request (a 4xx that
+// would not change on a retry): it did not act on it.
+func refused(err error) bool {
+	var me *MarathonError
+	return errors.As(err, &me) && me.Status >= 400 && me.Status < 500 && !me.retryable()
 }
 
 func mustInstances(a App) int {
@@ -383,36 +392,34 @@ func (d *deployer) rollback(cause error) error {
 	d.progress().Step("rollback", "rolling back: "+cause.Error(), Counts{})
 	var done []string
 	if p.OldID != "" {
+		// Both colours stay until the old one is back: --complete-prev finishes from there.
+		finish := fmt.Sprintf("%s left in place (lodestar deploy --complete-prev finishes the rollback)", p.NewID)
 		old, ok, err := d.cfg.Marathon.GetApp(ctx, p.OldID)
-		if err != nil || !ok {
-			return fmt.Errorf("%w; rollback failed: reading %s: %v; %s left in place", cause, p.OldID, errors.Join(err, errIf(!ok, "gone")), p.NewID)
+		if err == nil && !ok {
+			return fmt.Errorf("%w; rollback failed: %s is gone from Marathon; %s left in place", cause, p.OldID, p.NewID)
+		}
+		if err != nil {
+			return fmt.Errorf("%w; rollback failed: reading %s: %v; %s", cause, p.OldID, err, finish)
 		}
 		if n, _ := old.Instances(); n != p.Target {
 			if err := d.cfg.Marathon.ScaleApp(ctx, p.OldID, p.Target, true); err != nil {
-				return fmt.Errorf("%w; rollback failed: scaling %s back to %d: %v; %s left in place", cause, p.OldID, p.Target, err, p.NewID)
+				return fmt.Errorf("%w; rollback failed: scaling %s back to %d: %v; %s", cause, p.OldID, p.Target, err, finish)
 			}
 		}
 		if err := d.waitHealthy(ctx, p.OldID, p.Target); err != nil {
-			return fmt.Errorf("%w; rollback incomplete: %v; %s left in place so the group keeps serving", cause, err, p.NewID)
+			return fmt.Errorf("%w; rollback incomplete: %v; %s so the group keeps serving", cause, err, finish)
 		}
 		done = append(done, fmt.Sprintf("%s at %d instance(s)", p.OldID, p.Target))
 	}
-	if d.created || p.OldID != "" {
-		if err := d.cfg.Marathon.DeleteApp(ctx, p.NewID, true); err != nil {
-			return fmt.Errorf("%w; rollback failed: deleting %s: %v", cause, p.NewID, err)
-		}
-		done = append(done, p.NewID+" deleted")
+	// Every plan that rolls back has its new colour in Marathon (or possibly so, after a
+	// create whose answer was lost): created by this run, or by the run a resume continues.
+	if err := d.cfg.Marathon.DeleteApp(ctx, p.NewID, true); err != nil {
+		return fmt.Errorf("%w; rollback failed: deleting %s: %v", cause, p.NewID, err)
 	}
+	done = append(done, p.NewID+" deleted")
 	msg := "rolled back: " + strings.Join(done, ", ")
 	d.progress().Fail(cause.Error() + "; " + msg)
 	return fmt.Errorf("%w; %s", cause, msg)
-}
-
-func errIf(b bool, msg string) error {
-	if b {
-		return errors.New(msg)
-	}
-	return nil
 }
 
 // waitHealthy waits until app id has n healthy tasks and no deployment.

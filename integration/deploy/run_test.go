@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -446,6 +449,102 @@ type onWait struct {
 
 func (o *onWait) Write(p []byte) (int, error) {
 	if bytes.Contains(p, []byte(`"event":"wait"`)) && bytes.Contains(p, []byte(o.match)) && !o.seen.Swap(true) {
+		o.do()
+	}
+	return len(p), nil
+}
+
+// TestRunCreateAnswerLost: Marathon creates the new colour but its answers are lost (a proxy
+// turns them into 503s): the app may exist, so the run rolls back and Marathon is as it was.
+// A create Marathon refuses outright (422) wrote nothing and needs no rollback.
+func TestRunCreateAnswerLost(t *testing.T) {
+	e := newRunEnv(t)
+	if _, err := e.deploy(t, context.Background(), webDef(2)); err != nil {
+		t.Fatal(err)
+	}
+	before := e.groupState(t)
+	target, err := url.Parse(e.fm.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var createStatus atomic.Int32
+	createStatus.Store(http.StatusServiceUnavailable)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Method == http.MethodPost && resp.Request.URL.Path == "/v2/apps" {
+			resp.Body.Close()
+			resp.StatusCode = int(createStatus.Load())
+			resp.Body = io.NopCloser(strings.NewReader(`{"message": "lost"}`))
+			resp.ContentLength = -1
+			resp.Header.Del("Content-Length")
+		}
+		return nil
+	}
+	front := httptest.NewServer(proxy)
+	t.Cleanup(front.Close)
+	if e.cfg.Marathon, err = NewMarathon(MarathonConfig{URLs: []string{front.URL}, Retry: Backoff{Attempts: 2, Base: time.Millisecond, Max: time.Millisecond}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.deploy(t, context.Background(), webDef(2))
+	if err == nil || !strings.Contains(err.Error(), "creating /web-green") || !strings.Contains(err.Error(), "rolled back") {
+		t.Errorf("error %v, want the create's failure and a rollback", err)
+	}
+	if after := e.groupState(t); !equalMaps(before, after) {
+		t.Errorf("Marathon after the lost create %v, before %v", after, before)
+	}
+	// A refusal is not rolled back: nothing was created. (The proxy still forwards the
+	// create, so the app exists: a rollback would delete it, the run must not.)
+	createStatus.Store(http.StatusUnprocessableEntity)
+	_, err = e.deploy(t, context.Background(), webDef(2))
+	if err == nil || !strings.Contains(err.Error(), "422") || strings.Contains(err.Error(), "rolled back") {
+		t.Errorf("error %v, want the refusal without a rollback", err)
+	}
+}
+
+// TestRunRollbackMarathonDown: Marathon fails as the rollback starts (between the deploy's
+// writes and the rollback's): the error says the rollback failed, that both colours are left
+// and how to finish; once Marathon is back, --complete-prev returns the group to the old
+// colour at its instances.
+func TestRunRollbackMarathonDown(t *testing.T) {
+	e := newRunEnv(t)
+	if _, err := e.deploy(t, context.Background(), webDef(2)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMarathon(MarathonConfig{URLs: []string{e.fm.URL()}, Retry: Backoff{Attempts: 2, Base: time.Millisecond, Max: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Marathon = m
+	e.edge.set(1, false) // sessions never end: the swap makes no progress…
+	e.cfg.Options.MaxWait = 300 * time.Millisecond
+	e.cfg.Progress = NewProgress(nil, &onEvent{kind: "rollback", do: func() { e.fm.SetStatus(http.StatusServiceUnavailable) }}, false, nil)
+	_, err = e.deploy(t, context.Background(), webDef(2)) // …and Marathon fails as it rolls back
+	if err == nil || !strings.Contains(err.Error(), "rollback failed") || !strings.Contains(err.Error(), "/web-green left in place") || !strings.Contains(err.Error(), "--complete-prev") {
+		t.Fatalf("error %v, want the failed rollback, what is left and how to finish", err)
+	}
+	e.fm.SetStatus(0)
+	e.edge.set(0, false)
+	e.cfg.Options.MaxWait, e.cfg.Options.CompletePrev = 10*time.Second, true
+	e.cfg.Progress = nil
+	if _, err := e.deploy(t, context.Background(), webDef(2)); err != nil {
+		t.Fatalf("--complete-prev after the failed rollback: %v", err)
+	}
+	after := e.groupState(t)
+	if len(after) != 1 || !strings.HasPrefix(after["/web-blue"], "2 instances") {
+		t.Errorf("Marathon after --complete-prev: %v, want /web-blue alone at 2 instances", after)
+	}
+}
+
+// onEvent is an events writer that calls do at the first event of a kind.
+type onEvent struct {
+	kind string
+	do   func()
+	done bool
+}
+
+func (o *onEvent) Write(p []byte) (int, error) {
+	if !o.done && bytes.Contains(p, []byte(`"event":"`+o.kind+`"`)) {
+		o.done = true
 		o.do()
 	}
 	return len(p), nil

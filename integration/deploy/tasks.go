@@ -1,5 +1,10 @@
 package deploy
 
+import (
+	"fmt"
+	"regexp"
+)
+
 // Task is what deploy reads of a Marathon task.
 type Task struct {
 	ID    string
@@ -75,4 +80,42 @@ func taskIDs(ts []Task) []string {
 		ids[i] = t.ID
 	}
 	return ids
+}
+
+// taskIDPattern is a Marathon task or instance id ("shop_web.marathon-<uuid>",
+// "web.instance-<uuid>._app.1"): the characters of app ids, '_' for their slashes, and ':'.
+var taskIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$`)
+
+// checkAnswered checks what deploy acts on in an app Marathon answered for id: the same id,
+// the instances, the tasks' ids (they go into kill requests and printed lines) and the
+// deployments list it counts. Marathon is a peer: a 200 is not a promise of sense.
+func checkAnswered(id string, a App) error {
+	if got := a.ID(); got != id {
+		return fmt.Errorf("Marathon answered app %.80q for %s", got, id)
+	}
+	if _, err := a.Instances(); err != nil {
+		return err
+	}
+	if raw, ok := a["tasks"]; ok && raw != nil {
+		ts, ok := raw.([]any)
+		if !ok {
+			return fmt.Errorf("app %s: \"tasks\" is %s, want a list", id, jsonType(raw))
+		}
+		for i, r := range ts {
+			m, ok := r.(map[string]any)
+			if !ok {
+				return fmt.Errorf("app %s: tasks[%d] is %s, want an object", id, i, jsonType(r))
+			}
+			tid, ok := m["id"].(string)
+			if !ok || !taskIDPattern.MatchString(tid) {
+				return fmt.Errorf("app %s: tasks[%d]: task id %.80q: want letters, digits, '.', '_', ':', '-'", id, i, fmt.Sprint(m["id"]))
+			}
+		}
+	}
+	if raw, ok := a["deployments"]; ok && raw != nil {
+		if _, ok := raw.([]any); !ok {
+			return fmt.Errorf("app %s: \"deployments\" is %s, want a list", id, jsonType(raw))
+		}
+	}
+	return nil
 }

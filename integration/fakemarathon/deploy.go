@@ -34,7 +34,12 @@ type deployment struct {
 	target            int
 	prevDef           map[string]any // the definition before, for a rollback; nil for a new app
 	ended             chan struct{}  // closed when it finishes or is cancelled
+	retrying          bool           // a launch retry is scheduled (no launch delay)
 }
+
+// launchRetry is how soon a deployment without a launch delay launches again a task the start
+// hook refused: with no ticker, nothing else would move it on.
+const launchRetry = 20 * time.Millisecond
 
 // SetLaunchDelay sets how long each new task of a deployment takes to come up after the
 // previous one; 0 launches them all at once.
@@ -55,8 +60,9 @@ func (s *Server) SetLaunchHealth(f func(appID string) *bool) {
 
 // SetLauncher sets hooks called when a deployment launches a task (before the task is visible
 // to clients, so a test can start a real backend on its ports) and when any task is killed.
-// A start error leaves the task out; the deployment tries again at its next step. Both are
-// called with the server's lock held and must not call the Server.
+// A start error leaves the task out; the deployment tries again at its next step (without a
+// launch delay, launchRetry later). Both are called with the server's lock held and must not
+// call the Server.
 func (s *Server) SetLauncher(start func(appID, taskID, host string, ports []int) error, stop func(taskID string)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -174,11 +180,30 @@ func (s *Server) advanceLocked(d *deployment) (progress bool, err error) {
 	case len(old) > 0 && len(old) > d.target-readyFresh:
 		return true, s.killLocked(a, old[0])
 	case len(fresh) < d.target:
-		return s.launchOneLocked(a)
+		launched, err := s.launchOneLocked(a)
+		if err == nil && !launched {
+			s.retryLaunchLocked(d)
+		}
+		return launched, err
 	case len(old) == 0 && readyFresh == d.target:
 		s.endLocked(d, true)
 	}
 	return false, nil
+}
+
+// retryLaunchLocked runs d again shortly after a refused launch, when no ticker will (a
+// launch delay's ticker retries at its next step).
+func (s *Server) retryLaunchLocked(d *deployment) {
+	if s.deploys.launchDelay > 0 || d.retrying {
+		return
+	}
+	d.retrying = true
+	time.AfterFunc(launchRetry, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		d.retrying = false
+		_ = s.runLocked(d) // an ended deployment makes no step
+	})
 }
 
 // taskReady says whether t serves: running, and healthy where the app has health checks.

@@ -317,3 +317,45 @@ func TestLaunchDelayLaunchesOverTime(t *testing.T) {
 		t.Errorf("after the deployment: %+v", got)
 	}
 }
+
+// TestRefusedLaunchIsRetriedWithoutDelay: with no launch delay, a task the start hook
+// refuses once (its port taken, say) is launched again shortly, and the deployment ends;
+// before, nothing moved the deployment on and it stayed under way for ever.
+func TestRefusedLaunchIsRetriedWithoutDelay(t *testing.T) {
+	s := start(t)
+	st := openStream(t, s, nil)
+	st.expect("event_stream_attached")
+	var mu sync.Mutex
+	refusals := 0
+	s.SetLauncher(func(appID, taskID, host string, ports []int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if refusals == 0 {
+			refusals++
+			return errors.New("port taken")
+		}
+		return nil
+	}, nil)
+	send(t, s, http.MethodPost, "/v2/apps", `{"id":"/t","cmd":"x","instances":2}`)
+	st.expect("api_post_event")
+	st.expect("deployment_info")
+	// Keepalives keep the stream alive: the deployment must end within a deadline of its own.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f, err := st.frame(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("no deployment_success within 10s (the refused launch was not retried): %v", err)
+		}
+		if f.Type == "deployment_success" {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if refusals != 1 {
+		t.Errorf("the start hook refused %d launches, want 1", refusals)
+	}
+	if got := getApp(t, s, "/t"); len(got.deployments) != 0 || len(got.taskIDs) != 2 {
+		t.Errorf("after the deployment: %+v", got)
+	}
+}
