@@ -117,7 +117,7 @@ func (s *Scaler) Tick(ctx context.Context) {
 		decisions = append(decisions, s.decideRates(ctx, now, opted)...)
 		decisions = append(decisions, s.decideResources(ctx, now, snap, opted)...)
 		for i := range decisions {
-			s.act(ctx, now, lead, &decisions[i])
+			s.act(ctx, now, &decisions[i])
 		}
 	}
 	s.mu.Lock()
@@ -289,9 +289,9 @@ func (s *Scaler) readAgents(ctx context.Context, snap *discovery.Snapshot, apps 
 // act carries out a decision: a scale is written to Marathon when this instance leads, the
 // app is not in a deployment by Marathon's own word and its backoff allows; then the decision
 // is logged and counted.
-func (s *Scaler) act(ctx context.Context, now time.Time, lead bool, d *Decision) {
+func (s *Scaler) act(ctx context.Context, now time.Time, d *Decision) {
 	if d.Action == ActionScale {
-		s.scale(ctx, now, lead, d)
+		s.scale(ctx, now, d)
 	}
 	mode := string(d.Mode)
 	if mode == "" {
@@ -316,8 +316,10 @@ func (s *Scaler) act(ctx context.Context, now time.Time, lead bool, d *Decision)
 	s.cfg.Logger.Info("autoscale decision", attrs...)
 }
 
-// scale writes one scale decision, or turns it into a skip saying why not.
-func (s *Scaler) scale(ctx context.Context, now time.Time, lead bool, d *Decision) {
+// scale writes one scale decision, or turns it into a skip saying why not. The lock is asked
+// at each write, not once per interval: an interval with many apps and a slow Marathon can
+// outlast this instance's hold of the lock.
+func (s *Scaler) scale(ctx context.Context, now time.Time, d *Decision) {
 	direction := "up"
 	if d.To < d.From {
 		direction = "down"
@@ -325,8 +327,14 @@ func (s *Scaler) scale(ctx context.Context, now time.Time, lead bool, d *Decisio
 	skip := func(reason string) {
 		d.Action, d.Reason, d.To = ActionSkip, reason+" (wanted "+fmt.Sprint(d.To)+"; "+d.Reason+")", d.From
 	}
-	if !lead {
+	lost := func() bool {
+		if s.cfg.Leader.Leading() {
+			return false
+		}
 		skip("another instance holds the autoscale lock")
+		return true
+	}
+	if lost() {
 		return
 	}
 	p := s.policies[d.App]
@@ -363,6 +371,8 @@ func (s *Scaler) scale(ctx context.Context, now time.Time, lead bool, d *Decisio
 		return
 	case st.Instances != d.From:
 		skip(fmt.Sprintf("Marathon has %d instances now, not %d: deciding again on the next interval", st.Instances, d.From))
+		return
+	case lost():
 		return
 	}
 	if err := s.cfg.Marathon.Scale(ctx, d.App, d.To); err != nil {

@@ -19,12 +19,17 @@ type memMarathon struct {
 	fail        error
 	gets, puts  int
 	scaled      []string
+	// onGet runs at every GET, as if something happened while Marathon answered.
+	onGet func()
 }
 
 func (m *memMarathon) App(_ context.Context, id string) (AppState, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.gets++
+	if m.onGet != nil {
+		m.onGet()
+	}
 	if m.fail != nil {
 		return AppState{}, m.fail
 	}
@@ -209,5 +214,26 @@ func TestScalerDryRunAndFollowerNeverWrite(t *testing.T) {
 	f.tick(2)
 	if f.m.instances["/web"] != 5 {
 		t.Fatalf("after taking the lock: %d instances, want 5", f.m.instances["/web"])
+	}
+}
+
+// The lock is asked again right before every write, not once per interval: an instance that
+// loses it while Marathon answers a GET (a slow Marathon, many apps to scale) writes nothing
+// more, while the new holder may already be scaling.
+func TestScalerLosingTheLockMidIntervalStopsWriting(t *testing.T) {
+	f := newFixture(t, false, rpsApp("/a", 1, nil), rpsApp("/b", 1, nil))
+	f.tick(1) // warm up: the next interval scales both
+	if f.m.puts != 0 {
+		t.Fatalf("%d PUTs while warming up", f.m.puts)
+	}
+	f.m.onGet = func() { f.lead.on = false }
+	f.tick(1)
+	if f.m.puts != 0 {
+		t.Fatalf("%d PUTs after the lock was lost during the interval (scaled %v)", f.m.puts, f.m.scaled)
+	}
+	for _, app := range []string{"/a", "/b"} {
+		if d := f.decision(t, app); d.Action != ActionSkip || !strings.Contains(d.Reason, "another instance holds the autoscale lock") {
+			t.Errorf("%s: %+v, want a skip for the lost lock", app, d)
+		}
 	}
 }
