@@ -165,18 +165,62 @@ func (l *ZKLock) hold(ctx context.Context) error {
 			return fmt.Errorf("taking the lock %s: %w", l.path, err)
 		}
 	}
+	// The lock recipe watches only the node before one's own: a holder whose node an operator
+	// deletes would never hear of it while the next instance takes the lock. So the holder
+	// watches its own node, and any event on it (deleted, changed, or the watch lost) ends
+	// this session's hold.
+	node, err := ownNode(conn, l.path)
+	if err != nil {
+		return err
+	}
+	exists, _, nodeEvents, err := conn.ExistsW(node)
+	if err != nil {
+		return fmt.Errorf("watching the lock node %s: %w", node, err)
+	}
+	if !exists {
+		return fmt.Errorf("the lock node %s was deleted as it was taken", node)
+	}
 	l.leading.Store(true)
 	if lostOnce.Load() { // a disconnection between taking the lock and here
 		l.leading.Store(false)
 		return errors.New("ZooKeeper session lost while taking the lock")
 	}
-	l.log.Info("holding the autoscale lock: this instance scales", "lock", l.path)
+	l.log.Info("holding the autoscale lock: this instance scales", "lock", l.path, "node", node)
 	select {
 	case <-ctx.Done():
 		return nil
 	case <-lost:
 		return errors.New("ZooKeeper session disconnected while holding the lock")
+	case ev := <-nodeEvents:
+		l.leading.Store(false)
+		return fmt.Errorf("the lock node %s: %s (deleted by hand?)", node, ev.Type)
 	}
+}
+
+// ownNode is the lock node of conn's session under path: the lowest it owns.
+func ownNode(conn *zk.Conn, path string) (string, error) {
+	children, _, err := conn.Children(path)
+	if err != nil {
+		return "", fmt.Errorf("listing the lock nodes under %s: %w", path, err)
+	}
+	best, bestSeq := "", ""
+	for _, c := range children {
+		ok, stat, err := conn.Exists(path + "/" + c)
+		if err != nil {
+			return "", fmt.Errorf("reading the lock node %s/%s: %w", path, c, err)
+		}
+		if !ok || stat.EphemeralOwner != conn.SessionID() {
+			continue
+		}
+		// Sequential nodes end in a 10-digit sequence number.
+		if seq := c[max(0, len(c)-10):]; best == "" || seq < bestSeq {
+			best, bestSeq = path+"/"+c, seq
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("no lock node of this session under %s (deleted by hand?)", path)
+	}
+	return best, nil
 }
 
 type nopZKLogger struct{}
