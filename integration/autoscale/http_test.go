@@ -104,6 +104,13 @@ func TestMarathonClient(t *testing.T) {
 	if _, err := m.App(context.Background(), "/missing"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("App of a missing app: %v", err)
 	}
+	// Hostile app ids never reach Marathon as another app's path, a query or a fragment.
+	for _, id := range []string{"/shop/web?force=true", "/shop/../locked", "/shop/web#x", "/shop//web", "/Shop/Web", "/shop/web%2F..", ""} {
+		before := puts.Load()
+		if err := m.Scale(context.Background(), id, 7); err == nil || puts.Load() != before {
+			t.Errorf("Scale(%q) = %v with %d PUTs, want an error and none", id, err, puts.Load()-before)
+		}
+	}
 	release := make(chan struct{})
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {

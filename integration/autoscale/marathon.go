@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -85,9 +86,12 @@ func (m MarathonClient) do(ctx context.Context, method, id string, body []byte) 
 	if client == nil {
 		client = http.DefaultClient
 	}
+	if err := checkAppID(id); err != nil {
+		return nil, err
+	}
 	var errs []error
 	for _, base := range m.URLs {
-		out, final, err := m.once(ctx, client, timeout, method, strings.TrimRight(base, "/")+"/v2/apps/"+strings.TrimLeft(id, "/"), body)
+		out, final, err := m.once(ctx, client, timeout, method, strings.TrimRight(base, "/")+"/v2/apps"+id, body)
 		if err == nil || final {
 			return out, err
 		}
@@ -97,6 +101,25 @@ func (m MarathonClient) do(ctx context.Context, method, id string, body []byte) 
 		}
 	}
 	return nil, errors.Join(errs...)
+}
+
+// appIDSegment is one segment of a Marathon app id as Marathon itself allows it.
+var appIDSegment = regexp.MustCompile(`^(([a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])$`)
+
+// checkAppID refuses an app id Marathon would not have given: it goes into the URL path of
+// a write, where a "?force=true", a ".." or a "#" would scale another app or force a
+// deployment aside.
+func checkAppID(id string) error {
+	rest, ok := strings.CutPrefix(id, "/")
+	if !ok || rest == "" {
+		return fmt.Errorf("app id %q: want /group/app", id)
+	}
+	for seg := range strings.SplitSeq(rest, "/") {
+		if !appIDSegment.MatchString(seg) {
+			return fmt.Errorf("app id %q: segment %q is not a Marathon id (lowercase letters, digits, '-' and '.')", id, seg)
+		}
+	}
+	return nil
 }
 
 func (m MarathonClient) once(ctx context.Context, client *http.Client, timeout time.Duration, method, u string, body []byte) (out []byte, final bool, err error) {
