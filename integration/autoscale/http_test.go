@@ -121,8 +121,11 @@ func TestMarathonClient(t *testing.T) {
 	t.Cleanup(hang.Close)
 	t.Cleanup(func() { close(release) }) // runs first: the handler returns, Close does not wait
 	slow := MarathonClient{URLs: []string{hang.URL}, Timeout: 100 * time.Millisecond}
-	if err := slow.Scale(context.Background(), "/x", 1); err == nil {
-		t.Fatal("a Marathon that never answers did not time out")
+	if err := slow.Scale(context.Background(), "/x", 1); !errors.Is(err, ErrMarathonUnavailable) {
+		t.Fatalf("a Marathon that never answers: %v, want ErrMarathonUnavailable", err)
+	}
+	if err := m.Scale(context.Background(), "/locked", 5); errors.Is(err, ErrMarathonUnavailable) {
+		t.Fatalf("a 409 is a refusal of one app, not an outage: %v", err)
 	}
 }
 

@@ -31,6 +31,10 @@ type AppState struct {
 // the app (409): the app is in a deployment, and is left alone.
 var ErrDeploymentLocked = errors.New("Marathon says a deployment holds the app")
 
+// ErrMarathonUnavailable is returned when no Marathon URL answered (a network error, a
+// timeout or a 5xx from each): an outage of Marathon, not a refusal about one app.
+var ErrMarathonUnavailable = errors.New("no Marathon answered")
+
 // MarathonClient is Marathon over its REST API: each URL is tried in turn until one answers.
 type MarathonClient struct {
 	URLs   []string
@@ -100,7 +104,7 @@ func (m MarathonClient) do(ctx context.Context, method, id string, body []byte) 
 			break
 		}
 	}
-	return nil, errors.Join(errs...)
+	return nil, fmt.Errorf("%w: %w", ErrMarathonUnavailable, errors.Join(errs...))
 }
 
 // appIDSegment is one segment of a Marathon app id as Marathon itself allows it.

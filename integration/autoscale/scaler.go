@@ -48,7 +48,10 @@ type Scaler struct {
 	usage    *UsageTracker
 	policies map[string]*Policy
 	backoffs map[string]*Backoff
-	badLabel map[string]string // the last label error logged, per app
+	// unreachable spaces the attempts after Marathon as a whole failed to answer, for every
+	// app at once: one outage must not cost one timeout per app per interval.
+	unreachable *Backoff
+	badLabel    map[string]string // the last label error logged, per app
 
 	mu     sync.Mutex
 	status map[string]Decision // the last decision per app
@@ -81,7 +84,7 @@ func New(cfg Config) (*Scaler, error) {
 		cfg.Now = time.Now
 	}
 	return &Scaler{cfg: cfg, rates: NewRateTracker(), usage: NewUsageTracker(), policies: map[string]*Policy{},
-		backoffs: map[string]*Backoff{}, badLabel: map[string]string{}, status: map[string]Decision{}}, nil
+		backoffs: map[string]*Backoff{}, unreachable: &Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax}, badLabel: map[string]string{}, status: map[string]Decision{}}, nil
 }
 
 // Run decides every interval until ctx ends.
@@ -349,12 +352,17 @@ func (s *Scaler) scale(ctx context.Context, now time.Time, d *Decision) {
 		b = &Backoff{Base: s.cfg.RetryBase, Max: s.cfg.RetryMax}
 		s.backoffs[d.App] = b
 	}
-	if !b.Ready(now) {
-		skip(fmt.Sprintf("Marathon failed before; next attempt in %s", b.until.Sub(now).Round(time.Millisecond)))
-		return
+	for _, b := range []*Backoff{s.unreachable, b} {
+		if !b.Ready(now) {
+			skip(fmt.Sprintf("Marathon failed before; next attempt in %s", b.until.Sub(now).Round(time.Millisecond)))
+			return
+		}
 	}
 	fail := func(err error) {
 		wait := b.Failed(now)
+		if errors.Is(err, ErrMarathonUnavailable) {
+			wait = s.unreachable.Failed(now)
+		}
 		d.Error = fmt.Sprintf("%v (next attempt in %s)", err, wait)
 		scalesTotal.WithLabelValues(direction, "error").Inc()
 		skip("Marathon failed")
@@ -364,6 +372,7 @@ func (s *Scaler) scale(ctx context.Context, now time.Time, d *Decision) {
 		fail(err)
 		return
 	}
+	s.unreachable.Succeeded() // it answered
 	switch {
 	case st.Deployments > 0:
 		skip("in a deployment, by Marathon's word: never scaled")

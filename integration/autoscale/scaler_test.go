@@ -3,6 +3,7 @@ package autoscale
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -234,6 +235,36 @@ func TestScalerLosingTheLockMidIntervalStopsWriting(t *testing.T) {
 	for _, app := range []string{"/a", "/b"} {
 		if d := f.decision(t, app); d.Action != ActionSkip || !strings.Contains(d.Reason, "another instance holds the autoscale lock") {
 			t.Errorf("%s: %+v, want a skip for the lost lock", app, d)
+		}
+	}
+}
+
+// A Marathon nobody can reach is one outage, not one per app: after the first app's attempt
+// fails, the others of the interval are not tried, and the next attempt waits for the
+// backoff, whatever the number of apps.
+func TestScalerUnreachableMarathonIsTriedOncePerBackoff(t *testing.T) {
+	apps := []*discovery.App{rpsApp("/a", 1, nil), rpsApp("/b", 1, nil), rpsApp("/c", 1, nil)}
+	f := newFixture(t, false, apps...)
+	f.tick(1)
+	f.m.fail = fmt.Errorf("GET http://m1:8080/v2/apps/a: timeout: %w", ErrMarathonUnavailable)
+	f.tick(1)
+	if f.m.gets != 1 {
+		t.Fatalf("%d GETs in the interval Marathon was first unreachable, want 1", f.m.gets)
+	}
+	f.tick(2) // within the 4-interval backoff
+	if f.m.gets != 1 {
+		t.Fatalf("%d GETs within the backoff, want still 1", f.m.gets)
+	}
+	for _, a := range apps {
+		if d := f.decision(t, a.ID); d.Action != ActionSkip || !strings.Contains(d.Reason, "Marathon") {
+			t.Errorf("%s: %+v, want a skip naming Marathon", a.ID, d)
+		}
+	}
+	f.m.fail = nil
+	f.tick(20)
+	for _, a := range apps {
+		if f.m.instances[a.ID] != 5 {
+			t.Errorf("after Marathon came back: %s has %d instances, want 5", a.ID, f.m.instances[a.ID])
 		}
 	}
 }
