@@ -244,13 +244,13 @@ func (s *Scaler) decideResources(ctx context.Context, now time.Time, snap *disco
 		}
 		return out
 	}
-	byExecutor, readAt := s.readAgents(ctx, snap, apps)
+	byAgent, readAt := s.readAgents(ctx, snap, apps)
 	live := map[string]bool{}
 	for _, o := range apps {
 		for _, t := range o.app.Tasks {
 			live[t.ID] = true
 		}
-		rs := s.usage.Sample(o.app, byExecutor, readAt)
+		rs := s.usage.Sample(o.app, byAgent, readAt)
 		out = append(out, o.policy.DecideResource(now, o.app.Instances, rs, len(o.app.Deployments) > 0))
 	}
 	s.usage.Forget(func(id string) bool { return live[id] })
@@ -258,18 +258,19 @@ func (s *Scaler) decideResources(ctx context.Context, now time.Time, snap *disco
 }
 
 // readAgents reads every agent that runs a task of apps; an agent that fails leaves its
-// tasks without figures.
-func (s *Scaler) readAgents(ctx context.Context, snap *discovery.Snapshot, apps []optedApp) (map[string]ExecutorUsage, time.Time) {
+// tasks without figures. The figures are kept by agent: an agent's word counts only for the
+// tasks it runs.
+func (s *Scaler) readAgents(ctx context.Context, snap *discovery.Snapshot, apps []optedApp) (AgentUsage, time.Time) {
 	need := map[string]bool{}
 	for _, o := range apps {
 		for _, t := range o.app.Tasks {
 			need[t.SlaveID] = true
 		}
 	}
-	byExecutor := map[string]ExecutorUsage{}
+	byAgent := AgentUsage{}
 	readAt := s.cfg.Now()
 	for _, agent := range snap.Mesos.Agents {
-		if !need[agent.ID] {
+		if !need[agent.ID] || byAgent[agent.ID] != nil {
 			continue
 		}
 		usage, err := s.cfg.Agents.Statistics(ctx, agent)
@@ -277,16 +278,20 @@ func (s *Scaler) readAgents(ctx context.Context, snap *discovery.Snapshot, apps 
 			s.cfg.Logger.Warn("autoscale: agent statistics unreadable; its tasks have no figures", "agent", agent.ID, "error", err)
 			continue
 		}
+		byExecutor := make(map[string]ExecutorUsage, len(usage))
 		for _, u := range usage {
 			byExecutor[u.ExecutorID] = u
-			if u.Source != "" && u.Source != u.ExecutorID {
-				if _, taken := byExecutor[u.Source]; !taken {
-					byExecutor[u.Source] = u
-				}
+		}
+		// A task's executor id may differ from the task id (a custom executor); its source
+		// then names the task. An executor's own id wins over another's source.
+		for _, u := range usage {
+			if _, taken := byExecutor[u.Source]; u.Source != "" && !taken {
+				byExecutor[u.Source] = u
 			}
 		}
+		byAgent[agent.ID] = byExecutor
 	}
-	return byExecutor, readAt
+	return byAgent, readAt
 }
 
 // act carries out a decision: a scale is written to Marathon when this instance leads, the

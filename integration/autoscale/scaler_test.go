@@ -268,3 +268,53 @@ func TestScalerUnreachableMarathonIsTriedOncePerBackoff(t *testing.T) {
 		}
 	}
 }
+
+// mapAgents answers each agent's statistics from a map; the figures grow by step per call.
+type mapAgents struct {
+	mu    sync.Mutex
+	calls int
+	by    map[string]func(call int) []ExecutorUsage
+}
+
+func (m *mapAgents) Statistics(_ context.Context, a discovery.Agent) ([]ExecutorUsage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls++
+	return m.by[a.ID](m.calls), nil
+}
+
+// An agent's statistics count only for the tasks that agent runs: an agent reporting an
+// executor id of a task on another agent (a clash of executor ids, a hostile agent) does not
+// replace the figures of the agent that runs it, whatever order the agents are read in.
+func TestScalerStatisticsOnlyFromTheTasksAgent(t *testing.T) {
+	app := &discovery.App{ID: "/work", Instances: 2, Labels: map[string]string{LabelMode: "cpu"}, Tasks: []*discovery.Task{
+		{ID: "work.1", SlaveID: "a1", State: "TASK_RUNNING"}, {ID: "work.2", SlaveID: "a2", State: "TASK_RUNNING"},
+	}}
+	honest := func(id string, call int) ExecutorUsage {
+		// 50% of a CPU: 1 CPU-second per 2 seconds of the agent's clock.
+		return ExecutorUsage{ExecutorID: id, CPUSecs: float64(call), MemRSSBytes: 1, MemLimitBytes: 2, Timestamp: float64(2 * call)}
+	}
+	agents := &mapAgents{by: map[string]func(int) []ExecutorUsage{
+		"a1": func(call int) []ExecutorUsage { return []ExecutorUsage{honest("work.1", call)} },
+		"a2": func(call int) []ExecutorUsage {
+			spoof := ExecutorUsage{ExecutorID: "work.1", CPUSecs: 1e6 * float64(call), MemRSSBytes: 2, MemLimitBytes: 2, Timestamp: float64(2 * call)}
+			return []ExecutorUsage{honest("work.2", call), spoof}
+		},
+	}}
+	var now = t0
+	snap := &discovery.Snapshot{Apps: discovery.AppSet{}.With(app), Mesos: &discovery.MesosState{Agents: []discovery.Agent{{ID: "a1"}, {ID: "a2"}}}}
+	m := &memMarathon{instances: map[string]int{"/work": 2}, deployments: map[string]int{}}
+	s, err := New(Config{Interval: testInterval, Defaults: DefaultSettings(), Snapshot: func() *discovery.Snapshot { return snap },
+		Agents: agents, Marathon: m, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		now = now.Add(testInterval)
+		s.Tick(context.Background())
+	}
+	d := s.Status().Apps[0]
+	if d.Inputs.CPU == nil || d.Inputs.Mem == nil || *d.Inputs.CPU > 51 || *d.Inputs.Mem != 50 {
+		t.Fatalf("decision %+v (cpu %v, mem %v): want the honest 50%% CPU and memory of both tasks", d, fmtPercent(d.Inputs.CPU), fmtPercent(d.Inputs.Mem))
+	}
+}
