@@ -37,6 +37,18 @@ type HTTPAgents struct {
 	// HTTPS reads the agents over https; User and Password are basic auth when set.
 	HTTPS          bool
 	User, Password string
+	// Timeout bounds each read, whatever Client's own; default 10s.
+	Timeout time.Duration
+}
+
+// peerTimeout is the default bound of one read of an agent, an edge or Marathon.
+const peerTimeout = 10 * time.Second
+
+func timeoutOr(d time.Duration) time.Duration {
+	if d <= 0 {
+		return peerTimeout
+	}
+	return d
 }
 
 // statisticsBodyLimit bounds one agent's answer.
@@ -66,6 +78,8 @@ func (h HTTPAgents) Statistics(ctx context.Context, agent discovery.Agent) ([]Ex
 		scheme = "https"
 	}
 	u := scheme + "://" + addr + "/monitor/statistics"
+	ctx, cancel := context.WithTimeout(ctx, timeoutOr(h.Timeout))
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err

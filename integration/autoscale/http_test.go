@@ -149,3 +149,39 @@ func TestHTTPAgents(t *testing.T) {
 		t.Fatal("an agent without an address was read")
 	}
 }
+
+// Every read of a peer is time-bounded by the reader itself, whatever the http.Client it is
+// given (cmd's clients trusting a CA bundle have no timeout): an agent or an edge that
+// accepts and never answers fails its reading instead of holding the interval for ever.
+func TestPeersThatNeverAnswerTimeOut(t *testing.T) {
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(hang.Close)
+	t.Cleanup(func() { close(release) })
+	addr := strings.TrimPrefix(hang.URL, "http://")
+	done := make(chan error, 2)
+	go func() {
+		_, err := HTTPAgents{Client: &http.Client{}, Timeout: 100 * time.Millisecond}.Statistics(context.Background(),
+			discovery.Agent{ID: "S1", PID: "slave(1)@" + addr})
+		done <- err
+	}()
+	go func() {
+		rs := EdgeCounters{URLs: []string{hang.URL}, Client: &http.Client{}, Timeout: 100 * time.Millisecond}.RequestTotals(context.Background(), []string{"/web"})
+		done <- rs[0].Err
+	}()
+	for range 2 {
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Error("a peer that never answers gave a reading")
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a read of a peer that never answers did not end")
+		}
+	}
+}

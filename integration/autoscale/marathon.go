@@ -82,10 +82,7 @@ func (m MarathonClient) do(ctx context.Context, method, id string, body []byte) 
 	if len(m.URLs) == 0 {
 		return nil, errors.New("no Marathon URL")
 	}
-	timeout := m.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
+	timeout := timeoutOr(m.Timeout)
 	client := m.Client
 	if client == nil {
 		client = http.DefaultClient

@@ -80,6 +80,8 @@ func (l LocalCounters) RequestTotals(ctx context.Context, appIDs []string) []Edg
 type EdgeCounters struct {
 	URLs   []string
 	Client *http.Client
+	// Timeout bounds each read, whatever Client's own; default 10s.
+	Timeout time.Duration
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 }
@@ -112,6 +114,8 @@ func (e EdgeCounters) RequestTotals(ctx context.Context, appIDs []string) []Edge
 // know (404) has no routes there.
 func (e EdgeCounters) readApp(ctx context.Context, edge, id string, now func() time.Time, totals map[RouteKey]Count) error {
 	u := strings.TrimRight(edge, "/") + "/v1/apps/" + url.PathEscape(strings.TrimPrefix(id, "/"))
+	ctx, cancel := context.WithTimeout(ctx, timeoutOr(e.Timeout))
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
