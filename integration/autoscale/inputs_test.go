@@ -1,6 +1,7 @@
 package autoscale
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -168,6 +169,23 @@ func TestSettingsOfLabels(t *testing.T) {
 				t.Fatalf("ok %v err %v, want an error naming /shop/web and %s", ok, err, c.want)
 			}
 		})
+	}
+}
+
+// Label names are the app team's text too: a long one, or thousands of unknown ones, make an
+// error (logged, and shown on the status page every interval) of bounded length that still
+// names the app and says how many were wrong.
+func TestSettingsOfErrorIsBounded(t *testing.T) {
+	labels := map[string]string{LabelMode: "rps"}
+	for i := range 5000 {
+		labels[fmt.Sprintf("%s%s_%d", LabelPrefix, strings.Repeat("X", 1000), i)] = "1"
+	}
+	_, ok, err := SettingsOf("/shop/web", labels, DefaultSettings())
+	if !ok || err == nil {
+		t.Fatalf("ok %v err %v, want an error", ok, err)
+	}
+	if msg := err.Error(); len(msg) > 2000 || !strings.Contains(msg, "/shop/web") || !strings.Contains(msg, "5000") {
+		t.Fatalf("error of %d bytes (%.300s…), want at most 2000 naming /shop/web and the 5000 bad labels", len(msg), msg)
 	}
 }
 
