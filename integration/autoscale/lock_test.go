@@ -124,6 +124,8 @@ func TestZKLockHolderStopsWhenItsNodeIsDeleted(t *testing.T) {
 	if b.Leading() {
 		holder, other = b, a
 	}
+	write, cancel := holder.Term(context.Background())
+	defer cancel()
 	conn, _, err := zk.Connect(server.Servers(), 4*time.Second, zk.WithLogger(nopZKLogger{}))
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +142,19 @@ func TestZKLockHolderStopsWhenItsNodeIsDeleted(t *testing.T) {
 	}
 	waitUntil(t, "the other instance takes the lock", other.Leading)
 	waitUntil(t, "the instance whose node was deleted stops leading", func() bool { return !holder.Leading() })
+	select {
+	case <-write.Done():
+	case <-time.After(lockWait):
+		t.Fatal("a write under the lost hold was not ended")
+	}
+	if holder.Leading() {
+		return // it took the lock again after the other: no write context to check
+	}
+	after, cancelAfter := holder.Term(context.Background())
+	defer cancelAfter()
+	if after.Err() == nil {
+		t.Fatal("a write began while not leading has a live context")
+	}
 }
 
 // Lock URLs: honest and hostile.

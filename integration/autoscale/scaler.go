@@ -345,6 +345,11 @@ func (s *Scaler) scale(ctx context.Context, now time.Time, d *Decision) {
 	if lost() {
 		return
 	}
+	if t, ok := s.cfg.Leader.(Term); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = t.Term(ctx)
+		defer cancel()
+	}
 	p := s.policies[d.App]
 	if s.cfg.DryRun {
 		d.DryRun = true
@@ -390,6 +395,11 @@ func (s *Scaler) scale(ctx context.Context, now time.Time, d *Decision) {
 		return
 	}
 	if err := s.cfg.Marathon.Scale(ctx, d.App, d.To); err != nil {
+		if !s.cfg.Leader.Leading() {
+			d.Error = err.Error()
+			skip("the autoscale lock was lost during the write, which was abandoned")
+			return
+		}
 		if errors.Is(err, ErrDeploymentLocked) {
 			b.Failed(now)
 			skip("in a deployment, by Marathon's 409: never scaled")

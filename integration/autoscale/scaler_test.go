@@ -318,3 +318,81 @@ func TestScalerStatisticsOnlyFromTheTasksAgent(t *testing.T) {
 		t.Fatalf("decision %+v (cpu %v, mem %v): want the honest 50%% CPU and memory of both tasks", d, fmtPercent(d.Inputs.CPU), fmtPercent(d.Inputs.Mem))
 	}
 }
+
+// termFlag is a Leadership whose writes run under a context that ends when it stops leading.
+type termFlag struct {
+	mu   sync.Mutex
+	on   bool
+	term chan struct{}
+}
+
+func (f *termFlag) Leading() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.on
+}
+
+func (f *termFlag) lose() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.on = false
+	close(f.term)
+}
+
+func (f *termFlag) Term(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	f.mu.Lock()
+	term := f.term
+	f.mu.Unlock()
+	go func() {
+		select {
+		case <-term:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// blockingMarathon answers GETs at once and holds every PUT until its context ends, telling
+// when one is in flight.
+type blockingMarathon struct {
+	memMarathon
+	inFlight chan struct{}
+}
+
+func (m *blockingMarathon) Scale(ctx context.Context, id string, n int) error {
+	m.inFlight <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A write in flight when the lock is lost is abandoned: a Marathon failing over can hold a
+// PUT (and the client then tries the next URL) past the time another instance takes the
+// lock, and the old holder's write must not land beside the new one's.
+func TestScalerWriteInFlightEndsWithTheLock(t *testing.T) {
+	f := newFixture(t, false, rpsApp("/web", 1, nil))
+	m := &blockingMarathon{memMarathon: memMarathon{instances: map[string]int{"/web": 1}, deployments: map[string]int{}}, inFlight: make(chan struct{})}
+	lead := &termFlag{on: true, term: make(chan struct{})}
+	f.s.cfg.Marathon, f.s.cfg.Leader = m, lead
+	f.tick(1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.tick(1)
+	}()
+	select {
+	case <-m.inFlight:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no PUT was sent")
+	}
+	lead.lose()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the PUT in flight went on after the lock was lost")
+	}
+	if d := f.decision(t, "/web"); d.Action != ActionSkip || d.Error == "" {
+		t.Fatalf("decision %+v, want a skip with the abandoned write's error", d)
+	}
+}
