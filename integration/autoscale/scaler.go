@@ -397,7 +397,7 @@ func (s *Scaler) scale(ctx context.Context, now time.Time, d *Decision) {
 	if err := s.cfg.Marathon.Scale(ctx, d.App, d.To); err != nil {
 		if !s.cfg.Leader.Leading() {
 			d.Error = err.Error()
-			skip("the autoscale lock was lost during the write, which was abandoned")
+			skip("the autoscale lock was lost during the write, which was abandoned (Marathon may have had it already)")
 			return
 		}
 		if errors.Is(err, ErrDeploymentLocked) {
