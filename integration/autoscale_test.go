@@ -422,7 +422,9 @@ func TestAutoscaleTwoInstancesOneLock(t *testing.T) {
 	other.WaitLog(t, scaleTimeout, "holding the autoscale lock")
 	l.Stop()
 	waitInstances(t, fm, "/web", 1)
-	other.WaitLog(t, scaleTimeout, "autoscale decision", "app=/web", "action=scale", "from=3", "to=1")
+	// The scale down is the other's, in one step or two: the averaged rate decays with the
+	// load's last interval, and on a loaded machine an interval can see a target of 2 first.
+	other.WaitLog(t, scaleTimeout, "autoscale decision", "app=/web", "action=scale", "to=1")
 }
 
 // autoscaleLeaderMetric is lodestar_autoscale_leader as l's /metrics serves it.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -105,6 +106,13 @@ func (f *autoscaleFlags) build(log *slog.Logger, src *sourceFlags, snapshot func
 	}
 	if err := cfg.Defaults.Check(); err != nil {
 		return nil, fmt.Errorf("autoscale flags (%s…): %w", flag(""), err)
+	}
+	for _, edge := range f.lodestar.vals {
+		// The app's path is appended to it: a query or fragment would swallow it.
+		u, err := url.Parse(edge)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("%s %q: want http://host:port of a lodestar API", flag("lodestar"), edge)
+		}
 	}
 	if len(f.lodestar.vals) > 0 {
 		cfg.Counters = autoscale.EdgeCounters{URLs: f.lodestar.vals, Client: &http.Client{Timeout: 10 * time.Second}}

@@ -19,6 +19,8 @@ func TestAutoscaleFlagsRefuseUnsafeStarts(t *testing.T) {
 		{"lock and alone", []string{"autoscale", "--marathon", "http://127.0.0.1:1", "--alone", "--zk", "zk://127.0.0.1:1/x"}, "not both"},
 		{"bad lock URL", []string{"autoscale", "--marathon", "http://127.0.0.1:1", "--zk", "zk://u:secret@127.0.0.1:1"}, "no znode path"},
 		{"bad defaults", []string{"autoscale", "--marathon", "http://127.0.0.1:1", "--alone", "--max-instances", "5000"}, "LODESTAR_AUTOSCALE_MAX_INSTANCES 5000"},
+		{"edge URL not http", []string{"autoscale", "--marathon", "http://127.0.0.1:1", "--alone", "--lodestar", "lb1:8090"}, `--lodestar "lb1:8090": want http://host:port`},
+		{"edge URL with a query", []string{"autoscale", "--marathon", "http://127.0.0.1:1", "--alone", "--lodestar", "http://lb1:8090/?x=1"}, `--lodestar "http://lb1:8090/?x=1": want http://host:port`},
 		{"interval zero", []string{"autoscale", "--marathon", "http://127.0.0.1:1", "--alone", "--interval", "0s"}, "--interval 0s"},
 	}
 	for _, c := range cases {

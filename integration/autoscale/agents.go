@@ -37,6 +37,18 @@ type HTTPAgents struct {
 	// HTTPS reads the agents over https; User and Password are basic auth when set.
 	HTTPS          bool
 	User, Password string
+	// Timeout bounds each read, whatever Client's own; default 10s.
+	Timeout time.Duration
+}
+
+// peerTimeout is the default bound of one read of an agent, an edge or Marathon.
+const peerTimeout = 10 * time.Second
+
+func timeoutOr(d time.Duration) time.Duration {
+	if d <= 0 {
+		return peerTimeout
+	}
+	return d
 }
 
 // statisticsBodyLimit bounds one agent's answer.
@@ -66,6 +78,8 @@ func (h HTTPAgents) Statistics(ctx context.Context, agent discovery.Agent) ([]Ex
 		scheme = "https"
 	}
 	u := scheme + "://" + addr + "/monitor/statistics"
+	ctx, cancel := context.WithTimeout(ctx, timeoutOr(h.Timeout))
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -127,6 +141,10 @@ func ParseStatistics(body []byte) ([]ExecutorUsage, error) {
 // sane reports whether a figure is one a real agent could give.
 func sane(v float64) bool { return v >= 0 && v < 1e18 && !math.IsInf(v, 0) }
 
+// AgentUsage is the agents' figures: by agent id, then by executor id (and by source, for
+// an executor whose id is not its task's).
+type AgentUsage map[string]map[string]ExecutorUsage
+
 // cpuPoint is a task's CPU time at a time.
 type cpuPoint struct {
 	secs, at float64
@@ -143,10 +161,10 @@ func NewUsageTracker() *UsageTracker { return &UsageTracker{last: map[string]cpu
 // Sample returns the app's use: CPU in percent of one CPU since the task's last reading,
 // memory in percent of its limit, averaged over the tasks that have figures. WithStats
 // counts the tasks with both figures: a task the agents did not report, or reported for the
-// first time (no CPU rate yet), is missing. byExecutor holds every executor the agents
-// reported (by id and source); readAt is when the readings were taken, for agents that give
-// no timestamp.
-func (t *UsageTracker) Sample(app *discovery.App, byExecutor map[string]ExecutorUsage, readAt time.Time) ResourceSample {
+// first time (no CPU rate yet), is missing. byAgent holds every executor the agents
+// reported, by agent; readAt is when the readings were taken, for agents that give no
+// timestamp.
+func (t *UsageTracker) Sample(app *discovery.App, byAgent AgentUsage, readAt time.Time) ResourceSample {
 	rs := ResourceSample{}
 	var cpuSum, memSum float64
 	var cpuN, memN int
@@ -155,7 +173,7 @@ func (t *UsageTracker) Sample(app *discovery.App, byExecutor map[string]Executor
 			continue
 		}
 		rs.Tasks++
-		u, ok := byExecutor[task.ID]
+		u, ok := byAgent[task.SlaveID][task.ID]
 		if !ok {
 			delete(t.last, task.ID)
 			continue

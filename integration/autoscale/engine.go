@@ -108,9 +108,19 @@ func (p *Policy) Scaled(now time.Time) {
 	p.pastThreshold, p.up, p.down = 0, 0, 0
 }
 
-// clamp bounds n to the settings' instance range.
-func (p *Policy) clamp(n int) int {
-	return max(p.settings.MinInstances, min(p.settings.MaxInstances, n))
+// clamp bounds x, a count of instances already rounded, to the settings' instance range. It
+// bounds the float before converting: a float beyond int's range converts to the most
+// negative int on amd64, and a huge rate would have scaled to the fewest instances. NaN,
+// which no figure should give, is the fewest too: it never scales out.
+func (p *Policy) clamp(x float64) int {
+	lo, hi := p.settings.MinInstances, p.settings.MaxInstances
+	switch {
+	case x >= float64(hi):
+		return hi
+	case x <= float64(lo) || math.IsNaN(x):
+		return lo
+	}
+	return int(x)
 }
 
 func (p *Policy) decision(now time.Time, instances int, a Action, to int, reason string, in Inputs) Decision {
@@ -137,7 +147,7 @@ func (p *Policy) DecideRate(now time.Time, instances int, rates map[int]PortRate
 	p.addRates(rates)
 	in, complete := p.rateInputs()
 	s := p.settings
-	target := p.clamp(int(math.Ceil(in.RPS / s.TargetRPS)))
+	target := p.clamp(math.Ceil(in.RPS / s.TargetRPS))
 	switch {
 	case deploying:
 		p.pastThreshold = 0
@@ -267,13 +277,13 @@ func (p *Policy) DecideResource(now time.Time, instances int, rs ResourceSample,
 		if p.up < s.ScaleUpFactor {
 			return p.decision(now, instances, ActionHold, instances, fmt.Sprintf("above range for %d of %d intervals", p.up, s.ScaleUpFactor), in)
 		}
-		target = p.clamp(int(math.Ceil(float64(instances) * s.Multiplier)))
+		target = p.clamp(math.Ceil(float64(instances) * s.Multiplier))
 	case -1:
 		p.up, p.down = 0, p.down+1
 		if p.down < s.CoolDownFactor {
 			return p.decision(now, instances, ActionHold, instances, fmt.Sprintf("below range for %d of %d intervals", p.down, s.CoolDownFactor), in)
 		}
-		target = p.clamp(int(math.Floor(float64(instances) / s.Multiplier)))
+		target = p.clamp(math.Floor(float64(instances) / s.Multiplier))
 	default:
 		p.up, p.down = 0, 0
 		reason := "within range"

@@ -280,3 +280,16 @@ func TestBackoff(t *testing.T) {
 		t.Fatal("a success does not restart the backoff")
 	}
 }
+
+// A rate too big for an int (a counter jump over a tiny time span, a hostile edge) scales
+// to the most instances, never to the fewest: converting such a float to int gives the most
+// negative int on amd64, which the instance bounds then raised to MinInstances.
+func TestRateTooBigForAnIntScalesToMax(t *testing.T) {
+	p := NewPolicy("/web", rateSettings(), testInterval)
+	tick := 0
+	ds := feed(p, &tick, 5, 1e30, 1e30, 1e30, 1e30)
+	last := ds[len(ds)-1]
+	if last.Action != ActionScale || last.To != 10 {
+		t.Fatalf("decision %+v, want a scale 5 -> 10 (the most instances)", last)
+	}
+}

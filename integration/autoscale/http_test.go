@@ -104,6 +104,13 @@ func TestMarathonClient(t *testing.T) {
 	if _, err := m.App(context.Background(), "/missing"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("App of a missing app: %v", err)
 	}
+	// Hostile app ids never reach Marathon as another app's path, a query or a fragment.
+	for _, id := range []string{"/shop/web?force=true", "/shop/../locked", "/shop/web#x", "/shop//web", "/Shop/Web", "/shop/web%2F..", ""} {
+		before := puts.Load()
+		if err := m.Scale(context.Background(), id, 7); err == nil || puts.Load() != before {
+			t.Errorf("Scale(%q) = %v with %d PUTs, want an error and none", id, err, puts.Load()-before)
+		}
+	}
 	release := make(chan struct{})
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -114,8 +121,11 @@ func TestMarathonClient(t *testing.T) {
 	t.Cleanup(hang.Close)
 	t.Cleanup(func() { close(release) }) // runs first: the handler returns, Close does not wait
 	slow := MarathonClient{URLs: []string{hang.URL}, Timeout: 100 * time.Millisecond}
-	if err := slow.Scale(context.Background(), "/x", 1); err == nil {
-		t.Fatal("a Marathon that never answers did not time out")
+	if err := slow.Scale(context.Background(), "/x", 1); !errors.Is(err, ErrMarathonUnavailable) {
+		t.Fatalf("a Marathon that never answers: %v, want ErrMarathonUnavailable", err)
+	}
+	if err := m.Scale(context.Background(), "/locked", 5); errors.Is(err, ErrMarathonUnavailable) {
+		t.Fatalf("a 409 is a refusal of one app, not an outage: %v", err)
 	}
 }
 
@@ -137,5 +147,41 @@ func TestHTTPAgents(t *testing.T) {
 	}
 	if _, err := (HTTPAgents{}).Statistics(context.Background(), discovery.Agent{ID: "S2", PID: "garbage", Hostname: "evil/host?x"}); err == nil {
 		t.Fatal("an agent without an address was read")
+	}
+}
+
+// Every read of a peer is time-bounded by the reader itself, whatever the http.Client it is
+// given (cmd's clients trusting a CA bundle have no timeout): an agent or an edge that
+// accepts and never answers fails its reading instead of holding the interval for ever.
+func TestPeersThatNeverAnswerTimeOut(t *testing.T) {
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(hang.Close)
+	t.Cleanup(func() { close(release) })
+	addr := strings.TrimPrefix(hang.URL, "http://")
+	done := make(chan error, 2)
+	go func() {
+		_, err := HTTPAgents{Client: &http.Client{}, Timeout: 100 * time.Millisecond}.Statistics(context.Background(),
+			discovery.Agent{ID: "S1", PID: "slave(1)@" + addr})
+		done <- err
+	}()
+	go func() {
+		rs := EdgeCounters{URLs: []string{hang.URL}, Client: &http.Client{}, Timeout: 100 * time.Millisecond}.RequestTotals(context.Background(), []string{"/web"})
+		done <- rs[0].Err
+	}()
+	for range 2 {
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Error("a peer that never answers gave a reading")
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a read of a peer that never answers did not end")
+		}
 	}
 }

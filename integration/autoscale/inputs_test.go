@@ -1,6 +1,7 @@
 package autoscale
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -91,29 +92,34 @@ func TestParseStatistics(t *testing.T) {
 	}
 }
 
+// onAgent is the figures of one agent, "a1", which runs every task of the tests.
+func onAgent(byExecutor map[string]ExecutorUsage) AgentUsage {
+	return AgentUsage{"a1": byExecutor}
+}
+
 // Usage: CPU from the delta of CPU time over the delta of the agent's timestamps, memory
 // from RSS over the limit, averaged over tasks; a task without statistics counts in Tasks
 // but not in WithStats; a restarted container gives no CPU figure that interval.
 func TestUsageTracker(t *testing.T) {
 	app := &discovery.App{ID: "/work", Tasks: []*discovery.Task{
-		{ID: "work.1", State: "TASK_RUNNING"}, {ID: "work.2", State: "TASK_RUNNING"}, {ID: "work.3", State: "TASK_STAGING"},
+		{ID: "work.1", SlaveID: "a1", State: "TASK_RUNNING"}, {ID: "work.2", SlaveID: "a1", State: "TASK_RUNNING"}, {ID: "work.3", SlaveID: "a1", State: "TASK_STAGING"},
 	}}
 	tr := NewUsageTracker()
-	rs := tr.Sample(app, map[string]ExecutorUsage{
+	rs := tr.Sample(app, onAgent(map[string]ExecutorUsage{
 		"work.1": {CPUSecs: 10, MemRSSBytes: 50, MemLimitBytes: 100, Timestamp: 100},
 		"work.2": {CPUSecs: 20, MemRSSBytes: 25, MemLimitBytes: 100, Timestamp: 100},
-	}, t0)
+	}), t0)
 	if rs.HasCPU || !rs.HasMem || rs.Mem != 37.5 || rs.Tasks != 2 || rs.WithStats != 0 {
 		t.Fatalf("first sample %+v: want memory only (CPU needs two readings), no task complete", rs)
 	}
-	rs = tr.Sample(app, map[string]ExecutorUsage{
+	rs = tr.Sample(app, onAgent(map[string]ExecutorUsage{
 		"work.1": {CPUSecs: 11.8, MemRSSBytes: 50, MemLimitBytes: 100, Timestamp: 102}, // 90% of a CPU
 		"work.2": {CPUSecs: 1, MemRSSBytes: 25, MemLimitBytes: 100, Timestamp: 102},    // restarted
-	}, t0)
+	}), t0)
 	if !rs.HasCPU || math.Abs(rs.CPU-90) > 1e-9 || rs.WithStats != 1 {
 		t.Fatalf("second sample %+v: want 90%% from work.1 alone, the restarted work.2 incomplete", rs)
 	}
-	rs = tr.Sample(app, map[string]ExecutorUsage{"work.1": {CPUSecs: 12.8, MemRSSBytes: 50, MemLimitBytes: 100, Timestamp: 104}}, t0)
+	rs = tr.Sample(app, onAgent(map[string]ExecutorUsage{"work.1": {CPUSecs: 12.8, MemRSSBytes: 50, MemLimitBytes: 100, Timestamp: 104}}), t0)
 	if rs.WithStats != 1 || rs.Tasks != 2 || math.Abs(rs.CPU-50) > 1e-9 {
 		t.Fatalf("third sample %+v: want work.2 unreported, CPU 50%%", rs)
 	}
@@ -163,6 +169,23 @@ func TestSettingsOfLabels(t *testing.T) {
 				t.Fatalf("ok %v err %v, want an error naming /shop/web and %s", ok, err, c.want)
 			}
 		})
+	}
+}
+
+// Label names are the app team's text too: a long one, or thousands of unknown ones, make an
+// error (logged, and shown on the status page every interval) of bounded length that still
+// names the app and says how many were wrong.
+func TestSettingsOfErrorIsBounded(t *testing.T) {
+	labels := map[string]string{LabelMode: "rps"}
+	for i := range 5000 {
+		labels[fmt.Sprintf("%s%s_%d", LabelPrefix, strings.Repeat("X", 1000), i)] = "1"
+	}
+	_, ok, err := SettingsOf("/shop/web", labels, DefaultSettings())
+	if !ok || err == nil {
+		t.Fatalf("ok %v err %v, want an error", ok, err)
+	}
+	if msg := err.Error(); len(msg) > 2000 || !strings.Contains(msg, "/shop/web") || !strings.Contains(msg, "5000") {
+		t.Fatalf("error of %d bytes (%.300s…), want at most 2000 naming /shop/web and the 5000 bad labels", len(msg), msg)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,14 @@ import (
 // lock scales, the others sample and decide but do not write.
 type Leadership interface {
 	Leading() bool
+}
+
+// Term is implemented by a Leadership whose hold can end while a write is in flight: the
+// Scaler writes under the context Term returns, which ends when the hold does, so that a
+// write held up (a Marathon failing over, its next URL tried) is abandoned rather than sent
+// after another instance took the lock.
+type Term interface {
+	Term(ctx context.Context) (context.Context, context.CancelFunc)
 }
 
 // Alone is the Leadership of an instance told it is the only autoscaler (no lock).
@@ -40,6 +49,9 @@ type ZKLock struct {
 	log     *slog.Logger
 
 	leading atomic.Bool
+
+	mu   sync.Mutex
+	held chan struct{} // closed when the current hold ends; nil or closed while not leading
 }
 
 // LockConfig configures a ZKLock.
@@ -108,12 +120,45 @@ func parseZKURL(raw string) (servers []string, path, auth string, err error) {
 // Leading reports whether this instance holds the lock now.
 func (l *ZKLock) Leading() bool { return l.leading.Load() }
 
+// setLeading starts or ends a hold; ending one ends the contexts of its writes.
+func (l *ZKLock) setLeading(on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case on && !l.leading.Load():
+		l.held = make(chan struct{})
+	case !on && l.leading.Load():
+		close(l.held)
+	}
+	l.leading.Store(on)
+}
+
+// Term is Term: a context that ends with the current hold (at once when there is none).
+func (l *ZKLock) Term(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	l.mu.Lock()
+	held, on := l.held, l.leading.Load()
+	l.mu.Unlock()
+	if !on {
+		cancel()
+		return ctx, cancel
+	}
+	go func() {
+		select {
+		case <-held:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 // Run takes the lock and keeps it until ctx ends, starting over after a lost session.
 func (l *ZKLock) Run(ctx context.Context) error {
 	retry := Backoff{Base: 500 * time.Millisecond, Max: 10 * time.Second}
 	for ctx.Err() == nil {
 		err := l.hold(ctx)
-		l.leading.Store(false)
+		l.setLeading(false)
 		if ctx.Err() != nil {
 			break
 		}
@@ -134,7 +179,7 @@ func (l *ZKLock) hold(ctx context.Context) error {
 	onEvent := func(ev zk.Event) {
 		if ev.Type == zk.EventSession && (ev.State == zk.StateDisconnected || ev.State == zk.StateExpired) {
 			// Stop scaling at once: the session may end, and another instance take over.
-			l.leading.Store(false)
+			l.setLeading(false)
 			if lostOnce.CompareAndSwap(false, true) {
 				close(lost)
 			}
@@ -165,18 +210,62 @@ func (l *ZKLock) hold(ctx context.Context) error {
 			return fmt.Errorf("taking the lock %s: %w", l.path, err)
 		}
 	}
-	l.leading.Store(true)
+	// The lock recipe watches only the node before one's own: a holder whose node an operator
+	// deletes would never hear of it while the next instance takes the lock. So the holder
+	// watches its own node, and any event on it (deleted, changed, or the watch lost) ends
+	// this session's hold.
+	node, err := ownNode(conn, l.path)
+	if err != nil {
+		return err
+	}
+	exists, _, nodeEvents, err := conn.ExistsW(node)
+	if err != nil {
+		return fmt.Errorf("watching the lock node %s: %w", node, err)
+	}
+	if !exists {
+		return fmt.Errorf("the lock node %s was deleted as it was taken", node)
+	}
+	l.setLeading(true)
 	if lostOnce.Load() { // a disconnection between taking the lock and here
-		l.leading.Store(false)
+		l.setLeading(false)
 		return errors.New("ZooKeeper session lost while taking the lock")
 	}
-	l.log.Info("holding the autoscale lock: this instance scales", "lock", l.path)
+	l.log.Info("holding the autoscale lock: this instance scales", "lock", l.path, "node", node)
 	select {
 	case <-ctx.Done():
 		return nil
 	case <-lost:
 		return errors.New("ZooKeeper session disconnected while holding the lock")
+	case ev := <-nodeEvents:
+		l.setLeading(false)
+		return fmt.Errorf("the lock node %s: %s (deleted by hand?)", node, ev.Type)
 	}
+}
+
+// ownNode is the lock node of conn's session under path: the lowest it owns.
+func ownNode(conn *zk.Conn, path string) (string, error) {
+	children, _, err := conn.Children(path)
+	if err != nil {
+		return "", fmt.Errorf("listing the lock nodes under %s: %w", path, err)
+	}
+	best, bestSeq := "", ""
+	for _, c := range children {
+		ok, stat, err := conn.Exists(path + "/" + c)
+		if err != nil {
+			return "", fmt.Errorf("reading the lock node %s/%s: %w", path, c, err)
+		}
+		if !ok || stat.EphemeralOwner != conn.SessionID() {
+			continue
+		}
+		// Sequential nodes end in a 10-digit sequence number.
+		if seq := c[max(0, len(c)-10):]; best == "" || seq < bestSeq {
+			best, bestSeq = path+"/"+c, seq
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("no lock node of this session under %s (deleted by hand?)", path)
+	}
+	return best, nil
 }
 
 type nopZKLogger struct{}

@@ -2,9 +2,12 @@ package autoscale
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 
 	"github.com/lodestar-lb/lodestar/internal/zktest"
 )
@@ -105,6 +108,52 @@ func TestZKLockLostWithZooKeeper(t *testing.T) {
 	waitUntil(t, "an instance leads again", func() bool { return a.Leading() || b.Leading() })
 	if a.Leading() && b.Leading() {
 		t.Fatal("both instances lead")
+	}
+}
+
+// An operator who deletes the holder's lock node (rmr of the lock path, a clean-up script)
+// lets the next instance take the lock: the holder must see its node go and stop leading,
+// not keep scaling beside the new holder for as long as its session lives.
+func TestZKLockHolderStopsWhenItsNodeIsDeleted(t *testing.T) {
+	server := zktest.Shared(t)
+	path := "/lodestar/autoscale/" + t.Name()
+	a, _, _ := startLock(t, server.URL(path))
+	b, _, _ := startLock(t, server.URL(path))
+	waitUntil(t, "one instance holds the lock", func() bool { return a.Leading() || b.Leading() })
+	holder, other := a, b
+	if b.Leading() {
+		holder, other = b, a
+	}
+	write, cancel := holder.Term(context.Background())
+	defer cancel()
+	conn, _, err := zk.Connect(server.Servers(), 4*time.Second, zk.WithLogger(nopZKLogger{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	children, _, err := conn.Children(path)
+	if err != nil || len(children) != 2 {
+		t.Fatalf("lock nodes %v, %v; want two", children, err)
+	}
+	// The lowest sequence number holds the lock; names end in it, zero-padded.
+	slices.SortFunc(children, func(x, y string) int { return strings.Compare(x[len(x)-10:], y[len(y)-10:]) })
+	if err := conn.Delete(path+"/"+children[0], -1); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the other instance takes the lock", other.Leading)
+	waitUntil(t, "the instance whose node was deleted stops leading", func() bool { return !holder.Leading() })
+	select {
+	case <-write.Done():
+	case <-time.After(lockWait):
+		t.Fatal("a write under the lost hold was not ended")
+	}
+	if holder.Leading() {
+		return // it took the lock again after the other: no write context to check
+	}
+	after, cancelAfter := holder.Term(context.Background())
+	defer cancelAfter()
+	if after.Err() == nil {
+		t.Fatal("a write began while not leading has a live context")
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -29,6 +30,10 @@ type AppState struct {
 // ErrDeploymentLocked is returned by Scale when Marathon refuses because a deployment holds
 // the app (409): the app is in a deployment, and is left alone.
 var ErrDeploymentLocked = errors.New("Marathon says a deployment holds the app")
+
+// ErrMarathonUnavailable is returned when no Marathon URL answered (a network error, a
+// timeout or a 5xx from each): an outage of Marathon, not a refusal about one app.
+var ErrMarathonUnavailable = errors.New("no Marathon answered")
 
 // MarathonClient is Marathon over its REST API: each URL is tried in turn until one answers.
 type MarathonClient struct {
@@ -77,17 +82,17 @@ func (m MarathonClient) do(ctx context.Context, method, id string, body []byte) 
 	if len(m.URLs) == 0 {
 		return nil, errors.New("no Marathon URL")
 	}
-	timeout := m.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
+	timeout := timeoutOr(m.Timeout)
 	client := m.Client
 	if client == nil {
 		client = http.DefaultClient
 	}
+	if err := checkAppID(id); err != nil {
+		return nil, err
+	}
 	var errs []error
 	for _, base := range m.URLs {
-		out, final, err := m.once(ctx, client, timeout, method, strings.TrimRight(base, "/")+"/v2/apps/"+strings.TrimLeft(id, "/"), body)
+		out, final, err := m.once(ctx, client, timeout, method, strings.TrimRight(base, "/")+"/v2/apps"+id, body)
 		if err == nil || final {
 			return out, err
 		}
@@ -96,7 +101,26 @@ func (m MarathonClient) do(ctx context.Context, method, id string, body []byte) 
 			break
 		}
 	}
-	return nil, errors.Join(errs...)
+	return nil, fmt.Errorf("%w: %w", ErrMarathonUnavailable, errors.Join(errs...))
+}
+
+// appIDSegment is one segment of a Marathon app id as Marathon itself allows it.
+var appIDSegment = regexp.MustCompile(`^(([a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])$`)
+
+// checkAppID refuses an app id Marathon would not have given: it goes into the URL path of
+// a write, where a "?force=true", a ".." or a "#" would scale another app or force a
+// deployment aside.
+func checkAppID(id string) error {
+	rest, ok := strings.CutPrefix(id, "/")
+	if !ok || rest == "" {
+		return fmt.Errorf("app id %q: want /group/app", id)
+	}
+	for seg := range strings.SplitSeq(rest, "/") {
+		if !appIDSegment.MatchString(seg) {
+			return fmt.Errorf("app id %q: segment %q is not a Marathon id (lowercase letters, digits, '-' and '.')", id, seg)
+		}
+	}
+	return nil
 }
 
 func (m MarathonClient) once(ctx context.Context, client *http.Client, timeout time.Duration, method, u string, body []byte) (out []byte, final bool, err error) {

@@ -76,6 +76,8 @@ func (l LocalCounters) RequestTotals(ctx context.Context, appIDs []string) []Edg
 type EdgeCounters struct {
 	URLs   []string
 	Client *http.Client
+	// Timeout bounds each read, whatever Client's own; default 10s.
+	Timeout time.Duration
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 }
@@ -104,6 +106,8 @@ func (e EdgeCounters) RequestTotals(ctx context.Context, appIDs []string) []Edge
 // readApp adds one app's route totals from one edge to totals. An app the edge does not
 // know (404) has no routes there.
 func (e EdgeCounters) readApp(ctx context.Context, edge, id string, now func() time.Time, totals map[RouteKey]Count) error {
+	ctx, cancel := context.WithTimeout(ctx, timeoutOr(e.Timeout))
+	defer cancel()
 	client := e.Client
 	if client == nil {
 		client = http.DefaultClient

@@ -48,7 +48,10 @@ type Scaler struct {
 	usage    *UsageTracker
 	policies map[string]*Policy
 	backoffs map[string]*Backoff
-	badLabel map[string]string // the last label error logged, per app
+	// unreachable spaces the attempts after Marathon as a whole failed to answer, for every
+	// app at once: one outage must not cost one timeout per app per interval.
+	unreachable *Backoff
+	badLabel    map[string]string // the last label error logged, per app
 
 	mu     sync.Mutex
 	status map[string]Decision // the last decision per app
@@ -81,7 +84,7 @@ func New(cfg Config) (*Scaler, error) {
 		cfg.Now = time.Now
 	}
 	return &Scaler{cfg: cfg, rates: NewRateTracker(), usage: NewUsageTracker(), policies: map[string]*Policy{},
-		backoffs: map[string]*Backoff{}, badLabel: map[string]string{}, status: map[string]Decision{}}, nil
+		backoffs: map[string]*Backoff{}, unreachable: &Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax}, badLabel: map[string]string{}, status: map[string]Decision{}}, nil
 }
 
 // Run decides every interval until ctx ends.
@@ -117,7 +120,7 @@ func (s *Scaler) Tick(ctx context.Context) {
 		decisions = append(decisions, s.decideRates(ctx, now, opted)...)
 		decisions = append(decisions, s.decideResources(ctx, now, snap, opted)...)
 		for i := range decisions {
-			s.act(ctx, now, lead, &decisions[i])
+			s.act(ctx, now, &decisions[i])
 		}
 	}
 	s.mu.Lock()
@@ -241,13 +244,13 @@ func (s *Scaler) decideResources(ctx context.Context, now time.Time, snap *disco
 		}
 		return out
 	}
-	byExecutor, readAt := s.readAgents(ctx, snap, apps)
+	byAgent, readAt := s.readAgents(ctx, snap, apps)
 	live := map[string]bool{}
 	for _, o := range apps {
 		for _, t := range o.app.Tasks {
 			live[t.ID] = true
 		}
-		rs := s.usage.Sample(o.app, byExecutor, readAt)
+		rs := s.usage.Sample(o.app, byAgent, readAt)
 		out = append(out, o.policy.DecideResource(now, o.app.Instances, rs, len(o.app.Deployments) > 0))
 	}
 	s.usage.Forget(func(id string) bool { return live[id] })
@@ -255,18 +258,19 @@ func (s *Scaler) decideResources(ctx context.Context, now time.Time, snap *disco
 }
 
 // readAgents reads every agent that runs a task of apps; an agent that fails leaves its
-// tasks without figures.
-func (s *Scaler) readAgents(ctx context.Context, snap *discovery.Snapshot, apps []optedApp) (map[string]ExecutorUsage, time.Time) {
+// tasks without figures. The figures are kept by agent: an agent's word counts only for the
+// tasks it runs.
+func (s *Scaler) readAgents(ctx context.Context, snap *discovery.Snapshot, apps []optedApp) (AgentUsage, time.Time) {
 	need := map[string]bool{}
 	for _, o := range apps {
 		for _, t := range o.app.Tasks {
 			need[t.SlaveID] = true
 		}
 	}
-	byExecutor := map[string]ExecutorUsage{}
+	byAgent := AgentUsage{}
 	readAt := s.cfg.Now()
 	for _, agent := range snap.Mesos.Agents {
-		if !need[agent.ID] {
+		if !need[agent.ID] || byAgent[agent.ID] != nil {
 			continue
 		}
 		usage, err := s.cfg.Agents.Statistics(ctx, agent)
@@ -274,24 +278,28 @@ func (s *Scaler) readAgents(ctx context.Context, snap *discovery.Snapshot, apps 
 			s.cfg.Logger.Warn("autoscale: agent statistics unreadable; its tasks have no figures", "agent", agent.ID, "error", err)
 			continue
 		}
+		byExecutor := make(map[string]ExecutorUsage, len(usage))
 		for _, u := range usage {
 			byExecutor[u.ExecutorID] = u
-			if u.Source != "" && u.Source != u.ExecutorID {
-				if _, taken := byExecutor[u.Source]; !taken {
-					byExecutor[u.Source] = u
-				}
+		}
+		// A task's executor id may differ from the task id (a custom executor); its source
+		// then names the task. An executor's own id wins over another's source.
+		for _, u := range usage {
+			if _, taken := byExecutor[u.Source]; u.Source != "" && !taken {
+				byExecutor[u.Source] = u
 			}
 		}
+		byAgent[agent.ID] = byExecutor
 	}
-	return byExecutor, readAt
+	return byAgent, readAt
 }
 
 // act carries out a decision: a scale is written to Marathon when this instance leads, the
 // app is not in a deployment by Marathon's own word and its backoff allows; then the decision
 // is logged and counted.
-func (s *Scaler) act(ctx context.Context, now time.Time, lead bool, d *Decision) {
+func (s *Scaler) act(ctx context.Context, now time.Time, d *Decision) {
 	if d.Action == ActionScale {
-		s.scale(ctx, now, lead, d)
+		s.scale(ctx, now, d)
 	}
 	mode := string(d.Mode)
 	if mode == "" {
@@ -316,8 +324,10 @@ func (s *Scaler) act(ctx context.Context, now time.Time, lead bool, d *Decision)
 	s.cfg.Logger.Info("autoscale decision", attrs...)
 }
 
-// scale writes one scale decision, or turns it into a skip saying why not.
-func (s *Scaler) scale(ctx context.Context, now time.Time, lead bool, d *Decision) {
+// scale writes one scale decision, or turns it into a skip saying why not. The lock is asked
+// at each write, not once per interval: an interval with many apps and a slow Marathon can
+// outlast this instance's hold of the lock.
+func (s *Scaler) scale(ctx context.Context, now time.Time, d *Decision) {
 	direction := "up"
 	if d.To < d.From {
 		direction = "down"
@@ -325,9 +335,20 @@ func (s *Scaler) scale(ctx context.Context, now time.Time, lead bool, d *Decisio
 	skip := func(reason string) {
 		d.Action, d.Reason, d.To = ActionSkip, reason+" (wanted "+fmt.Sprint(d.To)+"; "+d.Reason+")", d.From
 	}
-	if !lead {
+	lost := func() bool {
+		if s.cfg.Leader.Leading() {
+			return false
+		}
 		skip("another instance holds the autoscale lock")
+		return true
+	}
+	if lost() {
 		return
+	}
+	if t, ok := s.cfg.Leader.(Term); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = t.Term(ctx)
+		defer cancel()
 	}
 	p := s.policies[d.App]
 	if s.cfg.DryRun {
@@ -341,12 +362,17 @@ func (s *Scaler) scale(ctx context.Context, now time.Time, lead bool, d *Decisio
 		b = &Backoff{Base: s.cfg.RetryBase, Max: s.cfg.RetryMax}
 		s.backoffs[d.App] = b
 	}
-	if !b.Ready(now) {
-		skip(fmt.Sprintf("Marathon failed before; next attempt in %s", b.until.Sub(now).Round(time.Millisecond)))
-		return
+	for _, b := range []*Backoff{s.unreachable, b} {
+		if !b.Ready(now) {
+			skip(fmt.Sprintf("Marathon failed before; next attempt in %s", b.until.Sub(now).Round(time.Millisecond)))
+			return
+		}
 	}
 	fail := func(err error) {
 		wait := b.Failed(now)
+		if errors.Is(err, ErrMarathonUnavailable) {
+			wait = s.unreachable.Failed(now)
+		}
 		d.Error = fmt.Sprintf("%v (next attempt in %s)", err, wait)
 		scalesTotal.WithLabelValues(direction, "error").Inc()
 		skip("Marathon failed")
@@ -356,6 +382,7 @@ func (s *Scaler) scale(ctx context.Context, now time.Time, lead bool, d *Decisio
 		fail(err)
 		return
 	}
+	s.unreachable.Succeeded() // it answered
 	switch {
 	case st.Deployments > 0:
 		skip("in a deployment, by Marathon's word: never scaled")
@@ -364,8 +391,15 @@ func (s *Scaler) scale(ctx context.Context, now time.Time, lead bool, d *Decisio
 	case st.Instances != d.From:
 		skip(fmt.Sprintf("Marathon has %d instances now, not %d: deciding again on the next interval", st.Instances, d.From))
 		return
+	case lost():
+		return
 	}
 	if err := s.cfg.Marathon.Scale(ctx, d.App, d.To); err != nil {
+		if !s.cfg.Leader.Leading() {
+			d.Error = err.Error()
+			skip("the autoscale lock was lost during the write, which was abandoned (Marathon may have had it already)")
+			return
+		}
 		if errors.Is(err, ErrDeploymentLocked) {
 			b.Failed(now)
 			skip("in a deployment, by Marathon's 409: never scaled")

@@ -3,6 +3,7 @@ package autoscale
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -19,12 +20,17 @@ type memMarathon struct {
 	fail        error
 	gets, puts  int
 	scaled      []string
+	// onGet runs at every GET, as if something happened while Marathon answered.
+	onGet func()
 }
 
 func (m *memMarathon) App(_ context.Context, id string) (AppState, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.gets++
+	if m.onGet != nil {
+		m.onGet()
+	}
 	if m.fail != nil {
 		return AppState{}, m.fail
 	}
@@ -209,5 +215,184 @@ func TestScalerDryRunAndFollowerNeverWrite(t *testing.T) {
 	f.tick(2)
 	if f.m.instances["/web"] != 5 {
 		t.Fatalf("after taking the lock: %d instances, want 5", f.m.instances["/web"])
+	}
+}
+
+// The lock is asked again right before every write, not once per interval: an instance that
+// loses it while Marathon answers a GET (a slow Marathon, many apps to scale) writes nothing
+// more, while the new holder may already be scaling.
+func TestScalerLosingTheLockMidIntervalStopsWriting(t *testing.T) {
+	f := newFixture(t, false, rpsApp("/a", 1, nil), rpsApp("/b", 1, nil))
+	f.tick(1) // warm up: the next interval scales both
+	if f.m.puts != 0 {
+		t.Fatalf("%d PUTs while warming up", f.m.puts)
+	}
+	f.m.onGet = func() { f.lead.on = false }
+	f.tick(1)
+	if f.m.puts != 0 {
+		t.Fatalf("%d PUTs after the lock was lost during the interval (scaled %v)", f.m.puts, f.m.scaled)
+	}
+	for _, app := range []string{"/a", "/b"} {
+		if d := f.decision(t, app); d.Action != ActionSkip || !strings.Contains(d.Reason, "another instance holds the autoscale lock") {
+			t.Errorf("%s: %+v, want a skip for the lost lock", app, d)
+		}
+	}
+}
+
+// A Marathon nobody can reach is one outage, not one per app: after the first app's attempt
+// fails, the others of the interval are not tried, and the next attempt waits for the
+// backoff, whatever the number of apps.
+func TestScalerUnreachableMarathonIsTriedOncePerBackoff(t *testing.T) {
+	apps := []*discovery.App{rpsApp("/a", 1, nil), rpsApp("/b", 1, nil), rpsApp("/c", 1, nil)}
+	f := newFixture(t, false, apps...)
+	f.tick(1)
+	f.m.fail = fmt.Errorf("GET http://m1:8080/v2/apps/a: timeout: %w", ErrMarathonUnavailable)
+	f.tick(1)
+	if f.m.gets != 1 {
+		t.Fatalf("%d GETs in the interval Marathon was first unreachable, want 1", f.m.gets)
+	}
+	f.tick(2) // within the 4-interval backoff
+	if f.m.gets != 1 {
+		t.Fatalf("%d GETs within the backoff, want still 1", f.m.gets)
+	}
+	for _, a := range apps {
+		if d := f.decision(t, a.ID); d.Action != ActionSkip || !strings.Contains(d.Reason, "Marathon") {
+			t.Errorf("%s: %+v, want a skip naming Marathon", a.ID, d)
+		}
+	}
+	f.m.fail = nil
+	f.tick(20)
+	for _, a := range apps {
+		if f.m.instances[a.ID] != 5 {
+			t.Errorf("after Marathon came back: %s has %d instances, want 5", a.ID, f.m.instances[a.ID])
+		}
+	}
+}
+
+// mapAgents answers each agent's statistics from a map; the figures grow by step per call.
+type mapAgents struct {
+	mu    sync.Mutex
+	calls int
+	by    map[string]func(call int) []ExecutorUsage
+}
+
+func (m *mapAgents) Statistics(_ context.Context, a discovery.Agent) ([]ExecutorUsage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls++
+	return m.by[a.ID](m.calls), nil
+}
+
+// An agent's statistics count only for the tasks that agent runs: an agent reporting an
+// executor id of a task on another agent (a clash of executor ids, a hostile agent) does not
+// replace the figures of the agent that runs it, whatever order the agents are read in.
+func TestScalerStatisticsOnlyFromTheTasksAgent(t *testing.T) {
+	app := &discovery.App{ID: "/work", Instances: 2, Labels: map[string]string{LabelMode: "cpu"}, Tasks: []*discovery.Task{
+		{ID: "work.1", SlaveID: "a1", State: "TASK_RUNNING"}, {ID: "work.2", SlaveID: "a2", State: "TASK_RUNNING"},
+	}}
+	honest := func(id string, call int) ExecutorUsage {
+		// 50% of a CPU: 1 CPU-second per 2 seconds of the agent's clock.
+		return ExecutorUsage{ExecutorID: id, CPUSecs: float64(call), MemRSSBytes: 1, MemLimitBytes: 2, Timestamp: float64(2 * call)}
+	}
+	agents := &mapAgents{by: map[string]func(int) []ExecutorUsage{
+		"a1": func(call int) []ExecutorUsage { return []ExecutorUsage{honest("work.1", call)} },
+		"a2": func(call int) []ExecutorUsage {
+			spoof := ExecutorUsage{ExecutorID: "work.1", CPUSecs: 1e6 * float64(call), MemRSSBytes: 2, MemLimitBytes: 2, Timestamp: float64(2 * call)}
+			return []ExecutorUsage{honest("work.2", call), spoof}
+		},
+	}}
+	var now = t0
+	snap := &discovery.Snapshot{Apps: discovery.AppSet{}.With(app), Mesos: &discovery.MesosState{Agents: []discovery.Agent{{ID: "a1"}, {ID: "a2"}}}}
+	m := &memMarathon{instances: map[string]int{"/work": 2}, deployments: map[string]int{}}
+	s, err := New(Config{Interval: testInterval, Defaults: DefaultSettings(), Snapshot: func() *discovery.Snapshot { return snap },
+		Agents: agents, Marathon: m, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		now = now.Add(testInterval)
+		s.Tick(context.Background())
+	}
+	d := s.Status().Apps[0]
+	if d.Inputs.CPU == nil || d.Inputs.Mem == nil || *d.Inputs.CPU > 51 || *d.Inputs.Mem != 50 {
+		t.Fatalf("decision %+v (cpu %v, mem %v): want the honest 50%% CPU and memory of both tasks", d, fmtPercent(d.Inputs.CPU), fmtPercent(d.Inputs.Mem))
+	}
+}
+
+// termFlag is a Leadership whose writes run under a context that ends when it stops leading.
+type termFlag struct {
+	mu   sync.Mutex
+	on   bool
+	term chan struct{}
+}
+
+func (f *termFlag) Leading() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.on
+}
+
+func (f *termFlag) lose() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.on = false
+	close(f.term)
+}
+
+func (f *termFlag) Term(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	f.mu.Lock()
+	term := f.term
+	f.mu.Unlock()
+	go func() {
+		select {
+		case <-term:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// blockingMarathon answers GETs at once and holds every PUT until its context ends, telling
+// when one is in flight.
+type blockingMarathon struct {
+	memMarathon
+	inFlight chan struct{}
+}
+
+func (m *blockingMarathon) Scale(ctx context.Context, id string, n int) error {
+	m.inFlight <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A write in flight when the lock is lost is abandoned: a Marathon failing over can hold a
+// PUT (and the client then tries the next URL) past the time another instance takes the
+// lock, and the old holder's write must not land beside the new one's.
+func TestScalerWriteInFlightEndsWithTheLock(t *testing.T) {
+	f := newFixture(t, false, rpsApp("/web", 1, nil))
+	m := &blockingMarathon{memMarathon: memMarathon{instances: map[string]int{"/web": 1}, deployments: map[string]int{}}, inFlight: make(chan struct{})}
+	lead := &termFlag{on: true, term: make(chan struct{})}
+	f.s.cfg.Marathon, f.s.cfg.Leader = m, lead
+	f.tick(1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.tick(1)
+	}()
+	select {
+	case <-m.inFlight:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no PUT was sent")
+	}
+	lead.lose()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the PUT in flight went on after the lock was lost")
+	}
+	if d := f.decision(t, "/web"); d.Action != ActionSkip || d.Error == "" {
+		t.Fatalf("decision %+v, want a skip with the abandoned write's error", d)
 	}
 }

@@ -170,6 +170,21 @@ func (s Settings) Check() error {
 // labelValueLimit bounds a label value read: longer values are refused, not cut.
 const labelValueLimit = 256
 
+// labelErrorsShown is how many bad labels an error names; labelNameShown how much of a
+// label's name.
+const (
+	labelErrorsShown = 3
+	labelNameShown   = 80
+)
+
+// shortLabel is a label name cut for an error message.
+func shortLabel(k string) string {
+	if len(k) <= labelNameShown {
+		return k
+	}
+	return strings.ToValidUTF8(k[:labelNameShown], "") + "…"
+}
+
 // SettingsOf returns the app's settings: defaults overridden by its labels. ok is false for
 // an app without LabelMode (not opted in). A label that is not a number, out of range or
 // unknown (a LODESTAR_AUTOSCALE_ label we do not read, most likely a typo) is an error naming
@@ -191,12 +206,17 @@ func SettingsOf(appID string, labels map[string]string, defaults Settings) (s Se
 	for _, k := range names {
 		v := strings.TrimSpace(labels[k])
 		if len(v) > labelValueLimit {
-			errs = append(errs, fmt.Errorf("label %s: value of %d bytes, longer than %d", k, len(v), labelValueLimit))
+			errs = append(errs, fmt.Errorf("label %s: value of %d bytes, longer than %d", shortLabel(k), len(v), labelValueLimit))
 			continue
 		}
 		if err := s.set(k, v); err != nil {
-			errs = append(errs, fmt.Errorf("label %s=%q: %w", k, v, err))
+			errs = append(errs, fmt.Errorf("label %s=%q: %w", shortLabel(k), v, err))
 		}
+	}
+	// The error is logged and shown on the status page: thousands of bad labels make a
+	// count, not a page of them.
+	if len(errs) > labelErrorsShown {
+		errs = append(errs[:labelErrorsShown], fmt.Errorf("%d bad %s labels in all", len(errs), LabelPrefix))
 	}
 	s.Mode = Mode(strings.ToLower(strings.TrimSpace(mode)))
 	if err := errors.Join(errs...); err != nil {
