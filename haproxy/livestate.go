@@ -54,17 +54,10 @@ type LiveBackend struct {
 	Requests uint64
 }
 
-// ParseLiveServers reads the server rows of `show stat` output (CSV with a "# pxname,…"
-// header line); frontend, backend and listener rows are skipped. It reads only the columns it
-// needs rather than keeping every column of every row: a large configuration has tens of
-// thousands of servers, read again every second while someone looks.
-func ParseLiveServers(out string) ([]LiveServer, error) {
-	servers, _, err := ParseLiveStats(out)
-	return servers, err
-}
-
-// ParseLiveStats reads the server rows and the backend rows of `show stat` output; frontend
-// and listener rows are skipped.
+// ParseLiveStats reads the server rows and the backend rows of `show stat` output (CSV with a
+// "# pxname,…" header line); frontend and listener rows are skipped. It reads only the
+// columns it needs rather than keeping every column of every row: a large configuration has
+// tens of thousands of servers, read again every second while someone looks.
 func ParseLiveStats(out string) ([]LiveServer, []LiveBackend, error) {
 	out = strings.TrimLeft(out, "\n")
 	if !strings.HasPrefix(out, "# pxname,") {

@@ -30,7 +30,7 @@ func readShowStat(t testing.TB, name string) string {
 }
 
 func TestParseLiveServersOfHAProxy26(t *testing.T) {
-	servers, err := ParseLiveServers(readShowStat(t, "haproxy-2.6-all.csv"))
+	servers, _, err := ParseLiveStats(readShowStat(t, "haproxy-2.6-all.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestParseLiveServersOfHAProxy26(t *testing.T) {
 // The HTTP check's detail is the reason phrase the backend server chose: it is kept as text
 // (the page escapes it), bounded in length.
 func TestParseLiveServersKeepsACheckDetailAsText(t *testing.T) {
-	servers, err := ParseLiveServers(readShowStat(t, "haproxy-2.6-httpchk.csv"))
+	servers, _, err := ParseLiveStats(readShowStat(t, "haproxy-2.6-httpchk.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestParseLiveServersHostileAndOddInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := ParseLiveServers(c.in)
+			got, _, err := ParseLiveStats(c.in)
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err %v, want one containing %q", err, c.wantErr)
@@ -301,7 +301,7 @@ func BenchmarkParseLiveServers(b *testing.B) {
 	out := sb.String()
 	b.Run("ParseLiveServers", func(b *testing.B) {
 		for range b.N {
-			if s, err := ParseLiveServers(out); err != nil || len(s) != 20000 {
+			if s, _, err := ParseLiveStats(out); err != nil || len(s) != 20000 {
 				b.Fatal(len(s), err)
 			}
 		}

@@ -185,19 +185,12 @@ func (a *autoscaler) AutoscaleStatus() api.AutoscaleStatus {
 		case d.Mode == autoscale.ModeRate:
 			inputs = fmt.Sprintf("%.1f req/s on port %d over %d samples (%d incomplete)", in.RPS, in.Port, in.Samples, in.Incomplete)
 		case d.Mode != "":
-			inputs = fmt.Sprintf("cpu %s, mem %s, %d of %d tasks reported", percent(in.CPU), percent(in.Mem), in.WithStats, in.Tasks)
+			inputs = fmt.Sprintf("cpu %s, mem %s, %d of %d tasks reported", autoscale.FormatPercent(in.CPU), autoscale.FormatPercent(in.Mem), in.WithStats, in.Tasks)
 		}
 		out.Decisions = append(out.Decisions, api.AutoscaleDecision{AppID: d.App, Mode: string(d.Mode), Action: string(d.Action),
 			From: d.From, To: d.To, Reason: d.Reason, Inputs: inputs, Error: d.Error, At: d.At})
 	}
 	return out
-}
-
-func percent(p *float64) string {
-	if p == nil {
-		return "unknown"
-	}
-	return fmt.Sprintf("%.1f%%", *p)
 }
 
 // httpClientTrusting is an HTTP client trusting the PEM CAs of file besides the system's;

@@ -311,7 +311,7 @@ func (s *Scaler) act(ctx context.Context, now time.Time, d *Decision) {
 	if d.Mode == ModeRate {
 		attrs = append(attrs, "rps", fmt.Sprintf("%.2f", in.RPS), "port", in.Port, "samples", in.Samples, "incomplete", in.Incomplete)
 	} else if d.Mode != "" {
-		attrs = append(attrs, "cpu", fmtPercent(in.CPU), "mem", fmtPercent(in.Mem), "tasks", in.Tasks, "with_stats", in.WithStats)
+		attrs = append(attrs, "cpu", FormatPercent(in.CPU), "mem", FormatPercent(in.Mem), "tasks", in.Tasks, "with_stats", in.WithStats)
 	}
 	if d.DryRun {
 		attrs = append(attrs, "dry_run", true)
@@ -443,7 +443,8 @@ func (s *Scaler) Status() Status {
 	return st
 }
 
-func fmtPercent(p *float64) string {
+// FormatPercent shows a usage figure as a decision's input does: "12.3%", or "unknown".
+func FormatPercent(p *float64) string {
 	if p == nil {
 		return "unknown"
 	}

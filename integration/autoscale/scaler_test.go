@@ -315,7 +315,7 @@ func TestScalerStatisticsOnlyFromTheTasksAgent(t *testing.T) {
 	}
 	d := s.Status().Apps[0]
 	if d.Inputs.CPU == nil || d.Inputs.Mem == nil || *d.Inputs.CPU > 51 || *d.Inputs.Mem != 50 {
-		t.Fatalf("decision %+v (cpu %v, mem %v): want the honest 50%% CPU and memory of both tasks", d, fmtPercent(d.Inputs.CPU), fmtPercent(d.Inputs.Mem))
+		t.Fatalf("decision %+v (cpu %v, mem %v): want the honest 50%% CPU and memory of both tasks", d, FormatPercent(d.Inputs.CPU), FormatPercent(d.Inputs.Mem))
 	}
 }
 
