@@ -50,6 +50,20 @@ func FetchRequestTotals(ctx context.Context, client *http.Client, edge string) (
 	return doc, err
 }
 
+// maxErrorBody bounds the error answer read for its message.
+const maxErrorBody = 4 << 10
+
+// errorOf is the message of an API error answer ({"error": "..."}), quoted (it is the peer's
+// text) after ": ", or "" when the answer is not one.
+func errorOf(body io.Reader) string {
+	var e errorBody
+	b, _ := io.ReadAll(io.LimitReader(body, maxErrorBody))
+	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+		return ""
+	}
+	return fmt.Sprintf(": %q", e.Error)
+}
+
 // errNotFound is fetchJSON's answer for a 404, which each caller names for its endpoint.
 var errNotFound = errors.New("status 404")
 
@@ -69,7 +83,7 @@ func fetchJSON(ctx context.Context, client *http.Client, u string, max int64, do
 		return errNotFound
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: status %d", u, resp.StatusCode)
+		return fmt.Errorf("GET %s: status %d%s", u, resp.StatusCode, errorOf(resp.Body))
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if err != nil {

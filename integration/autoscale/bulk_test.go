@@ -136,7 +136,7 @@ func TestEdgeCountersBulkFaults(t *testing.T) {
 	slow := EdgeCounters{URLs: []string{silent, good}, Timeout: 300 * time.Millisecond}
 	rs = append(rs[:3], append(slow.RequestTotals(context.Background(), []string{"/a"}), rs[3])...)
 	urls := []string{garbage, huge, failing, silent}
-	for i, want := range []string{"not the JSON expected", "longer than", "status 503", "deadline exceeded"} {
+	for i, want := range []string{"not the JSON expected", "longer than", "status 503: \"reading HAProxy's request counters: HAProxy is not running\"", "deadline exceeded"} {
 		if rs[i].Err == nil || !strings.Contains(rs[i].Err.Error(), want) || rs[i].Totals != nil {
 			t.Errorf("edge %d: %+v, want an error with %q and no totals", i, rs[i], want)
 		}
