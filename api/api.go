@@ -11,6 +11,8 @@
 //	GET  /v1/apps/{id}               one app (the id keeps its slashes: /v1/apps/shop/web):
 //	                                 labels, ports, HAProxy labels as parsed, routes, tasks
 //	                                 with eligibility and why, DNS names; 404 for unknown ids
+//	GET  /v1/requests                every routed app's per-route cumulative request totals,
+//	                                 from one reading of HAProxy (503 when it cannot be read)
 //	GET  /v1/dns/records?name=N      every DNS record of a name (needs --dns-listen)
 //	GET  /v1/stream                  the registry as a resumable stream (server-sent events;
 //	                                 see discovery/relay), mounted by MountStream
@@ -155,6 +157,7 @@ func New(cfg Config, reg Registry) (*Server, error) {
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v1/apps", s.apps).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v1/apps/{id:.+}", s.app).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v1/requests", s.requestTotals).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v1/dns/records", s.dnsRecords).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v1/resync", s.resync).Methods(http.MethodPost)
 	r.Handle("/metrics", promhttp.Handler()).Methods(http.MethodGet, http.MethodHead)

@@ -512,6 +512,7 @@ func TestAutoscaleCommandWithEdges(t *testing.T) {
 	l := startRateLoad(url, 150)
 	defer l.Stop()
 	args := []string{"--marathon", fm.URL(), "--lodestar", edge.API, "--alone", "--interval", autoscaleInterval}
+	perAppReads := apiRequests(t, edge.API, "/v1/apps/{id:.+}")
 	dry := startAutoscale(t, append(args, "--dry-run")...)
 	dry.WaitLog(t, "autoscale decision", "app=/web", "action=scale", "from=1", "to=3", "dry_run=true")
 	dry.Stop(t)
@@ -542,6 +543,36 @@ func TestAutoscaleCommandWithEdges(t *testing.T) {
 		}
 		return nil
 	})
+	// The autoscalers read the edge with GET /v1/requests, one per reading, never app by app.
+	if n := apiRequests(t, edge.API, "/v1/requests"); n < 2 {
+		t.Errorf("the edge served %v GET /v1/requests, want one per reading of each autoscaler", n)
+	}
+	if n := apiRequests(t, edge.API, "/v1/apps/{id:.+}"); n != perAppReads {
+		t.Errorf("the edge served %v GET /v1/apps/{id} during autoscaling (%v before): read app by app", n, perAppReads)
+	}
+}
+
+// apiRequests is how many GET requests of route (the mux template) the lodestar API at base
+// served, by its lodestar_api_requests_total.
+func apiRequests(t *testing.T, base, route string) float64 {
+	t.Helper()
+	metrics, err := httpGetBody(strings.TrimRight(base, "/") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, line := range strings.Split(metrics, "\n") {
+		rest, ok := strings.CutPrefix(line, "lodestar_api_requests_total{")
+		if !ok || !strings.Contains(rest, `method="GET"`) || !strings.Contains(rest, `route="`+route+`"`) {
+			continue
+		}
+		var n float64
+		if _, err := fmt.Sscan(rest[strings.LastIndex(rest, " ")+1:], &n); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		total += n
+	}
+	return total
 }
 
 // httpGetBody GETs url and returns its body; a status other than 200 is an error.

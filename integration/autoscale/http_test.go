@@ -15,10 +15,11 @@ import (
 	"github.com/lodestar-lb/lodestar/discovery"
 )
 
-// EdgeCounters reads GET /v1/apps/{id} of each edge: honest routes give counts at their
-// requests_at; hostile ones (a port out of range, requests_at in the future) are dropped or
-// clamped; an app the edge does not know has no routes; a failing edge fails its reading.
-func TestEdgeCounters(t *testing.T) {
+// EdgeCounters reads GET /v1/apps/{id} of each app from an edge without GET /v1/requests
+// (404: an older lodestar): honest routes give counts at their requests_at; hostile ones (a
+// port out of range, requests_at in the future) are dropped or clamped; an app the edge does
+// not know has no routes; a failing edge fails its reading.
+func TestEdgeCountersFallBackToAppReads(t *testing.T) {
 	answered := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	readAt := answered.Add(-400 * time.Millisecond)
 	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -27,7 +28,7 @@ func TestEdgeCounters(t *testing.T) {
 			fmt.Fprintf(w, `{"routes":[{"service_port":10000,"requests":42,"requests_at":%q},
 				{"service_port":10001,"requests":7,"requests_at":"2999-01-01T00:00:00Z"},
 				{"service_port":70000,"requests":1},{"service_port":10002}]}`, readAt.Format(time.RFC3339Nano))
-		case "/v1/apps/gone":
+		case "/v1/apps/gone", "/v1/requests":
 			http.NotFound(w, r)
 		default:
 			http.Error(w, "boom", http.StatusInternalServerError)

@@ -71,19 +71,20 @@ func (l LocalCounters) RequestTotals(ctx context.Context, appIDs []string) []Edg
 	return []EdgeReading{r}
 }
 
-// EdgeCounters reads the request totals from other lodestars' HTTP API (GET /v1/apps/{id}
-// of each edge, --lodestar).
+// EdgeCounters reads the request totals from other lodestars' HTTP API (--lodestar): one
+// GET /v1/requests per edge and reading, or, from an edge without that endpoint (an older
+// lodestar), GET /v1/apps/{id} of each app.
 type EdgeCounters struct {
 	URLs   []string
 	Client *http.Client
-	// Timeout bounds each read, whatever Client's own; default 10s.
+	// Timeout bounds each request, whatever Client's own; default 10s.
 	Timeout time.Duration
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 }
 
-// RequestTotals reads every edge, one app at a time; an edge that fails for one app is
-// failed for this reading.
+// RequestTotals reads every edge, one after the other; an edge that fails (for one app, when
+// read app by app) is failed for this reading.
 func (e EdgeCounters) RequestTotals(ctx context.Context, appIDs []string) []EdgeReading {
 	now := time.Now
 	if e.Now != nil {
@@ -92,26 +93,77 @@ func (e EdgeCounters) RequestTotals(ctx context.Context, appIDs []string) []Edge
 	out := make([]EdgeReading, len(e.URLs))
 	for i, edge := range e.URLs {
 		r := EdgeReading{Edge: edge, Totals: map[RouteKey]Count{}}
-		for _, id := range appIDs {
-			if err := e.readApp(ctx, edge, id, now, r.Totals); err != nil {
-				r.Totals, r.Err = nil, fmt.Errorf("edge %s, app %s: %w", edge, id, err)
-				break
-			}
+		err := e.readEdge(ctx, edge, appIDs, now, r.Totals)
+		if errors.Is(err, api.ErrNoRequestTotals) {
+			err = e.readApps(ctx, edge, appIDs, now, r.Totals)
+		}
+		if err != nil {
+			r.Totals, r.Err = nil, err
 		}
 		out[i] = r
 	}
 	return out
 }
 
+// readEdge adds the route totals of the apps asked for from one edge's GET /v1/requests to
+// totals; the edge's other apps are not counted.
+func (e EdgeCounters) readEdge(ctx context.Context, edge string, appIDs []string, now func() time.Time, totals map[RouteKey]Count) error {
+	ctx, cancel := context.WithTimeout(ctx, timeoutOr(e.Timeout))
+	defer cancel()
+	doc, err := api.FetchRequestTotals(ctx, e.client(), edge)
+	if errors.Is(err, api.ErrNoRequestTotals) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("edge %s: %w", edge, err)
+	}
+	asked := make(map[string]bool, len(appIDs))
+	for _, id := range appIDs {
+		asked[id] = true
+	}
+	at := readAt(doc.RequestsAt, now())
+	for _, rt := range doc.Routes {
+		if asked[rt.AppID] && validPort(rt.ServicePort) {
+			totals[RouteKey{rt.AppID, rt.ServicePort}] = Count{rt.Requests, at}
+		}
+	}
+	return nil
+}
+
+// readApps adds the route totals of the apps asked for from one edge to totals, one GET
+// /v1/apps/{id} each: the edges older than GET /v1/requests.
+func (e EdgeCounters) readApps(ctx context.Context, edge string, appIDs []string, now func() time.Time, totals map[RouteKey]Count) error {
+	for _, id := range appIDs {
+		if err := e.readApp(ctx, edge, id, now, totals); err != nil {
+			return fmt.Errorf("edge %s, app %s: %w", edge, id, err)
+		}
+	}
+	return nil
+}
+
+func (e EdgeCounters) client() *http.Client {
+	if e.Client == nil {
+		return http.DefaultClient
+	}
+	return e.Client
+}
+
+// readAt is when an edge read HAProxy: what it says, or when it answered if it does not say
+// (or says a time in the future, its clock off ours).
+func readAt(said *time.Time, answered time.Time) time.Time {
+	if said != nil && !said.After(answered) {
+		return *said
+	}
+	return answered
+}
+
+func validPort(p int) bool { return p > 0 && p <= 65535 }
+
 // readApp adds one app's route totals from one edge to totals. An app the edge does not
 // know (404) has no routes there.
 func (e EdgeCounters) readApp(ctx context.Context, edge, id string, now func() time.Time, totals map[RouteKey]Count) error {
 	ctx, cancel := context.WithTimeout(ctx, timeoutOr(e.Timeout))
 	defer cancel()
-	client := e.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
 	var doc struct {
 		Routes []struct {
 			ServicePort int        `json:"service_port"`
@@ -119,7 +171,7 @@ func (e EdgeCounters) readApp(ctx context.Context, edge, id string, now func() t
 			RequestsAt  *time.Time `json:"requests_at"`
 		} `json:"routes"`
 	}
-	err := api.FetchApp(ctx, client, edge, id, &doc)
+	err := api.FetchApp(ctx, e.client(), edge, id, &doc)
 	if errors.Is(err, api.ErrNoApp) {
 		return nil
 	}
@@ -128,16 +180,9 @@ func (e EdgeCounters) readApp(ctx context.Context, edge, id string, now func() t
 	}
 	answered := now()
 	for _, rt := range doc.Routes {
-		if rt.Requests == nil || rt.ServicePort <= 0 || rt.ServicePort > 65535 {
-			continue
+		if rt.Requests != nil && validPort(rt.ServicePort) {
+			totals[RouteKey{id, rt.ServicePort}] = Count{*rt.Requests, readAt(rt.RequestsAt, answered)}
 		}
-		// An edge that does not say when it read HAProxy (or says a time in the future, its
-		// clock off ours) is taken as read when it answered.
-		at := answered
-		if rt.RequestsAt != nil && !rt.RequestsAt.After(answered) {
-			at = *rt.RequestsAt
-		}
-		totals[RouteKey{id, rt.ServicePort}] = Count{*rt.Requests, at}
 	}
 	return nil
 }
