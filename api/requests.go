@@ -84,14 +84,39 @@ func (s *Server) readRequestTotals(ctx context.Context) (RequestTotals, error) {
 	return res, nil
 }
 
-// routedBackends is every route of every app of the registry's snapshot, in app id and port
-// order; nil without a snapshot or a HAProxy front end.
+// BackendLister is a Routing that also lists every app's backends in one pass; GET
+// /v1/requests uses it when the front end has it, rather than AppRoutes app by app (each of
+// which may scan every backend).
+type BackendLister interface {
+	// AppBackends returns the backend of every service port of every app HAProxy serves (a
+	// deployment group's for each of its apps; ids that are no app of the registry are
+	// ignored).
+	AppBackends() []AppBackend
+}
+
+// AppBackend names the backend serving one service port of an app.
+type AppBackend struct {
+	AppID       string
+	ServicePort int
+	Backend     string
+}
+
+// routedBackends is every route of every app of the registry's snapshot (in app id and port
+// order when read app by app); nil without a snapshot or a HAProxy front end.
 func routedBackends(reg Registry, routing Routing) []routedBackend {
 	snap := reg.Snapshot()
 	if snap == nil || routing == nil {
 		return nil
 	}
 	var out []routedBackend
+	if bl, ok := routing.(BackendLister); ok {
+		for _, b := range bl.AppBackends() {
+			if snap.App(b.AppID) != nil {
+				out = append(out, routedBackend{appID: b.AppID, servicePort: b.ServicePort, backend: b.Backend})
+			}
+		}
+		return out
+	}
 	snap.Apps.Each(func(a *discovery.App) bool {
 		for _, rt := range routing.AppRoutes(a.ID) {
 			out = append(out, routedBackend{appID: a.ID, servicePort: rt.ServicePort, backend: rt.Backend})

@@ -92,6 +92,48 @@ func TestRequestTotals(t *testing.T) {
 	}
 }
 
+// listingRouting is a Routing that lists its backends in one pass (BackendLister); its
+// AppRoutes must then not be used.
+type listingRouting struct {
+	statusRouting
+	backends []AppBackend
+	perApp   *atomic.Int32
+}
+
+func (r listingRouting) AppRoutes(id string) []Route {
+	r.perApp.Add(1)
+	return r.statusRouting.AppRoutes(id)
+}
+
+func (r listingRouting) AppBackends() []AppBackend { return r.backends }
+
+// With a Routing that lists every backend at once, GET /v1/requests takes that list (not
+// AppRoutes app by app) and keeps only the apps of the registry: a deployment group's own
+// name is no app.
+func TestRequestTotalsFromTheBackendList(t *testing.T) {
+	perApp := &atomic.Int32{}
+	routing := listingRouting{perApp: perApp, backends: []AppBackend{
+		{"/bg", 10070, "bg_10070"}, {"/bg-blue", 10070, "bg_10070"}, {"/shop/web", 10080, "shop_web_10080"},
+	}}
+	reading := liveWithBackends{requests: map[string]uint64{"bg_10070": 5, "shop_web_10080": 1234}}
+	code, body := requestsGet(t, appsRegistry("/shop/web", "/bg-blue"),
+		Frontends{Routing: routing, Live: countingLive{reading: reading, reads: &atomic.Int32{}}})
+	if code != http.StatusOK {
+		t.Fatalf("GET /v1/requests = %d %s", code, body)
+	}
+	var doc RequestTotals
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := []RouteRequests{{"/bg-blue", 10070, 5}, {"/shop/web", 10080, 1234}}
+	if !reflect.DeepEqual(doc.Routes, want) {
+		t.Errorf("routes %+v, want %+v", doc.Routes, want)
+	}
+	if n := perApp.Load(); n != 0 {
+		t.Errorf("AppRoutes called %d times beside the backend list", n)
+	}
+}
+
 // Nothing routed is an empty list, not a 404 nor a reading of HAProxy (which may fail).
 func TestRequestTotalsNothingRouted(t *testing.T) {
 	reads := &atomic.Int32{}

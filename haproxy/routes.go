@@ -158,3 +158,40 @@ func (s Slot) Address() string {
 	}
 	return net.JoinHostPort(host, strconv.Itoa(s.Port))
 }
+
+// AppBackend names the backend serving one service port of an app.
+type AppBackend struct {
+	AppID       string
+	ServicePort int
+	Backend     string
+}
+
+// AppBackends lists, in one pass, the backend of every service port of every app the running
+// configuration serves: what AppRoutes gives app by app, for a reader of every app (the
+// API's GET /v1/requests), since each AppRoutes scans every backend. A deployment group's
+// backends are listed for each of its apps, as AppRoutes reports them. Nil before anything
+// was applied.
+func (a *Applier) AppBackends() []AppBackend {
+	m := a.runningModel()
+	if m == nil {
+		return nil
+	}
+	members := map[string][]string{} // a group's owner ("/group") → its apps
+	for _, al := range m.labels {
+		if al.Deployment.Group != "" {
+			g := "/" + al.Deployment.Group
+			members[g] = append(members[g], al.AppID)
+		}
+	}
+	var out []AppBackend
+	for _, be := range m.Backends {
+		// The owner itself, as AppRoutes(owner) finds it, and every member of a group owner.
+		out = append(out, AppBackend{AppID: be.Owner, ServicePort: be.ServicePort, Backend: be.Name})
+		for _, id := range members[be.Owner] {
+			if id != be.Owner {
+				out = append(out, AppBackend{AppID: id, ServicePort: be.ServicePort, Backend: be.Name})
+			}
+		}
+	}
+	return out
+}

@@ -3,10 +3,13 @@ package haproxy
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lodestar-lb/lodestar/discovery"
 	"github.com/lodestar-lb/lodestar/internal/haproxytest"
 )
 
@@ -72,5 +75,43 @@ func TestAppRoutesAndLabels(t *testing.T) {
 	}
 	if a.AppLabels("/nope") != nil {
 		t.Error("labels for an unknown app")
+	}
+}
+
+// AppBackends lists, in one pass, what AppRoutes gives app by app: deployment group members
+// included.
+func TestAppBackendsEqualsAppRoutes(t *testing.T) {
+	member := func(id, started string) *discovery.App {
+		return portApp(id, 27100, withLabel("HAPROXY_0_VHOST", "bg.example.test"),
+			withLabel(LabelDeploymentGroup, "bg"), withLabel(LabelDeploymentAltPort, "27101"),
+			withLabel(LabelDeploymentStartedAt, started))
+	}
+	apps := []*discovery.App{member("/bg-blue", "2024-01-01T00:00:00"), member("/bg-green", "2024-02-01T00:00:00"),
+		portApp("/a", 27200), portApp("/b", 27300)}
+	reg := newTestRegistry(t)
+	snap := reg.replace(t, apps...)
+	a := &Applier{}
+	if a.AppBackends() != nil {
+		t.Fatal("backends before any configuration")
+	}
+	a.running = Build(snap, testConfig(), nil)
+	if len(a.running.Excluded) != 0 {
+		t.Fatalf("excluded %v", excluded(a.running))
+	}
+	var want, got []string
+	for _, ap := range apps {
+		for _, r := range a.AppRoutes(ap.ID) {
+			want = append(want, fmt.Sprintf("%s %d %s", ap.ID, r.ServicePort, r.Backend))
+		}
+	}
+	for _, b := range a.AppBackends() {
+		if snap.App(b.AppID) != nil { // a group's own name is no app of the registry
+			got = append(got, fmt.Sprintf("%s %d %s", b.AppID, b.ServicePort, b.Backend))
+		}
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) || len(want) != 4 {
+		t.Errorf("AppBackends\n got %q\nwant %q (4 routes)", got, want)
 	}
 }

@@ -48,6 +48,17 @@ func (r routing) AppRoutes(appID string) []api.Route {
 	return out
 }
 
+// AppBackends lists every app's backends in one pass (api.BackendLister, for GET
+// /v1/requests).
+func (r routing) AppBackends() []api.AppBackend {
+	bs := r.applier.AppBackends()
+	out := make([]api.AppBackend, len(bs))
+	for i, b := range bs {
+		out[i] = api.AppBackend{AppID: b.AppID, ServicePort: b.ServicePort, Backend: b.Backend}
+	}
+	return out
+}
+
 func (r routing) AppLabels(appID string) any {
 	if v := r.applier.AppLabels(appID); v != nil {
 		return v
